@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the real TLS peers the interop tests use, where they are missing.
+set -euo pipefail
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v tshark >/dev/null || need+=(tshark)
+command -v gnutls-cli >/dev/null || need+=(gnutls-bin)
+command -v curl >/dev/null || need+=(curl)
+command -v ip >/dev/null || need+=(iproute2)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "install-peers: not root and no sudo; missing: ${need[*]}" >&2
+    [ "${CI:-}" = "true" ] && exit 1 || exit 0
+  fi
+fi
+echo "install-peers: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

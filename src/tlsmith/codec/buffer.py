@@ -1,0 +1,208 @@
+"""Reader and Writer for the TLS presentation language (RFC 8446 §3).
+
+Length prefixes come from the structure: ``Writer.vector(n)`` fills the prefix when
+its block ends, ``Reader.vector(n)`` hands back a sub-reader that must be consumed.
+Every read past the end, and every unconsumed byte, is a ``DecodeError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+from tlsmith.errors import DecodeError
+
+_FROM = int.from_bytes
+
+
+class Reader:
+    """Reads big-endian integers and vectors from a byte string without copying."""
+
+    __slots__ = ("_data", "_pos", "_end", "_what")
+
+    def __init__(self, data: bytes | bytearray | memoryview, what: str = "message") -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._end = len(self._data)
+        self._what = what
+
+    # -- position -----------------------------------------------------------------
+    @property
+    def remaining(self) -> int:
+        return self._end - self._pos
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def at_end(self) -> bool:
+        return self._pos >= self._end
+
+    def finish(self) -> None:
+        """Require that everything was consumed (trailing bytes are a decode_error)."""
+        if self._pos != self._end:
+            raise DecodeError(
+                f"{self._what}: {self._end - self._pos} trailing byte(s) after the structure"
+            )
+
+    def _take(self, n: int) -> memoryview:
+        pos = self._pos
+        end = pos + n
+        if end > self._end:
+            raise DecodeError(
+                f"{self._what}: truncated, needed {n} byte(s) but only {self._end - pos} left"
+            )
+        self._pos = end
+        return self._data[pos:end]
+
+    # -- integers -----------------------------------------------------------------
+    def u8(self) -> int:
+        pos = self._pos
+        if pos >= self._end:
+            raise DecodeError(f"{self._what}: truncated, needed 1 byte but none left")
+        self._pos = pos + 1
+        return self._data[pos]
+
+    def u16(self) -> int:
+        return _FROM(self._take(2), "big")
+
+    def u24(self) -> int:
+        return _FROM(self._take(3), "big")
+
+    def u32(self) -> int:
+        return _FROM(self._take(4), "big")
+
+    def u64(self) -> int:
+        return _FROM(self._take(8), "big")
+
+    # -- bytes and vectors --------------------------------------------------------
+    def raw(self, n: int) -> bytes:
+        """Exactly ``n`` bytes (a fixed-length opaque field)."""
+        return bytes(self._take(n))
+
+    def view(self, n: int) -> memoryview:
+        """Exactly ``n`` bytes, without copying."""
+        return self._take(n)
+
+    def rest(self) -> bytes:
+        return bytes(self._take(self._end - self._pos))
+
+    def _length(self, prefix: int) -> int:
+        if prefix == 1:
+            return self.u8()
+        if prefix == 2:
+            return self.u16()
+        if prefix == 3:
+            return self.u24()
+        if prefix == 4:
+            return self.u32()
+        raise ValueError(f"unsupported length prefix size {prefix}")
+
+    def opaque(self, prefix: int, *, min_len: int = 0, max_len: int | None = None) -> bytes:
+        """``opaque x<min..max>`` with a ``prefix``-byte length."""
+        n = self._length(prefix)
+        if n < min_len or (max_len is not None and n > max_len):
+            raise DecodeError(
+                f"{self._what}: vector length {n} outside the allowed range "
+                f"{min_len}..{max_len if max_len is not None else 'max'}"
+            )
+        return bytes(self._take(n))
+
+    def vector(self, prefix: int, *, min_len: int = 0, what: str | None = None) -> Reader:
+        """A sub-reader over a length-prefixed vector; call ``finish()`` on it (or use
+        it as a context manager) so unconsumed bytes are caught."""
+        n = self._length(prefix)
+        if n < min_len:
+            raise DecodeError(f"{what or self._what}: vector of {n} byte(s), minimum {min_len}")
+        sub = Reader(self._take(n), what or self._what)
+        return sub
+
+    def u16_list(self, prefix: int = 2, *, min_len: int = 0) -> list[int]:
+        """A vector of uint16 values (e.g. cipher suites, groups, schemes)."""
+        n = self._length(prefix)
+        if n % 2:
+            raise DecodeError(f"{self._what}: odd length {n} for a list of 16-bit values")
+        if n < min_len:
+            raise DecodeError(f"{self._what}: list of {n} byte(s), minimum {min_len}")
+        view = self._take(n)
+        return [(view[i] << 8) | view[i + 1] for i in range(0, n, 2)]
+
+    def u8_list(self, prefix: int = 1, *, min_len: int = 0) -> list[int]:
+        n = self._length(prefix)
+        if n < min_len:
+            raise DecodeError(f"{self._what}: list of {n} byte(s), minimum {min_len}")
+        return list(self._take(n))
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish()
+
+
+class Writer:
+    """Builds a byte string; length prefixes are filled in when a vector block ends."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def getvalue(self) -> bytes:
+        return bytes(self._buf)
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def u8(self, v: int) -> None:
+        self._buf.append(v)
+
+    def u16(self, v: int) -> None:
+        self._buf += v.to_bytes(2, "big")
+
+    def u24(self, v: int) -> None:
+        self._buf += v.to_bytes(3, "big")
+
+    def u32(self, v: int) -> None:
+        self._buf += v.to_bytes(4, "big")
+
+    def u64(self, v: int) -> None:
+        self._buf += v.to_bytes(8, "big")
+
+    def raw(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data
+
+    def opaque(self, prefix: int, data: bytes | bytearray | memoryview) -> None:
+        """A length-prefixed opaque vector."""
+        n = len(data)
+        if n >= 1 << (8 * prefix):
+            raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
+        self._buf += n.to_bytes(prefix, "big")
+        self._buf += data
+
+    def u16_list(self, values: list[int] | tuple[int, ...], prefix: int = 2) -> None:
+        with self.vector(prefix):
+            for v in values:
+                self._buf += v.to_bytes(2, "big")
+
+    def u8_list(self, values: list[int] | tuple[int, ...], prefix: int = 1) -> None:
+        with self.vector(prefix):
+            self._buf += bytes(values)
+
+    @contextmanager
+    def vector(self, prefix: int) -> Iterator[None]:
+        """Everything written inside the block gets a ``prefix``-byte length in front."""
+        start = len(self._buf)
+        self._buf += bytes(prefix)
+        yield
+        n = len(self._buf) - start - prefix
+        if n >= 1 << (8 * prefix):
+            raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
+        self._buf[start : start + prefix] = n.to_bytes(prefix, "big")
