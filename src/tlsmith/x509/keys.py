@@ -1,0 +1,134 @@
+"""Loading private keys and certificate chains from PEM (or DER) files and bytes.
+
+Loading is local configuration, not a peer's doing, so failures raise ``UsageError``
+with a message that names the file and says what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeAlias
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+from tlsmith.errors import UsageError
+
+PrivateKey: TypeAlias = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+PublicKey: TypeAlias = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+#: A path (``str``/``PathLike``), or the PEM itself (``bytes``, or a ``str`` holding "-----BEGIN").
+Source: TypeAlias = str | os.PathLike[str] | bytes
+
+_PEM_MARKER = b"-----BEGIN"
+
+# Friendly curve names (RFC 8446 §4.2.7 / NIST names) for the ones TLS signs with.
+_CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+
+
+def _read(source: Source) -> tuple[bytes, str]:
+    """The bytes behind ``source`` and a label for messages (the path, or "PEM data")."""
+    if isinstance(source, bytes):
+        return source, "the PEM data given"
+    if isinstance(source, str) and source.lstrip().startswith("-----BEGIN"):
+        return source.encode("ascii", errors="replace"), "the PEM data given"
+    path = Path(source)
+    try:
+        return path.read_bytes(), str(path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a PEM file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def load_private_key(source: Source, *, password: bytes | None = None) -> PrivateKey:
+    """Load an RSA, ECDSA, Ed25519 or Ed448 private key from a PEM/DER file or PEM bytes.
+
+    Accepts PKCS#8, traditional ("BEGIN RSA/EC PRIVATE KEY") and DER encodings.
+    """
+    data, label = _read(source)
+    try:
+        if _PEM_MARKER in data:
+            key = serialization.load_pem_private_key(data, password=password)
+        else:
+            key = serialization.load_der_private_key(data, password=password)
+    except TypeError as exc:
+        # cryptography raises TypeError for a missing or unexpected password.
+        if password is None:
+            raise UsageError(
+                f"{label}: the private key is encrypted; supply its password"
+            ) from exc
+        raise UsageError(f"{label}: the private key is not encrypted; omit the password") from exc
+    except ValueError as exc:
+        if password is not None and "password" in str(exc).lower():
+            raise UsageError(f"{label}: wrong password for the private key") from exc
+        if b"CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
+            raise UsageError(
+                f"{label} holds a certificate, not a private key; pass the key file instead"
+            ) from exc
+        raise UsageError(f"{label}: no usable private key found ({exc})") from exc
+    except Exception as exc:  # unsupported algorithm and friends
+        raise UsageError(f"{label}: cannot load the private key ({exc})") from exc
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        raise UsageError(
+            f"{label}: a {type(key).__name__} cannot sign TLS handshakes; "
+            "use an RSA, ECDSA, Ed25519 or Ed448 key"
+        )
+    return key
+
+
+def load_certificate_chain(source: Source) -> list[x509.Certificate]:
+    """Load one or more certificates (leaf first, as in the file) from PEM, or one DER cert."""
+    data, label = _read(source)
+    try:
+        if _PEM_MARKER in data:
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        if b"PRIVATE KEY-----" in data and b"CERTIFICATE-----" not in data:
+            raise UsageError(
+                f"{label} holds a private key, not a certificate; pass the certificate file"
+            ) from exc
+        raise UsageError(f"{label}: no certificate found ({exc})") from exc
+    if not certs:
+        raise UsageError(f"{label}: no certificate found")
+    return certs
+
+
+def der_chain(certs: Iterable[x509.Certificate]) -> list[bytes]:
+    """The DER encodings, as carried in the TLS Certificate message (RFC 8446 §4.4.2)."""
+    return [cert.public_bytes(serialization.Encoding.DER) for cert in certs]
+
+
+def key_description(key: PrivateKey | PublicKey | object) -> str:
+    """A short name for a key: "RSA-2048", "ECDSA P-256", "Ed25519", "Ed448"."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"RSA-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"ECDSA {_CURVE_NAMES.get(key.curve.name, key.curve.name)}"
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+        return "Ed25519"
+    if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+        return "Ed448"
+    size = getattr(key, "key_size", None)
+    name = type(key).__name__.removeprefix("_")
+    return f"{name}-{size}" if isinstance(size, int) else name
