@@ -19,7 +19,7 @@ _FROM = int.from_bytes
 class Reader:
     """Reads big-endian integers and vectors from a byte string without copying."""
 
-    __slots__ = ("_data", "_pos", "_end", "_what")
+    __slots__ = ("_data", "_end", "_pos", "_what")
 
     def __init__(self, data: bytes | bytearray | memoryview, what: str = "message") -> None:
         self._data = memoryview(data)

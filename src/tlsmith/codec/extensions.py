@@ -1,0 +1,292 @@
+"""TLS extensions: one frozen dataclass per (extension type, body form), and the codec for
+an extension block (RFC 8446 §4.2, RFC 5246 §7.4.1.4).
+
+Every extension class has ``extension_type`` (a ClassVar), ``serialize_body()``,
+``write_body(w)`` and ``parse_body(data, context)``. The body form depends on the message
+(``ExtensionContext``): key_share, for instance, has three. An extension type we do not
+know, or a known type in a message for which we define no body form, is kept raw as
+``UnknownExtension`` so it survives parse -> serialize byte for byte. Whether an
+extension is *allowed* in a message is the handshake's decision, not the codec's.
+
+The classes live in ``extensions_common.py`` (TLS 1.2 and shared) and
+``extensions_tls13.py``; import them from here.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias, TypeVar
+
+from tlsmith.codec.buffer import Reader, Writer
+from tlsmith.codec.enums import ExtensionType
+from tlsmith.codec.extensions_base import (
+    ExtensionBody,
+    ExtensionContext,
+    UndefinedForm,
+    ext_name,
+)
+from tlsmith.codec.extensions_common import (
+    ApplicationLayerProtocolNegotiation,
+    CertificateStatusExtension,
+    ECPointFormats,
+    EncryptThenMac,
+    ExtendedMasterSecret,
+    MaxFragmentLength,
+    Padding,
+    RecordSizeLimit,
+    RenegotiationInfo,
+    ServerName,
+    SessionTicket,
+    SignatureAlgorithms,
+    SignatureAlgorithmsCert,
+    StatusRequest,
+    SupportedGroups,
+)
+from tlsmith.codec.extensions_tls13 import (
+    CertificateAuthorities,
+    Cookie,
+    EarlyDataIndication,
+    KeyShareClientHello,
+    KeyShareEntry,
+    KeyShareHelloRetryRequest,
+    KeyShareServerHello,
+    OIDFilter,
+    OIDFilters,
+    PostHandshakeAuth,
+    PreSharedKeyClientHello,
+    PreSharedKeyServerHello,
+    PskIdentity,
+    PskKeyExchangeModes,
+    SupportedVersionsClientHello,
+    SupportedVersionsServerHello,
+)
+from tlsmith.errors import IllegalParameter
+
+__all__ = [
+    "ApplicationLayerProtocolNegotiation",
+    "CertificateAuthorities",
+    "CertificateStatusExtension",
+    "Cookie",
+    "ECPointFormats",
+    "EarlyDataIndication",
+    "EncryptThenMac",
+    "ExtendedMasterSecret",
+    "Extension",
+    "ExtensionBody",
+    "ExtensionContext",
+    "KeyShareClientHello",
+    "KeyShareEntry",
+    "KeyShareHelloRetryRequest",
+    "KeyShareServerHello",
+    "KnownExtension",
+    "MaxFragmentLength",
+    "OIDFilter",
+    "OIDFilters",
+    "Padding",
+    "PostHandshakeAuth",
+    "PreSharedKeyClientHello",
+    "PreSharedKeyServerHello",
+    "PskIdentity",
+    "PskKeyExchangeModes",
+    "RecordSizeLimit",
+    "RenegotiationInfo",
+    "ServerName",
+    "SessionTicket",
+    "SignatureAlgorithms",
+    "SignatureAlgorithmsCert",
+    "StatusRequest",
+    "SupportedGroups",
+    "SupportedVersionsClientHello",
+    "SupportedVersionsServerHello",
+    "UnknownExtension",
+    "ext_name",
+    "find_extension",
+    "find_extension_type",
+    "parse_extensions",
+    "registered_class",
+    "serialize_extensions",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownExtension(ExtensionBody):
+    """An extension kept raw: its type is unknown (or GREASE), or the codec defines no
+    body form for it in this message."""
+
+    extension_type: ExtensionType
+    data: bytes
+
+    def write_body(self, w: Writer) -> None:
+        w.raw(self.data)
+
+
+KnownExtension: TypeAlias = (
+    ServerName
+    | MaxFragmentLength
+    | StatusRequest
+    | CertificateStatusExtension
+    | SupportedGroups
+    | ECPointFormats
+    | SignatureAlgorithms
+    | SignatureAlgorithmsCert
+    | ApplicationLayerProtocolNegotiation
+    | Padding
+    | EncryptThenMac
+    | ExtendedMasterSecret
+    | RecordSizeLimit
+    | SessionTicket
+    | RenegotiationInfo
+    | SupportedVersionsClientHello
+    | SupportedVersionsServerHello
+    | Cookie
+    | CertificateAuthorities
+    | OIDFilters
+    | PostHandshakeAuth
+    | KeyShareClientHello
+    | KeyShareServerHello
+    | KeyShareHelloRetryRequest
+    | PskKeyExchangeModes
+    | EarlyDataIndication
+    | PreSharedKeyClientHello
+    | PreSharedKeyServerHello
+)
+"""Every extension class with a parsed form."""
+
+Extension: TypeAlias = KnownExtension | UnknownExtension
+"""Any extension value: a parsed form or ``UnknownExtension``."""
+
+ExtT = TypeVar("ExtT", bound=Extension)
+
+_Parser = Callable[[memoryview, ExtensionContext], Extension]
+
+_C = ExtensionContext
+_CH = _C.CLIENT_HELLO
+_SH = _C.SERVER_HELLO
+_HRR = _C.HELLO_RETRY_REQUEST
+_EE = _C.ENCRYPTED_EXTENSIONS
+_CT = _C.CERTIFICATE
+_CR = _C.CERTIFICATE_REQUEST
+_NST = _C.NEW_SESSION_TICKET
+
+# Which class parses a given extension type in a given message. The table follows the
+# RFC 8446 §4.2 table for TLS 1.3, plus the TLS 1.2 ServerHello (SERVER_HELLO) forms.
+_FORMS: tuple[tuple[type[KnownExtension], tuple[ExtensionContext, ...]], ...] = (
+    (ServerName, (_CH, _SH, _EE)),
+    (MaxFragmentLength, (_CH, _SH, _EE)),
+    (StatusRequest, (_CH, _CR, _SH)),
+    (CertificateStatusExtension, (_CT,)),
+    (SupportedGroups, (_CH, _SH, _EE)),
+    (ECPointFormats, (_CH, _SH)),
+    (SignatureAlgorithms, (_CH, _CR)),
+    (SignatureAlgorithmsCert, (_CH, _CR)),
+    (ApplicationLayerProtocolNegotiation, (_CH, _SH, _EE)),
+    (Padding, (_CH,)),
+    (EncryptThenMac, (_CH, _SH)),
+    (ExtendedMasterSecret, (_CH, _SH)),
+    (RecordSizeLimit, (_CH, _SH, _EE)),
+    (SessionTicket, (_CH, _SH)),
+    (RenegotiationInfo, (_CH, _SH)),
+    (SupportedVersionsClientHello, (_CH,)),
+    (SupportedVersionsServerHello, (_SH, _HRR)),
+    (Cookie, (_CH, _HRR)),
+    (CertificateAuthorities, (_CH, _CR)),
+    (OIDFilters, (_CR,)),
+    (PostHandshakeAuth, (_CH,)),
+    (KeyShareClientHello, (_CH,)),
+    (KeyShareServerHello, (_SH,)),
+    (KeyShareHelloRetryRequest, (_HRR,)),
+    (PskKeyExchangeModes, (_CH,)),
+    (EarlyDataIndication, (_CH, _EE, _NST)),
+    (PreSharedKeyClientHello, (_CH,)),
+    (PreSharedKeyServerHello, (_SH,)),
+)
+
+_REGISTRY: dict[tuple[int, ExtensionContext], type[KnownExtension]] = {}
+for _cls, _contexts in _FORMS:
+    for _ctx in _contexts:
+        _key = (int(_cls.extension_type), _ctx)
+        assert _key not in _REGISTRY, _key
+        _REGISTRY[_key] = _cls
+del _cls, _contexts, _ctx, _key
+
+_PARSERS: dict[tuple[int, ExtensionContext], _Parser] = {
+    key: cls.parse_body for key, cls in _REGISTRY.items()
+}
+
+
+_TYPE_AND_LENGTH = struct.Struct(">HH").unpack  # extension_type, extension_data length
+
+
+def registered_class(
+    extension_type: ExtensionType | int, context: ExtensionContext
+) -> type[KnownExtension] | None:
+    """The class that parses ``extension_type`` in ``context`` (None: kept raw)."""
+    return _REGISTRY.get((int(extension_type), context))
+
+
+def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, ...]:
+    """Read ``Extension extensions<0..2^16-1>`` from ``r`` (the 2-byte length included).
+
+    Duplicate types -> ``IllegalParameter``; a body that does not decode ->
+    ``DecodeError`` naming the extension; in a ClientHello, pre_shared_key anywhere but
+    last -> ``IllegalParameter``.
+    """
+    block = r.vector(2, what=f"{context.value} extensions")
+    out: list[Extension] = []
+    seen: set[int] = set()
+    parsers = _PARSERS
+    while not block.at_end():
+        ext_type, length = _TYPE_AND_LENGTH(block.view(4))
+        body = block.view(length)
+        if ext_type in seen:
+            # RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type
+            # in a given extension block." (RFC 5246 §7.4.1.4 says the same.)
+            raise IllegalParameter(
+                f"{context.value}: duplicate {ext_name(ExtensionType(ext_type))} extension")
+        seen.add(ext_type)
+        parse = parsers.get((ext_type, context))
+        ext: Extension
+        if parse is None:
+            ext = UnknownExtension(ExtensionType(ext_type), bytes(body))
+        else:
+            try:
+                ext = parse(body, context)
+            except UndefinedForm:
+                ext = UnknownExtension(ExtensionType(ext_type), bytes(body))
+        out.append(ext)
+    if (
+        context is ExtensionContext.CLIENT_HELLO
+        and ExtensionType.PRE_SHARED_KEY in seen
+        and out[-1].extension_type != ExtensionType.PRE_SHARED_KEY
+    ):
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension in the ClientHello;
+        # servers MUST check and otherwise fail with illegal_parameter.
+        raise IllegalParameter("client_hello: pre_shared_key is not the last extension")
+    return tuple(out)
+
+
+def serialize_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
+    """Write ``Extension extensions<0..2^16-1>`` (length prefix included)."""
+    with w.vector(2):
+        for ext in extensions:
+            w.u16(ext.extension_type)
+            with w.vector(2):
+                ext.write_body(w)
+
+
+def find_extension(extensions: Iterable[Extension], cls: type[ExtT]) -> ExtT | None:
+    """The first extension that is an instance of ``cls``, or None."""
+    for ext in extensions:
+        if isinstance(ext, cls):
+            return ext
+    return None
+
+
+def find_extension_type(extensions: Iterable[Extension], t: ExtensionType) -> Extension | None:
+    """The extension of type ``t`` (parsed or raw), or None."""
+    for ext in extensions:
+        if ext.extension_type == t:
+            return ext
+    return None

@@ -1,0 +1,346 @@
+"""Extensions introduced by TLS 1.3 (RFC 8446 §4.2)."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import ClassVar, Self
+
+from tlsmith.codec.buffer import Reader, Writer
+from tlsmith.codec.enums import ExtensionType, NamedGroup, ProtocolVersion, PskKeyExchangeMode
+from tlsmith.codec.extensions_base import (
+    ExtensionBody,
+    ExtensionContext,
+    enum_tuple,
+    expect_empty,
+    ext_reader,
+    read_opaque_list,
+    read_u8_enums,
+    write_opaque_list,
+    write_u8s,
+    write_u16s,
+)
+from tlsmith.errors import DecodeError, IllegalParameter
+
+_T = ExtensionType
+
+
+# -- supported_versions (§4.2.1) ---------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SupportedVersionsClientHello(ExtensionBody):
+    """ClientHello form: ProtocolVersion versions<2..254>."""
+
+    extension_type: ClassVar[ExtensionType] = _T.SUPPORTED_VERSIONS
+    versions: tuple[ProtocolVersion, ...]
+
+    def write_body(self, w: Writer) -> None:
+        write_u16s(w, 1, self.versions)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            raw = r.opaque(1, min_len=2, max_len=254)
+        if len(raw) & 1:
+            raise DecodeError(f"supported_versions extension: odd list length {len(raw)}")
+        return cls(enum_tuple(ProtocolVersion, struct.unpack(f">{len(raw) >> 1}H", raw)))
+
+
+@dataclass(frozen=True, slots=True)
+class SupportedVersionsServerHello(ExtensionBody):
+    """ServerHello / HelloRetryRequest form: ProtocolVersion selected_version."""
+
+    extension_type: ClassVar[ExtensionType] = _T.SUPPORTED_VERSIONS
+    selected_version: ProtocolVersion
+
+    def write_body(self, w: Writer) -> None:
+        w.u16(self.selected_version)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            version = ProtocolVersion(r.u16())
+        return cls(version)
+
+
+# -- cookie (§4.2.2) ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Cookie(ExtensionBody):
+    """opaque cookie<1..2^16-1>."""
+
+    extension_type: ClassVar[ExtensionType] = _T.COOKIE
+    cookie: bytes
+
+    def write_body(self, w: Writer) -> None:
+        w.opaque(2, self.cookie)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            cookie = r.opaque(2, min_len=1)
+        return cls(cookie)
+
+
+# -- certificate_authorities (§4.2.4) ---------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CertificateAuthorities(ExtensionBody):
+    """DistinguishedName authorities<3..2^16-1>; opaque DistinguishedName<1..2^16-1>
+    (DER-encoded X.501 names, kept as bytes)."""
+
+    extension_type: ClassVar[ExtensionType] = _T.CERTIFICATE_AUTHORITIES
+    authorities: tuple[bytes, ...]
+
+    def write_body(self, w: Writer) -> None:
+        write_opaque_list(w, 2, 2, self.authorities)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            names = read_opaque_list(r, 2, 2, min_len=3, max_len=0xFFFF, item_min=1,
+                                     item_max=None, what="certificate_authorities list")
+        return cls(names)
+
+
+# -- oid_filters (§4.2.5) ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OIDFilter:
+    """opaque certificate_extension_oid<1..2^8-1>; opaque certificate_extension_values
+    <0..2^16-1> (both DER, kept raw)."""
+
+    certificate_extension_oid: bytes
+    certificate_extension_values: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OIDFilters(ExtensionBody):
+    """OIDFilter filters<0..2^16-1> (CertificateRequest only)."""
+
+    extension_type: ClassVar[ExtensionType] = _T.OID_FILTERS
+    filters: tuple[OIDFilter, ...]
+
+    def write_body(self, w: Writer) -> None:
+        with w.vector(2):
+            for f in self.filters:
+                w.opaque(1, f.certificate_extension_oid)
+                w.opaque(2, f.certificate_extension_values)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        filters: list[OIDFilter] = []
+        with ext_reader(data, cls.extension_type) as r, r.vector(2) as sub:
+            while not sub.at_end():
+                filters.append(OIDFilter(sub.opaque(1, min_len=1), sub.opaque(2)))
+        return cls(tuple(filters))
+
+
+# -- post_handshake_auth (§4.2.6) -------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PostHandshakeAuth(ExtensionBody):
+    """Empty body."""
+
+    extension_type: ClassVar[ExtensionType] = _T.POST_HANDSHAKE_AUTH
+
+    def write_body(self, w: Writer) -> None:
+        pass
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        expect_empty(data, cls.extension_type)
+        return cls()
+
+
+# -- key_share (§4.2.8) -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class KeyShareEntry:
+    """NamedGroup group; opaque key_exchange<1..2^16-1>."""
+
+    group: NamedGroup
+    key_exchange: bytes
+
+    def write(self, w: Writer) -> None:
+        w.u16(self.group)
+        w.opaque(2, self.key_exchange)
+
+    @classmethod
+    def read(cls, r: Reader) -> KeyShareEntry:
+        group = NamedGroup(r.u16())
+        return cls(group, r.opaque(2, min_len=1))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareClientHello(ExtensionBody):
+    """KeyShareEntry client_shares<0..2^16-1>."""
+
+    extension_type: ClassVar[ExtensionType] = _T.KEY_SHARE
+    client_shares: tuple[KeyShareEntry, ...]
+
+    def write_body(self, w: Writer) -> None:
+        with w.vector(2):
+            for entry in self.client_shares:
+                entry.write(w)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        shares: list[KeyShareEntry] = []
+        seen: set[int] = set()
+        with ext_reader(data, cls.extension_type) as r, r.vector(2) as sub:
+            while not sub.at_end():
+                entry = KeyShareEntry.read(sub)
+                if entry.group in seen:
+                    # RFC 8446 §4.2.8: clients MUST NOT offer multiple KeyShareEntry
+                    # values for the same group; servers MAY abort with illegal_parameter.
+                    raise IllegalParameter(
+                        f"key_share extension: two shares for the group {entry.group}")
+                seen.add(entry.group)
+                shares.append(entry)
+        return cls(tuple(shares))
+
+    def share_for(self, group: NamedGroup) -> KeyShareEntry | None:
+        for entry in self.client_shares:
+            if entry.group == group:
+                return entry
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareServerHello(ExtensionBody):
+    """KeyShareEntry server_share."""
+
+    extension_type: ClassVar[ExtensionType] = _T.KEY_SHARE
+    server_share: KeyShareEntry
+
+    def write_body(self, w: Writer) -> None:
+        self.server_share.write(w)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            entry = KeyShareEntry.read(r)
+        return cls(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyShareHelloRetryRequest(ExtensionBody):
+    """NamedGroup selected_group."""
+
+    extension_type: ClassVar[ExtensionType] = _T.KEY_SHARE
+    selected_group: NamedGroup
+
+    def write_body(self, w: Writer) -> None:
+        w.u16(self.selected_group)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            group = NamedGroup(r.u16())
+        return cls(group)
+
+
+# -- psk_key_exchange_modes (§4.2.9) ----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PskKeyExchangeModes(ExtensionBody):
+    """PskKeyExchangeMode ke_modes<1..255>."""
+
+    extension_type: ClassVar[ExtensionType] = _T.PSK_KEY_EXCHANGE_MODES
+    ke_modes: tuple[PskKeyExchangeMode, ...]
+
+    def write_body(self, w: Writer) -> None:
+        write_u8s(w, 1, self.ke_modes)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            modes = read_u8_enums(r, 1, PskKeyExchangeMode, min_len=1, max_len=255,
+                                  what="psk_key_exchange_modes extension")
+        return cls(modes)
+
+
+# -- early_data (§4.2.10) ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class EarlyDataIndication(ExtensionBody):
+    """Empty in ClientHello/EncryptedExtensions (``None``); ``uint32 max_early_data_size``
+    in NewSessionTicket."""
+
+    extension_type: ClassVar[ExtensionType] = _T.EARLY_DATA
+    max_early_data_size: int | None = None
+
+    def write_body(self, w: Writer) -> None:
+        if self.max_early_data_size is not None:
+            w.u32(self.max_early_data_size)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        if context is not ExtensionContext.NEW_SESSION_TICKET:
+            expect_empty(data, cls.extension_type)
+            return cls(None)
+        with ext_reader(data, cls.extension_type) as r:
+            size = r.u32()
+        return cls(size)
+
+
+# -- pre_shared_key (§4.2.11) -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PskIdentity:
+    """opaque identity<1..2^16-1>; uint32 obfuscated_ticket_age."""
+
+    identity: bytes
+    obfuscated_ticket_age: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreSharedKeyClientHello(ExtensionBody):
+    """OfferedPsks: PskIdentity identities<7..2^16-1>; PskBinderEntry binders<33..2^16-1>;
+    opaque PskBinderEntry<32..255>."""
+
+    extension_type: ClassVar[ExtensionType] = _T.PRE_SHARED_KEY
+    identities: tuple[PskIdentity, ...]
+    binders: tuple[bytes, ...]
+
+    def write_body(self, w: Writer) -> None:
+        with w.vector(2):
+            for ident in self.identities:
+                w.opaque(2, ident.identity)
+                w.u32(ident.obfuscated_ticket_age)
+        self.write_binders(w)
+
+    def write_binders(self, w: Writer) -> None:
+        write_opaque_list(w, 2, 1, self.binders)
+
+    def binders_length(self) -> int:
+        """Bytes of the serialized binders vector, its 2-byte length included: what
+        RFC 8446 §4.2.11.2 truncates off the ClientHello for the binder transcript."""
+        return 2 + sum(1 + len(b) for b in self.binders)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        identities: list[PskIdentity] = []
+        with ext_reader(data, cls.extension_type) as r:
+            with r.vector(2, min_len=7, what="pre_shared_key identities") as ids:
+                while not ids.at_end():
+                    identity = ids.opaque(2, min_len=1)
+                    identities.append(PskIdentity(identity, ids.u32()))
+            binders = read_opaque_list(r, 2, 1, min_len=33, max_len=0xFFFF, item_min=32,
+                                       item_max=255, what="pre_shared_key binders")
+        if len(binders) != len(identities):
+            # RFC 8446 §4.2.11: one binder "for each value in the identities list".
+            raise IllegalParameter(
+                f"pre_shared_key extension: {len(identities)} identities but "
+                f"{len(binders)} binders")
+        return cls(tuple(identities), binders)
+
+
+@dataclass(frozen=True, slots=True)
+class PreSharedKeyServerHello(ExtensionBody):
+    """uint16 selected_identity."""
+
+    extension_type: ClassVar[ExtensionType] = _T.PRE_SHARED_KEY
+    selected_identity: int
+
+    def write_body(self, w: Writer) -> None:
+        w.u16(self.selected_identity)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            selected = r.u16()
+        return cls(selected)
+
