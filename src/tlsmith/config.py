@@ -1,0 +1,162 @@
+"""Frozen, validated configuration for clients and servers.
+
+Clock and randomness are part of the configuration, so a handshake can be replayed
+byte for byte (design.md §1).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.errors import UsageError
+from tlsmith.observe import Observer
+
+if TYPE_CHECKING:
+    from tlsmith.x509.keys import PrivateKey
+    from tlsmith.x509.verify import TrustStore
+
+Random = Callable[[int], bytes]
+Clock = Callable[[], float]
+
+DEFAULT_TLS13_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_AES_128_GCM_SHA256,
+    CipherSuite.TLS_AES_256_GCM_SHA384,
+    CipherSuite.TLS_CHACHA20_POLY1305_SHA256,
+)
+ALL_TLS13_SUITES: tuple[CipherSuite, ...] = (
+    *DEFAULT_TLS13_SUITES,
+    CipherSuite.TLS_AES_128_CCM_SHA256,
+)
+DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
+    NamedGroup.X25519,
+    NamedGroup.SECP256R1,
+    NamedGroup.X448,
+    NamedGroup.SECP384R1,
+    NamedGroup.SECP521R1,
+    NamedGroup.FFDHE2048,
+    NamedGroup.FFDHE3072,
+    NamedGroup.FFDHE4096,
+    NamedGroup.X25519MLKEM768,
+)
+# A server takes the post-quantum hybrid first when the client already sent a share
+# for it (it never asks for it with a HelloRetryRequest unless nothing else fits).
+DEFAULT_SERVER_GROUPS: tuple[NamedGroup, ...] = (
+    NamedGroup.X25519MLKEM768,
+    *DEFAULT_GROUPS[:-1],
+)
+DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
+    SignatureScheme.ECDSA_SECP256R1_SHA256,
+    SignatureScheme.ECDSA_SECP384R1_SHA384,
+    SignatureScheme.ECDSA_SECP521R1_SHA512,
+    SignatureScheme.ED25519,
+    SignatureScheme.ED448,
+    SignatureScheme.RSA_PSS_PSS_SHA256,
+    SignatureScheme.RSA_PSS_PSS_SHA384,
+    SignatureScheme.RSA_PSS_PSS_SHA512,
+    SignatureScheme.RSA_PSS_RSAE_SHA256,
+    SignatureScheme.RSA_PSS_RSAE_SHA384,
+    SignatureScheme.RSA_PSS_RSAE_SHA512,
+    SignatureScheme.RSA_PKCS1_SHA256,
+    SignatureScheme.RSA_PKCS1_SHA384,
+    SignatureScheme.RSA_PKCS1_SHA512,
+)
+
+
+def _validate_common(
+    suites: tuple[CipherSuite, ...],
+    groups: tuple[NamedGroup, ...],
+    versions: tuple[ProtocolVersion, ...],
+    max_fragment: int,
+) -> None:
+    if not suites:
+        raise UsageError("at least one cipher suite must be configured")
+    if not groups:
+        raise UsageError("at least one key-exchange group must be configured")
+    if ProtocolVersion.TLS13 not in versions:
+        raise UsageError("this version of tlsmith speaks TLS 1.3 only; include TLSv1.3")
+    if not 64 <= max_fragment <= 2**14:
+        raise UsageError("max_fragment must be between 64 and 16384 bytes")
+
+
+@dataclass(frozen=True)
+class CertifiedKey:
+    """A certificate chain (DER, leaf first) and the private key of its leaf."""
+
+    chain: tuple[bytes, ...]
+    private_key: PrivateKey
+    names: tuple[str, ...] = ()  # DNS names / IPs the leaf is valid for (for SNI choice)
+
+    @classmethod
+    def from_files(cls, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]
+                   ) -> CertifiedKey:
+        from tlsmith.x509.keys import der_chain, load_certificate_chain, load_private_key
+        from tlsmith.x509.leaf import certificate_names
+
+        certs = load_certificate_chain(cert_path)
+        return cls(tuple(der_chain(certs)), load_private_key(key_path),
+                   certificate_names(certs[0]))
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    server_name: str | None = None
+    alpn_protocols: tuple[str, ...] = ()
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_TLS13_SUITES
+    groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
+    key_share_groups: tuple[NamedGroup, ...] = (NamedGroup.X25519,)
+    signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
+    versions: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS13,)
+    trust: TrustStore | None = None
+    verify_certificates: bool = True
+    middlebox_compat: bool = True
+    max_fragment: int = 2**14
+    random: Random = os.urandom
+    clock: Clock = time.time
+    observer: Observer | None = None
+    keylog: str | None = None  # path of an NSS key log file (SSLKEYLOGFILE format)
+
+    def __post_init__(self) -> None:
+        _validate_common(self.cipher_suites, self.groups, self.versions, self.max_fragment)
+        for g in self.key_share_groups:
+            if g not in self.groups:
+                raise UsageError(f"key share group {g.name} is not in the configured groups")
+        if len(set(self.key_share_groups)) != len(self.key_share_groups):
+            raise UsageError("key_share_groups lists a group twice")
+        for proto in self.alpn_protocols:
+            if not 1 <= len(proto.encode()) <= 255:
+                raise UsageError(f"ALPN protocol name {proto!r} must be 1..255 bytes")
+        if self.verify_certificates and self.trust is None:
+            raise UsageError(
+                "certificate verification needs a trust store: pass trust=TrustStore..., "
+                "or verify_certificates=False to accept any certificate (insecure)"
+            )
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    certificates: tuple[CertifiedKey, ...]
+    alpn_protocols: tuple[str, ...] = ()
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_TLS13_SUITES
+    groups: tuple[NamedGroup, ...] = DEFAULT_SERVER_GROUPS
+    signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
+    versions: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS13,)
+    prefer_server_cipher_order: bool = True
+    max_fragment: int = 2**14
+    # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
+    cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))
+    random: Random = os.urandom
+    clock: Clock = time.time
+    observer: Observer | None = None
+    keylog: str | None = None  # path of an NSS key log file (SSLKEYLOGFILE format)
+
+    def __post_init__(self) -> None:
+        _validate_common(self.cipher_suites, self.groups, self.versions, self.max_fragment)
+        if not self.certificates:
+            raise UsageError("a server needs at least one certificate and key")
+        if len(self.cookie_secret) < 16:
+            raise UsageError("cookie_secret must be at least 16 bytes")

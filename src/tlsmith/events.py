@@ -1,0 +1,76 @@
+"""Events returned by ``TLSConnection.next_event()``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tlsmith.codec.enums import AlertDescription, CipherSuite, NamedGroup, SignatureScheme
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeInfo:
+    """What was negotiated; the basis of the CLI summary and its JSON."""
+
+    version: str  # "TLSv1.3"
+    cipher_suite: CipherSuite
+    group: NamedGroup | None
+    signature_scheme: SignatureScheme | None
+    alpn: str | None
+    server_name: str | None
+    hello_retry_request: bool
+    resumed: bool
+    peer_certificates: tuple[bytes, ...] = ()  # DER, leaf first
+    certificate_verified: bool = False
+    client_random: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base class of every event."""
+
+
+@dataclass(frozen=True, slots=True)
+class NeedData(Event):
+    """Nothing more can happen until more bytes arrive from the peer."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeComplete(Event):
+    info: HandshakeInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationData(Event):
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdated(Event):
+    """The peer updated its sending keys (and may have asked us to update ours)."""
+
+    update_requested: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTicketReceived(Event):
+    ticket: bytes
+    lifetime: int
+    max_early_data_size: int | None = None
+    details: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WarningAlert(Event):
+    """A non-fatal alert (TLS 1.3: user_canceled) that does not end the connection."""
+
+    description: AlertDescription
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed(Event):
+    """The peer sent close_notify (or the transport reached EOF, if ``clean`` is False)."""
+
+    clean: bool = True
+
+
+NEED_DATA = NeedData()

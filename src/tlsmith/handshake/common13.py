@@ -1,0 +1,133 @@
+"""Pieces both TLS 1.3 roles share: installing traffic keys, Finished, the connected state."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from tlsmith.codec.enums import HandshakeType, KeyUpdateRequest
+from tlsmith.codec.extensions import EarlyDataIndication, find_extension
+from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
+from tlsmith.crypto import schedule13
+from tlsmith.crypto.suites import SuiteInfo
+from tlsmith.errors import DecryptError, UnexpectedMessage
+from tlsmith.events import KeyUpdated, SessionTicketReceived
+from tlsmith.handshake.base import HandshakeIO, State
+from tlsmith.record.protection import TLS13Decrypter, TLS13Encrypter
+
+# NSS key log labels for the TLS 1.3 secrets (see shared/peers.md).
+NSS_LABELS = {
+    "client_early_traffic_secret": "CLIENT_EARLY_TRAFFIC_SECRET",
+    "client_handshake_traffic_secret": "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+    "server_handshake_traffic_secret": "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+    "client_application_traffic_secret_0": "CLIENT_TRAFFIC_SECRET_0",
+    "server_application_traffic_secret_0": "SERVER_TRAFFIC_SECRET_0",
+    "exporter_master_secret": "EXPORTER_SECRET",
+    "early_exporter_master_secret": "EARLY_EXPORTER_SECRET",
+}
+
+
+def announce(io: HandshakeIO, name: str, value: bytes) -> None:
+    io.secret(name, value, NSS_LABELS.get(name))
+
+
+def encrypter(suite: SuiteInfo, secret: bytes) -> TLS13Encrypter:
+    key, iv = schedule13.traffic_keys(suite.hash_name, secret, suite.key_len, suite.iv_len)
+    return TLS13Encrypter(suite, key, iv)
+
+
+def decrypter(suite: SuiteInfo, secret: bytes) -> TLS13Decrypter:
+    key, iv = schedule13.traffic_keys(suite.hash_name, secret, suite.key_len, suite.iv_len)
+    return TLS13Decrypter(suite, key, iv)
+
+
+def finished_for(suite: SuiteInfo, base_key: bytes, transcript_hash: bytes) -> Finished:
+    return Finished(schedule13.finished_verify_data(suite.hash_name, base_key, transcript_hash))
+
+
+def verify_finished(
+    io: HandshakeIO, suite: SuiteInfo, base_key: bytes, transcript_hash: bytes,
+    received: Finished, who: str,
+) -> None:
+    """RFC 8446 §4.4.4: recipients MUST verify Finished and abort with decrypt_error."""
+    expected = schedule13.finished_verify_data(suite.hash_name, base_key, transcript_hash)
+    ok = hmac.compare_digest(expected, received.verify_data)
+    io.check(f"{who} Finished", ok,
+             "verify_data matches the transcript" if ok else
+             "verify_data does not match: the two sides derived different keys or saw "
+             "different handshake messages")
+    if not ok:
+        raise DecryptError(f"the {who} Finished message does not verify: the handshake "
+                           "transcript or keys differ between the two sides")
+
+
+@dataclass
+class TrafficSecrets:
+    """The current application traffic secrets (they change on KeyUpdate, §7.2)."""
+
+    suite: SuiteInfo
+    read_secret: bytes
+    write_secret: bytes
+    generation_read: int = 0
+    generation_write: int = 0
+
+
+class Connected13(State):
+    """After the handshake: KeyUpdate both ways; NewSessionTicket for clients (§4.6)."""
+
+    def __init__(self, secrets: TrafficSecrets, *, is_client: bool,
+                 resumption_master_secret: bytes, exporter_master_secret: bytes) -> None:
+        self.secrets = secrets
+        self.is_client = is_client
+        self.resumption_master_secret = resumption_master_secret
+        self.exporter_master_secret = exporter_master_secret
+        self.expects = (
+            frozenset({HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET})
+            if is_client else frozenset({HandshakeType.KEY_UPDATE})
+        )
+
+    def handle(self, io: HandshakeIO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State:
+        if msg_type == HandshakeType.KEY_UPDATE:
+            update = KeyUpdate.parse_body(body)
+            io.received(update, raw)
+            self._update_read(io)
+            requested = update.request_update == KeyUpdateRequest.UPDATE_REQUESTED
+            if requested:
+                # RFC 8446 §4.6.3: answer with our own KeyUpdate (update_not_requested).
+                self.send_key_update(io, request_peer=False)
+            io.emit(KeyUpdated(update_requested=requested))
+            return self
+        if msg_type == HandshakeType.NEW_SESSION_TICKET:
+            ticket = NewSessionTicket.parse_body(body)
+            io.received(ticket, raw)
+            early = find_extension(ticket.extensions, EarlyDataIndication)
+            io.emit(SessionTicketReceived(
+                ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
+                max_early_data_size=early.max_early_data_size if early else None,
+                details={"ticket_nonce": ticket.ticket_nonce,
+                         "ticket_age_add": ticket.ticket_age_add,
+                         "psk": schedule13.resumption_psk(
+                             self.secrets.suite.hash_name, self.resumption_master_secret,
+                             ticket.ticket_nonce),
+                         "cipher_suite": self.secrets.suite.suite},
+            ))
+            return self
+        raise UnexpectedMessage(f"{msg_type.name} after the handshake")
+
+    def _update_read(self, io: HandshakeIO) -> None:
+        s = self.secrets
+        s.read_secret = schedule13.next_traffic_secret(s.suite.hash_name, s.read_secret)
+        s.generation_read += 1
+        io.set_read(decrypter(s.suite, s.read_secret), "application")
+        io.note(f"peer keys updated (generation {s.generation_read})")
+
+    def send_key_update(self, io: HandshakeIO, *, request_peer: bool) -> None:
+        """RFC 8446 §4.6.3: send KeyUpdate under the old keys, then switch to the new."""
+        msg = KeyUpdate(KeyUpdateRequest.UPDATE_REQUESTED if request_peer
+                        else KeyUpdateRequest.UPDATE_NOT_REQUESTED)
+        io.send_handshake(msg, msg.serialize())
+        s = self.secrets
+        s.write_secret = schedule13.next_traffic_secret(s.suite.hash_name, s.write_secret)
+        s.generation_write += 1
+        io.set_write(encrypter(s.suite, s.write_secret), "application")

@@ -1,0 +1,58 @@
+"""What the core tells an observer: decoded messages, derived secrets, checks made.
+
+The core only *emits* these records (to ``config.observer``); rendering them — the
+ladder diagram, JSON, the NSS key log — lives above the core (trace.py, keylog.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Direction = Literal["sent", "received"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTrace:
+    """A handshake message (or alert / CCS) that crossed the wire."""
+
+    direction: Direction
+    name: str  # e.g. "ClientHello", "Alert", "ChangeCipherSpec"
+    message: Any  # the decoded frozen dataclass (or None for CCS)
+    length: int  # bytes on the wire for the message itself (header included)
+    epoch: str  # "plaintext", "handshake", "application", "early"
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SecretTrace:
+    """A secret the key schedule derived; ``nss_label`` is set for key-log lines."""
+
+    name: str  # RFC 8446 name, e.g. "client_handshake_traffic_secret"
+    value: bytes
+    client_random: bytes
+    nss_label: str | None
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTrace:
+    """A security check and its outcome (signature, Finished, certificate chain, ...)."""
+
+    name: str
+    ok: bool
+    detail: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class NoteTrace:
+    """A decision worth explaining (e.g. "server asked for a new key share: P-384")."""
+
+    text: str
+    time: float
+
+
+TraceRecord = MessageTrace | SecretTrace | CheckTrace | NoteTrace
+Observer = Callable[[TraceRecord], None]
