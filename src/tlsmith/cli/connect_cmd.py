@@ -1,0 +1,171 @@
+"""``tlsmith connect``: handshake with a server and show what happened."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tlsmith.codec.enums import CipherSuite, NamedGroup
+from tlsmith.config import ALL_TLS13_SUITES, DEFAULT_GROUPS, ClientConfig
+from tlsmith.connection import TLSConnection
+from tlsmith.errors import TLSError, UsageError
+from tlsmith.events import HandshakeInfo
+from tlsmith.explain import explain
+from tlsmith.io.blocking import TLSSocket, with_env_keylog
+from tlsmith.trace import TraceCollector, records_to_json, render_ladder
+
+
+def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
+    from tlsmith.x509.leaf import parse_der
+    from tlsmith.x509.verify import describe_certificate
+
+    return {
+        "version": info.version,
+        "cipher_suite": info.cipher_suite.name,
+        "group": info.group.name.lower() if info.group is not None else None,
+        "signature_scheme": info.signature_scheme.name.lower()
+        if info.signature_scheme is not None else None,
+        "alpn": info.alpn,
+        "server_name": info.server_name,
+        "hello_retry_request": info.hello_retry_request,
+        "resumed": info.resumed,
+        "certificate_verified": info.certificate_verified,
+        "peer_certificates": [describe_certificate(parse_der(der))
+                              for der in info.peer_certificates],
+    }
+
+
+def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[NamedGroup],
+                        alpn: list[str], keylog: str | None, servername: str | None,
+                        cafile: str | None, insecure: bool, observer: Any) -> ClientConfig:
+    from tlsmith.x509.verify import TrustStore
+
+    trust = None
+    if not insecure:
+        trust = TrustStore.from_pem_file(cafile) if cafile else TrustStore.system()
+    group_list = tuple(groups) if groups else DEFAULT_GROUPS
+    suites = tuple(ciphers) if ciphers else None
+    for s in ciphers:
+        if s not in ALL_TLS13_SUITES:
+            raise UsageError(f"{s.name} is not a TLS 1.3 cipher suite")
+    kwargs: dict[str, Any] = {}
+    if suites:
+        kwargs["cipher_suites"] = suites
+    config: ClientConfig = with_env_keylog(ClientConfig(
+        server_name=servername or host,
+        alpn_protocols=tuple(alpn),
+        groups=group_list,
+        key_share_groups=(group_list[0],),
+        trust=trust,
+        verify_certificates=not insecure,
+        observer=observer,
+        keylog=keylog,
+        **kwargs,
+    ))
+    return config
+
+
+def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: list[NamedGroup],
+                alpn: list[str], keylog: str | None, servername: str | None,
+                cafile: str | None, insecure: bool, send_text: str | None, http: bool,
+                timeout: float, as_json: bool, trace: bool, console: Console,
+                err_console: Console) -> int:
+    collector = TraceCollector()
+    try:
+        config = build_client_config(host=host, ciphers=ciphers, groups=groups, alpn=alpn,
+                                     keylog=keylog, servername=servername, cafile=cafile,
+                                     insecure=insecure, observer=collector)
+    except TLSError as exc:
+        err_console.print(f"[bold red]error:[/bold red] {explain(exc, host=host, port=port)}")
+        return 2
+    tls: TLSSocket | None = None
+    reply = b""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        tls = TLSSocket(sock, TLSConnection(config))
+        info = tls.do_handshake()
+        if http or send_text is not None:
+            if http:
+                request = (f"GET / HTTP/1.1\r\nHost: {servername or host}\r\n"
+                           "Connection: close\r\nUser-Agent: tlsmith\r\n\r\n").encode()
+            else:
+                assert send_text is not None
+                request = send_text.encode()
+            tls.sendall(request)
+            reply = _read_reply(tls, until_close=http)
+    except (TLSError, OSError) as exc:
+        if trace and not as_json:
+            render_ladder(collector, console)
+        if as_json:
+            console.print_json(json.dumps({"ok": False, "error": type(exc).__name__,
+                                           "explanation": explain(exc, host=host, port=port),
+                                           "trace": records_to_json(collector)}))
+        else:
+            err_console.print(f"[bold red]error:[/bold red] "
+                              f"{explain(exc, host=host, port=port)}")
+        return 1
+    finally:
+        if tls is not None:
+            tls.close()
+    if as_json:
+        out = info_to_json(info)
+        out["ok"] = True
+        if reply:
+            out["reply"] = reply.decode("utf-8", "replace")
+        out["trace"] = records_to_json(collector)
+        console.print_json(json.dumps(out))
+        return 0
+    if trace:
+        render_ladder(collector, console)
+        console.print()
+    print_summary(console, info, host, port)
+    if reply:
+        console.rule("reply")
+        console.print(reply.decode("utf-8", "replace"), markup=False, highlight=False)
+    return 0
+
+
+def _read_reply(tls: TLSSocket, *, until_close: bool) -> bytes:
+    out = bytearray()
+    try:
+        while True:
+            chunk = tls.recv()
+            if not chunk:
+                break
+            out += chunk
+            if not until_close:
+                tls.sock.settimeout(0.5)
+    except TimeoutError:
+        pass
+    return bytes(out)
+
+
+def print_summary(console: Console, info: HandshakeInfo, host: str, port: int) -> None:
+    from tlsmith.x509.leaf import parse_der
+    from tlsmith.x509.verify import describe_certificate
+
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("connected to", f"{host}:{port}")
+    table.add_row("version", info.version)
+    table.add_row("cipher suite", info.cipher_suite.name)
+    table.add_row("group", info.group.name.lower() if info.group else "-")
+    table.add_row("signature", info.signature_scheme.name.lower()
+                  if info.signature_scheme else "-")
+    table.add_row("ALPN", info.alpn or "-")
+    table.add_row("server name", info.server_name or "-")
+    table.add_row("HelloRetryRequest", "yes" if info.hello_retry_request else "no")
+    table.add_row("resumed", "yes" if info.resumed else "no")
+    table.add_row("certificate", "[green]verified[/green]" if info.certificate_verified
+                  else "[yellow]NOT verified (--insecure)[/yellow]")
+    console.print(table)
+    for i, der in enumerate(info.peer_certificates):
+        d = describe_certificate(parse_der(der))
+        console.print(f"  [dim]{i}[/dim] subject: {d['subject']}\n"
+                      f"    issuer: {d['issuer']}\n"
+                      f"    valid: {d['not_before']} → {d['not_after']}")

@@ -1,0 +1,143 @@
+"""The ``tlsmith`` command: connect, serve, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from tlsmith.cli.names import parse_group, parse_suite
+from tlsmith.errors import TLSError
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
+    if target.startswith("["):  # [::1]:443
+        host, _, rest = target[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if target.count(":") == 1:
+        host, port = target.split(":")
+        return host, int(port)
+    return target, default_port
+
+
+def _protocol_options(f: Any) -> Any:
+    f = click.option("--cipher", "ciphers", multiple=True, metavar="NAME",
+                     help="TLS 1.3 cipher suite by IANA name (repeatable, in preference "
+                          "order).")(f)
+    f = click.option("--group", "groups", multiple=True, metavar="NAME",
+                     help="Key-exchange group: x25519, secp256r1 (P-256), secp384r1, x448, "
+                          "ffdhe2048, x25519mlkem768… (repeatable).")(f)
+    f = click.option("--alpn", multiple=True, metavar="PROTO",
+                     help="ALPN protocol (repeatable).")(f)
+    f = click.option("--keylog", type=click.Path(dir_okay=False), default=None,
+                     help="Append NSS key log lines (for Wireshark) to FILE. "
+                          "SSLKEYLOGFILE is honoured too.")(f)
+    f = click.option("--tls1.3", "tls13", is_flag=True, help="Use TLS 1.3 (the default).")(f)
+    f = click.option("--tls1.2", "tls12", is_flag=True,
+                     help="Use TLS 1.2 (not implemented yet).")(f)
+    return f
+
+
+def _versions(tls12: bool, tls13: bool) -> None:
+    if tls12 and not tls13:
+        raise click.UsageError("TLS 1.2 is not implemented yet in this version of tlsmith; "
+                               "use --tls1.3.")
+
+
+@click.group()
+@click.version_option(package_name="tlsmith")
+def main() -> None:
+    """tlsmith — watch, explain and diagnose TLS handshakes."""
+
+
+@main.command()
+@click.argument("target")
+@_protocol_options
+@click.option("--servername", default=None, help="SNI and certificate name (default: HOST).")
+@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Trust the CA certificates in this PEM file (default: system store).")
+@click.option("--insecure", is_flag=True, help="Do not verify the server's certificate.")
+@click.option("--send", "send_text", default=None, help="Send TEXT after the handshake and "
+              "print the reply.")
+@click.option("--http", "http", is_flag=True, help="Send GET / and print the reply.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--trace/--no-trace", default=False, help="Show the handshake ladder.")
+def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
+            alpn: tuple[str, ...], keylog: str | None, tls13: bool, tls12: bool,
+            servername: str | None, cafile: str | None, insecure: bool,
+            send_text: str | None, http: bool, timeout: float, as_json: bool,
+            trace: bool) -> None:
+    """Connect to HOST[:PORT] (default port 443) and show what was negotiated."""
+    from tlsmith.cli.connect_cmd import run_connect
+
+    _versions(tls12, tls13)
+    host, port = _split_host_port(target, 443)
+    code = run_connect(
+        host=host, port=port, ciphers=[parse_suite(c) for c in ciphers],
+        groups=[parse_group(g) for g in groups], alpn=list(alpn), keylog=keylog,
+        servername=servername, cafile=cafile, insecure=insecure, send_text=send_text,
+        http=http, timeout=timeout, as_json=as_json, trace=trace,
+        console=console, err_console=err_console)
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8443, show_default=True, type=int)
+@click.option("--cert", "certs", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Certificate chain PEM (repeatable; pair each with --key).")
+@click.option("--key", "keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Private key PEM for the --cert at the same position.")
+@_protocol_options
+@click.option("--echo", is_flag=True, help="Echo application data instead of answering HTTP.")
+@click.option("--trace/--no-trace", default=False, help="Print each handshake's ladder.")
+@click.option("--max-connections", default=0, type=int, hidden=True,
+              help="Exit after this many connections (for tests).")
+def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
+          ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
+          keylog: str | None, tls13: bool, tls12: bool, echo: bool, trace: bool,
+          max_connections: int) -> None:
+    """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
+    from tlsmith.cli.serve_cmd import run_serve
+
+    _versions(tls12, tls13)
+    if len(certs) != len(keys):
+        raise click.UsageError("give one --key for each --cert")
+    sys.exit(run_serve(
+        host=host, port=port, cert_key_pairs=list(zip(certs, keys, strict=True)),
+        ciphers=[parse_suite(c) for c in ciphers], groups=[parse_group(g) for g in groups],
+        alpn=list(alpn), keylog=keylog, echo=echo, trace=trace,
+        max_connections=max_connections, console=console))
+
+
+@main.command()
+@click.option("--rfc8448", is_flag=True,
+              help="Walk through the RFC 8448 key schedule instead of a live handshake.")
+@click.option("--show-secrets", is_flag=True, help="Print secret values in the ladder.")
+def demo(rfc8448: bool, show_secrets: bool) -> None:
+    """A complete TLS 1.3 handshake between tlsmith's client and server, offline."""
+    from tlsmith.cli.demo_cmd import run_demo
+
+    sys.exit(run_demo(console, rfc8448=rfc8448, show_secrets=show_secrets))
+
+
+def _json_dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=False)
+
+
+def fail(exc: BaseException, console: Console, *, host: str = "", port: int = 0) -> int:
+    from tlsmith.explain import explain
+
+    console.print(f"[bold red]error:[/bold red] {explain(exc, host=host, port=port)}")
+    return 1 if isinstance(exc, TLSError | OSError) else 2
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""``tlsmith serve``: a TLS server that answers HTTP with a page about the handshake."""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from tlsmith.codec.enums import CipherSuite, NamedGroup
+from tlsmith.config import (
+    DEFAULT_SERVER_GROUPS,
+    DEFAULT_TLS13_SUITES,
+    CertifiedKey,
+    ServerConfig,
+)
+from tlsmith.events import HandshakeInfo
+from tlsmith.explain import explain
+from tlsmith.io.blocking import TLSServer, TLSSocket
+from tlsmith.trace import TraceCollector, render_ladder
+
+
+def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
+    rows = [
+        ("Client", f"{peer[0]}:{peer[1]}"),
+        ("Protocol", info.version),
+        ("Cipher suite", info.cipher_suite.name),
+        ("Key exchange group", info.group.name.lower() if info.group else "-"),
+        ("Signature scheme", info.signature_scheme.name.lower()
+         if info.signature_scheme else "-"),
+        ("ALPN", info.alpn or "-"),
+        ("Server name (SNI)", info.server_name or "-"),
+        ("HelloRetryRequest", "yes" if info.hello_retry_request else "no"),
+        ("Resumed", "yes" if info.resumed else "no"),
+        ("Client random", info.client_random.hex()),
+    ]
+    body = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                     for k, v in rows)
+    return ("<!doctype html>\n<html><head><title>tlsmith</title></head><body>\n"
+            "<h1>tlsmith: your TLS handshake</h1>\n"
+            f"<table>\n{body}\n</table>\n</body></html>\n")
+
+
+def log_line(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (f"{stamp} {peer[0]}:{peer[1]} {info.version} {info.cipher_suite.name} "
+            f"group={info.group.name.lower() if info.group else '-'} "
+            f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
+            f"hrr={'yes' if info.hello_retry_request else 'no'}")
+
+
+def _credentials(cert_key_pairs: list[tuple[str, str]], console: Console
+                 ) -> tuple[CertifiedKey, ...]:
+    if cert_key_pairs:
+        return tuple(CertifiedKey.from_files(c, k) for c, k in cert_key_pairs)
+    from tlsmith.x509.devca import default_data_dir, ensure_dev_credentials
+
+    creds = ensure_dev_credentials()
+    ca = default_data_dir() / "ca.pem"
+    console.print(f"[dim]using development certificates; clients can trust the CA at[/dim] "
+                  f"{ca}")
+    return tuple(CertifiedKey.from_files(c, k) for c, k in creds.values())
+
+
+def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
+              ciphers: list[CipherSuite], groups: list[NamedGroup], alpn: list[str],
+              keylog: str | None, echo: bool, trace: bool, max_connections: int,
+              console: Console) -> int:
+    lock = threading.Lock()
+    done = threading.Event()
+    served = [0]
+    try:
+        config = ServerConfig(
+            certificates=_credentials(cert_key_pairs, console),
+            cipher_suites=tuple(ciphers) or DEFAULT_TLS13_SUITES,
+            groups=tuple(groups) or DEFAULT_SERVER_GROUPS,
+            alpn_protocols=tuple(alpn),
+            keylog=keylog,
+        )
+    except Exception as exc:
+        console.print(f"[bold red]error:[/bold red] {explain(exc)}")
+        return 2
+
+    def count() -> None:
+        with lock:
+            served[0] += 1
+            if max_connections and served[0] >= max_connections:
+                done.set()
+
+    def handler(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
+        info = tls.info
+        with lock:
+            console.print(log_line(info, peer), markup=False, highlight=False)
+        try:
+            if echo:
+                while True:
+                    data = tls.recv()
+                    if not data:
+                        break
+                    tls.sendall(data)
+            else:
+                _answer_http(tls, info, peer)
+        finally:
+            count()
+
+    def on_error(peer: tuple[Any, ...], exc: BaseException) -> None:
+        with lock:
+            console.print(f"{peer[0]}:{peer[1]} failed: {explain(exc)}", markup=False,
+                          highlight=False)
+        count()
+
+    cfg = config
+    if trace:
+        cfg = _with_trace(config, console, lock)
+    try:
+        server = TLSServer(cfg, (host, port), handler, on_error=on_error)
+    except OSError as exc:
+        console.print(f"[bold red]error:[/bold red] cannot listen on {host}:{port}: {exc}")
+        return 1
+    console.print(f"tlsmith serving TLS 1.3 on {host}:{server.server_address[1]} "
+                  f"({'echo' if echo else 'HTTP'}) — Ctrl-C to stop", markup=False)
+    server.start()
+    try:
+        while not done.wait(0.5):
+            pass
+        time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock) -> ServerConfig:
+    """One ladder per connection: the observer is per-connection via a thread local."""
+    from dataclasses import replace
+
+    local = threading.local()
+
+    def observer(record: Any) -> None:
+        collector = getattr(local, "collector", None)
+        if collector is None:
+            collector = local.collector = TraceCollector()
+        collector(record)
+        if getattr(record, "name", "") == "Finished" and getattr(
+                record, "direction", "") == "received":
+            with lock:
+                render_ladder(collector, console, local_is_left=False)
+            local.collector = None
+
+    return replace(config, observer=observer)
+
+
+def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...]) -> None:
+    request = bytearray()
+    while b"\r\n\r\n" not in request and len(request) < 65536:
+        try:
+            chunk = tls.recv()
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        request += chunk
+    page = describe_page(info, peer).encode()
+    head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n").encode()
+    tls.sendall(head + page)

@@ -1,0 +1,273 @@
+"""Blocking sockets on top of the sans-IO core: ``tlsmith.connect`` and ``TLSServer``."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from tlsmith.config import ClientConfig, ServerConfig
+from tlsmith.connection import TLSConnection
+from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
+from tlsmith.events import (
+    NEED_DATA,
+    ApplicationData,
+    ConnectionClosed,
+    HandshakeInfo,
+    KeyUpdated,
+    SessionTicketReceived,
+)
+
+_RECV = 65536
+
+
+def with_env_keylog(config: Any) -> Any:
+    """Honour SSLKEYLOGFILE when the config names no key log of its own."""
+    path = os.environ.get("SSLKEYLOGFILE")
+    if path and not config.keylog:
+        return replace(config, keylog=path)
+    return config
+
+
+class TLSSocket:
+    """A TLS connection over a connected stream socket (client or server side)."""
+
+    def __init__(self, sock: socket.socket, conn: TLSConnection) -> None:
+        self.sock = sock
+        self.conn = conn
+        self._rbuf = bytearray()
+        self._eof = False
+        self.tickets: list[SessionTicketReceived] = []
+        self.key_updates_received = 0
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def _pump(self) -> bool:
+        """Handle one batch of events; read from the socket when the core needs data.
+        Returns False at end of stream."""
+        while True:
+            try:
+                event = self.conn.next_event()
+            except TLSError:
+                with contextlib.suppress(OSError):
+                    self._flush()
+                raise
+            if event is NEED_DATA:
+                self._flush()
+                if self._eof:
+                    return False
+                chunk = self.sock.recv(_RECV)
+                self.conn.receive_data(chunk)
+                if not chunk:
+                    self._eof = True
+                continue
+            if isinstance(event, ApplicationData):
+                self._rbuf += event.data
+            elif isinstance(event, ConnectionClosed):
+                self._eof = True
+                self._flush()
+                return False
+            elif isinstance(event, SessionTicketReceived):
+                self.tickets.append(event)
+            elif isinstance(event, KeyUpdated):
+                self.key_updates_received += 1
+            self._flush()
+            return True
+
+    def do_handshake(self) -> HandshakeInfo:
+        self._flush()
+        while not self.conn.handshake_complete:
+            if not self._pump():
+                raise ConnectionClosedError("the peer closed the connection during the "
+                                            "handshake")
+        assert self.conn.info is not None
+        return self.conn.info
+
+    @property
+    def info(self) -> HandshakeInfo:
+        if self.conn.info is None:
+            raise UsageError("the handshake has not completed")
+        return self.conn.info
+
+    # -- socket-like API --------------------------------------------------------------
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        self.conn.send_data(data)
+        self._flush()
+
+    send = sendall
+
+    def recv(self, bufsize: int = _RECV) -> bytes:
+        """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
+        while not self._rbuf:
+            if self._eof or not self._pump():
+                return b""
+        data = bytes(self._rbuf[:bufsize])
+        del self._rbuf[:bufsize]
+        return data
+
+    def recv_exactly(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.recv(n - len(out))
+            if not chunk:
+                raise ConnectionClosedError(f"the peer closed after {len(out)} of {n} bytes")
+            out += chunk
+        return bytes(out)
+
+    def key_update(self, *, request_peer: bool = True) -> None:
+        self.conn.key_update(request_peer=request_peer)
+        self._flush()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self.sock.settimeout(timeout)
+
+    def makefile(self, mode: str = "rb", buffering: int = -1) -> Any:
+        raw = _RawTLS(self)
+        if "w" in mode and "r" in mode:
+            return io.BufferedRWPair(raw, raw)
+        if "w" in mode:
+            return io.BufferedWriter(raw)
+        return io.BufferedReader(raw, buffer_size=buffering if buffering > 0 else 8192)
+
+    def unwrap_close(self) -> None:
+        """Send close_notify and wait (briefly) for the peer's."""
+        self.conn.close()
+        with contextlib.suppress(OSError, TLSError):
+            self._flush()
+            while self._pump():
+                pass
+
+    def close(self) -> None:
+        try:
+            if not self.conn.closed:
+                self.conn.close()
+                with contextlib.suppress(OSError):
+                    self._flush()
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def __enter__(self) -> TLSSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _RawTLS(io.RawIOBase):
+    def __init__(self, tls: TLSSocket) -> None:
+        self._tls = tls
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._tls.recv(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def write(self, b: Any) -> int:
+        self._tls.sendall(bytes(b))
+        return len(b)
+
+
+def connect(host: str, port: int, config: ClientConfig | None = None, *,
+            timeout: float | None = 10.0) -> TLSSocket:
+    """Open a TCP connection and complete a TLS handshake; returns a TLSSocket."""
+    if config is None:
+        from tlsmith.x509.verify import TrustStore
+
+        config = ClientConfig(server_name=host, trust=TrustStore.system())
+    config = with_env_keylog(config)
+    sock = socket.create_connection((host, port), timeout=timeout)
+    tls = TLSSocket(sock, TLSConnection(config))
+    try:
+        tls.do_handshake()
+    except BaseException:
+        sock.close()
+        raise
+    return tls
+
+
+Handler = Callable[[TLSSocket, tuple[Any, ...]], None]
+
+
+class TLSServer:
+    """Accepts connections on a listening socket and serves each in its own thread."""
+
+    def __init__(self, config: ServerConfig, address: tuple[str, int], handler: Handler, *,
+                 timeout: float | None = 30.0,
+                 on_error: Callable[[tuple[Any, ...], BaseException], None] | None = None
+                 ) -> None:
+        self.config = with_env_keylog(config)
+        self.handler = handler
+        self.timeout = timeout
+        self.on_error = on_error
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(address)
+        self.sock.listen(128)
+        self.server_address: tuple[Any, ...] = self.sock.getsockname()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def serve_forever(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client_sock, addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    break
+                raise
+            threading.Thread(target=self._serve_one, args=(client_sock, addr),
+                             daemon=True).start()
+
+    def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...]) -> None:
+        client_sock.settimeout(self.timeout)
+        tls = TLSSocket(client_sock, TLSConnection(self.config))
+        try:
+            tls.do_handshake()
+            self.handler(tls, addr)
+        except BaseException as exc:  # one client's failure never stops the server
+            if self.on_error is not None:
+                self.on_error(addr, exc)
+        finally:
+            with contextlib.suppress(Exception):
+                tls.close()
+
+    def start(self) -> TLSServer:
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.sock.close()
+
+    def __enter__(self) -> TLSServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
