@@ -39,7 +39,7 @@ def test_handshake_every_suite_and_key(certs: dict[str, CertFiles], suite: Ciphe
 @pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.name)
 def test_handshake_every_group(certs: dict[str, CertFiles], group: NamedGroup) -> None:
     ccfg, scfg = configs(certs["ecdsa-p256"], groups=(group,), key_share_groups=(group,))
-    client, server, _, _ = handshake(ccfg, scfg)
+    client, _server, _, _ = handshake(ccfg, scfg)
     assert client.info is not None and client.info.group == group
     assert not client.info.hello_retry_request
 
@@ -58,7 +58,7 @@ def test_hello_retry_request(certs: dict[str, CertFiles]) -> None:
 def test_alpn(certs: dict[str, CertFiles]) -> None:
     ccfg, scfg = configs(certs["ed25519"], alpn_protocols=("h2", "http/1.1"),
                          server={"alpn_protocols": ("http/1.1",)})
-    client, server, _, _ = handshake(ccfg, scfg)
+    client, _server, _, _ = handshake(ccfg, scfg)
     assert client.info is not None and client.info.alpn == "http/1.1"
 
 
