@@ -63,6 +63,7 @@ from tlsmith.record.protection import (
     RecordEncrypter,
 )
 
+_MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
 
 
@@ -90,7 +91,7 @@ class TLSConnection:
         self.closed = False
         self.info: HandshakeInfo | None = None
         self.client_random = b""
-        self.received_ccs = False
+        self.received_ccs = 0
         observers: list[Observer] = []
         if config.observer is not None:
             observers.append(config.observer)
@@ -139,6 +140,7 @@ class TLSConnection:
             raise
         except AlertReceived as exc:
             self._dead = exc
+            self._events.clear()
             raise
         except TLSError:
             raise
@@ -243,11 +245,14 @@ class TLSConnection:
         if bytes(record.fragment) != b"\x01":
             raise UnexpectedMessage("malformed change_cipher_spec record")
         started = self.is_client or self.client_random
-        if self.handshake_complete or not started or self.received_ccs:
+        if self.handshake_complete or not started:
             raise UnexpectedMessage("change_cipher_spec outside the TLS 1.3 handshake")
         if self._handshake.has_partial():
             raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
-        self.received_ccs = True
+        self.received_ccs += 1
+        if self.received_ccs > _MAX_CCS:
+            # The RFC sets no number; a peer sending many is flooding us, not complying.
+            raise UnexpectedMessage(f"more than {_MAX_CCS} change_cipher_spec records")
         self._trace(MessageTrace("received", "ChangeCipherSpec", None, 6, "plaintext",
                                  self.now()))
 
@@ -359,6 +364,7 @@ class TLSConnection:
         """Turn an error into its alert; the connection is dead afterwards."""
         self._dead = exc
         self._pending.clear()
+        self._events.clear()  # nothing decided before the fatal error is reported
         self.note(f"fatal: {exc}")
         try:
             self._send_alert(AlertLevel.FATAL, exc.alert)

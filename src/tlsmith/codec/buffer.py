@@ -7,8 +7,6 @@ Every read past the end, and every unconsumed byte, is a ``DecodeError``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 
 from tlsmith.errors import DecodeError
@@ -196,13 +194,38 @@ class Writer:
         with self.vector(prefix):
             self._buf += bytes(values)
 
-    @contextmanager
-    def vector(self, prefix: int) -> Iterator[None]:
-        """Everything written inside the block gets a ``prefix``-byte length in front."""
-        start = len(self._buf)
-        self._buf += bytes(prefix)
-        yield
-        n = len(self._buf) - start - prefix
+    def vector(self, prefix: int) -> _VectorBlock:
+        """``with w.vector(n):`` -- everything written inside the block gets an ``n``-byte
+        length in front (filled in when the block ends)."""
+        buf = self._buf
+        start = len(buf)
+        buf += bytes(prefix)
+        return _VectorBlock(buf, start, prefix)
+
+
+class _VectorBlock:
+    """The context manager behind ``Writer.vector`` (a class: cheaper than a generator)."""
+
+    __slots__ = ("_buf", "_prefix", "_start")
+
+    def __init__(self, buf: bytearray, start: int, prefix: int) -> None:
+        self._buf = buf
+        self._start = start
+        self._prefix = prefix
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            return
+        start, prefix, buf = self._start, self._prefix, self._buf
+        n = len(buf) - start - prefix
         if n >= 1 << (8 * prefix):
             raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
-        self._buf[start : start + prefix] = n.to_bytes(prefix, "big")
+        buf[start : start + prefix] = n.to_bytes(prefix, "big")

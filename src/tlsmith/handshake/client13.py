@@ -40,6 +40,7 @@ from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
     DecodeError,
     IllegalParameter,
+    MissingExtension,
     ProtocolVersionError,
     UnexpectedMessage,
 )
@@ -205,7 +206,8 @@ class ExpectServerHello(State):
                                    "HelloRetryRequest's")
         key_share = ext.find_extension(sh.extensions, ext.KeyShareServerHello)
         if key_share is None:
-            raise IllegalParameter("the ServerHello has no key_share (PSK-only handshakes "
+            # RFC 8446 §9.2: without a PSK, key_share is mandatory.
+            raise MissingExtension("the ServerHello has no key_share (PSK-only handshakes "
                                    "were not offered)")
         if ext.find_extension(sh.extensions, ext.PreSharedKeyServerHello) is not None:
             raise IllegalParameter("the server accepted a PSK we never offered")
@@ -325,7 +327,6 @@ class ExpectCertificateOrRequest(State):
                 raise IllegalParameter("CertificateRequest context must be empty during "
                                        "the handshake")
             if ext.find_extension(req.extensions, ext.SignatureAlgorithms) is None:
-                from tlsmith.errors import MissingExtension
                 raise MissingExtension("CertificateRequest without signature_algorithms")
             self.transcript.update(raw)
             nxt = ExpectCertificateOrRequest(self.hello, self.neg, self.transcript, self.hs,
@@ -340,6 +341,10 @@ class ExpectCertificateOrRequest(State):
         if not cert.certificate_list:
             # RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
             raise DecodeError("the server sent an empty Certificate message")
+        offered = _offered(self.hello)
+        for entry in cert.certificate_list:
+            # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
+            check_server_extensions(entry.extensions, "CT", offered)
         chain = tuple(entry.cert_data for entry in cert.certificate_list)
         cfg = cio.config
         verified: VerifiedChain | None = None

@@ -10,9 +10,9 @@ from tlsmith.codec.extensions import EarlyDataIndication, find_extension
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo
-from tlsmith.errors import DecryptError, UnexpectedMessage
+from tlsmith.errors import DecodeError, DecryptError, UnexpectedMessage
 from tlsmith.events import KeyUpdated, SessionTicketReceived
-from tlsmith.handshake.base import HandshakeIO, State
+from tlsmith.handshake.base import HandshakeIO, State, check_server_extensions
 from tlsmith.record.protection import TLS13Decrypter, TLS13Encrypter
 
 # NSS key log labels for the TLS 1.3 secrets (see shared/peers.md).
@@ -50,6 +50,10 @@ def verify_finished(
     received: Finished, who: str,
 ) -> None:
     """RFC 8446 §4.4.4: recipients MUST verify Finished and abort with decrypt_error."""
+    if len(received.verify_data) != suite.hash_len:
+        # RFC 8446 §4.4.4: verify_data[Hash.length]; a wrong length is a decode_error.
+        raise DecodeError(f"the {who} Finished carries {len(received.verify_data)} bytes; "
+                          f"{suite.hash_len} were expected")
     expected = schedule13.finished_verify_data(suite.hash_name, base_key, transcript_hash)
     ok = hmac.compare_digest(expected, received.verify_data)
     io.check(f"{who} Finished", ok,
@@ -101,6 +105,7 @@ class Connected13(State):
         if msg_type == HandshakeType.NEW_SESSION_TICKET:
             ticket = NewSessionTicket.parse_body(body)
             io.received(ticket, raw)
+            check_server_extensions(ticket.extensions, "NST", frozenset())
             early = find_extension(ticket.extensions, EarlyDataIndication)
             io.emit(SessionTicketReceived(
                 ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
