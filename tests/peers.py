@@ -1,0 +1,481 @@
+"""Drive real TLS peers on 127.0.0.1 for the interop tests (import as ``from peers import ...``).
+
+* ``start_s_server`` / ``PeerProcess``: a long-lived ``openssl s_server`` (or an
+  interactive ``openssl s_client``) whose stdin is a pipe we write commands to and whose
+  output goes to a file we poll (a file, not a pipe, so a chatty ``-msg`` peer can never
+  block on a full pipe).
+* ``run_s_client``: a one-shot ``openssl s_client`` with input and a timeout.
+* ``tlsmith_server``: an in-process tlsmith ``TLSServer`` in a thread, with an HTTP or an
+  echo handler that records what each connection saw.
+* ``python_ssl_server``: a TLS 1.3-only echo server on Python's ``ssl`` module.
+* ``next_event`` / ``read_until_closed``: drive a ``TLSSocket``'s sans-IO core directly,
+  so a test can see events (``ConnectionClosed(clean=...)``, ``KeyUpdated``) that the
+  socket-like API folds away.
+
+Everything is bounded: every subprocess has a timeout, every socket has one, and every
+``stop()`` ends with a kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from helpers import CertFiles, free_port, require_peer
+from tlsmith.config import ServerConfig
+from tlsmith.errors import ConnectionClosedError
+from tlsmith.events import (
+    NEED_DATA,
+    ApplicationData,
+    ConnectionClosed,
+    Event,
+    HandshakeInfo,
+    KeyUpdated,
+)
+from tlsmith.io.blocking import TLSServer, TLSSocket
+
+#: Every TLS 1.3 suite, as OpenSSL's ``-ciphersuites`` wants it.
+OPENSSL_ALL_SUITES = ("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                      "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_CCM_SHA256")
+#: The groups of the matrix, as OpenSSL's ``-groups`` wants them.
+OPENSSL_MATRIX_GROUPS = "x25519:P-256:P-384:x448:ffdhe2048"
+
+STARTUP_TIMEOUT = 5.0
+IO_TIMEOUT = 10.0
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+
+
+def port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+# ----------------------------------------------------------------------------- processes
+class PeerProcess:
+    """A running peer (openssl s_server / s_client, tlsmith serve) with stdin on a pipe and
+    stdout+stderr in a log file."""
+
+    def __init__(self, args: Sequence[str], log_path: Path, *, port: int = 0,
+                 env: dict[str, str] | None = None) -> None:
+        self.args = list(args)
+        self.log_path = log_path
+        self.port = port
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=env)
+
+    # -- output -----------------------------------------------------------------------
+    def output(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def mark(self) -> int:
+        """An offset into output(); ``output_since(mark)`` is what came after it."""
+        return len(self.output())
+
+    def output_since(self, mark: int) -> str:
+        return self.output()[mark:]
+
+    def wait_for(self, text: str, *, since: int = 0, timeout: float = IO_TIMEOUT,
+                 count: int = 1) -> str:
+        """Wait until ``text`` occurs ``count`` times in the output after ``since``."""
+        if not wait_until(lambda: self.output_since(since).count(text) >= count, timeout):
+            raise AssertionError(f"{text!r} (x{count}) did not appear within {timeout} s in "
+                                 f"the output of {' '.join(self.args)}:\n"
+                                 f"{self.output_since(since)[-4000:]}")
+        return self.output_since(since)
+
+    # -- input ------------------------------------------------------------------------
+    def send(self, text: str | bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text.encode() if isinstance(text, str) else text)
+        self.proc.stdin.flush()
+
+    def close_stdin(self) -> None:
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    # -- lifetime ---------------------------------------------------------------------
+    def wait(self, timeout: float = IO_TIMEOUT) -> int:
+        """Wait for the process to exit by itself; kill it (and fail) after ``timeout``."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"{' '.join(self.args)} did not exit within {timeout} s:\n"
+                                 f"{self.output()[-4000:]}") from None
+
+    def stop(self) -> None:
+        self.close_stdin()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=3)
+        self._log.close()
+
+    def __enter__(self) -> PeerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def openssl() -> str:
+    return require_peer("openssl")
+
+
+def start_s_server(cert: CertFiles, *extra: str, log_dir: Path, name: str = "s_server",
+                   tls13_only: bool = True) -> PeerProcess:
+    """Start ``openssl s_server`` with ``cert`` on a free 127.0.0.1 port.
+
+    Returns once the port accepts connections (polled for up to 5 s). The server keeps
+    accepting connections one after another until ``stop()``. Its stdin stays open (at EOF
+    a non-``-www`` s_server would quit), so ``send("k\\n")`` etc. reach it.
+    """
+    binary = openssl()
+    last = ""
+    for attempt in range(3):  # another process may grab the free port first: retry
+        port = free_port()
+        args = [binary, "s_server", "-accept", f"127.0.0.1:{port}",
+                "-cert", str(cert.cert_path), "-key", str(cert.key_path)]
+        if tls13_only:
+            args.append("-tls1_3")
+        args += extra
+        peer = PeerProcess(args, log_dir / f"{name}-{port}-{attempt}.log", port=port)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline and peer.proc.poll() is None:
+            # "ACCEPT" is printed once s_server listens (so the probe is not answered by
+            # whoever else might have taken the port); then its port must accept.
+            if "ACCEPT" in peer.output() and port_accepts(port):
+                return peer
+            time.sleep(0.05)
+        last = peer.output()
+        peer.stop()
+    raise AssertionError(f"openssl s_server did not start:\n{last}")
+
+
+@dataclass
+class SClientResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_s_client(port: int, *args: str, stdin: bytes = b"",
+                 timeout: float = IO_TIMEOUT) -> SClientResult:
+    """``openssl s_client -connect 127.0.0.1:PORT ARGS`` fed ``stdin``; killed (and
+    subprocess.TimeoutExpired raised) after ``timeout`` seconds."""
+    cmd = [openssl(), "s_client", "-connect", f"127.0.0.1:{port}", *args]
+    done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
+    return SClientResult(done.returncode, done.stdout.decode("utf-8", "replace"),
+                         done.stderr.decode("utf-8", "replace"))
+
+
+def start_s_client(port: int, *args: str, log_dir: Path, name: str = "s_client"
+                   ) -> PeerProcess:
+    """An interactive ``openssl s_client`` (commands such as ``K\\n`` go to its stdin)."""
+    cmd = [openssl(), "s_client", "-connect", f"127.0.0.1:{port}", *args]
+    return PeerProcess(cmd, log_dir / f"{name}-{port}-{time.monotonic_ns()}.log", port=port)
+
+
+# ------------------------------------------------------------------ sans-IO event pumping
+def next_event(tls: TLSSocket) -> Event:
+    """The next event of ``tls.conn`` (never NEED_DATA), reading from the socket when the
+    core needs bytes and flushing whatever it wants to send (KeyUpdate answers...).
+
+    Honours the socket's timeout; raises ConnectionClosedError if the transport ends
+    after the core has already reported the close."""
+    eof = False
+    while True:
+        event = tls.conn.next_event()
+        out = tls.conn.data_to_send()
+        if out:
+            tls.sock.sendall(out)
+        if event is not NEED_DATA:
+            return event
+        if eof:
+            raise ConnectionClosedError("the transport is at EOF")
+        chunk = tls.sock.recv(65536)
+        tls.conn.receive_data(chunk)
+        eof = not chunk
+
+
+@dataclass
+class Drained:
+    data: bytes
+    closed: ConnectionClosed | None
+    key_updates: list[KeyUpdated]
+
+
+def read_until_closed(tls: TLSSocket) -> Drained:
+    """Application data until the peer's close (close_notify or EOF)."""
+    data = bytearray()
+    updates: list[KeyUpdated] = []
+    while True:
+        event = next_event(tls)
+        if isinstance(event, ApplicationData):
+            data += event.data
+        elif isinstance(event, KeyUpdated):
+            updates.append(event)
+        elif isinstance(event, ConnectionClosed):
+            return Drained(bytes(data), event, updates)
+
+
+def send_close_notify(tls: TLSSocket) -> None:
+    """Send our close_notify but keep the socket open (to read the peer's answer)."""
+    tls.conn.close()
+    out = tls.conn.data_to_send()
+    if out:
+        tls.sock.sendall(out)
+
+
+# ------------------------------------------------------------------ in-process tlsmith
+def info_line(info: HandshakeInfo) -> str:
+    """One line describing a handshake, as our test HTTP handler sends it."""
+    return (f"tlsmith-info version={info.version} suite={info.cipher_suite.name} "
+            f"group={info.group.name if info.group else '-'} "
+            f"sig={info.signature_scheme.name if info.signature_scheme else '-'} "
+            f"alpn={info.alpn or '-'} sni={info.server_name or '-'} "
+            f"hrr={'yes' if info.hello_retry_request else 'no'}")
+
+
+@dataclass
+class Served:
+    """What one connection to a ``tlsmith_server`` saw."""
+
+    peer: tuple[Any, ...]
+    info: HandshakeInfo | None = None
+    received: bytearray = field(default_factory=bytearray)
+    key_updates: list[KeyUpdated] = field(default_factory=list)
+    closed: ConnectionClosed | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+# (s_client takes a line starting with K, k, R or Q as a command: avoid those.)
+KEY_UPDATE_TRIGGER = b"please-send-KeyUpdate"
+
+
+def http_handler(tls: TLSSocket, served: Served) -> None:
+    """Read one request (up to the blank line), answer with the handshake described in
+    plain text, then close (the server sends close_notify)."""
+    assert served.info is not None
+    while b"\r\n\r\n" not in served.received and b"\n\n" not in served.received:
+        event = next_event(tls)
+        if isinstance(event, ApplicationData):
+            served.received += event.data
+        elif isinstance(event, KeyUpdated):
+            served.key_updates.append(event)
+        elif isinstance(event, ConnectionClosed):
+            served.closed = event
+            return
+    body = (info_line(served.info) + "\n").encode()
+    tls.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def echo_handler(tls: TLSSocket, served: Served) -> None:
+    """Echo application data until the peer closes. Data containing KEY_UPDATE_TRIGGER
+    makes the server send KeyUpdate(update_requested) before the echo."""
+    # One sendall per record echoed: without TCP_NODELAY, Nagle + delayed ACKs stall
+    # every 64 KiB round trip of a bulk test by ~40 ms.
+    tls.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        event = next_event(tls)
+        if isinstance(event, ApplicationData):
+            served.received += event.data
+            if KEY_UPDATE_TRIGGER in event.data:
+                tls.key_update(request_peer=True)
+            tls.sendall(event.data)
+        elif isinstance(event, KeyUpdated):
+            served.key_updates.append(event)
+        elif isinstance(event, ConnectionClosed):
+            served.closed = event
+            return
+
+
+HANDLERS: dict[str, Callable[[TLSSocket, Served], None]] = {
+    "http": http_handler,
+    "echo": echo_handler,
+}
+
+
+class TlsmithServerHandle:
+    def __init__(self, server: TLSServer) -> None:
+        self.server = server
+        self.port: int = server.server_address[1]
+        self.served: list[Served] = []
+        self.lock = threading.Lock()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.served)
+
+    def wait_served(self, index: int, timeout: float = IO_TIMEOUT) -> Served:
+        """The ``index``-th connection, once its handler has finished."""
+        if not wait_until(lambda: self.count() > index, timeout):
+            raise AssertionError(f"connection #{index} never reached the tlsmith server")
+        with self.lock:
+            served = self.served[index]
+        if not served.done.wait(timeout):
+            raise AssertionError(f"the handler of connection #{index} did not finish")
+        return served
+
+
+@contextlib.contextmanager
+def tlsmith_server(config: ServerConfig, handler: str = "http", *,
+                   timeout: float = IO_TIMEOUT) -> Iterator[TlsmithServerHandle]:
+    """A tlsmith TLSServer on 127.0.0.1:<free port> in a thread, recording every connection
+    (including failed handshakes: ``Served.error``) in ``handle.served``."""
+    handle_fn = HANDLERS[handler]
+    holder: list[TlsmithServerHandle] = []
+    local = threading.local()
+
+    def new_served(addr: tuple[Any, ...]) -> Served:
+        served = Served(peer=addr)
+        with holder[0].lock:
+            holder[0].served.append(served)
+        return served
+
+    def on_connection(tls: TLSSocket, addr: tuple[Any, ...]) -> None:
+        served = new_served(addr)
+        local.served = served
+        served.info = tls.info
+        try:
+            handle_fn(tls, served)
+        except BaseException as exc:
+            served.error = exc
+            raise
+        finally:
+            served.done.set()
+
+    def on_error(addr: tuple[Any, ...], exc: BaseException) -> None:
+        served = getattr(local, "served", None)
+        if served is None or served.peer != addr:  # the handshake itself failed
+            served = new_served(addr)
+            served.error = exc
+            served.done.set()
+
+    server = TLSServer(config, ("127.0.0.1", 0), on_connection, timeout=timeout,
+                       on_error=on_error)
+    holder.append(TlsmithServerHandle(server))
+    server.start()
+    try:
+        yield holder[0]
+    finally:
+        server.shutdown()
+
+
+# ------------------------------------------------------------------ Python's ssl module
+@dataclass
+class SSLServed:
+    version: str | None = None
+    received: int = 0
+    peer_closed_cleanly: bool | None = None
+    unwrapped: bool = False
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@contextlib.contextmanager
+def python_ssl_server(cert: CertFiles, mode: str = "echo", *, timeout: float = IO_TIMEOUT
+                      ) -> Iterator[tuple[int, list[SSLServed]]]:
+    """A TLS 1.3-only server on Python's ``ssl`` (OpenSSL) in a thread: yields
+    ``(port, served)``. Modes: ``echo`` (echo until the client's close_notify, then
+    answer it) and ``close-first`` (send b"bye", then close_notify first, then wait for the
+    client's)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(str(cert.chain_path), str(cert.key_path))
+    ctx.num_tickets = 0
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    served: list[SSLServed] = []
+
+    def serve_one(raw: socket.socket) -> None:
+        record = SSLServed()
+        served.append(record)
+        raw.settimeout(timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle stalls
+        try:
+            with ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False) as tls:
+                record.version = tls.version()
+                if mode == "echo":
+                    while True:
+                        data = tls.recv(65536)
+                        if not data:  # close_notify (a bare EOF raises SSLEOFError)
+                            record.peer_closed_cleanly = True
+                            break
+                        record.received += len(data)
+                        tls.sendall(data)
+                    tls.unwrap()
+                    record.unwrapped = True
+                else:
+                    tls.sendall(b"bye")
+                    tls.unwrap()  # sends close_notify, then waits for the client's
+                    record.unwrapped = True
+                    record.peer_closed_cleanly = True
+        except BaseException as exc:
+            record.error = exc
+        finally:
+            record.done.set()
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                raw, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve_one, args=(raw,), daemon=True).start()
+
+    thread = threading.Thread(target=accept_loop, daemon=True)
+    thread.start()
+    try:
+        yield port, served
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def environ_without(*names: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in names:
+        env.pop(name, None)
+    return env
