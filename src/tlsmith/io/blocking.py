@@ -44,6 +44,12 @@ class TLSSocket:
         self._eof = False
         self.tickets: list[SessionTicketReceived] = []
         self.key_updates_received = 0
+        # None while open; True after close_notify, False after a bare EOF (truncation).
+        self.closed_cleanly: bool | None = None
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Records are whole messages already: don't let Nagle hold the last one back.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- plumbing ---------------------------------------------------------------------
     def _flush(self) -> None:
@@ -74,6 +80,7 @@ class TLSSocket:
                 self._rbuf += event.data
             elif isinstance(event, ConnectionClosed):
                 self._eof = True
+                self.closed_cleanly = event.clean
                 self._flush()
                 return False
             elif isinstance(event, SessionTicketReceived):
