@@ -4,7 +4,8 @@ Both stacks run client and server in one process over memory (no sockets), TLS 1
 X25519, an ECDSA P-256 certificate from the development CA, and AES-128-GCM:
 
 * handshakes per second (full 1-RTT handshake, both sides' work together);
-* bulk throughput (application data through client -> server, 16 KiB writes).
+* bulk throughput (application data client -> server in 16 KiB records, 64 KiB
+  handed over per round, like a socket write).
 
 Usage: python benchmarks/bench_handshake.py [--seconds 2] [--json]
 """
@@ -151,10 +152,10 @@ def main() -> int:
         block = bytes(16384)
         pair = tlsmith_handshake(ccfg, scfg)
         results["tlsmith_bulk_MiB_per_s"] = _rate(
-            lambda: tlsmith_bulk(*pair, block, 64), args.seconds) / 2**20
+            lambda: tlsmith_bulk(*pair, block, 4), args.seconds) / 2**20
         spair = ssl_handshake(cctx, sctx)
         results["ssl_bulk_MiB_per_s"] = _rate(
-            lambda: ssl_bulk(spair, block, 64), args.seconds) / 2**20
+            lambda: ssl_bulk(spair, block, 4), args.seconds) / 2**20
     hs_ratio = results["tlsmith_handshakes_per_s"] / results["ssl_handshakes_per_s"]
     bulk_ratio = results["tlsmith_bulk_MiB_per_s"] / results["ssl_bulk_MiB_per_s"]
     results["handshake_ratio"] = hs_ratio
@@ -167,7 +168,7 @@ def main() -> int:
           f"{results['ssl_handshakes_per_s']:16.0f}{hs_ratio:9.2f}")
     print(f"{'  ms per handshake':24}{1000 / results['tlsmith_handshakes_per_s']:12.2f}"
           f"{1000 / results['ssl_handshakes_per_s']:16.2f}")
-    print(f"{'bulk MiB/s (16 KiB)':24}{results['tlsmith_bulk_MiB_per_s']:12.0f}"
+    print(f"{'bulk MiB/s':24}{results['tlsmith_bulk_MiB_per_s']:12.0f}"
           f"{results['ssl_bulk_MiB_per_s']:16.0f}{bulk_ratio:9.2f}")
     print("ratio = tlsmith / ssl (1.0 = as fast as OpenSSL through Python's ssl)")
     return 0

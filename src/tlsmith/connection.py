@@ -80,7 +80,7 @@ class TLSConnection:
         self._write: RecordEncrypter = PlaintextEncrypter(0x0301 if self.is_client else 0x0303)
         self.read_epoch = "plaintext"
         self.write_epoch = "plaintext"
-        self._out = bytearray()
+        self._out: list[bytes] = []  # whole records, joined once in data_to_send()
         self._pending = bytearray()  # handshake bytes not yet framed into records
         self._events: deque[Event] = deque()
         self._dead: TLSError | None = None
@@ -168,14 +168,17 @@ class TLSConnection:
         if self.closed:
             raise UsageError("send_data() after close()")
         protect = self._write.protect
-        out = self._out
+        append = self._out.append
         for piece in fragment(memoryview(data), self.config.max_fragment):
-            out += protect(ContentType.APPLICATION_DATA, piece)
+            append(protect(ContentType.APPLICATION_DATA, piece))
 
     def data_to_send(self) -> bytes:
         self._flush_handshake()
-        data = bytes(self._out)
-        self._out.clear()
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
     def close(self) -> None:
@@ -310,7 +313,7 @@ class TLSConnection:
 
     def send_change_cipher_spec(self) -> None:
         self._flush_handshake()
-        self._out += _CCS_RECORD
+        self._out.append(_CCS_RECORD)
         self._trace(MessageTrace("sent", "ChangeCipherSpec", None, 6, "plaintext", self.now()))
 
     def set_write(self, encrypter: RecordEncrypter, epoch: str) -> None:
@@ -352,11 +355,11 @@ class TLSConnection:
         pending, self._pending = self._pending, bytearray()
         protect = self._write.protect
         for piece in fragment(memoryview(pending), self.config.max_fragment):
-            self._out += protect(ContentType.HANDSHAKE, piece)
+            self._out.append(protect(ContentType.HANDSHAKE, piece))
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._flush_handshake()
-        self._out += self._write.protect(ContentType.ALERT, bytes((level, description)))
+        self._out.append(self._write.protect(ContentType.ALERT, bytes((level, description))))
         self._trace(MessageTrace("sent", "Alert", (level, description), 2, self.write_epoch,
                                  self.now()))
 
