@@ -6,6 +6,7 @@ byte for byte (design.md §1).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -90,6 +91,13 @@ class CertifiedKey:
     chain: tuple[bytes, ...]
     private_key: PrivateKey
     names: tuple[str, ...] = ()  # DNS names / IPs the leaf is valid for (for SNI choice)
+
+    @functools.cached_property
+    def tls13_schemes(self) -> frozenset[SignatureScheme]:
+        """The TLS 1.3 signature schemes this key can produce (computed once)."""
+        from tlsmith.crypto.sig import schemes_for_private_key
+
+        return frozenset(schemes_for_private_key(self.private_key, tls13=True))
 
     @classmethod
     def from_files(cls, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]

@@ -154,7 +154,7 @@ def _choose_certificate(cfg: ServerConfig, ch: ClientHello, server_name: str | N
     client_schemes = list(algs.supported_signature_algorithms)
     fallback: tuple[CertifiedKey, SignatureScheme] | None = None
     for ck in cfg.certificates:
-        ours = set(sig.schemes_for_private_key(ck.private_key, tls13=True))
+        ours = ck.tls13_schemes
         scheme = next((SignatureScheme(s) for s in client_schemes
                        if s in ours and s in cfg.signature_schemes), None)
         if scheme is None:
