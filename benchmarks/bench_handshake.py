@@ -24,7 +24,7 @@ from pathlib import Path
 from tlsmith.codec.enums import CipherSuite
 from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
-from tlsmith.events import NEED_DATA, ApplicationData
+from tlsmith.events import ApplicationData
 from tlsmith.x509.devca import DevCA
 from tlsmith.x509.verify import TrustStore
 
@@ -47,23 +47,16 @@ def tlsmith_setup(cert: Path, key: Path, ca_pem: bytes) -> tuple[ClientConfig, S
     return client, server
 
 
-def _drain(conn: TLSConnection) -> list[object]:
-    out = []
-    while (ev := conn.next_event()) is not NEED_DATA:
-        out.append(ev)
-    return out
-
-
 def tlsmith_handshake(ccfg: ClientConfig, scfg: ServerConfig) -> tuple[TLSConnection,
                                                                       TLSConnection]:
     client = TLSConnection(ccfg)
     server = TLSConnection(scfg)
     server.receive_data(client.data_to_send())
-    _drain(server)
+    server.events()
     client.receive_data(server.data_to_send())
-    _drain(client)
+    client.events()
     server.receive_data(client.data_to_send())
-    _drain(server)
+    server.events()
     assert client.handshake_complete and server.handshake_complete
     return client, server
 
@@ -72,7 +65,7 @@ def tlsmith_bulk(client: TLSConnection, server: TLSConnection, block: bytes, n: 
     for _ in range(n):
         client.send_data(block)
     server.receive_data(client.data_to_send())
-    got = sum(len(e.data) for e in _drain(server) if isinstance(e, ApplicationData))
+    got = sum(len(e.data) for e in server.events() if isinstance(e, ApplicationData))
     assert got == n * len(block)
     return got
 

@@ -8,7 +8,7 @@ from typing import Any
 from helpers import CertFiles
 from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
-from tlsmith.events import NEED_DATA, Event
+from tlsmith.events import Event
 from tlsmith.observe import SecretTrace, TraceRecord
 from tlsmith.x509.verify import TrustStore
 
@@ -36,12 +36,7 @@ def configs(cert: CertFiles, **client_kw: Any) -> tuple[ClientConfig, ServerConf
 
 
 def drain(conn: TLSConnection) -> list[Event]:
-    out: list[Event] = []
-    while True:
-        ev = conn.next_event()
-        if ev is NEED_DATA:
-            return out
-        out.append(ev)
+    return conn.events()
 
 
 def pump(client: TLSConnection, server: TLSConnection) -> tuple[list[Event], list[Event]]:
