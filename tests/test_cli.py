@@ -127,7 +127,7 @@ def test_demo_runs_offline() -> None:
     result = tlsmith("demo")
     assert result.returncode == 0, result.stderr
     assert "Handshake complete" in result.stdout
-    assert "close_notify received" in result.stdout
+    assert "received close_notify" in result.stdout
 
 
 def test_demo_rfc8448_walkthrough() -> None:

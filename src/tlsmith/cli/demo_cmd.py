@@ -14,19 +14,32 @@ from tlsmith.events import ApplicationData, ConnectionClosed, HandshakeComplete,
 from tlsmith.trace import TraceCollector, render_ladder
 
 
-def _pump(a: TLSConnection, b: TLSConnection) -> list[object]:
-    """Move bytes both ways until neither side has anything to say; collect events."""
-    events: list[object] = []
+def _pump(client: TLSConnection, server: TLSConnection
+          ) -> list[tuple[str, object]]:
+    """Move bytes both ways until neither side has anything to say; the events, each
+    with the side that saw it."""
+    events: list[tuple[str, object]] = []
     while True:
         moved = False
-        for src, dst in ((a, b), (b, a)):
+        for src, dst, name in ((client, server, "server"), (server, client, "client")):
             data = src.data_to_send()
             if data:
                 dst.receive_data(data)
                 moved = True
-            events.extend(dst.events())
+            events.extend((name, ev) for ev in dst.events())
         if not moved:
             return events
+
+
+def _report(console: Console, events: list[tuple[str, object]]) -> None:
+    for side, ev in events:
+        if isinstance(ev, ApplicationData):
+            console.print(f"{side} received {len(ev.data)} bytes: {ev.data[:64]!r}")
+        elif isinstance(ev, KeyUpdated):
+            asked = " and was asked to update its own" if ev.update_requested else ""
+            console.print(f"{side} saw the peer switch to new keys (KeyUpdate){asked}")
+        elif isinstance(ev, ConnectionClosed):
+            console.print(f"{side} received close_notify: the peer closed cleanly")
 
 
 def run_demo(console: Console, *, rfc8448: bool = False, show_secrets: bool = False) -> int:
@@ -54,7 +67,7 @@ def run_demo(console: Console, *, rfc8448: bool = False, show_secrets: bool = Fa
                       "server's certificate comes from a throw-away development CA.\n")
         events = _pump(client, server)
         render_ladder(client_trace, console, show_secrets=show_secrets)
-        done = [e for e in events if isinstance(e, HandshakeComplete)]
+        done = [e for _, e in events if isinstance(e, HandshakeComplete)]
         if len(done) != 2:
             console.print("[red]the handshake did not complete[/red]")
             return 1
@@ -67,22 +80,13 @@ def run_demo(console: Console, *, rfc8448: bool = False, show_secrets: bool = Fa
                       f", ALPN {info.alpn}")
         console.rule("application data, KeyUpdate, close_notify")
         client.send_data(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        for ev in _pump(client, server):
-            if isinstance(ev, ApplicationData):
-                console.print(f"server received {len(ev.data)} bytes: {ev.data[:16]!r}…")
-        server.send_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        _report(console, _pump(client, server))
         client.key_update(request_peer=True)
-        for ev in _pump(client, server):
-            if isinstance(ev, ApplicationData):
-                console.print(f"client received {len(ev.data)} bytes: {ev.data!r}")
-            elif isinstance(ev, KeyUpdated):
-                console.print(f"a side updated its keys (update_requested="
-                              f"{ev.update_requested})")
+        server.send_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        _report(console, _pump(client, server))
         client.close()
         server.close()
-        for ev in _pump(client, server):
-            if isinstance(ev, ConnectionClosed):
-                console.print("close_notify received: the connection closed cleanly")
+        _report(console, _pump(client, server))
         console.print("\nTry it on the network: [bold]tlsmith serve[/bold] in one terminal, "
                       "[bold]tlsmith connect localhost:8443 --cafile <CA> --trace[/bold] "
                       "in another.")
