@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 
-from tlsmith.codec.enums import HandshakeType
+from tlsmith.codec.messages import message_hash as synthetic_message_hash
 from tlsmith.errors import InternalError
 
 
@@ -104,7 +104,7 @@ class Transcript:
                 f"(ClientHello1) before it, the transcript holds {self._count}"
             )
         client_hello1_hash = self._hash.digest()
-        synthetic = _message_hash(client_hello1_hash)
+        synthetic = synthetic_message_hash(client_hello1_hash)
         running = hashlib.new(self._hash_name)
         running.update(synthetic)
         self._hash = running
@@ -166,19 +166,9 @@ class Transcript:
         return other
 
 
-def _message_hash(client_hello1_hash: bytes) -> bytes:
-    # RFC 8446 §4.4.1: Hash(message_hash || 00 00 Hash.length || Hash(ClientHello1)) --
-    # a handshake header of type message_hash with a 24-bit length.
-    return (
-        bytes((HandshakeType.MESSAGE_HASH,))
-        + len(client_hello1_hash).to_bytes(3, "big")
-        + client_hello1_hash
-    )
-
-
 def message_hash(hash_name: str, client_hello1: bytes) -> bytes:
     """The synthetic message_hash message that replaces ClientHello1 (RFC 8446 §4.4.1)."""
-    return _message_hash(hashlib.new(hash_name, client_hello1).digest())
+    return synthetic_message_hash(hashlib.new(hash_name, client_hello1).digest())
 
 
 __all__ = ["Transcript", "message_hash"]
