@@ -56,7 +56,7 @@ SAMPLES: list[Sample] = [
     Sample(x.MaxFragmentLength(4), EE),
     Sample(x.StatusRequest(), CH),
     Sample(x.StatusRequest((b"\x04\x01\x02", b"\x30\x00"), b"\x30\x03\x02\x01\x00"), CH),
-    Sample(x.StatusRequest(), CR),
+    Sample(x.StatusRequest(empty=True), CR),  # RFC 8446 §4.4.2.1: empty in CR
     Sample(x.StatusRequest(empty=True), SH),
     Sample(x.CertificateStatusExtension(CertificateStatusType.OCSP, b"\x30\x82ocsp"), CT),
     Sample(x.SupportedGroups((NamedGroup(0x3A3A), NamedGroup.X25519, NamedGroup.SECP256R1,
@@ -540,3 +540,13 @@ def test_extensions_are_frozen() -> None:
     ext = x.Cookie(b"abc")
     with pytest.raises(AttributeError):
         ext.cookie = b"x"  # type: ignore[misc]
+
+
+def test_status_request_empty_in_certificate_request() -> None:
+    # RFC 8446 §4.4.2.1: an empty status_request in CertificateRequest asks for the
+    # client's OCSP response (gnutls-serv sends it by default).
+    from tlsmith.codec.extensions import ExtensionContext, StatusRequest
+
+    ext = StatusRequest.parse_body(b"", ExtensionContext.CERTIFICATE_REQUEST)
+    assert ext == StatusRequest(empty=True)
+    assert ext.serialize_body() == b""

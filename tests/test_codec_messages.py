@@ -128,7 +128,7 @@ M_SAMPLES: list[MSample] = [
     MSample(m.CertificateRequest(b"ctx", (
         x.SignatureAlgorithms((SignatureScheme.ED25519,)),
         x.SignatureAlgorithmsCert((SignatureScheme.ED25519,)),
-        x.CertificateAuthorities((DN,)), x.StatusRequest(),
+        x.CertificateAuthorities((DN,)), x.StatusRequest(empty=True),
         x.OIDFilters((x.OIDFilter(b"\x55\x1d\x25", b"\x30\x00"),)))),
         "CertificateRequest-full"),
     MSample(m.Certificate(b"", ()), "Certificate-empty"),

@@ -114,8 +114,8 @@ class MaxFragmentLength(ExtensionBody):
 @dataclass(frozen=True, slots=True)
 class StatusRequest(ExtensionBody):
     """status_request (RFC 6066 §8), the ``ocsp`` CertificateStatusRequest form, sent in a
-    ClientHello or a TLS 1.3 CertificateRequest; ``empty=True`` is the empty body of a
-    TLS 1.2 ServerHello. ``request_extensions`` is the raw DER of the OCSP extensions."""
+    ClientHello; ``empty=True`` is the empty body of a TLS 1.2 ServerHello or of a TLS 1.3
+    CertificateRequest. ``request_extensions`` is the raw DER of the OCSP extensions."""
 
     extension_type: ClassVar[ExtensionType] = _T.STATUS_REQUEST
     responder_id_list: tuple[bytes, ...] = ()
@@ -133,6 +133,11 @@ class StatusRequest(ExtensionBody):
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
         if context is ExtensionContext.SERVER_HELLO:
             expect_empty(data, cls.extension_type)  # RFC 6066 §8: "SHALL be empty"
+            return cls(empty=True)
+        if context is ExtensionContext.CERTIFICATE_REQUEST:
+            # RFC 8446 §4.4.2.1: a server asks for the client's OCSP response with an
+            # *empty* status_request in CertificateRequest.
+            expect_empty(data, cls.extension_type)
             return cls(empty=True)
         with ext_reader(data, cls.extension_type) as r:
             status_type = r.u8()
