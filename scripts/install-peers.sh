@@ -7,6 +7,11 @@ command -v tshark >/dev/null || need+=(tshark)
 command -v gnutls-cli >/dev/null || need+=(gnutls-bin)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null || need+=(util-linux)
+# headless Chromium (its BoringSSL sends GREASE and an X25519MLKEM768 key share); large
+command -v chromium >/dev/null || need+=(chromium)
+# certutil: puts our test CA into a throwaway NSS database that Chromium trusts
+command -v certutil >/dev/null || need+=(libnss3-tools)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
