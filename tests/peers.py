@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -180,7 +181,9 @@ def start_s_server(cert: CertFiles, *extra: str, log_dir: Path, name: str = "s_s
 
 
 @dataclass
-class SClientResult:
+class ProcessResult:
+    """What a finished peer process printed."""
+
     returncode: int
     stdout: str
     stderr: str
@@ -190,13 +193,35 @@ class SClientResult:
         return self.stdout + self.stderr
 
 
+def run_process_group(cmd: Sequence[str], *, timeout: float, what: str,
+                      env: dict[str, str] | None = None) -> ProcessResult:
+    """Run ``cmd`` in its own process group with no stdin; the whole group is killed when
+    it ends (helpers it left behind) or after ``timeout`` seconds (and the test fails)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=5)
+        raise AssertionError(f"{what} did not finish within {timeout} s:\n"
+                             f"{out.decode(errors='replace')[-3000:]}"
+                             f"{err.decode(errors='replace')[-3000:]}") from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return ProcessResult(proc.returncode, out.decode("utf-8", "replace"),
+                         err.decode("utf-8", "replace"))
+
+
 def run_s_client(port: int, *args: str, stdin: bytes = b"",
-                 timeout: float = IO_TIMEOUT) -> SClientResult:
+                 timeout: float = IO_TIMEOUT) -> ProcessResult:
     """``openssl s_client -connect 127.0.0.1:PORT ARGS`` fed ``stdin``; killed (and
     subprocess.TimeoutExpired raised) after ``timeout`` seconds."""
     cmd = [openssl(), "s_client", "-connect", f"127.0.0.1:{port}", *args]
     done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
-    return SClientResult(done.returncode, done.stdout.decode("utf-8", "replace"),
+    return ProcessResult(done.returncode, done.stdout.decode("utf-8", "replace"),
                          done.stderr.decode("utf-8", "replace"))
 
 

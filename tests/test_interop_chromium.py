@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -30,6 +28,7 @@ from peers import (
     Served,
     TlsmithServerHandle,
     environ_without,
+    run_process_group,
     tlsmith_server,
     wait_until,
 )
@@ -92,21 +91,8 @@ def run_chromium(binary: str, url: str, workdir: Path, *extra: str,
            "XDG_CACHE_HOME": str(home / ".cache")}
     cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}", *extra,
            "--dump-dom", url]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=5)
-        raise AssertionError(f"chromium did not finish within {timeout} s:\n"
-                             f"{err.decode(errors='replace')[-3000:]}") from None
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # helpers it may have left behind
-            os.killpg(proc.pid, signal.SIGKILL)
-    return ChromiumRun(proc.returncode, out.decode("utf-8", "replace"),
-                       err.decode("utf-8", "replace"))
+    done = run_process_group(cmd, timeout=timeout, what="chromium", env=env)
+    return ChromiumRun(done.returncode, done.stdout, done.stderr)
 
 
 def trust_ca_for_chromium(workdir: Path, ca_path: Path) -> None:

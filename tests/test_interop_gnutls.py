@@ -12,7 +12,6 @@ our server, our client talks to ``gnutls-serv``, and both sides' NSS key logs mu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -30,7 +29,14 @@ from typing import Any
 import pytest
 
 from helpers import CertFiles, free_port, require_peer
-from peers import TlsmithServerHandle, port_accepts, tlsmith_server, wait_until
+from peers import (
+    ProcessResult,
+    TlsmithServerHandle,
+    port_accepts,
+    run_process_group,
+    tlsmith_server,
+    wait_until,
+)
 from tlsmith.codec.enums import CipherSuite, NamedGroup, SignatureScheme
 from tlsmith.config import ALL_TLS13_SUITES, CertifiedKey, ServerConfig
 
@@ -137,15 +143,8 @@ def servers(certs: dict[str, CertFiles]) -> Iterator[ServerPool]:
         yield ServerPool(certs, stack)
 
 
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        return self.stdout + self.stderr
+class CliResult(ProcessResult):
+    """gnutls-cli's output, with its ``- Name: value`` lines at hand."""
 
     def line(self, name: str) -> str:
         match = re.search(rf"^- {re.escape(name)}: (.*)$", self.stdout, re.MULTILINE)
@@ -359,24 +358,10 @@ def run_in_netns(cert: CertFiles, tmp_path: Path, *, serv_priority: str = TLS13_
     }
     cmd = [require_peer("unshare"), "-n", sys.executable, str(Path(__file__).resolve()),
            "--netns-client", json.dumps(params)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=NETNS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate(timeout=5)
-        raise AssertionError(f"the namespace script did not finish within {NETNS_TIMEOUT} s:"
-                             f"\n{out.decode(errors='replace')}"
-                             f"{err.decode(errors='replace')}") from None
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # nothing of ours may outlive it
-            os.killpg(proc.pid, signal.SIGKILL)
-    text = out.decode("utf-8", "replace")
-    assert proc.returncode == 0 and text.strip(), (
-        f"the namespace script failed ({proc.returncode}):\n{text}"
-        f"{err.decode(errors='replace')}")
+    done = run_process_group(cmd, timeout=NETNS_TIMEOUT, what="the namespace script")
+    text = done.stdout
+    assert done.returncode == 0 and text.strip(), (
+        f"the namespace script failed ({done.returncode}):\n{text}{done.stderr}")
     raw = json.loads(text.strip().splitlines()[-1])
     return NetnsResult(raw["ok"], raw.get("info") or {}, raw.get("reply", ""),
                        raw.get("error", ""), raw.get("client_hellos_sent", 0),
