@@ -115,6 +115,9 @@ def test_connect_keylog_option(certs: dict[str, CertFiles], tmp_path: object) ->
     (["connect", "localhost:1", "--group", "nosuchgroup"], "unknown group"),
     (["connect", "localhost:1", "--cipher", "TLS_NOPE"], "unknown cipher suite"),
     (["connect", "localhost:1", "--tls1.2"], "TLS 1.2 is not implemented"),
+    (["connect", "localhost:abc"], "is not a TCP port"),
+    (["connect", "localhost:70000"], "is not a TCP port"),
+    (["connect", "[::1"], "write IPv6 addresses as [addr]:port"),
 ])
 def test_bad_options_are_usage_errors(args: list[str], needle: str) -> None:
     result = tlsmith(*args)
@@ -134,3 +137,19 @@ def test_demo_rfc8448_walkthrough() -> None:
     result = tlsmith("demo", "--rfc8448")
     assert result.returncode == 0, result.stderr
     assert "✗" not in result.stdout
+
+
+def test_unexpected_exception_is_one_line_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tlsmith.cli import main as cli
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "main", broken)
+    monkeypatch.delenv("TLSMITH_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        cli.run()
+    assert exc.value.code == 3
+    err = capsys.readouterr().err
+    assert "internal error" in err and "boom" in err and "Traceback" not in err

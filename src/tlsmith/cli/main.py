@@ -17,13 +17,22 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
-    if target.startswith("["):  # [::1]:443
-        host, _, rest = target[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if target.count(":") == 1:
-        host, port = target.split(":")
-        return host, int(port)
-    return target, default_port
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``."""
+    host, port_text = target, ""
+    if target.startswith("["):
+        host, bracket, rest = target[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise click.BadParameter(f"{target!r}: write IPv6 addresses as [addr]:port")
+        port_text = rest[1:]
+    elif target.count(":") == 1:
+        host, port_text = target.split(":")
+    if not host:
+        raise click.BadParameter(f"{target!r} has no host name")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise click.BadParameter(f"{port_text!r} is not a TCP port (1-65535)")
+    return host, int(port_text)
 
 
 def _protocol_options(f: Any) -> Any:
@@ -139,5 +148,20 @@ def fail(exc: BaseException, console: Console, *, host: str = "", port: int = 0)
     return 1 if isinstance(exc, TLSError | OSError) else 2
 
 
+def run() -> None:
+    """The console-script entry: an unexpected exception is a bug, reported in one line
+    (``TLSMITH_DEBUG=1`` shows the traceback)."""
+    import os
+
+    try:
+        main(standalone_mode=True)
+    except Exception as exc:  # click handles its own errors and SystemExit
+        if os.environ.get("TLSMITH_DEBUG"):
+            raise
+        err_console.print(f"[bold red]internal error:[/bold red] {exc!r}. This is a bug in "
+                          "tlsmith; run again with TLSMITH_DEBUG=1 for the traceback.")
+        sys.exit(3)
+
+
 if __name__ == "__main__":
-    main()
+    run()
