@@ -15,7 +15,6 @@ connection stays dead.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 
 from tlsmith.codec.enums import (
     AlertDescription,
@@ -378,13 +377,3 @@ class TLSConnection:
         if self._dead is not None:
             raise ConnectionClosedError(f"the connection is dead: {self._dead}")
 
-
-def client(config: ClientConfig) -> TLSConnection:
-    return TLSConnection(config)
-
-
-def server(config: ServerConfig) -> TLSConnection:
-    return TLSConnection(config)
-
-
-ObserverFactory = Callable[[], Observer]

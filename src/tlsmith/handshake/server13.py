@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -285,9 +285,8 @@ class ExpectClientHelloAgain(State):
         choice = _choose(sio.config, ch)
         if choice.suite.suite != suite:
             raise IllegalParameter("the cipher suite changed across the HelloRetryRequest")
-        choice = Choice(choice.suite, group, shares.client_shares[0].key_exchange,
-                        choice.certified, choice.scheme, choice.alpn, choice.server_name,
-                        choice.sni_matched)
+        choice = replace(choice, group=group,
+                         client_share=shares.client_shares[0].key_exchange)
         transcript = Transcript()
         transcript.set_hash(choice.suite.hash_name)
         transcript.update(message_hash(ch1_hash))  # RFC 8446 §4.4.1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from tlsmith.codec.enums import ContentType, ProtocolVersion
 from tlsmith.crypto.aead import Aead
@@ -164,12 +164,14 @@ class PlaintextDecrypter:
 
 # -- TLS 1.3 -------------------------------------------------------------------------------
 
-class _Tls13Base:
-    __slots__ = ("_aead", "_iv", "_nonce_len", "_seq", "_tag_len", "max_plaintext", "suite")
+class _AeadRecordBase:
+    """What TLS 1.3 and TLS 1.2 AEAD protection share: one AEAD object per key, the
+    sequence number, the size limits."""
+
+    __slots__ = ("_aead", "_seq", "_tag_len", "max_plaintext", "suite")
+    _max_ciphertext: ClassVar[int]
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
-        if not suite.tls13:
-            raise ValueError(f"{suite.name} is not a TLS 1.3 suite")
         if len(key) != suite.key_len or len(iv) != suite.iv_len:
             raise ValueError(
                 f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
@@ -177,8 +179,6 @@ class _Tls13Base:
         self.suite = suite
         self._aead = Aead(suite.aead, key, suite.tag_len)
         self._tag_len = suite.tag_len
-        self._iv = int.from_bytes(iv, "big")
-        self._nonce_len = len(iv)
         self._seq = seq
         # Content bytes per record; RFC 8449 record_size_limit lowers it (to limit - 1).
         self.max_plaintext = MAX_PLAINTEXT
@@ -189,10 +189,22 @@ class _Tls13Base:
 
     @property
     def max_ciphertext(self) -> int:
-        return MAX_CIPHERTEXT_13
+        return self._max_ciphertext
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.suite.name}, seq={self._seq})"
+
+
+class _Tls13Base(_AeadRecordBase):
+    __slots__ = ("_iv", "_nonce_len")
+    _max_ciphertext = MAX_CIPHERTEXT_13
+
+    def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
+        if not suite.tls13:
+            raise ValueError(f"{suite.name} is not a TLS 1.3 suite")
+        super().__init__(suite, key, iv, seq)
+        self._iv = int.from_bytes(iv, "big")
+        self._nonce_len = len(iv)
 
 
 class TLS13Encrypter(_Tls13Base):
@@ -286,43 +298,24 @@ class TLS13Decrypter(_Tls13Base):
 
 # -- TLS 1.2 AEAD --------------------------------------------------------------------------
 
-class _Tls12AeadBase:
-    __slots__ = ("_aead", "_explicit_len", "_iv", "_salt", "_seq", "_tag_len",
-                 "max_plaintext", "suite")
+class _Tls12AeadBase(_AeadRecordBase):
+    __slots__ = ("_explicit_len", "_iv", "_salt")
+    _max_ciphertext = MAX_CIPHERTEXT_12
 
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, seq: int) -> None:
         if suite.tls13 or suite.aead not in ("aes-gcm", "chacha20-poly1305"):
             raise ValueError(f"{suite.name} is not a TLS 1.2 AEAD suite")
-        if len(key) != suite.key_len or len(fixed_iv) != suite.iv_len:
-            raise ValueError(
-                f"{suite.name}: key/iv of {len(key)}/{len(fixed_iv)} bytes, expected "
-                f"{suite.key_len}/{suite.iv_len}")
-        self.suite = suite
-        self._aead = Aead(suite.aead, key, suite.tag_len)
-        self._tag_len = suite.tag_len
+        super().__init__(suite, key, fixed_iv, seq)
         self._explicit_len = suite.record_iv_len
         # RFC 5288 §3: nonce = salt (implicit, 4) || nonce_explicit (8, on the wire).
         self._salt = fixed_iv
         # RFC 7905 §2: nonce = fixed iv (12) XOR left-padded 64-bit seq.
         self._iv = int.from_bytes(fixed_iv, "big")
-        self._seq = seq
-        self.max_plaintext = MAX_PLAINTEXT
-
-    @property
-    def seq(self) -> int:
-        return self._seq
-
-    @property
-    def max_ciphertext(self) -> int:
-        return MAX_CIPHERTEXT_12
 
     def _nonce(self, seq: int, explicit: bytes) -> bytes:
         if self._explicit_len:
             return self._salt + explicit
         return (self._iv ^ seq).to_bytes(12, "big")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.suite.name}, seq={self._seq})"
 
 
 class TLS12AeadEncrypter(_Tls12AeadBase):
