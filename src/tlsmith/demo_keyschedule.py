@@ -78,6 +78,15 @@ def walkthrough_rows(trace: Trace) -> list[Row]:
     def add(phase: str, name: str, how: str, computed: bytes, expected: bytes) -> None:
         rows.append(Row(phase, name, how, computed, expected))
 
+    def add_keys(phase: str, who: str, kind: str, secret: bytes, short: str,
+                 step: dict[str, bytes]) -> None:
+        """The write key and IV of one traffic secret (RFC 8446 §7.3)."""
+        key, iv = ks.traffic_keys(_HASH, secret, _KEY_LEN, _IV_LEN)
+        add(phase, f"{who}_write_key ({kind})",
+            f'HKDF-Expand-Label({short}, "key", "", {_KEY_LEN})', key, step["key expanded"])
+        add(phase, f"{who}_write_iv ({kind})",
+            f'HKDF-Expand-Label({short}, "iv", "", {_IV_LEN})', iv, step["iv expanded"])
+
     def server(description: str) -> dict[str, bytes]:
         return dict(trace.find("server", description).values)
 
@@ -127,18 +136,10 @@ def walkthrough_rows(trace: Trace) -> list[Row]:
         shts, server('derive secret "tls13 s hs traffic"')["expanded"])
 
     phase = "Handshake traffic keys, RFC 8446 §7.3"
-    server_hs_keys = server("derive write traffic keys for handshake data")
-    client_hs_keys = server("derive read traffic keys for handshake data")
-    key, iv = ks.traffic_keys(_HASH, shts, _KEY_LEN, _IV_LEN)
-    add(phase, "server_write_key (handshake)", 'HKDF-Expand-Label(shts, "key", "", 16)',
-        key, server_hs_keys["key expanded"])
-    add(phase, "server_write_iv (handshake)", 'HKDF-Expand-Label(shts, "iv", "", 12)',
-        iv, server_hs_keys["iv expanded"])
-    key, iv = ks.traffic_keys(_HASH, chts, _KEY_LEN, _IV_LEN)
-    add(phase, "client_write_key (handshake)", 'HKDF-Expand-Label(chts, "key", "", 16)',
-        key, client_hs_keys["key expanded"])
-    add(phase, "client_write_iv (handshake)", 'HKDF-Expand-Label(chts, "iv", "", 12)',
-        iv, client_hs_keys["iv expanded"])
+    add_keys(phase, "server", "handshake", shts, "shts",
+             server("derive write traffic keys for handshake data"))
+    add_keys(phase, "client", "handshake", chts, "chts",
+             server("derive read traffic keys for handshake data"))
 
     phase = "Server Finished, RFC 8446 §4.4.4"
     for name in ("EncryptedExtensions", "Certificate", "CertificateVerify"):
@@ -172,18 +173,10 @@ def walkthrough_rows(trace: Trace) -> list[Row]:
         server('derive secret "tls13 exp master"')["expanded"])
 
     phase = "Application traffic keys, RFC 8446 §7.3"
-    server_ap_keys = server("derive write traffic keys for application data")
-    client_ap_keys = client("derive write traffic keys for application data")
-    key, iv = ks.traffic_keys(_HASH, sats, _KEY_LEN, _IV_LEN)
-    add(phase, "server_write_key (application)", 'HKDF-Expand-Label(sats, "key", "", 16)',
-        key, server_ap_keys["key expanded"])
-    add(phase, "server_write_iv (application)", 'HKDF-Expand-Label(sats, "iv", "", 12)',
-        iv, server_ap_keys["iv expanded"])
-    key, iv = ks.traffic_keys(_HASH, cats, _KEY_LEN, _IV_LEN)
-    add(phase, "client_write_key (application)", 'HKDF-Expand-Label(cats, "key", "", 16)',
-        key, client_ap_keys["key expanded"])
-    add(phase, "client_write_iv (application)", 'HKDF-Expand-Label(cats, "iv", "", 12)',
-        iv, client_ap_keys["iv expanded"])
+    add_keys(phase, "server", "application", sats, "sats",
+             server("derive write traffic keys for application data"))
+    add_keys(phase, "client", "application", cats, "cats",
+             client("derive write traffic keys for application data"))
 
     phase = "Client Finished, RFC 8446 §4.4.4"
     client_fin = client('calculate finished "tls13 finished"')
