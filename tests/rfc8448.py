@@ -1,9 +1,10 @@
 """Test helper (not a test file): the RFC 8448 traces, parsed from the RFC's own text.
 
 The one parser lives in ``tlsmith.rfc8448``; this module only decides where the RFC is
-for the test-suite: ``$TLSMITH_RFC_DIR/rfc8448.txt`` if that variable is set, else
-``shared/rfcs/rfc8448.txt`` beside the repository root (``/work/shared`` for the repo in
-``/work/main``). Hand-copied hex is not allowed in the tests: every vector comes from here.
+for the test-suite: the RFC text shipped inside the package
+(``src/tlsmith/data/rfc8448.txt``, the RFC as published), so the tests need nothing
+outside the repository. Hand-copied hex is not allowed in the tests: every vector comes
+from here.
 
 Usage::
 
@@ -14,11 +15,9 @@ Usage::
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tlsmith.rfc8448 import (
-    ENV_RFC_DIR,
     SECTION_HELLO_RETRY_REQUEST,
     SECTION_RESUMED_0RTT,
     SECTION_SIMPLE_1RTT,
@@ -26,29 +25,19 @@ from tlsmith.rfc8448 import (
     Record,
     Step,
     Trace,
+    bundled_path,
     load,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
-
-def rfc_path(filename: str = "rfc8448.txt") -> Path:
-    """The RFC text the tests read (``$TLSMITH_RFC_DIR`` wins over the sibling ``shared``)."""
-    env = os.environ.get(ENV_RFC_DIR)
-    if env:
-        return Path(env) / filename
-    return REPO_ROOT.parent / "shared" / "rfcs" / filename
+def rfc_path() -> Path:
+    """The RFC 8448 text the tests read: the copy shipped inside the package."""
+    return bundled_path()
 
 
 def load_section(section: int) -> Trace:
     """The parsed trace of one RFC 8448 section (3, 4, 5, 6 or 7)."""
-    path = rfc_path()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"RFC 8448 text not found at {path}; set ${ENV_RFC_DIR} to the directory "
-            "holding rfc8448.txt"
-        )
-    return load(path)[section]
+    return load(rfc_path())[section]
 
 
 __all__ = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import os
 import re
 from pathlib import Path
 
@@ -25,10 +24,8 @@ from tlsmith.errors import InternalError, ProtocolError
 
 
 def rfc5869_path() -> Path:
-    env = os.environ.get("TLSMITH_RFC_DIR")
-    if env:
-        return Path(env) / "rfc5869.txt"
-    return Path(__file__).resolve().parents[1].parent / "shared" / "rfcs" / "rfc5869.txt"
+    """RFC 5869 as published, kept in the repository (tests/vectors/README.md)."""
+    return Path(__file__).resolve().parent / "vectors" / "rfc5869.txt"
 
 
 @dataclasses.dataclass(frozen=True)

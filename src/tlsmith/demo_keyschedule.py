@@ -4,10 +4,10 @@ Every value is computed by tlsmith (``crypto.schedule13``, ``crypto.transcript``
 ``crypto.kx``) from the inputs the RFC prints -- the ephemeral private keys and the
 handshake messages -- and compared with the value the RFC prints next to it::
 
-    from pathlib import Path
     from rich.console import Console
     from tlsmith.demo_keyschedule import walkthrough
-    walkthrough(Path("shared/rfcs/rfc8448.txt"), Console())
+    from tlsmith.rfc8448 import bundled_path
+    walkthrough(bundled_path(), Console())
 
 This module sits above the core: the core never imports it.
 """

@@ -318,16 +318,20 @@ def parse(text: str) -> dict[int, Trace]:
 # -- finding and loading the RFC ------------------------------------------------------
 
 
+def bundled_path() -> Path:
+    """The copy of RFC 8448 shipped inside the package (``tlsmith/data/rfc8448.txt``,
+    the RFC as published by the RFC Editor, unmodified)."""
+    return Path(__file__).resolve().parent / "data" / RFC8448_FILENAME
+
+
 def candidate_paths(filename: str = RFC8448_FILENAME) -> list[Path]:
-    """Where the RFC text is looked for: ``$TLSMITH_RFC_DIR``, then ``shared/rfcs`` beside
-    any ancestor of this file or of the working directory."""
+    """Where the RFC text is looked for: ``$TLSMITH_RFC_DIR`` if set, then the copy
+    shipped with the package. Nothing outside the package is read by default."""
     out: list[Path] = []
     env = os.environ.get(ENV_RFC_DIR)
     if env:
         out.append(Path(env) / filename)
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for ancestor in (start, *start.parents):
-            out.append(ancestor / "shared" / "rfcs" / filename)
+    out.append(bundled_path().with_name(filename))
     return out
 
 
@@ -337,8 +341,8 @@ def locate(filename: str = RFC8448_FILENAME) -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    tried = ", ".join(str(p) for p in candidates[:4])
-    raise FileNotFoundError(f"{filename} not found (set ${ENV_RFC_DIR}); tried {tried}, ...")
+    tried = ", ".join(str(p) for p in candidates)
+    raise FileNotFoundError(f"{filename} not found; tried {tried}")
 
 
 def default_rfc8448_path() -> Path | None:
@@ -382,6 +386,7 @@ __all__ = [
     "Record",
     "Step",
     "Trace",
+    "bundled_path",
     "candidate_paths",
     "default_rfc8448_path",
     "load",
