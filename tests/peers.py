@@ -286,7 +286,7 @@ def send_close_notify(tls: TLSSocket) -> None:
 # ------------------------------------------------------------------ in-process tlsmith
 def info_line(info: HandshakeInfo) -> str:
     """One line describing a handshake, as our test HTTP handler sends it."""
-    return (f"tlsmith-info version={info.version} suite={info.cipher_suite.name} "
+    return (f"tlsmith-info version={info.version_label} suite={info.cipher_suite.name} "
             f"group={info.group.name if info.group else '-'} "
             f"sig={info.signature_scheme.name if info.signature_scheme else '-'} "
             f"alpn={info.alpn or '-'} sni={info.server_name or '-'} "

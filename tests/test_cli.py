@@ -114,7 +114,6 @@ def test_connect_keylog_option(certs: dict[str, CertFiles], tmp_path: object) ->
 @pytest.mark.parametrize("args, needle", [
     (["connect", "localhost:1", "--group", "nosuchgroup"], "unknown group"),
     (["connect", "localhost:1", "--cipher", "TLS_NOPE"], "unknown cipher suite"),
-    (["connect", "localhost:1", "--tls1.2"], "TLS 1.2 is not implemented"),
     (["connect", "localhost:abc"], "is not a TCP port"),
     (["connect", "localhost:70000"], "is not a TCP port"),
     (["connect", "[::1"], "write IPv6 addresses as [addr]:port"),

@@ -144,6 +144,32 @@ def _block_of(*raw_exts: bytes) -> bytes:
     return len(body).to_bytes(2, "big") + body
 
 
+# ClientHello extensions only a TLS 1.2 server uses: a bad body is kept as
+# MalformedExtension (RFC 8446 §4.1.2) instead of failing the parse.
+TLS12_ONLY = frozenset({ExtensionType.EC_POINT_FORMATS, ExtensionType.ENCRYPT_THEN_MAC,
+                        ExtensionType.EXTENDED_MASTER_SECRET,
+                        ExtensionType.RENEGOTIATION_INFO, ExtensionType.SESSION_TICKET})
+
+
+def _kept_malformed(ext_type: int, context: ExtensionContext) -> bool:
+    return context is CH and ext_type in TLS12_ONLY
+
+
+def _assert_kept_malformed(ext_type: ExtensionType, body: bytes) -> None:
+    """In a ClientHello block: parsed as MalformedExtension, byte-exact round trip, and
+    require_well_formed is a decode_error naming the extension."""
+    data = _block_of(_raw_ext(ext_type, body))
+    parsed = _parse_block(data, CH)
+    assert len(parsed) == 1
+    ext = parsed[0]
+    assert isinstance(ext, x.MalformedExtension)
+    assert ext.extension_type == ext_type and ext.data == body and ext.error
+    assert _block(list(parsed)) == data
+    with pytest.raises(DecodeError, match=x.ext_name(ext_type)) as excinfo:
+        x.require_well_formed(parsed)
+    assert excinfo.value.alert == AlertDescription.DECODE_ERROR
+
+
 # -- round trips --------------------------------------------------------------------------
 
 
@@ -216,7 +242,11 @@ def test_extensions_body_trailing_bytes_is_decode_error(sample: Sample) -> None:
                          ids=_ids([s for s in SAMPLES if s.trailing_fails]))
 def test_extensions_trailing_inside_extension_data_is_decode_error(sample: Sample) -> None:
     """The extension_data length says one byte more than the body form uses."""
-    data = _block_of(_raw_ext(sample.ext.extension_type, sample.ext.serialize_body() + b"\0"))
+    body = sample.ext.serialize_body() + b"\0"
+    if _kept_malformed(sample.ext.extension_type, sample.context):
+        _assert_kept_malformed(sample.ext.extension_type, body)
+        return
+    data = _block_of(_raw_ext(sample.ext.extension_type, body))
     with pytest.raises(DecodeError):
         _parse_block(data, sample.context)
 
@@ -276,13 +306,17 @@ BAD_BODIES: list[tuple[type[x.KnownExtension], ExtensionContext, str, type[Proto
      "exactly one"),
     (x.Padding, CH, "0000 01", IllegalParameter, "nonzero"),
     (x.EncryptThenMac, CH, "00", DecodeError, "encrypt_then_mac"),
+    (x.EncryptThenMac, SH, "00", DecodeError, "encrypt_then_mac"),
+    (x.ExtendedMasterSecret, CH, "00", DecodeError, "extended_master_secret"),
     (x.ExtendedMasterSecret, SH, "00", DecodeError, "extended_master_secret"),
+    (x.ECPointFormats, SH, "05 00", DecodeError, "ec_point_formats"),
     (x.PostHandshakeAuth, CH, "00", DecodeError, "post_handshake_auth"),
     (x.RecordSizeLimit, CH, "003f", IllegalParameter, "below 64"),
     (x.RecordSizeLimit, CH, "0000", IllegalParameter, "below 64"),
     (x.RecordSizeLimit, CH, "40", DecodeError, "record_size_limit"),
     (x.SessionTicket, SH, "01", DecodeError, "session_ticket"),
     (x.RenegotiationInfo, CH, "02 00", DecodeError, "renegotiation_info"),
+    (x.RenegotiationInfo, SH, "", DecodeError, "renegotiation_info"),
     (x.SupportedVersionsClientHello, CH, "00", DecodeError, "supported_versions"),
     (x.SupportedVersionsClientHello, CH, "03 0304 03", DecodeError, "supported_versions"),
     (x.SupportedVersionsClientHello, CH, "04 0304", DecodeError, "supported_versions"),
@@ -331,6 +365,10 @@ def test_extensions_bad_body(cls: type[x.KnownExtension], context: ExtensionCont
     with pytest.raises(error, match=match) as excinfo:
         cls.parse_body(body, context)
     assert type(excinfo.value) is error
+    if _kept_malformed(cls.extension_type, context):
+        assert error is DecodeError
+        _assert_kept_malformed(cls.extension_type, body)
+        return
     # through parse_extensions too: the same error, and a decode error names the extension
     with pytest.raises(error) as excinfo2:
         _parse_block(_block_of(_raw_ext(cls.extension_type, body)), context)
@@ -550,3 +588,106 @@ def test_status_request_empty_in_certificate_request() -> None:
     ext = StatusRequest.parse_body(b"", ExtensionContext.CERTIFICATE_REQUEST)
     assert ext == StatusRequest(empty=True)
     assert ext.serialize_body() == b""
+
+
+# -- TLS 1.2-only ClientHello extensions with a bad body -----------------------------------
+
+BAD_TLS12_ONLY = [
+    (ExtensionType.EC_POINT_FORMATS, b"\x05\x00"),  # says 5 formats, has 1
+    (ExtensionType.EXTENDED_MASTER_SECRET, b"\x00"),  # RFC 7627 §5.1: empty
+    (ExtensionType.ENCRYPT_THEN_MAC, b"junk"),  # RFC 7366 §2: empty
+    (ExtensionType.RENEGOTIATION_INFO, b"\x03\x00"),
+]
+
+
+def _hello(*raw_exts: bytes) -> bytes:
+    return (b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00"
+            + _block_of(*raw_exts))
+
+
+def _server_hello(*raw_exts: bytes) -> bytes:
+    return b"\x03\x03" + bytes(range(32)) + b"\x00" + b"\xc0\x2f" + b"\x00" + _block_of(*raw_exts)
+
+
+def test_tls12_only_bad_body_kept_in_client_hello() -> None:
+    from tlsmith.codec.messages import ClientHello
+
+    raws = [_raw_ext(t, body) for t, body in BAD_TLS12_ONLY]
+    body = _hello(_raw_ext(ExtensionType.SUPPORTED_GROUPS, b"\x00\x02\x00\x1d"), *raws)
+    hello = ClientHello.parse_body(body)
+    assert hello.serialize_body() == body  # transcript stays byte-exact
+    assert ClientHello.parse_body(hello.serialize_body()) == hello
+    malformed = [e for e in hello.extensions if isinstance(e, x.MalformedExtension)]
+    assert [(e.extension_type, e.data) for e in malformed] == BAD_TLS12_ONLY
+    # a TLS 1.3 server looks them up by class and does not find them
+    for cls in (x.ECPointFormats, x.ExtendedMasterSecret, x.EncryptThenMac,
+                x.RenegotiationInfo):
+        assert x.find_extension(hello.extensions, cls) is None
+    assert x.find_extension(hello.extensions, x.SupportedGroups) is not None
+    # a TLS 1.2 server refuses them: decode_error naming the first one
+    with pytest.raises(DecodeError, match="ec_point_formats") as excinfo:
+        x.require_well_formed(hello.extensions)
+    assert excinfo.value.alert == AlertDescription.DECODE_ERROR
+
+
+@pytest.mark.parametrize(("ext_type", "body"), BAD_TLS12_ONLY,
+                         ids=[t.name for t, _ in BAD_TLS12_ONLY])
+def test_tls12_only_bad_body_each(ext_type: ExtensionType, body: bytes) -> None:
+    from tlsmith.codec.messages import ClientHello, ServerHello
+
+    _assert_kept_malformed(ext_type, body)
+    hello = ClientHello.parse_body(_hello(_raw_ext(ext_type, body)))
+    assert hello.serialize_body() == _hello(_raw_ext(ext_type, body))
+    cls = x.registered_class(ext_type, CH)
+    assert cls is not None and x.find_extension(hello.extensions, cls) is None
+    with pytest.raises(DecodeError, match=x.ext_name(ext_type)):
+        x.require_well_formed(hello.extensions)
+    # RFC 8446 §4.1.3 / RFC 5246 §7.4.1.4: a client still refuses the body in a ServerHello
+    with pytest.raises(DecodeError, match=x.ext_name(ext_type)):
+        ServerHello.parse_body(_server_hello(_raw_ext(ext_type, body)))
+    with pytest.raises(DecodeError):
+        _parse_block(_block_of(_raw_ext(ext_type, body)), SH)
+
+
+def test_tls12_only_well_formed_passes() -> None:
+    exts: list[Extension] = [
+        x.ECPointFormats((ECPointFormat.UNCOMPRESSED,)), x.ExtendedMasterSecret(),
+        x.EncryptThenMac(), x.RenegotiationInfo(b""), x.SessionTicket(b"t")]
+    parsed = _parse_block(_block(exts), CH)
+    assert parsed == tuple(exts)
+    x.require_well_formed(parsed)  # no error
+    x.require_well_formed(())
+    assert x.find_extension(parsed, x.ExtendedMasterSecret) == x.ExtendedMasterSecret()
+
+
+def test_tls12_only_other_client_hello_extensions_still_fail() -> None:
+    # only the TLS 1.2-only types are spared; everything else still fails the parse
+    for ext_type, body in [(ExtensionType.SUPPORTED_GROUPS, b"\x00\x03\x00\x1d\x00"),
+                           (ExtensionType.SIGNATURE_ALGORITHMS, b"\x00"),
+                           (ExtensionType.SUPPORTED_VERSIONS, b"\x05\x03\x04")]:
+        with pytest.raises(DecodeError):
+            _parse_block(_block_of(_raw_ext(ext_type, body)), CH)
+    # a non-DecodeError (a value outside the enumeration) is not swallowed either
+    with pytest.raises(IllegalParameter):
+        _parse_block(_block_of(_raw_ext(ExtensionType.MAX_FRAGMENT_LENGTH, b"\x09")), CH)
+
+
+def test_tls12_only_duplicates_still_detected() -> None:
+    good = _raw_ext(ExtensionType.EC_POINT_FORMATS, b"\x01\x00")
+    bad = _raw_ext(ExtensionType.EC_POINT_FORMATS, b"\x05\x00")
+    for first, second in [(bad, good), (good, bad), (bad, bad)]:
+        with pytest.raises(IllegalParameter, match="duplicate ec_point_formats"):
+            _parse_block(_block_of(first, second), CH)
+    ems = _raw_ext(ExtensionType.EXTENDED_MASTER_SECRET, b"\x00")
+    with pytest.raises(IllegalParameter, match="duplicate extended_master_secret"):
+        _parse_block(_block_of(ems, ems), CH)
+
+
+def test_tls12_only_malformed_is_frozen_and_raw() -> None:
+    ext = x.MalformedExtension(ExtensionType.EXTENDED_MASTER_SECRET, b"\x01", "why")
+    assert ext.serialize_body() == b"\x01"
+    assert x.find_extension_type((ext,), ExtensionType.EXTENDED_MASTER_SECRET) is ext
+    with pytest.raises(AttributeError):
+        ext.data = b""  # type: ignore[misc]
+    with pytest.raises(DecodeError, match="extended_master_secret extension: why"):
+        x.require_well_formed([ext])

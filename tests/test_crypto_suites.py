@@ -45,7 +45,19 @@ def test_suites_tls12_fields_follow_the_suite_name() -> None:
         assert info.key_exchange == {"ECDHE_ECDSA": "ecdhe", "ECDHE_RSA": "ecdhe",
                                      "DHE_RSA": "dhe", "RSA": "rsa"}[kx]
         assert info.authentication == ("ecdsa" if "ECDSA" in kx else "rsa")
-        assert info.hash_name == name.rsplit("_", 1)[1].lower()
+        suffix = name.rsplit("_", 1)[1].lower()
+        # RFC 5246 §5, RFC 5288 §3, RFC 5289 §3: SHA-256 PRF unless the suite says SHA384.
+        assert info.hash_name == ("sha384" if suffix == "sha384" else "sha256")
+        assert info.hash_len == hashlib.new(info.hash_name).digest_size
+        if "_CBC_" in name:
+            assert (info.cipher, info.aead) == ("cbc", "aes-cbc")
+            assert info.key_len == (16 if "AES_128" in name else 32)
+            # RFC 5246 §6.2.3.2: explicit 16-byte IV, nothing from the key block.
+            assert (info.iv_len, info.record_iv_len, info.tag_len) == (0, 16, 0)
+            assert info.mac_name == {"sha": "sha1"}.get(suffix, suffix)
+            assert info.mac_key_len == hashlib.new(info.mac_name).digest_size
+            continue
+        assert (info.cipher, info.mac_name, info.mac_key_len) == ("aead", None, 0)
         if "_GCM_" in name:
             assert info.aead == "aes-gcm"
             assert (info.iv_len, info.record_iv_len) == (4, 8)  # RFC 5288 §3
@@ -57,6 +69,44 @@ def test_suites_tls12_fields_follow_the_suite_name() -> None:
         assert info.tag_len == 16
 
 
+def test_suites_cbc_suites_are_supported() -> None:
+    # RFC 5246 App. C, RFC 5289 §3.1, RFC 8422 §6.
+    expected = {f"TLS_{kx}_WITH_AES_{bits}_CBC_{mac}"
+                for kx in ("ECDHE_ECDSA", "ECDHE_RSA")
+                for bits, mac in (("128", "SHA"), ("256", "SHA"), ("128", "SHA256"),
+                                  ("256", "SHA384"))}
+    expected |= {f"TLS_{kx}_WITH_AES_{bits}_CBC_{mac}"
+                 for kx in ("DHE_RSA", "RSA")
+                 for bits in ("128", "256") for mac in ("SHA", "SHA256")}
+    assert len(expected) == 16
+    cbc = {info.name for info in TLS12_SUITES.values() if info.cipher == "cbc"}
+    assert cbc == expected
+    assert not UNSUPPORTED_TLS12_SUITES
+
+
+def test_suites_tls13_suites_keep_the_aead_defaults() -> None:
+    for info in TLS13_SUITES.values():
+        assert (info.cipher, info.mac_name, info.mac_key_len) == ("aead", None, 0)
+
+
+def test_suites_description() -> None:
+    def d(suite: CipherSuite) -> str:
+        info = suite_info(suite)
+        assert info is not None
+        return info.description
+
+    assert d(CipherSuite.TLS_AES_128_GCM_SHA256) == "AEAD AES-128-GCM"
+    assert d(CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384) == "AEAD AES-256-GCM"
+    assert d(CipherSuite.TLS_CHACHA20_POLY1305_SHA256) == "AEAD ChaCha20-Poly1305"
+    assert d(CipherSuite.TLS_AES_128_CCM_8_SHA256) == "AEAD AES-128-CCM-8"
+    assert d(CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256) == (
+        "AES-128-CBC + HMAC-SHA256 (key 16, MAC key 32, IV 16)")
+    assert d(CipherSuite.TLS_RSA_WITH_AES_256_CBC_SHA) == (
+        "AES-256-CBC + HMAC-SHA1 (key 32, MAC key 20, IV 16)")
+    assert d(CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384) == (
+        "AES-256-CBC + HMAC-SHA384 (key 32, MAC key 48, IV 16)")
+
+
 def test_suites_every_named_suite_is_classified() -> None:
     signalling = {CipherSuite.TLS_NULL_WITH_NULL_NULL,
                   CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
@@ -65,8 +115,6 @@ def test_suites_every_named_suite_is_classified() -> None:
         groups = [suite in TLS13_SUITES, suite in TLS12_SUITES,
                   suite in UNSUPPORTED_TLS12_SUITES, suite in signalling]
         assert groups.count(True) == 1, suite
-    for suite in UNSUPPORTED_TLS12_SUITES:
-        assert "_CBC_" in suite.rfc_name
 
 
 def test_suites_gcm_and_chacha_tls12_suites_are_all_supported() -> None:
@@ -80,7 +128,9 @@ def test_suites_suite_info_lookup() -> None:
     assert suite_info(CipherSuite.TLS_AES_128_GCM_SHA256) is (
         TLS13_SUITES[CipherSuite.TLS_AES_128_GCM_SHA256])
     assert suite_info(0xC02F) is TLS12_SUITES[CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
-    assert suite_info(CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA) is None
+    assert suite_info(CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA) is (
+        TLS12_SUITES[CipherSuite.TLS_RSA_WITH_AES_128_CBC_SHA])
+    assert suite_info(CipherSuite.TLS_NULL_WITH_NULL_NULL) is None
     assert suite_info(CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV) is None
     assert suite_info(0x0A0A) is None  # GREASE
     assert suite_info(0x1234) is None

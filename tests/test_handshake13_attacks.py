@@ -43,7 +43,8 @@ from mitm import (
     server_first_flight,
     write_secrets,
 )
-from pair import SecretSpy, configs
+from pair import SecretSpy
+from pair import configs as _configs
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     AlertDescription,
@@ -98,6 +99,13 @@ from tlsmith.x509.verify import TrustStore
 
 H = HandshakeType
 A = AlertDescription
+
+
+def configs(cert: CertFiles, **kw: Any) -> tuple[ClientConfig, ServerConfig]:
+    """These attacks target the TLS 1.3 handshake: both sides speak TLS 1.3 only
+    (TLS 1.2 negotiation has its own tests in test_handshake12_*)."""
+    server_kw = {"min_version": ProtocolVersion.TLS13, **kw.pop("server", {})}
+    return _configs(cert, min_version=ProtocolVersion.TLS13, server=server_kw, **kw)
 
 
 # -- set-up --------------------------------------------------------------------------------

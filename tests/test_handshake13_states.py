@@ -58,7 +58,7 @@ from tlsmith.connection import TLSConnection
 from tlsmith.crypto.suites import suite_info
 from tlsmith.errors import UnexpectedMessage
 from tlsmith.events import HandshakeComplete, KeyUpdated, SessionTicketReceived
-from tlsmith.handshake import client13, common13, server13
+from tlsmith.handshake import client, client13, common13, server, server13
 
 H = HandshakeType
 UNKNOWN_TYPE = H(99)  # no registered handshake type: still "not expected"
@@ -71,8 +71,7 @@ CLIENT_STATES: dict[str, frozenset[HandshakeType]] = {
     "ExpectServerHello": frozenset({H.SERVER_HELLO}),  # a HelloRetryRequest is one too
     "ExpectEncryptedExtensions": frozenset({H.ENCRYPTED_EXTENSIONS}),
     "ExpectCertificateOrRequest": frozenset({H.CERTIFICATE, H.CERTIFICATE_REQUEST}),
-    # after a CertificateRequest, still named ExpectCertificateOrRequest
-    "ExpectCertificate": frozenset({H.CERTIFICATE}),
+    "ExpectCertificate": frozenset({H.CERTIFICATE}),  # after a CertificateRequest
     "ExpectCertificateVerify": frozenset({H.CERTIFICATE_VERIFY}),
     "ExpectFinished": frozenset({H.FINISHED}),
     "Connected13": frozenset({H.NEW_SESSION_TICKET, H.KEY_UPDATE}),
@@ -109,7 +108,7 @@ class Reached:
 
 
 def state_name(state: str) -> str:
-    return "ExpectCertificateOrRequest" if state == "ExpectCertificate" else state
+    return state
 
 
 def certificate_request() -> bytes:
@@ -248,15 +247,16 @@ def test_state_rejects_unexpected_message(certs: dict[str, CertFiles],
 def test_state_expects_match_the_rfc() -> None:
     """What each state class declares is exactly what RFC 8446 allows there."""
     declared_client = {
-        "ExpectServerHello": client13.ExpectServerHello.expects,
+        "ExpectServerHello": client.ExpectServerHello.expects,
         "ExpectEncryptedExtensions": client13.ExpectEncryptedExtensions.expects,
         "ExpectCertificateOrRequest": client13.ExpectCertificateOrRequest.expects,
+        "ExpectCertificate": client13.ExpectCertificate.expects,
         "ExpectCertificateVerify": client13.ExpectCertificateVerify.expects,
         "ExpectFinished": client13.ExpectFinished.expects,
     }
     for name, expects in declared_client.items():
         assert expects == CLIENT_STATES[name], name
-    assert server13.ExpectClientHello.expects == SERVER_STATES["ExpectClientHello"]
+    assert server.ExpectClientHello.expects == SERVER_STATES["ExpectClientHello"]
     assert server13.ExpectClientHelloAgain.expects == SERVER_STATES["ExpectClientHelloAgain"]
     assert server13.ExpectClientFinished.expects == SERVER_STATES["ExpectClientFinished"]
     for is_client, role in ((True, CLIENT_STATES), (False, SERVER_STATES)):

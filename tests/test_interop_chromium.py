@@ -183,7 +183,7 @@ def test_chromium_gets_our_page_with_grease_and_mlkem(chromium: str,
     assert seen["alpn"] == "http/1.1"
     for conn in served:
         assert conn.error is None, f"{conn.peer}: {conn.error!r}"
-        assert conn.info is not None and conn.info.version == "TLSv1.3"
+        assert conn.info is not None and conn.info.version_label == "TLSv1.3"
     page = page_request(served)
     assert page.info is not None
     assert seen["group"] == (page.info.group.name if page.info.group else "-")
@@ -270,8 +270,8 @@ def start_tlsmith_serve(cert: CertFiles, log_dir: Path) -> PeerProcess:
         serve = PeerProcess(cmd, log_dir / f"serve-{attempt}.log", port=port,
                             env={**environ_without("SSLKEYLOGFILE"), "COLUMNS": "200"})
         wait_until(lambda s=serve: s.proc.poll() is not None  # type: ignore[misc]
-                   or "tlsmith serving TLS 1.3" in s.output(), TIMEOUT)
-        if serve.proc.poll() is None and "tlsmith serving TLS 1.3" in serve.output():
+                   or "tlsmith serving TLSv1.3" in s.output(), TIMEOUT)
+        if serve.proc.poll() is None and "tlsmith serving TLSv1.3" in serve.output():
             return serve
         serve.stop()
         output = serve.output()

@@ -39,6 +39,7 @@ from peers import (
 )
 from tlsmith.codec.enums import CipherSuite, NamedGroup, SignatureScheme
 from tlsmith.config import ALL_TLS13_SUITES, CertifiedKey, ServerConfig
+from tlsmith.io.blocking import with_keylog
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
@@ -226,7 +227,7 @@ def test_gnutls_cli_matrix(servers: ServerPool, certs: dict[str, CertFiles],
     assert served.error is None, repr(served.error)
     info = served.info
     assert info is not None
-    assert info.version == "TLSv1.3"
+    assert info.version_label == "TLSv1.3"
     assert info.cipher_suite == suite
     assert info.group == group
     assert info.signature_scheme in SCHEMES[cert_type]
@@ -286,7 +287,7 @@ def test_gnutls_cli_keylog_matches_tlsmith_server(certs: dict[str, CertFiles],
     """gnutls-cli (SSLKEYLOGFILE) and our server (keylog=) log the same secrets."""
     cert = certs["ecdsa-p256"]
     ours, theirs = tmp_path / "tlsmith-server.keys", tmp_path / "gnutls-cli.keys"
-    config = server_config(cert, keylog=str(ours))
+    config = with_keylog(server_config(cert), ours)
     with tlsmith_server(config, "http") as server:
         done = run_gnutls_cli(server.port, cert, "--priority",
                               priority(NamedGroup.X25519,
@@ -529,9 +530,8 @@ def _client_api(client: dict[str, Any], port: int) -> dict[str, Any]:
         kw["cipher_suites"] = tuple(CipherSuite[s] for s in client["suites"])
     config = ClientConfig(server_name="localhost",
                           trust=TrustStore.from_pem_file(client["ca"]),
-                          alpn_protocols=tuple(client["alpn"]), keylog=client["keylog"],
-                          observer=observer, **kw)
-    tls = connect("127.0.0.1", port, config, timeout=TIMEOUT)
+                          alpn_protocols=tuple(client["alpn"]), observer=observer, **kw)
+    tls = connect("127.0.0.1", port, config, timeout=TIMEOUT, keylog=client["keylog"])
     try:
         info = tls.info
         tls.sendall(GET)
@@ -541,7 +541,7 @@ def _client_api(client: dict[str, Any], port: int) -> dict[str, Any]:
     return {
         "ok": True,
         "info": {
-            "version": info.version,
+            "version": info.version_label,
             "cipher_suite": info.cipher_suite.name,
             "group": info.group.name if info.group else None,
             "signature_scheme": info.signature_scheme.name if info.signature_scheme

@@ -133,7 +133,7 @@ def test_matrix(servers: ServerPool, certs: dict[str, CertFiles], suite: CipherS
                            key_share_groups=(group,))
     with open_tls(server.port, config) as tls:
         info = tls.info
-        assert info.version == "TLSv1.3"
+        assert info.version_label == "TLSv1.3"
         assert info.cipher_suite == suite
         assert info.group == group
         assert info.signature_scheme == EXPECTED_SCHEME[cert_type]
@@ -354,7 +354,7 @@ def test_python_ssl_echo_one_mib(certs: dict[str, CertFiles], cert_type: str) ->
     with python_ssl_server(cert, "echo") as (port, served):
         tls = connect("127.0.0.1", port, client_config(cert), timeout=TIMEOUT)
         try:
-            assert tls.info.version == "TLSv1.3"
+            assert tls.info.version_label == "TLSv1.3"
             assert tls.info.certificate_verified
             echoed = bytearray()
             for start in range(0, MIB, 64 * 1024):

@@ -30,7 +30,7 @@ from peers import (
     tlsmith_server,
     wait_until,
 )
-from tlsmith.codec.enums import CipherSuite, NamedGroup, SignatureScheme
+from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
 from tlsmith.config import ALL_TLS13_SUITES, CertifiedKey, ServerConfig
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
@@ -245,9 +245,9 @@ def test_ecdsa_p384_certificate(servers: ServerPool, certs: dict[str, CertFiles]
 ], ids=["pkcs1-only", "ccm8-only", "tls1_2-only"])
 def test_refusals_are_alerts(servers: ServerPool, certs: dict[str, CertFiles],
                              args: tuple[str, ...], alert: str, error: str) -> None:
-    """What we cannot do in TLS 1.3 ends in the right alert, seen by OpenSSL."""
+    """What a TLS 1.3-only server cannot do ends in the right alert, seen by OpenSSL."""
     cert = certs["rsa-2048"]
-    server = servers.get("rsa-2048")
+    server = servers.get("rsa-2048", min_version=ProtocolVersion.TLS13)
     before = server.count()
     done = run_s_client(server.port, *args, "-CAfile", str(cert.ca_path),
                         "-servername", "localhost", stdin=GET)
@@ -402,7 +402,7 @@ def started_or_exited(serve: PeerProcess) -> bool:
 def listening(serve: PeerProcess) -> bool:
     # "tlsmith serving ..." is printed once the socket listens; a probe connection would
     # count against --max-connections 1, so read the banner instead of connecting.
-    return "tlsmith serving TLS 1.3" in serve.output()
+    return "tlsmith serving TLSv1.3" in serve.output()
 
 
 def curl(cert: CertFiles, port: int) -> str:

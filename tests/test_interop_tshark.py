@@ -126,8 +126,8 @@ def one_session(port: int, cert: CertFiles, suite: CipherSuite, group: NamedGrou
                 keylog: Path) -> tuple[bytes, bytes]:
     config = ClientConfig(server_name="localhost", alpn_protocols=("http/1.1",),
                           cipher_suites=(suite,), groups=(group,), key_share_groups=(group,),
-                          trust=TrustStore.from_pem_file(cert.ca_path), keylog=str(keylog))
-    tls = connect("127.0.0.1", port, config, timeout=10)
+                          trust=TrustStore.from_pem_file(cert.ca_path))
+    tls = connect("127.0.0.1", port, config, timeout=10, keylog=keylog)
     try:
         assert tls.info.cipher_suite == suite and tls.info.group == group
         assert tls.info.alpn == "http/1.1"

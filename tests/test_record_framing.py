@@ -6,11 +6,26 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tlsmith.codec.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
+from tlsmith.codec import extensions as x
+from tlsmith.codec.enums import (
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+    HandshakeType,
+    NamedGroup,
+    ProtocolVersion,
+)
+from tlsmith.codec.messages import ClientHello
 from tlsmith.errors import DecodeError, IllegalParameter, RecordOverflow, UnexpectedMessage
 from tlsmith.record.framing import (
+    DEFAULT_MAX_HANDSHAKE_BODY,
+    DEFAULT_MAX_HANDSHAKE_MESSAGE,
+    DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY,
+    HANDSHAKE_BODY_RANGES,
     MAX_CIPHERTEXT_12,
     MAX_CIPHERTEXT_13,
+    MAX_HANDSHAKE_BODY,
     MAX_PLAINTEXT,
     HandshakeReassembler,
     Record,
@@ -21,6 +36,7 @@ from tlsmith.record.framing import (
 )
 
 HS = ContentType.HANDSHAKE
+H = HandshakeType
 
 
 def record(content_type: int, payload: bytes, version: int = 0x0303) -> bytes:
@@ -267,9 +283,10 @@ def test_framing_reassembler_unknown_type_is_passed_on() -> None:
 
 def test_framing_reassembler_oversized_message() -> None:
     ra = HandshakeReassembler()
-    ra.feed(b"\x0b" + (65537).to_bytes(3, "big"))  # detected from the header alone
-    with pytest.raises(IllegalParameter, match="exceeds"):
+    ra.feed(b"\x0b" + (2**18 + 1).to_bytes(3, "big"))  # detected from the header alone
+    with pytest.raises(IllegalParameter, match="exceeds") as excinfo:
         ra.next_message()
+    assert excinfo.value.alert == AlertDescription.ILLEGAL_PARAMETER
     ra = HandshakeReassembler(max_message_size=100)
     ra.feed(handshake(11, b"x" * 96))
     assert ra.next_message() is not None
@@ -283,6 +300,160 @@ def test_framing_reassembler_default_accepts_64k_body() -> None:
     ra.feed(handshake(11, bytes(65536)))
     item = ra.next_message()
     assert item is not None and len(item[1]) == 65536
+
+
+# -- HandshakeReassembler: per-type length limits ----------------------------------------
+
+def _header(msg_type: int, length: int) -> bytes:
+    return bytes([msg_type]) + length.to_bytes(3, "big")
+
+
+def test_framing_structural_maxima() -> None:
+    # RFC 8446 §4.1.2: 2 + 32 + (1+32) + (2+65534) + (1+255) + (2+65535)
+    assert HANDSHAKE_BODY_RANGES[H.CLIENT_HELLO] == (0, 131396)
+    assert HANDSHAKE_BODY_RANGES[H.SERVER_HELLO] == (0, 65607)
+    assert HANDSHAKE_BODY_RANGES[H.FINISHED] == (12, 64)
+    assert HANDSHAKE_BODY_RANGES[H.KEY_UPDATE] == (1, 1)
+    for t in (H.HELLO_REQUEST, H.SERVER_HELLO_DONE, H.END_OF_EARLY_DATA):
+        assert HANDSHAKE_BODY_RANGES[t] == (0, 0)
+    assert DEFAULT_MAX_HANDSHAKE_BODY[H.CERTIFICATE] == 2**18
+    assert DEFAULT_MAX_HANDSHAKE_MESSAGE == 4 + MAX_HANDSHAKE_BODY
+
+
+def test_framing_reassembler_70k_client_hello() -> None:
+    # RFC 8446 §4.1.2: cipher_suites<2..2^16-2> and extensions<8..2^16-1> together allow
+    # a ClientHello well over 64 KiB.
+    hello = ClientHello(
+        ProtocolVersion.TLS12, bytes(range(32)), bytes(32),
+        tuple(CipherSuite(0x2000 + i) for i in range(16000)), (0,),
+        (x.SupportedGroups((NamedGroup.X25519,)), x.Padding(40000)))
+    raw = hello.serialize()
+    assert len(raw) > 70 * 1024
+    ra = HandshakeReassembler()
+    pieces = list(fragment(raw))
+    for piece in pieces[:-1]:
+        ra.feed(piece)
+        assert ra.next_message() is None
+    ra.feed(pieces[-1])
+    item = ra.next_message()
+    assert item is not None and item[0] is H.CLIENT_HELLO and item[2] == raw
+    assert ClientHello.parse_body(item[1]) == hello
+
+
+def test_framing_reassembler_huge_finished_fails_at_the_header() -> None:
+    ra = HandshakeReassembler()
+    ra.feed(_header(H.FINISHED, 2**24 - 1)[:3])
+    assert ra.next_message() is None  # header incomplete
+    ra.feed(_header(H.FINISHED, 2**24 - 1)[3:])
+    with pytest.raises(DecodeError, match="finished") as excinfo:
+        ra.next_message()
+    assert excinfo.value.alert == AlertDescription.DECODE_ERROR
+    assert ra.buffered() == 4
+
+
+@pytest.mark.parametrize(("msg_type", "length"), [
+    (H.HELLO_REQUEST, 1), (H.HELLO_REQUEST, 2**24 - 1),
+    (H.SERVER_HELLO_DONE, 1), (H.SERVER_HELLO_DONE, 70000),
+    (H.END_OF_EARLY_DATA, 1), (H.END_OF_EARLY_DATA, 32),
+    (H.KEY_UPDATE, 0), (H.KEY_UPDATE, 2), (H.KEY_UPDATE, 65536),
+    (H.FINISHED, 0), (H.FINISHED, 11), (H.FINISHED, 65), (H.FINISHED, 10 * 2**20),
+])
+def test_framing_reassembler_fixed_length_wrong_is_decode_error(
+    msg_type: HandshakeType, length: int
+) -> None:
+    ra = HandshakeReassembler()
+    ra.feed(_header(msg_type, length))
+    with pytest.raises(DecodeError, match=msg_type.name.lower()):
+        ra.next_message()
+
+
+@pytest.mark.parametrize(("msg_type", "length"), [
+    (H.HELLO_REQUEST, 0), (H.SERVER_HELLO_DONE, 0), (H.END_OF_EARLY_DATA, 0),
+    (H.KEY_UPDATE, 1), (H.FINISHED, 12), (H.FINISHED, 32), (H.FINISHED, 48),
+    (H.FINISHED, 64),
+])
+def test_framing_reassembler_fixed_length_right(msg_type: HandshakeType, length: int) -> None:
+    ra = HandshakeReassembler()
+    raw = handshake(msg_type, bytes(length))
+    ra.feed(raw)
+    item = ra.next_message()
+    assert item is not None and item[2] == raw
+
+
+@pytest.mark.parametrize("msg_type", sorted(DEFAULT_MAX_HANDSHAKE_BODY),
+                         ids=lambda t: t.name)
+def test_framing_reassembler_per_type_limit(msg_type: HandshakeType) -> None:
+    limit = DEFAULT_MAX_HANDSHAKE_BODY[msg_type]
+    structural = HANDSHAKE_BODY_RANGES[msg_type][1]
+    ra = HandshakeReassembler()
+    ra.feed(_header(msg_type, limit))
+    if limit:
+        assert ra.next_message() is None  # accepted: waits for the body
+    else:
+        assert ra.next_message() is not None
+    ra = HandshakeReassembler()
+    ra.feed(_header(msg_type, limit + 1))
+    error = DecodeError if limit == structural else IllegalParameter
+    with pytest.raises(error) as excinfo:
+        ra.next_message()
+    assert type(excinfo.value) is error
+    assert ra.buffered() == 4
+
+
+@pytest.mark.parametrize("msg_type", [0x7E, 0xFF, int(H.HELLO_RETRY_REQUEST),
+                                      int(H.SUPPLEMENTAL_DATA)])
+def test_framing_reassembler_unknown_type_small_cap(msg_type: int) -> None:
+    ra = HandshakeReassembler()
+    raw = handshake(msg_type, bytes(DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY))
+    ra.feed(raw)
+    item = ra.next_message()
+    assert item is not None and item[2] == raw
+    ra.feed(_header(msg_type, DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY + 1))
+    with pytest.raises(IllegalParameter, match="exceeds"):
+        ra.next_message()
+
+
+def test_framing_reassembler_limits_are_configurable() -> None:
+    ra = HandshakeReassembler(max_body={H.CERTIFICATE: 2**20}, max_unknown_body=10)
+    ra.feed(_header(H.CERTIFICATE, 2**20))
+    assert ra.next_message() is None
+    ra = HandshakeReassembler(max_body={H.CERTIFICATE: 2**20}, max_unknown_body=10)
+    ra.feed(_header(H.CERTIFICATE, 2**20 + 1))
+    with pytest.raises(IllegalParameter):
+        ra.next_message()
+    ra = HandshakeReassembler(max_unknown_body=10)
+    ra.feed(_header(0x7E, 11))
+    with pytest.raises(IllegalParameter):
+        ra.next_message()
+    # a cap above the structure changes nothing: the structure still decides
+    ra = HandshakeReassembler(max_body={H.KEY_UPDATE: 100, H.CLIENT_HELLO: 2**24 - 1})
+    ra.feed(_header(H.KEY_UPDATE, 2))
+    with pytest.raises(DecodeError):
+        ra.next_message()
+    ra = HandshakeReassembler(max_body={H.CLIENT_HELLO: 2**24 - 1})
+    ra.feed(_header(H.CLIENT_HELLO, 131397))
+    with pytest.raises(DecodeError):
+        ra.next_message()
+    # a lower per-type cap
+    ra = HandshakeReassembler(max_body={H.CLIENT_HELLO: 1000})
+    ra.feed(_header(H.CLIENT_HELLO, 1001))
+    with pytest.raises(IllegalParameter):
+        ra.next_message()
+
+
+def test_framing_reassembler_overall_cap_applies_to_every_type() -> None:
+    ra = HandshakeReassembler(max_message_size=65536 + 4)  # the old global default
+    ra.feed(_header(H.CLIENT_HELLO, 65536))
+    assert ra.next_message() is None
+    ra = HandshakeReassembler(max_message_size=65536 + 4)
+    ra.feed(_header(H.CLIENT_HELLO, 70 * 1024))
+    with pytest.raises(IllegalParameter, match="exceeds the limit of 65540"):
+        ra.next_message()
+    ra = HandshakeReassembler()
+    ra.max_message_size = 40  # still a plain, settable attribute
+    ra.feed(_header(H.FINISHED, 48))
+    with pytest.raises(IllegalParameter):
+        ra.next_message()
 
 
 # -- outbound fragmentation ------------------------------------------------------------

@@ -33,6 +33,26 @@ ALL_TLS13_SUITES: tuple[CipherSuite, ...] = (
     *DEFAULT_TLS13_SUITES,
     CipherSuite.TLS_AES_128_CCM_SHA256,
 )
+# TLS 1.2 suites offered/accepted by default: forward-secret AEADs first, then DHE with
+# the RFC 7919 groups, then CBC (used only with encrypt_then_mac, RFC 7366). RSA key
+# transport (TLS_RSA_WITH_*) is never a default: ask for it by name.
+DEFAULT_TLS12_SUITES: tuple[CipherSuite, ...] = (
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+    CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384,
+    CipherSuite.TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384,
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384,
+)
+DEFAULT_SUITES: tuple[CipherSuite, ...] = (*DEFAULT_TLS13_SUITES, *DEFAULT_TLS12_SUITES)
+SUPPORTED_VERSIONS: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS13, ProtocolVersion.TLS12)
 DEFAULT_GROUPS: tuple[NamedGroup, ...] = (
     NamedGroup.X25519,
     NamedGroup.SECP256R1,
@@ -71,17 +91,28 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
 def _validate_common(
     suites: tuple[CipherSuite, ...],
     groups: tuple[NamedGroup, ...],
-    versions: tuple[ProtocolVersion, ...],
+    min_version: ProtocolVersion,
+    max_version: ProtocolVersion,
     max_fragment: int,
 ) -> None:
     if not suites:
         raise UsageError("at least one cipher suite must be configured")
     if not groups:
         raise UsageError("at least one key-exchange group must be configured")
-    if ProtocolVersion.TLS13 not in versions:
-        raise UsageError("this version of tlsmith speaks TLS 1.3 only; include TLSv1.3")
+    for v in (min_version, max_version):
+        if v not in SUPPORTED_VERSIONS:
+            # RFC 8996: TLS 1.0 and 1.1 are deprecated; SSL 3.0 is long gone (RFC 7568).
+            raise UsageError(f"{ProtocolVersion(v).label} is not supported: tlsmith speaks "
+                             "TLSv1.2 and TLSv1.3")
+    if min_version > max_version:
+        raise UsageError(f"min_version {min_version.label} is above max_version "
+                         f"{max_version.label}")
     if not 64 <= max_fragment <= 2**14:
         raise UsageError("max_fragment must be between 64 and 16384 bytes")
+
+
+def _versions_between(lo: ProtocolVersion, hi: ProtocolVersion) -> tuple[ProtocolVersion, ...]:
+    return tuple(v for v in SUPPORTED_VERSIONS if lo <= v <= hi)
 
 
 @dataclass(frozen=True)
@@ -99,6 +130,20 @@ class CertifiedKey:
 
         return frozenset(schemes_for_private_key(self.private_key, tls13=True))
 
+    @functools.cached_property
+    def tls12_schemes(self) -> tuple[SignatureScheme, ...]:
+        """The TLS 1.2 signature schemes this key can produce, most preferred first."""
+        from tlsmith.crypto.sig import schemes_for_private_key
+
+        return tuple(schemes_for_private_key(self.private_key, tls13=False))
+
+    @functools.cached_property
+    def key_type(self) -> str:
+        """"rsa", "ecdsa" or "eddsa": what a TLS 1.2 suite's authentication must match."""
+        from tlsmith.x509.keys import key_kind
+
+        return key_kind(self.private_key)
+
     @classmethod
     def from_files(cls, cert_path: str | os.PathLike[str], key_path: str | os.PathLike[str]
                    ) -> CertifiedKey:
@@ -114,11 +159,20 @@ class CertifiedKey:
 class ClientConfig:
     server_name: str | None = None
     alpn_protocols: tuple[str, ...] = ()
-    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_TLS13_SUITES
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
     groups: tuple[NamedGroup, ...] = DEFAULT_GROUPS
     key_share_groups: tuple[NamedGroup, ...] = (NamedGroup.X25519,)
     signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
-    versions: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS13,)
+    min_version: ProtocolVersion = ProtocolVersion.TLS12
+    max_version: ProtocolVersion = ProtocolVersion.TLS13
+    # RFC 7627: refuse a TLS 1.2 server without extended_master_secret unless allowed.
+    require_extended_master_secret: bool = True
+    # RFC 7366: CBC suites only with encrypt_then_mac unless MAC-then-encrypt is allowed.
+    allow_mac_then_encrypt: bool = False
+    # RFC 7919 §3 / RFC 8996-era practice: smallest finite-field DH prime we accept.
+    min_dhe_bits: int = 2048
+    # RFC 7507: signal a fallback retry (for testing servers; normal clients never set it).
+    send_fallback_scsv: bool = False
     trust: TrustStore | None = None
     verify_certificates: bool = True
     middlebox_compat: bool = True
@@ -126,10 +180,17 @@ class ClientConfig:
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
-    keylog: str | None = None  # path of an NSS key log file (SSLKEYLOGFILE format)
+
+    @property
+    def versions(self) -> tuple[ProtocolVersion, ...]:
+        """The versions this client offers, highest first."""
+        return _versions_between(self.min_version, self.max_version)
 
     def __post_init__(self) -> None:
-        _validate_common(self.cipher_suites, self.groups, self.versions, self.max_fragment)
+        _validate_common(self.cipher_suites, self.groups, self.min_version, self.max_version,
+                         self.max_fragment)
+        if self.min_dhe_bits < 1024:
+            raise UsageError("min_dhe_bits below 1024 is not allowed (Logjam)")
         for g in self.key_share_groups:
             if g not in self.groups:
                 raise UsageError(f"key share group {g.name} is not in the configured groups")
@@ -149,10 +210,15 @@ class ClientConfig:
 class ServerConfig:
     certificates: tuple[CertifiedKey, ...]
     alpn_protocols: tuple[str, ...] = ()
-    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_TLS13_SUITES
+    cipher_suites: tuple[CipherSuite, ...] = DEFAULT_SUITES
     groups: tuple[NamedGroup, ...] = DEFAULT_SERVER_GROUPS
     signature_schemes: tuple[SignatureScheme, ...] = DEFAULT_SIGNATURE_SCHEMES
-    versions: tuple[ProtocolVersion, ...] = (ProtocolVersion.TLS13,)
+    min_version: ProtocolVersion = ProtocolVersion.TLS12
+    max_version: ProtocolVersion = ProtocolVersion.TLS13
+    # RSA key transport (TLS_RSA_WITH_*, no forward secrecy): off unless asked for.
+    allow_rsa_key_exchange: bool = False
+    require_extended_master_secret: bool = True
+    allow_mac_then_encrypt: bool = False
     prefer_server_cipher_order: bool = True
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
@@ -160,10 +226,15 @@ class ServerConfig:
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
-    keylog: str | None = None  # path of an NSS key log file (SSLKEYLOGFILE format)
+
+    @property
+    def versions(self) -> tuple[ProtocolVersion, ...]:
+        """The versions this server accepts, highest first."""
+        return _versions_between(self.min_version, self.max_version)
 
     def __post_init__(self) -> None:
-        _validate_common(self.cipher_suites, self.groups, self.versions, self.max_fragment)
+        _validate_common(self.cipher_suites, self.groups, self.min_version, self.max_version,
+                         self.max_fragment)
         if not self.certificates:
             raise UsageError("a server needs at least one certificate and key")
         if len(self.cookie_secret) < 16:

@@ -15,12 +15,14 @@ connection stays dead.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from tlsmith.codec.enums import (
     AlertDescription,
     AlertLevel,
     ContentType,
     HandshakeType,
+    ProtocolVersion,
 )
 from tlsmith.codec.messages import ClientHello
 from tlsmith.config import ClientConfig, ServerConfig
@@ -42,14 +44,19 @@ from tlsmith.events import (
     HandshakeInfo,
     WarningAlert,
 )
+from tlsmith.handshake import start
 from tlsmith.handshake.base import State
-from tlsmith.handshake.client13 import ClientStart
-from tlsmith.handshake.common13 import Connected13
-from tlsmith.handshake.server13 import ExpectClientHello
-from tlsmith.keylog import KeyLogWriter
-from tlsmith.observe import CheckTrace, MessageTrace, NoteTrace, Observer, SecretTrace, TraceRecord
+from tlsmith.observe import (
+    CheckTrace,
+    Epoch,
+    MessageTrace,
+    NoteTrace,
+    SecretTrace,
+    TraceRecord,
+)
 from tlsmith.record.framing import (
     HandshakeReassembler,
+    Record,
     RecordReader,
     encode_record_header,
     fragment,
@@ -75,10 +82,10 @@ class TLSConnection:
         self._reader = RecordReader()
         self._handshake = HandshakeReassembler()
         self._read: RecordDecrypter = PlaintextDecrypter()
-        # RFC 8446 §5.1: the first ClientHello may use legacy_record_version 0x0301.
+        # RFC 8446 §5.1 / RFC 5246 §E.1: the first ClientHello may use record version 0x0301.
         self._write: RecordEncrypter = PlaintextEncrypter(0x0301 if self.is_client else 0x0303)
-        self.read_epoch = "plaintext"
-        self.write_epoch = "plaintext"
+        self.read_epoch = Epoch.PLAINTEXT
+        self.write_epoch = Epoch.PLAINTEXT
         self._out: list[bytes] = []  # whole records, joined once in data_to_send()
         self._pending = bytearray()  # handshake bytes not yet framed into records
         self._events: deque[Event] = deque()
@@ -91,19 +98,14 @@ class TLSConnection:
         self.info: HandshakeInfo | None = None
         self.client_random = b""
         self.received_ccs = 0
-        observers: list[Observer] = []
-        if config.observer is not None:
-            observers.append(config.observer)
-        if config.keylog:
-            observers.append(KeyLogWriter(config.keylog))
-        self._observers = tuple(observers)
-        self._state: State
-        if isinstance(config, ClientConfig):
-            self._state = ClientStart.begin(self)  # type: ignore[arg-type]
+        self._observer = config.observer
+        # States talk to the connection through this private channel, never through the
+        # public API (design.md: set_write/emit and friends stay out of TLSConnection).
+        self._io = _Channel(self)
+        self._state: State[Any] = start(self._io)
+        if self.is_client:
             self._flush_handshake()
             self._write = PlaintextEncrypter(0x0303)
-        else:
-            self._state = ExpectClientHello()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -162,7 +164,10 @@ class TLSConnection:
 
     def send_data(self, data: bytes | bytearray | memoryview) -> None:
         self._check_alive()
-        if self.write_epoch != "application":
+        if self.write_epoch != Epoch.APPLICATION or not (
+                self.handshake_complete or not self.is_client):
+            # A TLS 1.3 server may send right after its Finished (RFC 8446 §4.4.4); a
+            # TLS 1.2 client waits for the server's Finished (no False Start).
             raise UsageError("application data can be sent only after the handshake")
         if self.closed:
             raise UsageError("send_data() after close()")
@@ -187,35 +192,34 @@ class TLSConnection:
         self.closed = True
         self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
 
+    @property
+    def negotiated_version(self) -> ProtocolVersion | None:
+        return self._state.version
+
     def key_update(self, *, request_peer: bool = True) -> None:
-        """Send KeyUpdate and switch to the next write key (RFC 8446 §4.6.3)."""
+        """Send KeyUpdate and switch to the next write key (RFC 8446 §4.6.3; TLS 1.3)."""
         self._check_alive()
-        if not isinstance(self._state, Connected13):
-            raise UsageError("key_update() needs a completed TLS 1.3 handshake")
-        self._state.send_key_update(self, request_peer=request_peer)
+        self._state.key_update(self._io, request_peer=request_peer)
         self._flush_handshake()
 
-    def exporter(self, label: bytes, context: bytes | None, length: int) -> bytes:
-        """RFC 8446 §7.5 keying material exporter."""
-        from tlsmith.crypto.schedule13 import export_keying_material
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        """Keying material exporter: RFC 8446 §7.5 (TLS 1.3) or RFC 5705 (TLS 1.2)."""
+        self._check_alive()
+        return self._state.export_keying_material(label, context, length)
 
-        if not isinstance(self._state, Connected13):
-            raise UsageError("the exporter needs a completed TLS 1.3 handshake")
-        st = self._state
-        return export_keying_material(st.secrets.suite.hash_name, st.exporter_master_secret,
-                                      label, context, length)
+    def exporter(self, label: bytes, context: bytes | None, length: int) -> bytes:
+        """Alias of ``export_keying_material``."""
+        return self.export_keying_material(label, context, length)
 
     # ------------------------------------------------------------- record intake
-    def _process(self, outer: ContentType, record: object) -> None:
-        from tlsmith.record.framing import Record
-
-        assert isinstance(record, Record)
+    def _process(self, outer: ContentType, record: Record) -> None:
         if outer == ContentType.CHANGE_CIPHER_SPEC:
             self._change_cipher_spec(record)
             return
-        if (outer == ContentType.ALERT and self.read_epoch == "handshake"
+        if (outer == ContentType.ALERT and self.read_epoch == Epoch.HANDSHAKE
                 and not self.handshake_complete):
-            # A peer that failed before it had keys sends its alert in the clear.
+            # A TLS 1.3 peer that failed before it had our keys sends its alert in clear.
             content_type, payload = ContentType.ALERT, bytes(record.fragment)
         else:
             content_type, payload = self._read.unprotect(record)
@@ -230,7 +234,7 @@ class TLSConnection:
         if content_type == ContentType.ALERT:
             self._alert(payload)
         elif content_type == ContentType.APPLICATION_DATA:
-            if self.read_epoch != "application":
+            if not self._state.accepts_application_data:
                 raise UnexpectedMessage("application data arrived before the handshake "
                                         "completed")
             if payload and not self.peer_closed:
@@ -238,25 +242,16 @@ class TLSConnection:
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type.name}")
 
-    def _change_cipher_spec(self, record: object) -> None:
-        from tlsmith.record.framing import Record
-
-        assert isinstance(record, Record)
-        # RFC 8446 §5: a single 0x01 byte between the first ClientHello and the peer's
-        # Finished is dropped; anything else is unexpected_message.
+    def _change_cipher_spec(self, record: Record) -> None:
+        # RFC 5246 §7.1 / RFC 8446 §5: exactly one byte, 0x01, never inside a
+        # fragmented handshake message; what it means is the state's decision.
         if bytes(record.fragment) != b"\x01":
             raise UnexpectedMessage("malformed change_cipher_spec record")
-        started = self.is_client or self.client_random
-        if self.handshake_complete or not started:
-            raise UnexpectedMessage("change_cipher_spec outside the TLS 1.3 handshake")
         if self._handshake.has_partial():
             raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
-        self.received_ccs += 1
-        if self.received_ccs > _MAX_CCS:
-            # The RFC sets no number; a peer sending many is flooding us, not complying.
-            raise UnexpectedMessage(f"more than {_MAX_CCS} change_cipher_spec records")
-        self._trace(MessageTrace("received", "ChangeCipherSpec", None, 6, "plaintext",
+        self._trace(MessageTrace("received", "ChangeCipherSpec", None, 6, self.read_epoch,
                                  self.now()))
+        self._state = self._state.change_cipher_spec(self._io)
 
     def _drain_handshake(self) -> None:
         while True:
@@ -270,7 +265,8 @@ class TLSConnection:
                     f"{HandshakeType(msg_type).name} is not allowed in state {state.name} "
                     f"(expected {' or '.join(sorted(t.name for t in state.expects)) or 'none'})")
             self._read_changed = False
-            self._state = state.handle(self, HandshakeType(msg_type), memoryview(body), raw)
+            self._state = state.handle(self._io, HandshakeType(msg_type), memoryview(body),
+                                       raw)
             if self._read_changed and self._handshake.has_partial():
                 # RFC 8446 §5.1: a key change must fall on a record boundary.
                 raise UnexpectedMessage("handshake data after a key change was in the same "
@@ -284,69 +280,17 @@ class TLSConnection:
             self.peer_closed = True
             self._events.append(ConnectionClosed(clean=True))
             return
-        if description == AlertDescription.USER_CANCELED:
-            self._events.append(WarningAlert(description))
-            return
-        # RFC 8446 §6.2: every other alert is fatal, whatever level it claims.
-        raise AlertReceived(description)
+        if self._state.alert_is_fatal(level, description):
+            raise AlertReceived(description)
+        self._events.append(WarningAlert(description))
 
-    # --------------------------------------------------------- HandshakeIO side
     def now(self) -> float:
         return self.config.clock()
 
-    def random(self, n: int) -> bytes:
-        return self.config.random(n)
-
-    def send_handshake(self, message: object, raw: bytes) -> None:
-        if isinstance(message, ClientHello):
-            self.client_random = message.random
-        self._pending += raw
-        self._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
-                                 self.write_epoch, self.now()))
-
-    def received(self, message: object, raw: bytes) -> None:
-        if isinstance(message, ClientHello) and not self.is_client:
-            self.client_random = message.random
-        self._trace(MessageTrace("received", type(message).__name__, message, len(raw),
-                                 self.read_epoch, self.now()))
-
-    def send_change_cipher_spec(self) -> None:
-        self._flush_handshake()
-        self._out.append(_CCS_RECORD)
-        self._trace(MessageTrace("sent", "ChangeCipherSpec", None, 6, "plaintext", self.now()))
-
-    def set_write(self, encrypter: RecordEncrypter, epoch: str) -> None:
-        self._flush_handshake()
-        self._write = encrypter
-        self.write_epoch = epoch
-
-    def set_read(self, decrypter: RecordDecrypter, epoch: str) -> None:
-        self._read = decrypter
-        self.read_epoch = epoch
-        self._read_changed = True
-        self._reader.max_ciphertext = decrypter.max_ciphertext
-
-    def secret(self, name: str, value: bytes, nss_label: str | None) -> None:
-        self._trace(SecretTrace(name, value, self.client_random, nss_label, self.now()))
-
-    def check(self, name: str, ok: bool, detail: str) -> None:
-        self._trace(CheckTrace(name, ok, detail, self.now()))
-
-    def note(self, text: str) -> None:
-        self._trace(NoteTrace(text, self.now()))
-
-    def emit(self, event: Event) -> None:
-        if isinstance(event, HandshakeComplete):
-            self.info = event.info
-        self._events.append(event)
-
-    def handshake_done(self) -> None:
-        self.handshake_complete = True
-
     # ----------------------------------------------------------------- internals
     def _trace(self, record: TraceRecord) -> None:
-        for observer in self._observers:
-            observer(record)
+        if self._observer is not None:
+            self._observer(record)
 
     def _flush_handshake(self) -> None:
         if not self._pending:
@@ -367,7 +311,7 @@ class TLSConnection:
         self._dead = exc
         self._pending.clear()
         self._events.clear()  # nothing decided before the fatal error is reported
-        self.note(f"fatal: {exc}")
+        self._io.note(f"fatal: {exc}")
         try:
             self._send_alert(AlertLevel.FATAL, exc.alert)
         except Exception:  # the write side itself is broken; nothing more to send
@@ -377,3 +321,92 @@ class TLSConnection:
         if self._dead is not None:
             raise ConnectionClosedError(f"the connection is dead: {self._dead}")
 
+
+
+class _Channel:
+    """The connection as a handshake state sees it (``HandshakeIO``): private, so the
+    public ``TLSConnection`` API carries none of these methods."""
+
+    __slots__ = ("_c", "config", "is_client")
+
+    def __init__(self, conn: TLSConnection) -> None:
+        self._c = conn
+        self.config: Any = conn.config  # ClientConfig for ClientIO, ServerConfig for ServerIO
+        self.is_client = conn.is_client
+
+    def now(self) -> float:
+        return self._c.config.clock()
+
+    def random(self, n: int) -> bytes:
+        return self._c.config.random(n)
+
+    def send_handshake(self, message: object, raw: bytes) -> None:
+        c = self._c
+        if isinstance(message, ClientHello):
+            c.client_random = message.random
+        c._pending += raw
+        if c._observer is not None:
+            c._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
+                                  c.write_epoch, c.now()))
+
+    def received(self, message: object, raw: bytes) -> None:
+        c = self._c
+        if isinstance(message, ClientHello) and not c.is_client:
+            c.client_random = message.random
+        if c._observer is not None:
+            c._trace(MessageTrace("received", type(message).__name__, message, len(raw),
+                                  c.read_epoch, c.now()))
+
+    def send_change_cipher_spec(self) -> None:
+        c = self._c
+        c._flush_handshake()
+        c._out.append(_CCS_RECORD)
+        c._trace(MessageTrace("sent", "ChangeCipherSpec", None, 6, c.write_epoch, c.now()))
+
+    def send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
+        self._c._send_alert(level, description)
+
+    def drop_compatibility_ccs(self) -> None:
+        c = self._c
+        if c.handshake_complete or not (c.is_client or c.client_random):
+            raise UnexpectedMessage("change_cipher_spec outside the TLS 1.3 handshake")
+        c.received_ccs += 1
+        if c.received_ccs > _MAX_CCS:
+            # The RFC sets no number; a peer sending many is flooding us, not complying.
+            raise UnexpectedMessage(f"more than {_MAX_CCS} change_cipher_spec records")
+
+    def set_write(self, encrypter: RecordEncrypter, epoch: Epoch) -> None:
+        c = self._c
+        c._flush_handshake()
+        c._write = encrypter
+        c.write_epoch = epoch
+
+    def set_read(self, decrypter: RecordDecrypter, epoch: Epoch) -> None:
+        c = self._c
+        c._read = decrypter
+        c.read_epoch = epoch
+        c._read_changed = True
+        c._reader.max_ciphertext = decrypter.max_ciphertext
+
+    def secret(self, name: str, value: bytes, nss_label: str | None) -> None:
+        c = self._c
+        if c._observer is not None:
+            c._trace(SecretTrace(name, value, c.client_random, nss_label, c.now()))
+
+    def check(self, name: str, ok: bool, detail: str) -> None:
+        c = self._c
+        if c._observer is not None:
+            c._trace(CheckTrace(name, ok, detail, c.now()))
+
+    def note(self, text: str) -> None:
+        c = self._c
+        if c._observer is not None:
+            c._trace(NoteTrace(text, c.now()))
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, HandshakeComplete):
+            self._c.info = event.info
+        self._c._events.append(event)
+
+    def handshake_done(self) -> None:
+        self._c.handshake_complete = True

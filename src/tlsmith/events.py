@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tlsmith.codec.enums import AlertDescription, CipherSuite, NamedGroup, SignatureScheme
+from tlsmith.codec.enums import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class HandshakeInfo:
     """What was negotiated; the basis of the CLI summary and its JSON."""
 
-    version: str  # "TLSv1.3"
+    version: ProtocolVersion  # ``version.label`` is "TLSv1.3" / "TLSv1.2"
     cipher_suite: CipherSuite
     group: NamedGroup | None
     signature_scheme: SignatureScheme | None
@@ -22,6 +28,14 @@ class HandshakeInfo:
     peer_certificates: tuple[bytes, ...] = ()  # DER, leaf first
     certificate_verified: bool = False
     client_random: bytes = b""
+    # TLS 1.2 only (None in TLS 1.3, where both are built in): RFC 7627 and RFC 7366.
+    extended_master_secret: bool | None = None
+    encrypt_then_mac: bool | None = None
+    key_exchange: str | None = None  # "ECDHE", "DHE", "RSA" (TLS 1.2); None in TLS 1.3
+
+    @property
+    def version_label(self) -> str:
+        return ProtocolVersion(self.version).label
 
 
 @dataclass(frozen=True, slots=True)

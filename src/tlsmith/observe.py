@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 Direction = Literal["sent", "received"]
+
+
+class Epoch(StrEnum):
+    """Which keys protect a record (RFC 8446 §5.2 / RFC 5246 §6.1)."""
+
+    PLAINTEXT = "plaintext"
+    EARLY = "early"  # TLS 1.3 0-RTT
+    HANDSHAKE = "handshake"  # TLS 1.3 handshake traffic keys
+    APPLICATION = "application"  # TLS 1.3 application keys; TLS 1.2 after ChangeCipherSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +31,7 @@ class MessageTrace:
     name: str  # e.g. "ClientHello", "Alert", "ChangeCipherSpec"
     message: Any  # the decoded frozen dataclass (or None for CCS)
     length: int  # bytes on the wire for the message itself (header included)
-    epoch: str  # "plaintext", "handshake", "application", "early"
+    epoch: Epoch
     time: float
 
 
@@ -56,3 +66,18 @@ class NoteTrace:
 
 TraceRecord = MessageTrace | SecretTrace | CheckTrace | NoteTrace
 Observer = Callable[[TraceRecord], None]
+
+
+def combine_observers(*observers: Observer | None) -> Observer | None:
+    """One observer that hands each record to every given one (None entries skipped)."""
+    present = tuple(o for o in observers if o is not None)
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def fan_out(record: TraceRecord) -> None:
+        for observer in present:
+            observer(record)
+
+    return fan_out

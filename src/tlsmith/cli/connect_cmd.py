@@ -9,13 +9,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tlsmith.codec.enums import CipherSuite, NamedGroup
-from tlsmith.config import ALL_TLS13_SUITES, DEFAULT_GROUPS, ClientConfig
+from tlsmith.cli.names import suites_for
+from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
+from tlsmith.config import DEFAULT_GROUPS, DEFAULT_SUITES, ClientConfig
 from tlsmith.connection import TLSConnection
-from tlsmith.errors import TLSError, UsageError
+from tlsmith.errors import TLSError
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
-from tlsmith.io.blocking import TLSSocket, with_env_keylog
+from tlsmith.io.blocking import TLSSocket, with_keylog
 from tlsmith.trace import TraceCollector, records_to_json, render_ladder
 
 
@@ -24,7 +25,7 @@ def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
     from tlsmith.x509.verify import describe_certificate
 
     return {
-        "version": info.version,
+        "version": info.version_label,
         "cipher_suite": info.cipher_suite.name,
         "group": info.group.name.lower() if info.group is not None else None,
         "signature_scheme": info.signature_scheme.name.lower()
@@ -34,6 +35,9 @@ def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
         "hello_retry_request": info.hello_retry_request,
         "resumed": info.resumed,
         "certificate_verified": info.certificate_verified,
+        "key_exchange": info.key_exchange,
+        "extended_master_secret": info.extended_master_secret,
+        "encrypt_then_mac": info.encrypt_then_mac,
         "peer_certificates": [describe_certificate(parse_der(der))
                               for der in info.peer_certificates],
     }
@@ -41,21 +45,21 @@ def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
 
 def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[NamedGroup],
                         alpn: list[str], keylog: str | None, servername: str | None,
-                        cafile: str | None, insecure: bool, observer: Any) -> ClientConfig:
+                        cafile: str | None, insecure: bool, observer: Any,
+                        min_version: ProtocolVersion = ProtocolVersion.TLS12,
+                        max_version: ProtocolVersion = ProtocolVersion.TLS13,
+                        allow_no_ems: bool = False) -> ClientConfig:
     from tlsmith.x509.verify import TrustStore
 
     trust = None
     if not insecure:
         trust = TrustStore.from_pem_file(cafile) if cafile else TrustStore.system()
     group_list = tuple(groups) if groups else DEFAULT_GROUPS
-    suites = tuple(ciphers) if ciphers else None
-    for s in ciphers:
-        if s not in ALL_TLS13_SUITES:
-            raise UsageError(f"{s.name} is not a TLS 1.3 cipher suite")
-    kwargs: dict[str, Any] = {}
-    if suites:
-        kwargs["cipher_suites"] = suites
-    config: ClientConfig = with_env_keylog(ClientConfig(
+    config: ClientConfig = with_keylog(ClientConfig(
+        cipher_suites=suites_for(ciphers, DEFAULT_SUITES),
+        min_version=min_version,
+        max_version=max_version,
+        require_extended_master_secret=not allow_no_ems,
         server_name=servername or host,
         alpn_protocols=tuple(alpn),
         groups=group_list,
@@ -63,13 +67,12 @@ def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[N
         trust=trust,
         verify_certificates=not insecure,
         observer=observer,
-        keylog=keylog,
-        **kwargs,
-    ))
+    ), keylog)
     return config
 
 
 def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: list[NamedGroup],
+                min_version: ProtocolVersion, max_version: ProtocolVersion, allow_no_ems: bool,
                 alpn: list[str], keylog: str | None, servername: str | None,
                 cafile: str | None, insecure: bool, send_text: str | None, http: bool,
                 timeout: float, as_json: bool, trace: bool, console: Console,
@@ -78,7 +81,9 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
     try:
         config = build_client_config(host=host, ciphers=ciphers, groups=groups, alpn=alpn,
                                      keylog=keylog, servername=servername, cafile=cafile,
-                                     insecure=insecure, observer=collector)
+                                     insecure=insecure, observer=collector,
+                                     min_version=min_version, max_version=max_version,
+                                     allow_no_ems=allow_no_ems)
     except TLSError as exc:
         err_console.print(f"[bold red]error:[/bold red] {explain(exc, host=host, port=port)}")
         return 2
@@ -152,7 +157,7 @@ def print_summary(console: Console, info: HandshakeInfo, host: str, port: int) -
     table.add_column(style="bold")
     table.add_column()
     table.add_row("connected to", f"{host}:{port}")
-    table.add_row("version", info.version)
+    table.add_row("version", info.version_label)
     table.add_row("cipher suite", info.cipher_suite.name)
     table.add_row("group", info.group.name.lower() if info.group else "-")
     table.add_row("signature", info.signature_scheme.name.lower()

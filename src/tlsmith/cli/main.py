@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from tlsmith.cli.names import parse_group, parse_suite
+from tlsmith.codec.enums import ProtocolVersion
 from tlsmith.errors import TLSError
 
 console = Console(highlight=False, soft_wrap=True)
@@ -37,8 +38,9 @@ def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
 
 def _protocol_options(f: Any) -> Any:
     f = click.option("--cipher", "ciphers", multiple=True, metavar="NAME",
-                     help="TLS 1.3 cipher suite by IANA name (repeatable, in preference "
-                          "order).")(f)
+                     help="Cipher suite by IANA name, TLS 1.3 or 1.2 (repeatable, in "
+                          "preference order); a version you name no suite for keeps its "
+                          "defaults. TLS_RSA_WITH_* (RSA key transport) only this way.")(f)
     f = click.option("--group", "groups", multiple=True, metavar="NAME",
                      help="Key-exchange group: x25519, secp256r1 (P-256), secp384r1, x448, "
                           "ffdhe2048, x25519mlkem768… (repeatable).")(f)
@@ -47,16 +49,22 @@ def _protocol_options(f: Any) -> Any:
     f = click.option("--keylog", type=click.Path(dir_okay=False), default=None,
                      help="Append NSS key log lines (for Wireshark) to FILE. "
                           "SSLKEYLOGFILE is honoured too.")(f)
-    f = click.option("--tls1.3", "tls13", is_flag=True, help="Use TLS 1.3 (the default).")(f)
+    f = click.option("--tls1.3", "tls13", is_flag=True,
+                     help="Only TLS 1.3 (default: TLS 1.3 and 1.2).")(f)
     f = click.option("--tls1.2", "tls12", is_flag=True,
-                     help="Use TLS 1.2 (not implemented yet).")(f)
+                     help="Only TLS 1.2 (default: TLS 1.3 and 1.2).")(f)
+    f = click.option("--allow-no-ems", is_flag=True,
+                     help="Accept a TLS 1.2 peer without extended master secret (RFC 7627).")(f)
     return f
 
 
-def _versions(tls12: bool, tls13: bool) -> None:
+def _versions(tls12: bool, tls13: bool) -> tuple[ProtocolVersion, ProtocolVersion]:
+    """(min_version, max_version) from --tls1.2 / --tls1.3 (both, or neither: both)."""
     if tls12 and not tls13:
-        raise click.UsageError("TLS 1.2 is not implemented yet in this version of tlsmith; "
-                               "use --tls1.3.")
+        return ProtocolVersion.TLS12, ProtocolVersion.TLS12
+    if tls13 and not tls12:
+        return ProtocolVersion.TLS13, ProtocolVersion.TLS13
+    return ProtocolVersion.TLS12, ProtocolVersion.TLS13
 
 
 @click.group()
@@ -80,16 +88,18 @@ def main() -> None:
 @click.option("--trace/--no-trace", default=False, help="Show the handshake ladder.")
 def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             alpn: tuple[str, ...], keylog: str | None, tls13: bool, tls12: bool,
+            allow_no_ems: bool,
             servername: str | None, cafile: str | None, insecure: bool,
             send_text: str | None, http: bool, timeout: float, as_json: bool,
             trace: bool) -> None:
     """Connect to HOST[:PORT] (default port 443) and show what was negotiated."""
     from tlsmith.cli.connect_cmd import run_connect
 
-    _versions(tls12, tls13)
+    min_version, max_version = _versions(tls12, tls13)
     host, port = _split_host_port(target, 443)
     code = run_connect(
         host=host, port=port, ciphers=[parse_suite(c) for c in ciphers],
+        min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
         groups=[parse_group(g) for g in groups], alpn=list(alpn), keylog=keylog,
         servername=servername, cafile=cafile, insecure=insecure, send_text=send_text,
         http=http, timeout=timeout, as_json=as_json, trace=trace,
@@ -105,24 +115,27 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
 @click.option("--key", "keys", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Private key PEM for the --cert at the same position.")
 @_protocol_options
+@click.option("--allow-rsa-kx", is_flag=True,
+              help="Accept TLS 1.2 RSA key transport (TLS_RSA_WITH_*: no forward secrecy).")
 @click.option("--echo", is_flag=True, help="Echo application data instead of answering HTTP.")
 @click.option("--trace/--no-trace", default=False, help="Print each handshake's ladder.")
 @click.option("--max-connections", default=0, type=int, hidden=True,
               help="Exit after this many connections (for tests).")
 def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
-          keylog: str | None, tls13: bool, tls12: bool, echo: bool, trace: bool,
-          max_connections: int) -> None:
+          keylog: str | None, tls13: bool, tls12: bool, allow_no_ems: bool,
+          allow_rsa_kx: bool, echo: bool, trace: bool, max_connections: int) -> None:
     """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
     from tlsmith.cli.serve_cmd import run_serve
 
-    _versions(tls12, tls13)
+    min_version, max_version = _versions(tls12, tls13)
     if len(certs) != len(keys):
         raise click.UsageError("give one --key for each --cert")
     sys.exit(run_serve(
         host=host, port=port, cert_key_pairs=list(zip(certs, keys, strict=True)),
         ciphers=[parse_suite(c) for c in ciphers], groups=[parse_group(g) for g in groups],
-        alpn=list(alpn), keylog=keylog, echo=echo, trace=trace,
+        min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
+        allow_rsa_kx=allow_rsa_kx, alpn=list(alpn), keylog=keylog, echo=echo, trace=trace,
         max_connections=max_connections, console=console))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tlsmith.codec.enums import CipherSuite, NamedGroup
+from tlsmith.crypto.suites import suite_info
 
 _GROUP_ALIASES = {
     "p-256": NamedGroup.SECP256R1, "prime256v1": NamedGroup.SECP256R1,
@@ -34,3 +35,24 @@ def parse_suite(name: str) -> CipherSuite:
             return s
     raise click.BadParameter(f"unknown cipher suite {name!r}; use IANA names such as "
                              "TLS_AES_128_GCM_SHA256")
+
+
+def suites_for(named: list[CipherSuite], defaults: tuple[CipherSuite, ...]
+               ) -> tuple[CipherSuite, ...]:
+    """The suites to configure: the ones named on the command line, and for a version
+    (TLS 1.3 / 1.2) none of them belongs to, that version's defaults (as OpenSSL keeps
+    -ciphersuites and -cipher apart)."""
+    if not named:
+        return defaults
+    for s in named:
+        if suite_info(s) is None:
+            raise click.BadParameter(f"{s.name} is not a cipher suite tlsmith implements")
+
+    def tls13(s: CipherSuite) -> bool:
+        info = suite_info(s)
+        return info is not None and info.tls13
+
+    named13 = [s for s in named if tls13(s)]
+    named12 = [s for s in named if not tls13(s)]
+    return (tuple(named13 or [s for s in defaults if tls13(s)])
+            + tuple(named12 or [s for s in defaults if not tls13(s)]))

@@ -10,10 +10,11 @@ from typing import Any
 
 from rich.console import Console
 
-from tlsmith.codec.enums import CipherSuite, NamedGroup
+from tlsmith.cli.names import suites_for
+from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
 from tlsmith.config import (
     DEFAULT_SERVER_GROUPS,
-    DEFAULT_TLS13_SUITES,
+    DEFAULT_SUITES,
     CertifiedKey,
     ServerConfig,
 )
@@ -26,7 +27,7 @@ from tlsmith.trace import TraceCollector, render_ladder
 def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
     rows = [
         ("Client", f"{peer[0]}:{peer[1]}"),
-        ("Protocol", info.version),
+        ("Protocol", info.version_label),
         ("Cipher suite", info.cipher_suite.name),
         ("Key exchange group", info.group.name.lower() if info.group else "-"),
         ("Signature scheme", info.signature_scheme.name.lower()
@@ -46,7 +47,7 @@ def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
 
 def log_line(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (f"{stamp} {peer[0]}:{peer[1]} {info.version} {info.cipher_suite.name} "
+    return (f"{stamp} {peer[0]}:{peer[1]} {info.version_label} {info.cipher_suite.name} "
             f"group={info.group.name.lower() if info.group else '-'} "
             f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
             f"hrr={'yes' if info.hello_retry_request else 'no'}")
@@ -68,6 +69,9 @@ def _credentials(cert_key_pairs: list[tuple[str, str]], console: Console
 def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               ciphers: list[CipherSuite], groups: list[NamedGroup], alpn: list[str],
               keylog: str | None, echo: bool, trace: bool, max_connections: int,
+              min_version: ProtocolVersion = ProtocolVersion.TLS12,
+              max_version: ProtocolVersion = ProtocolVersion.TLS13,
+              allow_no_ems: bool = False, allow_rsa_kx: bool = False,
               console: Console) -> int:
     lock = threading.Lock()
     done = threading.Event()
@@ -75,10 +79,13 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
     try:
         config = ServerConfig(
             certificates=_credentials(cert_key_pairs, console),
-            cipher_suites=tuple(ciphers) or DEFAULT_TLS13_SUITES,
+            cipher_suites=suites_for(ciphers, DEFAULT_SUITES),
             groups=tuple(groups) or DEFAULT_SERVER_GROUPS,
             alpn_protocols=tuple(alpn),
-            keylog=keylog,
+            min_version=min_version,
+            max_version=max_version,
+            require_extended_master_secret=not allow_no_ems,
+            allow_rsa_key_exchange=allow_rsa_kx,
         )
     except Exception as exc:
         console.print(f"[bold red]error:[/bold red] {explain(exc)}")
@@ -116,11 +123,12 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
     if trace:
         cfg = _with_trace(config, console, lock)
     try:
-        server = TLSServer(cfg, (host, port), handler, on_error=on_error)
+        server = TLSServer(cfg, (host, port), handler, on_error=on_error, keylog=keylog)
     except OSError as exc:
         console.print(f"[bold red]error:[/bold red] cannot listen on {host}:{port}: {exc}")
         return 1
-    console.print(f"tlsmith serving TLS 1.3 on {host}:{server.server_address[1]} "
+    versions = " and ".join(v.label for v in config.versions)
+    console.print(f"tlsmith serving {versions} on {host}:{server.server_address[1]} "
                   f"({'echo' if echo else 'HTTP'}) — Ctrl-C to stop", markup=False)
     server.start()
     try:

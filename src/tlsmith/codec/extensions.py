@@ -8,6 +8,10 @@ know, or a known type in a message for which we define no body form, is kept raw
 ``UnknownExtension`` so it survives parse -> serialize byte for byte. Whether an
 extension is *allowed* in a message is the handshake's decision, not the codec's.
 
+In a ClientHello, a TLS 1.2-only extension whose body does not decode is kept raw as
+``MalformedExtension``: only a server that negotiates TLS 1.2 uses it, and that server
+calls ``require_well_formed`` (decode_error); one that negotiates TLS 1.3 ignores it.
+
 The classes live in ``extensions_common.py`` (TLS 1.2 and shared) and
 ``extensions_tls13.py``; import them from here.
 """
@@ -62,7 +66,7 @@ from tlsmith.codec.extensions_tls13 import (
     SupportedVersionsClientHello,
     SupportedVersionsServerHello,
 )
-from tlsmith.errors import IllegalParameter
+from tlsmith.errors import DecodeError, IllegalParameter
 
 __all__ = [
     "ApplicationLayerProtocolNegotiation",
@@ -81,6 +85,7 @@ __all__ = [
     "KeyShareHelloRetryRequest",
     "KeyShareServerHello",
     "KnownExtension",
+    "MalformedExtension",
     "MaxFragmentLength",
     "OIDFilter",
     "OIDFilters",
@@ -106,6 +111,7 @@ __all__ = [
     "find_extension_type",
     "parse_extensions",
     "registered_class",
+    "require_well_formed",
     "serialize_extensions",
 ]
 
@@ -117,6 +123,22 @@ class UnknownExtension(ExtensionBody):
 
     extension_type: ExtensionType
     data: bytes
+
+    def write_body(self, w: Writer) -> None:
+        w.raw(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class MalformedExtension(ExtensionBody):
+    """A TLS 1.2-only ClientHello extension whose body does not decode, kept raw.
+
+    RFC 8446 §4.1.2: a TLS 1.3 server ignores these extensions, so it must not abort on
+    their bodies; a TLS 1.2 server answers with decode_error (``require_well_formed``).
+    ``error`` is the decoder's message. Serializes back to ``data`` unchanged."""
+
+    extension_type: ExtensionType
+    data: bytes
+    error: str
 
     def write_body(self, w: Writer) -> None:
         w.raw(self.data)
@@ -154,8 +176,8 @@ KnownExtension: TypeAlias = (
 )
 """Every extension class with a parsed form."""
 
-Extension: TypeAlias = KnownExtension | UnknownExtension
-"""Any extension value: a parsed form or ``UnknownExtension``."""
+Extension: TypeAlias = KnownExtension | UnknownExtension | MalformedExtension
+"""Any extension value: a parsed form, ``UnknownExtension`` or ``MalformedExtension``."""
 
 ExtT = TypeVar("ExtT", bound=Extension)
 
@@ -215,6 +237,14 @@ _PARSERS: dict[tuple[int, ExtensionContext], _Parser] = {
     key: cls.parse_body for key, cls in _REGISTRY.items()
 }
 
+# ClientHello extensions that only a TLS 1.2 server uses (RFC 8422 §5.1.2, RFC 7366,
+# RFC 7627, RFC 5746, RFC 5077): a body that does not decode becomes MalformedExtension.
+_TLS12_ONLY_IN_CLIENT_HELLO: frozenset[tuple[int, ExtensionContext]] = frozenset(
+    (int(cls.extension_type), _CH)
+    for cls in (ECPointFormats, EncryptThenMac, ExtendedMasterSecret, RenegotiationInfo,
+                SessionTicket)
+)
+
 
 _TYPE_AND_LENGTH = struct.Struct(">HH").unpack  # extension_type, extension_data length
 
@@ -230,8 +260,9 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
     """Read ``Extension extensions<0..2^16-1>`` from ``r`` (the 2-byte length included).
 
     Duplicate types -> ``IllegalParameter``; a body that does not decode ->
-    ``DecodeError`` naming the extension; in a ClientHello, pre_shared_key anywhere but
-    last -> ``IllegalParameter``.
+    ``DecodeError`` naming the extension, except a TLS 1.2-only one in a ClientHello
+    (kept as ``MalformedExtension``); in a ClientHello, pre_shared_key anywhere but last
+    -> ``IllegalParameter``.
     """
     block = r.vector(2, what=f"{context.value} extensions")
     out: list[Extension] = []
@@ -255,6 +286,11 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
                 ext = parse(body, context)
             except UndefinedForm:
                 ext = UnknownExtension(ExtensionType(ext_type), bytes(body))
+            except DecodeError as exc:
+                if (ext_type, context) not in _TLS12_ONLY_IN_CLIENT_HELLO:
+                    raise
+                # RFC 8446 §4.1.2: judged only if TLS 1.2 is negotiated.
+                ext = MalformedExtension(ExtensionType(ext_type), bytes(body), exc.message)
         out.append(ext)
     if (
         context is ExtensionContext.CLIENT_HELLO
@@ -276,8 +312,19 @@ def serialize_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
                 ext.write_body(w)
 
 
+def require_well_formed(extensions: Iterable[Extension]) -> None:
+    """``DecodeError`` naming the first ``MalformedExtension``, if any: what a server that
+    negotiates TLS 1.2 (and so uses these extensions) sends (RFC 5246 §7.2.2)."""
+    for ext in extensions:
+        if isinstance(ext, MalformedExtension):
+            name = ext_name(ext.extension_type)
+            detail = ext.error if name in ext.error else f"{name} extension: {ext.error}"
+            raise DecodeError(f"client_hello: {detail}")
+
+
 def find_extension(extensions: Iterable[Extension], cls: type[ExtT]) -> ExtT | None:
-    """The first extension that is an instance of ``cls``, or None."""
+    """The first extension that is an instance of ``cls``, or None (a
+    ``MalformedExtension`` is never found by its parsed class)."""
     for ext in extensions:
         if isinstance(ext, cls):
             return ext

@@ -464,3 +464,18 @@ def server_key_share(
     kem_secret, ciphertext = kem_public.encapsulate()
     server_share = ciphertext + x.public_key().public_bytes_raw()
     return server_share, kem_secret + x_secret
+
+
+def dh_share_for_params(p: int, g: int, random: Random) -> KeyShareSecret:
+    """A TLS 1.2 client's DH key for the group a server chose (RFC 5246 §7.4.3, RFC 7919
+    §4). A RFC 7919 group uses its short exponent; custom parameters get a full-size
+    exponent, since nothing is known of the subgroup structure."""
+    named = ffdhe_group_for_params(p, g)
+    if named is not None:
+        params = FFDHE_GROUPS[named]
+    else:
+        params = FFDHEGroup(NamedGroup(0), p, g, p.bit_length() - 1)
+    bits = params.exponent_bits
+    x = int.from_bytes(_draw(random, (bits + 7) // 8), "big") % (1 << bits)
+    x |= 1 << (bits - 1)
+    return _FFDHEShare(params, x)

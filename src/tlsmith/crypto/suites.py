@@ -1,8 +1,9 @@
-"""Cipher suite parameters: which AEAD, which hash, how long the keys are.
+"""Cipher suite parameters: which AEAD (or CBC + HMAC), which hash, how long the keys are.
 
 One ``SuiteInfo`` per supported suite, looked up with ``suite_info``. TLS 1.3 suites
 name only the AEAD and the HKDF hash (RFC 8446 §B.4); TLS 1.2 suites also fix the key
-exchange and the server's authentication (RFC 5288, RFC 5289, RFC 7905).
+exchange and the server's authentication (RFC 5246 App. C, RFC 5288, RFC 5289,
+RFC 7905, RFC 8422).
 """
 
 from __future__ import annotations
@@ -45,11 +46,17 @@ def hash_len(name: str) -> int:
 class SuiteInfo:
     """What a cipher suite fixes.
 
+    ``cipher`` is "aead" or "cbc". For AEAD suites ``aead`` names the AEAD; for CBC
+    suites it is "aes-cbc" and ``mac_name`` is the HMAC hash ("sha1", "sha256",
+    "sha384"), ``mac_key_len`` its key length (RFC 5246 §6.2.3.1, App. C).
+
     ``iv_len`` is the TLS 1.3 ``iv_length`` (12); for TLS 1.2 AEAD suites it is the
     fixed (implicit) part of the nonce taken from the key block: 4 for AES-GCM
-    (RFC 5288 §3 "salt"), 12 for ChaCha20-Poly1305 (RFC 7905 §2).
-    ``record_iv_len`` is the explicit per-record nonce carried on the wire in TLS 1.2
-    (8 for AES-GCM, RFC 5288 §3; 0 for ChaCha20-Poly1305 and for every TLS 1.3 suite).
+    (RFC 5288 §3 "salt"), 12 for ChaCha20-Poly1305 (RFC 7905 §2); 0 for CBC suites
+    (TLS 1.1+ takes no IV from the key block, RFC 5246 §6.3).
+    ``record_iv_len`` is the explicit per-record nonce/IV carried on the wire in TLS 1.2
+    (8 for AES-GCM, RFC 5288 §3; 16 for AES-CBC, RFC 5246 §6.2.3.2; 0 for
+    ChaCha20-Poly1305 and for every TLS 1.3 suite).
     ``hash_name`` is the HKDF hash (TLS 1.3) or the PRF hash (TLS 1.2, RFC 5246 §5).
     """
 
@@ -64,10 +71,26 @@ class SuiteInfo:
     key_exchange: str | None
     authentication: str | None
     record_iv_len: int = 0
+    cipher: str = "aead"
+    mac_name: str | None = None
+    mac_key_len: int = 0
 
     @property
     def name(self) -> str:
         return self.suite.rfc_name
+
+    @property
+    def description(self) -> str:
+        """The record protection in words, e.g. "AEAD AES-128-GCM" or
+        "AES-128-CBC + HMAC-SHA256 (key 16, MAC key 32, IV 16)"."""
+        if self.cipher == "cbc":
+            mac = (self.mac_name or "?").upper()
+            return (f"AES-{self.key_len * 8}-CBC + HMAC-{mac} (key {self.key_len}, "
+                    f"MAC key {self.mac_key_len}, IV {self.record_iv_len})")
+        if self.aead == "chacha20-poly1305":
+            return "AEAD ChaCha20-Poly1305"
+        # "aes-gcm" -> "AEAD AES-128-GCM", "aes-ccm-8" -> "AEAD AES-128-CCM-8"
+        return f"AEAD AES-{self.key_len * 8}-{self.aead.removeprefix('aes-').upper()}"
 
 
 def _tls13(suite: CipherSuite, hash_name: str, aead: str, key_len: int,
@@ -86,6 +109,15 @@ def _tls12(suite: CipherSuite, kx: str, auth: str, aead: str, key_len: int,
                      False, kx, auth, record_iv_len)
 
 
+def _tls12_cbc(suite: CipherSuite, kx: str, auth: str, key_len: int, mac_name: str,
+               prf_hash: str = "sha256") -> SuiteInfo:
+    # RFC 5246 §6.2.3.2: explicit 16-byte IV per record, none from the key block (§6.3);
+    # RFC 5246 App. C: HMAC key length = MAC length.
+    mac_len = hash_len(mac_name)
+    return SuiteInfo(suite, prf_hash, hash_len(prf_hash), "aes-cbc", key_len, 0, 0, False,
+                     kx, auth, 16, "cbc", mac_name, mac_len)
+
+
 _CS = CipherSuite
 
 # RFC 8446 §B.4.
@@ -100,7 +132,9 @@ TLS13_SUITES: dict[CipherSuite, SuiteInfo] = {
     )
 }
 
-# RFC 5288 (RSA/DHE GCM), RFC 5289 (ECDHE GCM), RFC 7905 (ChaCha20-Poly1305).
+# RFC 5288 (RSA/DHE GCM), RFC 5289 (ECDHE GCM and CBC-SHA256/384), RFC 7905
+# (ChaCha20-Poly1305), RFC 5246 App. C (RSA/DHE CBC), RFC 8422 (ECDHE CBC-SHA).
+# The PRF hash is SHA-256 except for the *_SHA384 suites (RFC 5288 §3, RFC 5289 §3.1-3.2).
 TLS12_SUITES: dict[CipherSuite, SuiteInfo] = {
     s.suite: s
     for s in (
@@ -122,28 +156,32 @@ TLS12_SUITES: dict[CipherSuite, SuiteInfo] = {
                "chacha20-poly1305", 32, "sha256"),
         _tls12(_CS.TLS_RSA_WITH_AES_128_GCM_SHA256, "rsa", "rsa", "aes-gcm", 16, "sha256"),
         _tls12(_CS.TLS_RSA_WITH_AES_256_GCM_SHA384, "rsa", "rsa", "aes-gcm", 32, "sha384"),
+        # CBC + HMAC (MAC-then-encrypt, or encrypt-then-MAC with RFC 7366).
+        _tls12_cbc(_CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, "ecdhe", "ecdsa", 16, "sha1"),
+        _tls12_cbc(_CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, "ecdhe", "ecdsa", 32, "sha1"),
+        _tls12_cbc(_CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, "ecdhe", "ecdsa", 16,
+                   "sha256"),
+        _tls12_cbc(_CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384, "ecdhe", "ecdsa", 32,
+                   "sha384", "sha384"),
+        _tls12_cbc(_CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, "ecdhe", "rsa", 16, "sha1"),
+        _tls12_cbc(_CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA, "ecdhe", "rsa", 32, "sha1"),
+        _tls12_cbc(_CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256, "ecdhe", "rsa", 16, "sha256"),
+        _tls12_cbc(_CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384, "ecdhe", "rsa", 32, "sha384",
+                   "sha384"),
+        _tls12_cbc(_CS.TLS_DHE_RSA_WITH_AES_128_CBC_SHA, "dhe", "rsa", 16, "sha1"),
+        _tls12_cbc(_CS.TLS_DHE_RSA_WITH_AES_256_CBC_SHA, "dhe", "rsa", 32, "sha1"),
+        _tls12_cbc(_CS.TLS_DHE_RSA_WITH_AES_128_CBC_SHA256, "dhe", "rsa", 16, "sha256"),
+        _tls12_cbc(_CS.TLS_DHE_RSA_WITH_AES_256_CBC_SHA256, "dhe", "rsa", 32, "sha256"),
+        _tls12_cbc(_CS.TLS_RSA_WITH_AES_128_CBC_SHA, "rsa", "rsa", 16, "sha1"),
+        _tls12_cbc(_CS.TLS_RSA_WITH_AES_256_CBC_SHA, "rsa", "rsa", 32, "sha1"),
+        _tls12_cbc(_CS.TLS_RSA_WITH_AES_128_CBC_SHA256, "rsa", "rsa", 16, "sha256"),
+        _tls12_cbc(_CS.TLS_RSA_WITH_AES_256_CBC_SHA256, "rsa", "rsa", 32, "sha256"),
     )
 }
 
-UNSUPPORTED_TLS12_SUITES: frozenset[CipherSuite] = frozenset({
-    # CBC suites (MAC-then-encrypt, or EtM per RFC 7366): not implemented yet.
-    _CS.TLS_RSA_WITH_AES_128_CBC_SHA,
-    _CS.TLS_DHE_RSA_WITH_AES_128_CBC_SHA,
-    _CS.TLS_RSA_WITH_AES_256_CBC_SHA,
-    _CS.TLS_DHE_RSA_WITH_AES_256_CBC_SHA,
-    _CS.TLS_RSA_WITH_AES_128_CBC_SHA256,
-    _CS.TLS_RSA_WITH_AES_256_CBC_SHA256,
-    _CS.TLS_DHE_RSA_WITH_AES_128_CBC_SHA256,
-    _CS.TLS_DHE_RSA_WITH_AES_256_CBC_SHA256,
-    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
-    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
-    _CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
-    _CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
-    _CS.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
-    _CS.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384,
-    _CS.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
-    _CS.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384,
-})
+UNSUPPORTED_TLS12_SUITES: frozenset[CipherSuite] = frozenset()
+"""Named TLS 1.2 suites we recognise but cannot use (none at the moment; kept so that
+callers can go on asking)."""
 
 _ALL: dict[CipherSuite, SuiteInfo] = {**TLS13_SUITES, **TLS12_SUITES}
 

@@ -3,14 +3,26 @@
 One class per state (design.md §4). Each declares the handshake messages it accepts in
 ``expects``; the connection checks that before ``handle`` runs, so a message in the
 wrong place is rejected in exactly one function (design.md §5).
+
+Version-specific record policy lives here too, as behaviour of the state: what a
+ChangeCipherSpec means (a key switch in TLS 1.2, a dropped compatibility record in
+TLS 1.3), which alerts are fatal, and which post-handshake operations exist
+(KeyUpdate, exporters).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from tlsmith.codec.enums import ExtensionType, HandshakeType
-from tlsmith.errors import IllegalParameter, UnsupportedExtension
+from tlsmith.codec.enums import (
+    AlertDescription,
+    AlertLevel,
+    ExtensionType,
+    HandshakeType,
+    ProtocolVersion,
+)
+from tlsmith.codec.extensions_base import ExtensionContext
+from tlsmith.errors import IllegalParameter, UnexpectedMessage, UnsupportedExtension, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -18,11 +30,12 @@ if TYPE_CHECKING:
     from tlsmith.codec.extensions import Extension
     from tlsmith.config import ClientConfig, ServerConfig
     from tlsmith.events import Event
+    from tlsmith.observe import Epoch
     from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 
 
 class HandshakeIO(Protocol):
-    """The connection, as seen by a handshake state."""
+    """The connection, as seen by a handshake state (never the public API)."""
 
     @property
     def is_client(self) -> bool: ...
@@ -35,9 +48,13 @@ class HandshakeIO(Protocol):
 
     def send_change_cipher_spec(self) -> None: ...
 
-    def set_write(self, encrypter: RecordEncrypter, epoch: str) -> None: ...
+    def send_alert(self, level: AlertLevel, description: AlertDescription) -> None: ...
 
-    def set_read(self, decrypter: RecordDecrypter, epoch: str) -> None: ...
+    def drop_compatibility_ccs(self) -> None: ...
+
+    def set_write(self, encrypter: RecordEncrypter, epoch: Epoch) -> None: ...
+
+    def set_read(self, decrypter: RecordDecrypter, epoch: Epoch) -> None: ...
 
     def received(self, message: object, raw: bytes) -> None: ...
 
@@ -62,69 +79,138 @@ class ServerIO(HandshakeIO, Protocol):
     def config(self) -> ServerConfig: ...
 
 
-class State:
+IO = TypeVar("IO", bound=HandshakeIO)
+
+
+class State(Generic[IO]):
     """A handshake state: ``handle`` consumes one accepted message, returns the next state."""
 
     expects: frozenset[HandshakeType] = frozenset()
+    #: The negotiated version once known (None before the hellos are through).
+    version: ProtocolVersion | None = None
+    #: Whether application data may arrive in this state.
+    accepts_application_data = False
 
     @property
     def name(self) -> str:
         return type(self).__name__
 
-    def handle(self, io: HandshakeIO, msg_type: HandshakeType, body: memoryview,
-               raw: bytes) -> State:
+    def handle(self, io: IO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[IO]:
         raise NotImplementedError
 
+    # -- record policy (overridden per version) ---------------------------------------
+    def change_cipher_spec(self, io: IO) -> State[IO]:
+        """A ChangeCipherSpec record arrived."""
+        raise UnexpectedMessage(f"change_cipher_spec is not expected in state {self.name}")
 
-# RFC 8446 §4.2: the messages in which each TLS 1.3 extension may appear.
-# CH ClientHello, SH ServerHello, HRR HelloRetryRequest, EE EncryptedExtensions,
-# CR CertificateRequest, CT Certificate, NST NewSessionTicket.
-ALLOWED_IN: dict[ExtensionType, frozenset[str]] = {
-    ExtensionType.SERVER_NAME: frozenset({"CH", "EE"}),
-    ExtensionType.MAX_FRAGMENT_LENGTH: frozenset({"CH", "EE"}),
-    ExtensionType.STATUS_REQUEST: frozenset({"CH", "CR", "CT"}),
-    ExtensionType.SUPPORTED_GROUPS: frozenset({"CH", "EE"}),
-    ExtensionType.SIGNATURE_ALGORITHMS: frozenset({"CH", "CR"}),
-    ExtensionType.USE_SRTP: frozenset({"CH", "EE"}),
-    ExtensionType.HEARTBEAT: frozenset({"CH", "EE"}),
-    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION: frozenset({"CH", "EE"}),
-    ExtensionType.SIGNED_CERTIFICATE_TIMESTAMP: frozenset({"CH", "CR", "CT"}),
-    ExtensionType.CLIENT_CERTIFICATE_TYPE: frozenset({"CH", "EE"}),
-    ExtensionType.SERVER_CERTIFICATE_TYPE: frozenset({"CH", "EE"}),
-    ExtensionType.PADDING: frozenset({"CH"}),
-    ExtensionType.KEY_SHARE: frozenset({"CH", "SH", "HRR"}),
-    ExtensionType.PRE_SHARED_KEY: frozenset({"CH", "SH"}),
-    ExtensionType.PSK_KEY_EXCHANGE_MODES: frozenset({"CH"}),
-    ExtensionType.EARLY_DATA: frozenset({"CH", "EE", "NST"}),
-    ExtensionType.COOKIE: frozenset({"CH", "HRR"}),
-    ExtensionType.SUPPORTED_VERSIONS: frozenset({"CH", "SH", "HRR"}),
-    ExtensionType.CERTIFICATE_AUTHORITIES: frozenset({"CH", "CR"}),
-    ExtensionType.OID_FILTERS: frozenset({"CR"}),
-    ExtensionType.POST_HANDSHAKE_AUTH: frozenset({"CH"}),
-    ExtensionType.SIGNATURE_ALGORITHMS_CERT: frozenset({"CH", "CR"}),
+    def alert_is_fatal(self, level: AlertLevel, description: AlertDescription) -> bool:
+        """RFC 8446 §6.2: in TLS 1.3 every alert but close_notify and user_canceled is
+        fatal, whatever level it claims. TLS 1.2 states override this."""
+        return description not in (AlertDescription.CLOSE_NOTIFY,
+                                   AlertDescription.USER_CANCELED)
+
+    def key_update(self, io: IO, *, request_peer: bool) -> None:
+        raise UsageError("key_update() needs a completed TLS 1.3 handshake")
+
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        raise UsageError("keying material can be exported only after the handshake")
+
+
+class Tls13Handshaking(State[IO]):
+    """A TLS 1.3 handshake state (or one before the version is known): RFC 8446 §5 drops
+    a ChangeCipherSpec of one 0x01 byte between the first ClientHello and Finished."""
+
+    def change_cipher_spec(self, io: IO) -> State[IO]:
+        io.drop_compatibility_ccs()
+        return self
+
+
+class Tls12State(State[IO]):
+    """A TLS 1.2 state: warning-level alerts are not fatal (RFC 5246 §7.2)."""
+
+    version = ProtocolVersion.TLS12
+
+    def alert_is_fatal(self, level: AlertLevel, description: AlertDescription) -> bool:
+        if description == AlertDescription.CLOSE_NOTIFY:
+            return False
+        return level != AlertLevel.WARNING
+
+
+_C = ExtensionContext
+_CH, _SH, _HRR = _C.CLIENT_HELLO, _C.SERVER_HELLO, _C.HELLO_RETRY_REQUEST
+_EE, _CR, _CT, _NST = (_C.ENCRYPTED_EXTENSIONS, _C.CERTIFICATE_REQUEST, _C.CERTIFICATE,
+                       _C.NEW_SESSION_TICKET)
+
+# RFC 8446 §4.2: the TLS 1.3 messages in which each extension may appear.
+ALLOWED_IN: dict[ExtensionType, frozenset[ExtensionContext]] = {
+    ExtensionType.SERVER_NAME: frozenset({_CH, _EE}),
+    ExtensionType.MAX_FRAGMENT_LENGTH: frozenset({_CH, _EE}),
+    ExtensionType.STATUS_REQUEST: frozenset({_CH, _CR, _CT}),
+    ExtensionType.SUPPORTED_GROUPS: frozenset({_CH, _EE}),
+    ExtensionType.SIGNATURE_ALGORITHMS: frozenset({_CH, _CR}),
+    ExtensionType.USE_SRTP: frozenset({_CH, _EE}),
+    ExtensionType.HEARTBEAT: frozenset({_CH, _EE}),
+    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION: frozenset({_CH, _EE}),
+    ExtensionType.SIGNED_CERTIFICATE_TIMESTAMP: frozenset({_CH, _CR, _CT}),
+    ExtensionType.CLIENT_CERTIFICATE_TYPE: frozenset({_CH, _EE}),
+    ExtensionType.SERVER_CERTIFICATE_TYPE: frozenset({_CH, _EE}),
+    ExtensionType.PADDING: frozenset({_CH}),
+    ExtensionType.KEY_SHARE: frozenset({_CH, _SH, _HRR}),
+    ExtensionType.PRE_SHARED_KEY: frozenset({_CH, _SH}),
+    ExtensionType.PSK_KEY_EXCHANGE_MODES: frozenset({_CH}),
+    ExtensionType.EARLY_DATA: frozenset({_CH, _EE, _NST}),
+    ExtensionType.COOKIE: frozenset({_CH, _HRR}),
+    ExtensionType.SUPPORTED_VERSIONS: frozenset({_CH, _SH, _HRR}),
+    ExtensionType.CERTIFICATE_AUTHORITIES: frozenset({_CH, _CR}),
+    ExtensionType.OID_FILTERS: frozenset({_CR}),
+    ExtensionType.POST_HANDSHAKE_AUTH: frozenset({_CH}),
+    ExtensionType.SIGNATURE_ALGORITHMS_CERT: frozenset({_CH, _CR}),
     # RFC 8449 §4 / RFC 8879 §3: later extensions with their own rules.
-    ExtensionType.RECORD_SIZE_LIMIT: frozenset({"CH", "EE"}),
-    ExtensionType.COMPRESS_CERTIFICATE: frozenset({"CH", "CR"}),
+    ExtensionType.RECORD_SIZE_LIMIT: frozenset({_CH, _EE}),
+    ExtensionType.COMPRESS_CERTIFICATE: frozenset({_CH, _CR}),
 }
+
+# RFC 5246 §7.4.1.4 and the RFCs that define them: what a TLS 1.2 ServerHello may answer.
+TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
+    ExtensionType.SERVER_NAME,
+    ExtensionType.MAX_FRAGMENT_LENGTH,
+    ExtensionType.STATUS_REQUEST,
+    ExtensionType.EC_POINT_FORMATS,
+    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION,
+    ExtensionType.SIGNED_CERTIFICATE_TIMESTAMP,
+    ExtensionType.ENCRYPT_THEN_MAC,
+    ExtensionType.EXTENDED_MASTER_SECRET,
+    ExtensionType.SESSION_TICKET,
+    ExtensionType.RENEGOTIATION_INFO,
+    ExtensionType.RECORD_SIZE_LIMIT,
+})
 
 
 def check_server_extensions(
-    extensions: Iterable[Extension], where: str, offered: frozenset[ExtensionType]
+    extensions: Iterable[Extension], where: ExtensionContext, offered: frozenset[ExtensionType],
+    *, tls12: bool = False,
 ) -> None:
-    """RFC 8446 §4.2: a recognised extension in a message it is not defined for is an
-    illegal_parameter; a response to an extension we never offered is an
-    unsupported_extension."""
+    """RFC 8446 §4.2 / RFC 5246 §7.4.1.4: a recognised extension in a message it is not
+    defined for is an illegal_parameter (TLS 1.3) or unsupported_extension (TLS 1.2); a
+    response to an extension we never offered is an unsupported_extension."""
     for ext in extensions:
         t = ExtensionType(ext.extension_type)
-        allowed = ALLOWED_IN.get(t)
-        if allowed is not None and where not in allowed:
-            raise IllegalParameter(f"the {t.name} extension is not allowed in {where}")
+        if tls12:
+            if t in ALLOWED_IN and t not in TLS12_SERVER_HELLO_EXTENSIONS:
+                raise UnsupportedExtension(f"the {t.name} extension is not allowed in a "
+                                           "TLS 1.2 ServerHello")
+        else:
+            allowed = ALLOWED_IN.get(t)
+            if allowed is not None and where not in allowed:
+                raise IllegalParameter(f"the {t.name} extension is not allowed in "
+                                       f"{where.value}")
         # RFC 8446 §4.2: responses only to what was offered -- except the cookie in a
         # HelloRetryRequest, and requests of the server's own (CR, NST).
-        server_initiated = where in ("CR", "NST") or (
-            where == "HRR" and t == ExtensionType.COOKIE)
+        server_initiated = where in (_CR, _NST) or (where == _HRR and t == ExtensionType.COOKIE)
         if t not in offered and not server_initiated:
             raise UnsupportedExtension(
-                f"the server sent the {t.name} extension in {where}, which the client "
+                f"the server sent the {t.name} extension in {where.value}, which the client "
                 "never offered"
             )

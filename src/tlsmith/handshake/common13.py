@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
-from tlsmith.codec.enums import HandshakeType, KeyUpdateRequest
+from tlsmith.codec.enums import HandshakeType, KeyUpdateRequest, ProtocolVersion
 from tlsmith.codec.extensions import EarlyDataIndication, find_extension
+from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo
-from tlsmith.errors import DecodeError, DecryptError, UnexpectedMessage
+from tlsmith.errors import UnexpectedMessage
 from tlsmith.events import KeyUpdated, SessionTicketReceived
-from tlsmith.handshake.base import HandshakeIO, State, check_server_extensions
+from tlsmith.handshake.base import IO, HandshakeIO, State, check_server_extensions
+from tlsmith.handshake.proofs import FinishedVerified
+from tlsmith.handshake.proofs import verify_finished as _verify_finished
+from tlsmith.observe import Epoch
 from tlsmith.record.protection import TLS13Decrypter, TLS13Encrypter
 
 # NSS key log labels for the TLS 1.3 secrets (see shared/peers.md).
@@ -48,21 +51,11 @@ def finished_for(suite: SuiteInfo, base_key: bytes, transcript_hash: bytes) -> F
 def verify_finished(
     io: HandshakeIO, suite: SuiteInfo, base_key: bytes, transcript_hash: bytes,
     received: Finished, who: str,
-) -> None:
-    """RFC 8446 §4.4.4: recipients MUST verify Finished and abort with decrypt_error."""
-    if len(received.verify_data) != suite.hash_len:
-        # RFC 8446 §4.4.4: verify_data[Hash.length]; a wrong length is a decode_error.
-        raise DecodeError(f"the {who} Finished carries {len(received.verify_data)} bytes; "
-                          f"{suite.hash_len} were expected")
+) -> FinishedVerified:
+    """RFC 8446 §4.4.4: recipients MUST verify Finished and abort with decrypt_error
+    (verify_data[Hash.length]: a wrong length is a decode_error)."""
     expected = schedule13.finished_verify_data(suite.hash_name, base_key, transcript_hash)
-    ok = hmac.compare_digest(expected, received.verify_data)
-    io.check(f"{who} Finished", ok,
-             "verify_data matches the transcript" if ok else
-             "verify_data does not match: the two sides derived different keys or saw "
-             "different handshake messages")
-    if not ok:
-        raise DecryptError(f"the {who} Finished message does not verify: the handshake "
-                           "transcript or keys differ between the two sides")
+    return _verify_finished(io, expected, received.verify_data, who)
 
 
 @dataclass
@@ -76,8 +69,11 @@ class TrafficSecrets:
     generation_write: int = 0
 
 
-class Connected13(State):
+class Connected13(State[IO]):
     """After the handshake: KeyUpdate both ways; NewSessionTicket for clients (§4.6)."""
+
+    version = ProtocolVersion.TLS13
+    accepts_application_data = True
 
     def __init__(self, secrets: TrafficSecrets, *, is_client: bool,
                  resumption_master_secret: bytes, exporter_master_secret: bytes) -> None:
@@ -90,8 +86,8 @@ class Connected13(State):
             if is_client else frozenset({HandshakeType.KEY_UPDATE})
         )
 
-    def handle(self, io: HandshakeIO, msg_type: HandshakeType, body: memoryview,
-               raw: bytes) -> State:
+    def handle(self, io: IO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State[IO]:
         if msg_type == HandshakeType.KEY_UPDATE:
             update = KeyUpdate.parse_body(body)
             io.received(update, raw)
@@ -105,7 +101,8 @@ class Connected13(State):
         if msg_type == HandshakeType.NEW_SESSION_TICKET:
             ticket = NewSessionTicket.parse_body(body)
             io.received(ticket, raw)
-            check_server_extensions(ticket.extensions, "NST", frozenset())
+            check_server_extensions(ticket.extensions, ExtensionContext.NEW_SESSION_TICKET,
+                                    frozenset())
             early = find_extension(ticket.extensions, EarlyDataIndication)
             io.emit(SessionTicketReceived(
                 ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
@@ -124,7 +121,7 @@ class Connected13(State):
         s = self.secrets
         s.read_secret = schedule13.next_traffic_secret(s.suite.hash_name, s.read_secret)
         s.generation_read += 1
-        io.set_read(decrypter(s.suite, s.read_secret), "application")
+        io.set_read(decrypter(s.suite, s.read_secret), Epoch.APPLICATION)
         io.note(f"peer keys updated (generation {s.generation_read})")
 
     def send_key_update(self, io: HandshakeIO, *, request_peer: bool) -> None:
@@ -135,4 +132,13 @@ class Connected13(State):
         s = self.secrets
         s.write_secret = schedule13.next_traffic_secret(s.suite.hash_name, s.write_secret)
         s.generation_write += 1
-        io.set_write(encrypter(s.suite, s.write_secret), "application")
+        io.set_write(encrypter(s.suite, s.write_secret), Epoch.APPLICATION)
+
+    def key_update(self, io: IO, *, request_peer: bool) -> None:
+        self.send_key_update(io, request_peer=request_peer)
+
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        """RFC 8446 §7.5."""
+        return schedule13.export_keying_material(
+            self.secrets.suite.hash_name, self.exporter_master_secret, label, context, length)

@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
@@ -22,16 +22,22 @@ from tlsmith.events import (
     KeyUpdated,
     SessionTicketReceived,
 )
+from tlsmith.keylog import KeyLogWriter
+from tlsmith.observe import combine_observers
 
 _RECV = 65536
 
 
-def with_env_keylog(config: Any) -> Any:
-    """Honour SSLKEYLOGFILE when the config names no key log of its own."""
-    path = os.environ.get("SSLKEYLOGFILE")
-    if path and not config.keylog:
-        return replace(config, keylog=path)
-    return config
+_Config = TypeVar("_Config", ClientConfig, ServerConfig)
+
+
+def with_keylog(config: _Config, path: str | os.PathLike[str] | None = None) -> _Config:
+    """``config`` with an NSS key-log writer added to its observer: to ``path``, or to
+    $SSLKEYLOGFILE when no path is given. The file I/O lives here, above the sans-IO core."""
+    target = path or os.environ.get("SSLKEYLOGFILE")
+    if not target:
+        return config
+    return replace(config, observer=combine_observers(config.observer, KeyLogWriter(target)))
 
 
 class TLSSocket:
@@ -195,13 +201,14 @@ class _RawTLS(io.RawIOBase):
 
 
 def connect(host: str, port: int, config: ClientConfig | None = None, *,
-            timeout: float | None = 10.0) -> TLSSocket:
+            timeout: float | None = 10.0,
+            keylog: str | os.PathLike[str] | None = None) -> TLSSocket:
     """Open a TCP connection and complete a TLS handshake; returns a TLSSocket."""
     if config is None:
         from tlsmith.x509.verify import TrustStore
 
         config = ClientConfig(server_name=host, trust=TrustStore.system())
-    config = with_env_keylog(config)
+    config = with_keylog(config, keylog)
     sock = socket.create_connection((host, port), timeout=timeout)
     tls = TLSSocket(sock, TLSConnection(config))
     try:
@@ -220,9 +227,9 @@ class TLSServer:
 
     def __init__(self, config: ServerConfig, address: tuple[str, int], handler: Handler, *,
                  timeout: float | None = 30.0,
-                 on_error: Callable[[tuple[Any, ...], BaseException], None] | None = None
-                 ) -> None:
-        self.config = with_env_keylog(config)
+                 on_error: Callable[[tuple[Any, ...], BaseException], None] | None = None,
+                 keylog: str | os.PathLike[str] | None = None) -> None:
+        self.config = with_keylog(config, keylog)
         self.handler = handler
         self.timeout = timeout
         self.on_error = on_error

@@ -4,14 +4,27 @@
 §6.2.1); ``HandshakeReassembler`` joins handshake fragments into whole messages;
 ``fragment`` splits outgoing data into record-sized pieces. "Need more data" is
 ``None``, never an exception.
+
+Handshake size limits are checked on the 4-byte header, before any body is buffered:
+
+* a length the message's structure cannot have is ``DecodeError`` (RFC 8446 §6.2:
+  "the length of the message was incorrect"): fixed-length messages (HelloRequest,
+  ServerHelloDone, EndOfEarlyData: 0; KeyUpdate: 1; Finished: 12..64) and the largest
+  body each variable-length message's vectors allow (``HANDSHAKE_BODY_RANGES``);
+* a length above local policy is ``IllegalParameter`` (as OpenSSL answers an excessive
+  message): ``DEFAULT_MAX_HANDSHAKE_BODY`` per type (Certificate, CompressedCertificate
+  256 KiB, CertificateStatus 64 KiB, the rest their structural maximum),
+  ``DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY`` (16 KiB) for any other type, and the optional
+  overall ``max_message_size``.
 """
 
 from __future__ import annotations
 
 import struct
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from tlsmith.codec.enums import AlertDescription, AlertLevel, ContentType, HandshakeType
 from tlsmith.errors import DecodeError, IllegalParameter, RecordOverflow, UnexpectedMessage
@@ -25,7 +38,79 @@ MAX_CIPHERTEXT_12 = 2**14 + 2048
 
 RECORD_HEADER_LEN = 5
 HANDSHAKE_HEADER_LEN = 4
-DEFAULT_MAX_HANDSHAKE_MESSAGE = 65536 + HANDSHAKE_HEADER_LEN
+MAX_HANDSHAKE_BODY = 2**24 - 1
+"""RFC 8446 §4 / RFC 5246 §7.4: Handshake.length is a uint24."""
+DEFAULT_MAX_HANDSHAKE_MESSAGE = HANDSHAKE_HEADER_LEN + MAX_HANDSHAKE_BODY
+"""Default overall cap (header included): none beyond what the header can express; the
+per-type limits decide."""
+
+_U8, _U16, _U24 = 2**8 - 1, 2**16 - 1, 2**24 - 1
+_H = HandshakeType
+
+# Largest (and for fixed-length messages, smallest) body each message's structure allows
+# (TLS 1.2 and 1.3 forms: the larger). "v<a..b>" below is a vector with a b-byte ceiling.
+_CLIENT_HELLO_MAX = (
+    2 + 32  # legacy_version, random (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2)
+    + 1 + 32  # legacy_session_id<0..32>
+    + 2 + (_U16 - 1)  # cipher_suites<2..2^16-2>
+    + 1 + _U8  # legacy_compression_methods<1..2^8-1>
+    + 2 + _U16  # extensions<8..2^16-1>
+)  # = 131396
+_SERVER_HELLO_MAX = 2 + 32 + 1 + 32 + 2 + 1 + 2 + _U16  # RFC 8446 §4.1.3: 65607
+# RFC 8446 §4.6.1: lifetime, age_add, nonce<0..255>, ticket<1..2^16-1>,
+# extensions<0..2^16-2> (RFC 5077 §3.3's TLS 1.2 form is smaller).
+_NEW_SESSION_TICKET_MAX = 4 + 4 + 1 + _U8 + 2 + _U16 + 2 + (_U16 - 1)  # 131337
+# RFC 5246 §7.4.4: certificate_types<1..2^8-1>, supported_signature_algorithms
+# <2..2^16-2>, certificate_authorities<0..2^16-1> (RFC 8446 §4.3.2's form is smaller).
+_CERTIFICATE_REQUEST_MAX = 1 + _U8 + 2 + (_U16 - 1) + 2 + _U16  # 131329
+# RFC 5246 §7.4.3: DHE dh_p, dh_g, dh_Ys<1..2^16-1>, then a digitally-signed struct
+# (scheme + signature<0..2^16-1>).
+_SERVER_KEY_EXCHANGE_MAX = 3 * (2 + _U16) + 2 + 2 + _U16  # 262150
+# RFC 4279 §3/§4: psk_identity<0..2^16-1>, then dh_Yc or EncryptedPreMasterSecret
+# <0..2^16-1> (RFC 5246 §7.4.7's forms alone are smaller).
+_CLIENT_KEY_EXCHANGE_MAX = 2 * (2 + _U16)  # 131074
+
+HANDSHAKE_BODY_RANGES: Mapping[HandshakeType, tuple[int, int]] = MappingProxyType({
+    _H.HELLO_REQUEST: (0, 0),  # RFC 5246 §7.4.1.1: struct { } HelloRequest
+    _H.CLIENT_HELLO: (0, _CLIENT_HELLO_MAX),
+    _H.SERVER_HELLO: (0, _SERVER_HELLO_MAX),
+    _H.HELLO_VERIFY_REQUEST: (0, 2 + 1 + _U8),  # RFC 6347 §4.2.1: version, cookie<0..2^8-1>
+    _H.NEW_SESSION_TICKET: (0, _NEW_SESSION_TICKET_MAX),
+    _H.END_OF_EARLY_DATA: (0, 0),  # RFC 8446 §4.5: struct {} EndOfEarlyData
+    _H.ENCRYPTED_EXTENSIONS: (0, 2 + _U16),  # RFC 8446 §4.3.1: extensions<0..2^16-1>
+    _H.CERTIFICATE: (0, MAX_HANDSHAKE_BODY),  # RFC 8446 §4.4.2: certificate_list<0..2^24-1>
+    _H.SERVER_KEY_EXCHANGE: (0, _SERVER_KEY_EXCHANGE_MAX),
+    _H.CERTIFICATE_REQUEST: (0, _CERTIFICATE_REQUEST_MAX),
+    _H.SERVER_HELLO_DONE: (0, 0),  # RFC 5246 §7.4.5: struct { } ServerHelloDone
+    _H.CERTIFICATE_VERIFY: (0, 2 + 2 + _U16),  # RFC 8446 §4.4.3: scheme, signature<0..2^16-1>
+    _H.CLIENT_KEY_EXCHANGE: (0, _CLIENT_KEY_EXCHANGE_MAX),
+    # RFC 8446 §4.4.4: verify_data[Hash.length] (32 or 48 here); RFC 5246 §7.4.9: 12 unless
+    # the suite says otherwise. Any hash up to SHA-512 fits 12..64.
+    _H.FINISHED: (12, 64),
+    _H.CERTIFICATE_URL: (0, 1 + 2 + _U16),  # RFC 6066 §5: type, url_and_hash_list<1..2^16-1>
+    _H.CERTIFICATE_STATUS: (0, MAX_HANDSHAKE_BODY),  # RFC 6066 §8: response<1..2^24-1>
+    _H.KEY_UPDATE: (1, 1),  # RFC 8446 §4.6.3: one KeyUpdateRequest byte
+    _H.COMPRESSED_CERTIFICATE: (0, MAX_HANDSHAKE_BODY),  # RFC 8879 §4: message<1..2^24-1>
+    _H.MESSAGE_HASH: (0, 64),  # RFC 8446 §4.4.1: Hash(ClientHello1); never on the wire
+})
+"""Structural (minimum, maximum) body length per type; outside it: ``DecodeError``.
+Types not listed may have any length the header can express."""
+
+DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY = 2**14
+"""Local cap for a type not in ``DEFAULT_MAX_HANDSHAKE_BODY`` (unassigned, reserved
+hello_retry_request(6), unsupported supplemental_data(23)): the state machine refuses
+those anyway, so buffer no more than one record's worth."""
+
+DEFAULT_MAX_HANDSHAKE_BODY: Mapping[HandshakeType, int] = MappingProxyType({
+    **{t: hi for t, (_lo, hi) in HANDSHAKE_BODY_RANGES.items()},
+    # Local policy where the structure allows up to 16 MiB. Chains of RSA-4096 or
+    # ML-DSA certificates with SCTs stay well below 256 KiB (OpenSSL: 100 KiB).
+    _H.CERTIFICATE: 2**18,
+    _H.COMPRESSED_CERTIFICATE: 2**18,
+    _H.CERTIFICATE_STATUS: 2**16,  # one stapled OCSP response
+})
+"""Default local cap on the body length per type; above it: ``IllegalParameter``.
+Where no policy applies this is the structural maximum of ``HANDSHAKE_BODY_RANGES``."""
 
 _HEADER = struct.Struct(">BHH")
 _KNOWN_CONTENT_TYPES: dict[int, ContentType] = {
@@ -146,14 +231,55 @@ class HandshakeReassembler:
 
     ``next_message`` returns (type, body, raw) where ``raw`` is the whole message with
     its 4-byte header (for the transcript) and ``body`` a view into it.
+
+    Lengths are checked as soon as a header is complete (see the module docstring).
+    ``max_body`` replaces entries of ``DEFAULT_MAX_HANDSHAKE_BODY`` (a type's structural
+    range still applies); ``max_unknown_body`` is the cap for unlisted types;
+    ``max_message_size`` caps every message, header included.
     """
 
-    __slots__ = ("_buf", "_off", "max_message_size")
+    __slots__ = ("_buf", "_limits", "_off", "max_message_size", "max_unknown_body")
 
-    def __init__(self, max_message_size: int = DEFAULT_MAX_HANDSHAKE_MESSAGE) -> None:
+    def __init__(
+        self,
+        max_message_size: int = DEFAULT_MAX_HANDSHAKE_MESSAGE,
+        *,
+        max_body: Mapping[HandshakeType, int] | None = None,
+        max_unknown_body: int = DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY,
+    ) -> None:
         self._buf = bytearray()
         self._off = 0
         self.max_message_size = max_message_size
+        self.max_unknown_body = max_unknown_body
+        caps = {**DEFAULT_MAX_HANDSHAKE_BODY, **(max_body or {})}
+        # type -> (structural minimum, structural maximum, policy cap)
+        self._limits: dict[int, tuple[int, int, int]] = {
+            int(t): (*HANDSHAKE_BODY_RANGES.get(t, (0, MAX_HANDSHAKE_BODY)), cap)
+            for t, cap in caps.items()
+        }
+
+    def _check_length(self, msg_type: int, length: int) -> None:
+        """Refuse a header whose length the type cannot have, or that exceeds a cap."""
+        limits = self._limits.get(msg_type)
+        if limits is None:
+            minimum, maximum, cap = 0, MAX_HANDSHAKE_BODY, self.max_unknown_body
+        else:
+            minimum, maximum, cap = limits
+        if not minimum <= length <= maximum:
+            # RFC 8446 §6.2 decode_error: "the length of the message was incorrect".
+            allowed = str(maximum) if minimum == maximum else f"{minimum}..{maximum}"
+            raise DecodeError(
+                f"{_type_name(msg_type)} message of {length} body byte(s); its structure "
+                f"allows {allowed}"
+            )
+        cap = min(cap, self.max_message_size - HANDSHAKE_HEADER_LEN)
+        if length > cap:
+            # Local policy limit. OpenSSL answers an over-long message with
+            # illegal_parameter (a field outside the range we accept, RFC 8446 §6.2).
+            raise IllegalParameter(
+                f"{_type_name(msg_type)} message of {HANDSHAKE_HEADER_LEN + length} bytes "
+                f"exceeds the limit of {HANDSHAKE_HEADER_LEN + cap}"
+            )
 
     def feed(self, fragment: Bytes) -> None:
         """Add the payload of one handshake record."""
@@ -173,14 +299,8 @@ class HandshakeReassembler:
         if available < HANDSHAKE_HEADER_LEN:
             return None
         length = int.from_bytes(buf[off + 1 : off + 4], "big")
+        self._check_length(buf[off], length)  # from the header: nothing more buffered
         total = HANDSHAKE_HEADER_LEN + length
-        if total > self.max_message_size:
-            # Local policy limit. OpenSSL answers an over-long message with
-            # illegal_parameter (a field outside the range we accept, RFC 8446 §6.2).
-            raise IllegalParameter(
-                f"handshake message of {total} bytes exceeds the limit of "
-                f"{self.max_message_size}"
-            )
         if available < total:
             return None
         with memoryview(buf) as view:
@@ -201,6 +321,11 @@ class HandshakeReassembler:
 
     def buffered(self) -> int:
         return len(self._buf) - self._off
+
+
+def _type_name(msg_type: int) -> str:
+    t = HandshakeType(msg_type)
+    return t.name.lower() if t.known else str(t)
 
 
 def fragment(data: Bytes, max_fragment: int = MAX_PLAINTEXT) -> Iterator[memoryview]:

@@ -132,3 +132,16 @@ def key_description(key: PrivateKey | PublicKey | object) -> str:
     size = getattr(key, "key_size", None)
     name = type(key).__name__.removeprefix("_")
     return f"{name}-{size}" if isinstance(size, int) else name
+
+
+def key_kind(key: PrivateKey | PublicKey | object) -> str:
+    """What a TLS 1.2 suite's authentication must name for this key: "rsa" for RSA,
+    "ecdsa" for ECDSA and EdDSA (RFC 8422 §5.1.1: EdDSA certificates use the ECDHE_ECDSA
+    suites), "" for anything else."""
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return "rsa"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey
+                  | ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey
+                  | ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+        return "ecdsa"
+    return ""

@@ -1,0 +1,208 @@
+"""The version-neutral start of the client handshake.
+
+    begin(): ClientHello (TLS 1.3 and/or 1.2) ─► ExpectServerHello
+      ├─ supported_versions = TLS 1.3 ─► client13 (HelloRetryRequest loops back here)
+      └─ legacy_version = TLS 1.2      ─► client12
+
+The version decision is made once, here: RFC 8446 §4.1.3 (downgrade sentinels) and
+§4.2.1 (supported_versions), RFC 5246 §7.4.1.3 / RFC 8996 (no TLS 1.1 or below).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from tlsmith.codec import extensions as ext
+from tlsmith.codec.enums import (
+    CipherSuite,
+    ECPointFormat,
+    ExtensionType,
+    HandshakeType,
+    NamedGroup,
+    ProtocolVersion,
+    PskKeyExchangeMode,
+)
+from tlsmith.codec.messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, ClientHello, ServerHello
+from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
+from tlsmith.crypto.suites import suite_info
+from tlsmith.crypto.transcript import Transcript
+from tlsmith.errors import IllegalParameter, ProtocolVersionError
+from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
+
+# Groups that exist only in TLS 1.3 (no TLS 1.2 ECParameters form).
+_TLS13_ONLY_GROUPS = frozenset({NamedGroup.X25519MLKEM768})
+
+
+def sni_name(name: str | None) -> str | None:
+    """RFC 6066 §3: literal IP addresses are not permitted in server_name."""
+    if not name:
+        return None
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name.rstrip(".")
+    return None
+
+
+@dataclass(frozen=True)
+class HelloSent:
+    """What the client offered, carried by value into the version-specific states."""
+
+    hello: ClientHello
+    shares: dict[NamedGroup, KeyShareSecret]
+    transcript: Transcript
+    hrr: ServerHello | None = None
+
+    @property
+    def offered(self) -> frozenset[ExtensionType]:
+        return frozenset(ExtensionType(e.extension_type) for e in self.hello.extensions)
+
+
+def offered_suites(io: ClientIO) -> tuple[CipherSuite, ...]:
+    """The configured suites that belong to a version we offer."""
+    versions = io.config.versions
+    out = []
+    for s in io.config.cipher_suites:
+        info = suite_info(s)
+        if info is None:
+            out.append(s)  # unknown/signalling values are the caller's business
+        elif (ProtocolVersion.TLS13 if info.tls13 else ProtocolVersion.TLS12) in versions:
+            out.append(s)
+    return tuple(out)
+
+
+def begin(io: ClientIO) -> ExpectServerHello:
+    """Build and send the first ClientHello."""
+    cfg = io.config
+    client_random = io.random(32)
+    tls13 = ProtocolVersion.TLS13 in cfg.versions
+    # RFC 8446 §D.4: middlebox compatibility mode sends a non-empty session id.
+    session_id = io.random(32) if cfg.middlebox_compat and tls13 else b""
+    shares = ({g: generate_key_share(g, io.random) for g in cfg.key_share_groups}
+              if tls13 else {})
+    hello = build_client_hello(io, client_random, session_id, shares, cookie=None)
+    transcript = Transcript()
+    raw = hello.serialize()
+    transcript.update(raw)
+    io.send_handshake(hello, raw)
+    return ExpectServerHello(HelloSent(hello, shares, transcript))
+
+
+def build_client_hello(
+    io: ClientIO, client_random: bytes, session_id: bytes,
+    shares: dict[NamedGroup, KeyShareSecret], cookie: bytes | None,
+    *, retry: bool = False,
+) -> ClientHello:
+    cfg = io.config
+    versions = cfg.versions
+    tls13 = ProtocolVersion.TLS13 in versions
+    tls12 = ProtocolVersion.TLS12 in versions and not retry
+    suites = offered_suites(io)
+    groups = tuple(cfg.groups) if tls13 else tuple(
+        g for g in cfg.groups if g not in _TLS13_ONLY_GROUPS)
+    extensions: list[ext.Extension] = []
+    sni = sni_name(cfg.server_name)
+    if sni:
+        extensions.append(ext.ServerName(sni))
+    if tls13:
+        extensions.append(ext.SupportedVersionsClientHello(versions))
+    extensions += [
+        ext.SupportedGroups(groups),
+        ext.SignatureAlgorithms(tuple(cfg.signature_schemes)),
+    ]
+    if tls12:
+        # RFC 8422 §5.1.2: only the uncompressed point format; RFC 7627 §5.1; RFC 5746
+        # §3.4 (an empty renegotiation_info in the initial handshake).
+        extensions += [
+            ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)),
+            ext.ExtendedMasterSecret(),
+            ext.RenegotiationInfo(b""),
+        ]
+        if any((i := suite_info(s)) is not None and i.cipher == "cbc" for s in suites):
+            extensions.append(ext.EncryptThenMac())  # RFC 7366 §2
+    if tls13:
+        extensions += [
+            ext.KeyShareClientHello(tuple(
+                ext.KeyShareEntry(g, s.public_bytes) for g, s in shares.items())),
+            ext.PskKeyExchangeModes((PskKeyExchangeMode.PSK_DHE_KE,)),
+        ]
+    if cfg.alpn_protocols:
+        extensions.append(ext.ApplicationLayerProtocolNegotiation(
+            tuple(p.encode() for p in cfg.alpn_protocols)))
+    if cookie is not None:
+        extensions.append(ext.Cookie(cookie))
+    if cfg.send_fallback_scsv:
+        suites = (*suites, CipherSuite.TLS_FALLBACK_SCSV)  # RFC 7507 §4
+    return ClientHello(
+        legacy_version=ProtocolVersion.TLS12,
+        random=client_random,
+        legacy_session_id=session_id,
+        cipher_suites=suites,
+        legacy_compression_methods=(0,),
+        extensions=tuple(extensions),
+    )
+
+
+def _versions_text(versions: tuple[ProtocolVersion, ...]) -> str:
+    return " and ".join(v.label for v in versions)
+
+
+class ExpectServerHello(Tls13Handshaking[ClientIO]):
+    expects = frozenset({HandshakeType.SERVER_HELLO})
+
+    def __init__(self, sent: HelloSent) -> None:
+        self.sent = sent
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State[ClientIO]:
+        from tlsmith.handshake import client12, client13
+
+        sh = ServerHello.parse_body(body)
+        io.received(sh, raw)
+        versions = io.config.versions
+        selected = ext.find_extension(sh.extensions, ext.SupportedVersionsServerHello)
+        if selected is not None:
+            # RFC 8446 §4.2.1: only a version we offered, and never below TLS 1.3.
+            chosen = ProtocolVersion(selected.selected_version)
+            if chosen != ProtocolVersion.TLS13 or chosen not in versions:
+                raise IllegalParameter(
+                    f"the server selected {chosen.label} in supported_versions, which the "
+                    "client did not offer")
+            if sh.is_hello_retry_request:
+                hrr = client13.check_hello_retry(io, self.sent, sh)
+                shares = hrr.new_shares
+                self.sent.transcript.set_hash(hrr.suite.hash_name)
+                self.sent.transcript.restart_for_hello_retry_request()
+                self.sent.transcript.update(raw)
+                hello2 = build_client_hello(io, self.sent.hello.random,
+                                            self.sent.hello.legacy_session_id, shares,
+                                            hrr.cookie, retry=True)
+                raw2 = hello2.serialize()
+                self.sent.transcript.update(raw2)
+                if io.config.middlebox_compat:
+                    io.send_change_cipher_spec()  # RFC 8446 §D.4: before ClientHello2
+                io.send_handshake(hello2, raw2)
+                return ExpectServerHello(HelloSent(hello2, shares, self.sent.transcript,
+                                                   hrr=sh))
+            return client13.handle_server_hello(io, self.sent, sh, raw)
+        if self.sent.hrr is not None:
+            # RFC 8446 §4.1.4: after a HelloRetryRequest the version cannot change.
+            raise IllegalParameter("the ServerHello after a HelloRetryRequest has no "
+                                   "supported_versions (it must select TLS 1.3)")
+        server_version = ProtocolVersion(sh.legacy_version)
+        if ProtocolVersion.TLS13 in versions:
+            if sh.random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
+                # RFC 8446 §4.1.3: a TLS 1.3 client MUST abort with illegal_parameter.
+                io.check("downgrade protection", False,
+                         "the server random ends with the TLS 1.3 downgrade sentinel")
+                raise IllegalParameter(
+                    "the server's random carries the TLS 1.3 downgrade sentinel: something "
+                    "between us and the server removed TLS 1.3 (RFC 8446 §4.1.3)")
+            io.check("downgrade protection", True,
+                     "no TLS 1.3 downgrade sentinel: the server does not speak TLS 1.3")
+        if server_version == ProtocolVersion.TLS12 and server_version in versions:
+            return client12.handle_server_hello(io, self.sent, sh, raw)
+        raise ProtocolVersionError(
+            f"the server chose {server_version.label}, but this client accepts only "
+            f"{_versions_text(versions)} (TLS 1.1 and below are deprecated, RFC 8996)")

@@ -1,0 +1,323 @@
+"""The TLS 1.2 client handshake (RFC 5246 §7.3), one class per state.
+
+    client.ExpectServerHello ─► ExpectCertificate ─► ExpectServerKeyExchange (ECDHE/DHE)
+      ─► ExpectServerHelloDone (CertificateRequest allowed) ─► our flight:
+         [Certificate] ClientKeyExchange ChangeCipherSpec Finished
+      ─► AwaitChangeCipherSpec ─► ExpectFinished ─► Connected12
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from tlsmith.codec import extensions as ext
+from tlsmith.codec.enums import (
+    CipherSuite,
+    ECPointFormat,
+    HandshakeType,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
+from tlsmith.codec.extensions_base import ExtensionContext
+from tlsmith.codec.messages import ClientHello, Finished, ServerHello
+from tlsmith.codec.messages12 import (
+    Certificate12,
+    CertificateRequest12,
+    ClientKeyExchangeDHE,
+    ClientKeyExchangeECDHE,
+    ClientKeyExchangeRSA,
+    MessageBase,
+    ServerHelloDone,
+    ServerKeyExchangeDHE,
+    ServerKeyExchangeECDHE,
+)
+from tlsmith.crypto import kx, rsa_kx
+from tlsmith.crypto.suites import SuiteInfo, suite_info
+from tlsmith.crypto.transcript import Transcript
+from tlsmith.errors import (
+    DecodeError,
+    HandshakeFailure,
+    IllegalParameter,
+    InsufficientSecurity,
+    UnsupportedCertificate,
+)
+from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
+from tlsmith.handshake.client import HelloSent, sni_name
+from tlsmith.handshake.client13 import checked_alpn
+from tlsmith.handshake.common12 import (
+    AwaitChangeCipherSpec,
+    Connected12,
+    Keys12,
+    check_finished,
+    derive_keys,
+    finished,
+    record_keys,
+    signed_params,
+)
+from tlsmith.handshake.proofs import (
+    ChainAccepted,
+    ServerAuthenticated,
+    accept_server_chain,
+    key_transport_server,
+    verify_signature,
+)
+from tlsmith.observe import Epoch
+from tlsmith.x509.keys import key_kind
+from tlsmith.x509.leaf import leaf_public_key
+
+
+@dataclass(frozen=True)
+class Handshake12:
+    """The client's TLS 1.2 handshake so far, passed by value from state to state."""
+
+    hello: ClientHello
+    server_random: bytes
+    suite: SuiteInfo
+    transcript: Transcript
+    ems: bool
+    etm: bool
+    alpn: str | None
+    group: NamedGroup | None = None
+    server_public: bytes = b""  # ECDHE point or DHE Ys
+    dh_params: tuple[int, int] | None = None  # (p, g) for DHE
+    cert_requested: bool = False
+
+
+def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: bytes
+                        ) -> State[ClientIO]:
+    """A TLS 1.2 ServerHello (RFC 5246 §7.4.1.3) and the extensions it answers."""
+    cfg = io.config
+    hello = sent.hello
+    if sh.cipher_suite not in hello.cipher_suites:
+        raise IllegalParameter(
+            f"the server chose {CipherSuite(sh.cipher_suite).name}, which we did not offer")
+    suite = suite_info(sh.cipher_suite)
+    if suite is None or suite.tls13:
+        raise IllegalParameter(
+            f"the server chose {CipherSuite(sh.cipher_suite).name} for TLS 1.2; it is not a "
+            "TLS 1.2 suite")
+    if sh.legacy_compression_method != 0:
+        raise IllegalParameter("the server chose a compression method we did not offer")
+    if hello.legacy_session_id and sh.legacy_session_id_echo == hello.legacy_session_id:
+        # We offered no session to resume: an echoed id would mean "resumed" (§7.4.1.3).
+        raise IllegalParameter("the server tried to resume a session we never offered")
+    check_server_extensions(sh.extensions, ExtensionContext.SERVER_HELLO, sent.offered,
+                            tls12=True)
+    ems = ext.find_extension(sh.extensions, ext.ExtendedMasterSecret) is not None
+    io.check("extended master secret", ems,
+             "negotiated (RFC 7627)" if ems else "the server did not negotiate it")
+    if not ems and cfg.require_extended_master_secret:
+        raise HandshakeFailure(
+            "the server does not support the extended master secret (RFC 7627), which "
+            "protects TLS 1.2 against triple-handshake attacks; allow it with "
+            "require_extended_master_secret=False (CLI: --allow-no-ems)")
+    etm = ext.find_extension(sh.extensions, ext.EncryptThenMac) is not None
+    if etm and suite.cipher != "cbc":
+        # RFC 7366 §3: never in answer to an AEAD suite.
+        raise IllegalParameter("the server sent encrypt_then_mac for an AEAD suite")
+    if suite.cipher == "cbc" and not etm and not cfg.allow_mac_then_encrypt:
+        raise HandshakeFailure(
+            f"the server chose {suite.name} without encrypt_then_mac (RFC 7366); "
+            "MAC-then-encrypt CBC is refused by default (allow_mac_then_encrypt=True)")
+    reneg = ext.find_extension(sh.extensions, ext.RenegotiationInfo)
+    if reneg is not None and reneg.renegotiated_connection:
+        # RFC 5746 §3.4: non-empty in an initial handshake -> handshake_failure.
+        raise HandshakeFailure("renegotiation_info is not empty in an initial handshake")
+    formats = ext.find_extension(sh.extensions, ext.ECPointFormats)
+    if formats is not None and ECPointFormat.UNCOMPRESSED not in formats.ec_point_format_list:
+        # RFC 8422 §5.2: the uncompressed format MUST be supported.
+        raise IllegalParameter("the server's ec_point_formats lacks the uncompressed form")
+    chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
+    alpn = checked_alpn(hello, chosen) if chosen is not None else None
+    transcript = sent.transcript
+    transcript.set_hash(suite.hash_name)
+    transcript.update(raw)
+    io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
+    h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn)
+    return ExpectCertificate(h)
+
+
+class _State12(Tls12State[ClientIO]):
+    def __init__(self, hs: Handshake12) -> None:
+        self.hs = hs
+
+
+class ExpectCertificate(_State12):
+    expects = frozenset({HandshakeType.CERTIFICATE})
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        cert = Certificate12.parse_body(body)
+        io.received(cert, raw)
+        if not cert.certificate_list:
+            raise DecodeError("the server sent an empty Certificate message")
+        key = leaf_public_key(cert.certificate_list[0])
+        if key_kind(key) != h.suite.authentication:
+            # RFC 5246 §7.4.2: the key must fit the suite's authentication/key exchange.
+            raise UnsupportedCertificate(
+                f"{h.suite.name} needs an {(h.suite.authentication or '').upper()} "
+                "certificate; the "
+                f"server sent one with a {key_kind(key) or 'different'} key")
+        accepted = accept_server_chain(io, cert.certificate_list)
+        h.transcript.update(raw)
+        if h.suite.key_exchange == "rsa":
+            return ExpectServerHelloDone(h, key_transport_server(accepted))
+        return ExpectServerKeyExchange(h, accepted)
+
+
+class ExpectServerKeyExchange(_State12):
+    expects = frozenset({HandshakeType.SERVER_KEY_EXCHANGE})
+
+    def __init__(self, hs: Handshake12, chain: ChainAccepted) -> None:
+        super().__init__(hs)
+        self.chain = chain
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        cfg = io.config
+        ske: ServerKeyExchangeECDHE | ServerKeyExchangeDHE
+        if h.suite.key_exchange == "ecdhe":
+            ske = ServerKeyExchangeECDHE.parse_body(body)
+            io.received(ske, raw)
+            group = NamedGroup(ske.named_curve)
+            offered = ext.find_extension(h.hello.extensions, ext.SupportedGroups)
+            if offered is None or group not in offered.named_group_list or not (
+                    kx.group_available(group)):
+                # RFC 8422 §5.4: a curve the client did not offer.
+                raise IllegalParameter(f"the server chose the curve {group.name}, which we "
+                                       "did not offer")
+            h = replace(h, group=group, server_public=ske.public)
+        else:
+            ske = ServerKeyExchangeDHE.parse_body(body)
+            io.received(ske, raw)
+            p, g = int.from_bytes(ske.dh_p, "big"), int.from_bytes(ske.dh_g, "big")
+            ys = int.from_bytes(ske.dh_Ys, "big")
+            if p.bit_length() < cfg.min_dhe_bits:
+                # RFC 7919 §4 / Logjam: refuse weak server-chosen groups.
+                raise InsufficientSecurity(
+                    f"the server's DHE prime has {p.bit_length()} bits; at least "
+                    f"{cfg.min_dhe_bits} are required")
+            if not (1 < g < p - 1 and 1 < ys < p - 1):
+                raise IllegalParameter("the server's DHE parameters are out of range "
+                                       "(need 1 < g < p-1 and 1 < Ys < p-1)")
+            named = kx.ffdhe_group_for_params(p, g)
+            io.check("DHE parameters", True,
+                     f"{p.bit_length()}-bit prime"
+                     + (f" = {named.name} (RFC 7919)" if named else
+                        " (custom parameters, not a RFC 7919 group)"))
+            h = replace(h, group=named, server_public=ske.dh_Ys, dh_params=(p, g))
+        assert ske.algorithm is not None  # parse_body(signed=True)
+        offered_algs = ext.find_extension(h.hello.extensions, ext.SignatureAlgorithms)
+        content = signed_params(h.hello.random, h.server_random, ske.params_bytes())
+        proof = verify_signature(io, self.chain, ske.algorithm,
+                                 offered_algs.supported_signature_algorithms
+                                 if offered_algs else (),
+                                 content, ske.signature, tls13=False,
+                                 what="ServerKeyExchange signature")
+        h.transcript.update(raw)
+        return ExpectServerHelloDone(h, proof)
+
+
+class ExpectServerHelloDone(_State12):
+    expects = frozenset({HandshakeType.SERVER_HELLO_DONE, HandshakeType.CERTIFICATE_REQUEST})
+
+    def __init__(self, hs: Handshake12, auth: ServerAuthenticated) -> None:
+        super().__init__(hs)
+        self.auth = auth
+        if hs.cert_requested:
+            self.expects = frozenset({HandshakeType.SERVER_HELLO_DONE})
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        if msg_type == HandshakeType.CERTIFICATE_REQUEST:
+            req = CertificateRequest12.parse_body(body)
+            io.received(req, raw)
+            h.transcript.update(raw)
+            io.note("the server asks for a client certificate; we will send none")
+            return ExpectServerHelloDone(replace(h, cert_requested=True), self.auth)
+        done = ServerHelloDone.parse_body(body)
+        io.received(done, raw)
+        h.transcript.update(raw)
+        return _client_flight(io, h, self.auth)
+
+
+def _send(io: ClientIO, h: Handshake12, msg: MessageBase) -> None:
+    raw = msg.serialize()
+    io.send_handshake(msg, raw)
+    h.transcript.update(raw)
+
+
+def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
+                   ) -> State[ClientIO]:
+    """[Certificate] ClientKeyExchange ChangeCipherSpec Finished (RFC 5246 §7.3)."""
+    if h.cert_requested:
+        _send(io, h, Certificate12(()))  # RFC 5246 §7.4.6: no certificate to offer
+    suite = h.suite
+    cke: MessageBase
+    if suite.key_exchange == "ecdhe":
+        assert h.group is not None
+        share = kx.generate_key_share(h.group, io.random)
+        pms = share.exchange(h.server_public)
+        cke = ClientKeyExchangeECDHE(share.public_bytes)
+    elif suite.key_exchange == "dhe":
+        assert h.dh_params is not None
+        dh = kx.dh_share_for_params(*h.dh_params, io.random)
+        pms = dh.exchange(h.server_public, tls12_dh_strip=True)
+        cke = ClientKeyExchangeDHE(dh.public_bytes)
+    else:
+        # RFC 5246 §7.4.7.1: client_version (what we put in ClientHello) + 46 random bytes.
+        pms = int(h.hello.legacy_version).to_bytes(2, "big") + io.random(46)
+        leaf = leaf_public_key(auth.chain.chain[0])
+        cke = ClientKeyExchangeRSA(rsa_kx.encrypt_pre_master_secret(leaf, pms))
+        io.note("pre-master secret: 0x0303 + 46 random bytes, encrypted to the server's "
+                "RSA key (PKCS #1 v1.5)")
+    _send(io, h, cke)
+    keys = derive_keys(io, suite, pms, h.hello.random, h.server_random, h.transcript,
+                       ems=h.ems, etm=h.etm)
+    write, read = record_keys(io, keys, client=True)
+    io.send_change_cipher_spec()
+    io.set_write(write, Epoch.APPLICATION)
+    _send(io, h, finished(keys, h.transcript, client=True))
+    return AwaitChangeCipherSpec(read, ExpectFinished(h, auth, keys))
+
+
+class ExpectFinished(_State12):
+    expects = frozenset({HandshakeType.FINISHED})
+
+    def __init__(self, hs: Handshake12, auth: ServerAuthenticated, keys: Keys12) -> None:
+        super().__init__(hs)
+        self.auth = auth
+        self.keys = keys
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        fin = Finished.parse_body(body)
+        io.received(fin, raw)
+        check_finished(io, self.keys, h.transcript, fin, client=False)
+        h.transcript.update(raw)
+        chain = self.auth.chain
+        scheme = getattr(self.auth, "scheme", None)
+        io.emit(HandshakeComplete(HandshakeInfo(
+            version=ProtocolVersion.TLS12,
+            cipher_suite=CipherSuite(h.suite.suite),
+            group=h.group,
+            signature_scheme=SignatureScheme(scheme) if scheme is not None else None,
+            alpn=h.alpn,
+            server_name=sni_name(io.config.server_name),
+            hello_retry_request=False,
+            resumed=False,
+            peer_certificates=chain.chain,
+            certificate_verified=chain.verified is not None,
+            client_random=h.hello.random,
+            extended_master_secret=h.ems,
+            encrypt_then_mac=h.etm if h.suite.cipher == "cbc" else False,
+            key_exchange=(h.suite.key_exchange or "").upper() or None,
+        )))
+        io.handshake_done()
+        return Connected12(self.keys, is_client=True)

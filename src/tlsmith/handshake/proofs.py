@@ -1,0 +1,139 @@
+"""Proof tokens (design.md §7): the next state requires the token that a check returns,
+so skipping a check is a type error. Tokens can only be made here, by the check itself:
+their constructor refuses any caller that does not hold this module's private key.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tlsmith.codec.enums import SignatureScheme
+from tlsmith.crypto import sig
+from tlsmith.errors import DecodeError, DecryptError, IllegalParameter
+from tlsmith.handshake.base import ClientIO, HandshakeIO
+from tlsmith.x509.leaf import leaf_public_key
+from tlsmith.x509.verify import VerifiedChain, verify_server_chain
+
+_MINT = object()
+
+
+def _minted(token: object) -> None:
+    if getattr(token, "_mint", None) is not _MINT:
+        raise TypeError(f"a {type(token).__name__} can only be made by the check that "
+                        "proves it (tlsmith.handshake.proofs)")
+
+
+@dataclass(frozen=True)
+class ChainAccepted:
+    """The server's chain was checked (``verified``), or the caller turned checks off
+    (``verified is None``: say so, never "verified")."""
+
+    verified: VerifiedChain | None
+    chain: tuple[bytes, ...]
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _minted(self)
+
+
+@dataclass(frozen=True)
+class SignatureVerified:
+    """The peer's handshake signature (CertificateVerify, or the TLS 1.2
+    ServerKeyExchange) verified under the accepted chain's leaf key."""
+
+    chain: ChainAccepted
+    scheme: SignatureScheme
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _minted(self)
+
+
+@dataclass(frozen=True)
+class KeyTransportServer:
+    """TLS 1.2 RSA key transport: the server is authenticated by its ability to decrypt
+    the pre-master secret, which the Finished check proves (RFC 5246 §F.1.1.2)."""
+
+    chain: ChainAccepted
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _minted(self)
+
+
+@dataclass(frozen=True)
+class FinishedVerified:
+    who: str
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _minted(self)
+
+
+ServerAuthenticated = SignatureVerified | KeyTransportServer
+
+
+def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted:
+    """Verify the server's chain against the trust store and the server name."""
+    cfg = io.config
+    verified: VerifiedChain | None = None
+    if cfg.verify_certificates:
+        assert cfg.trust is not None  # ClientConfig guarantees it
+        try:
+            verified = verify_server_chain(
+                chain, trust=cfg.trust, server_name=cfg.server_name,
+                now=datetime.fromtimestamp(io.now(), tz=UTC))
+        except Exception as exc:
+            io.check("certificate chain", False, str(exc))
+            raise
+        io.check("certificate chain", True,
+                 f"chains to a trusted root and is valid for {cfg.server_name!r}")
+    else:
+        io.check("certificate chain", False, "NOT checked (verification disabled)")
+    return ChainAccepted(verified, chain, _MINT)
+
+
+def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureScheme | int,
+                     offered: Collection[SignatureScheme | int], content: bytes,
+                     signature: bytes, *, tls13: bool, what: str) -> SignatureVerified:
+    """RFC 8446 §4.4.3 / RFC 5246 §7.4.3: a scheme we offered, that fits the leaf's key,
+    and a signature that verifies."""
+    if scheme not in offered:
+        raise IllegalParameter(f"the server signed with {SignatureScheme(scheme).name}, "
+                               "which the client did not offer")
+    key = leaf_public_key(chain.chain[0])
+    if not sig.scheme_matches_key(scheme, key, tls13=tls13):
+        raise IllegalParameter(
+            f"{SignatureScheme(scheme).name} does not fit the certificate's key")
+    try:
+        sig.verify(scheme, key, content, signature, tls13=tls13)
+    except Exception as exc:
+        io.check(what, False, str(exc))
+        raise
+    io.check(what, True, f"{SignatureScheme(scheme).name} signature is valid")
+    return SignatureVerified(chain, SignatureScheme(scheme), _MINT)
+
+
+def key_transport_server(chain: ChainAccepted) -> KeyTransportServer:
+    return KeyTransportServer(chain, _MINT)
+
+
+def verify_finished(io: HandshakeIO, expected: bytes, received: bytes, who: str
+                    ) -> FinishedVerified:
+    """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: recipients MUST verify Finished (decrypt_error)."""
+    if len(received) != len(expected):
+        # A Finished of the wrong length is a decode_error.
+        raise DecodeError(f"the {who} Finished carries {len(received)} bytes; "
+                          f"{len(expected)} were expected")
+    ok = hmac.compare_digest(expected, received)
+    io.check(f"{who} Finished", ok,
+             "verify_data matches the transcript" if ok else
+             "verify_data does not match: the two sides derived different keys or saw "
+             "different handshake messages")
+    if not ok:
+        raise DecryptError(f"the {who} Finished message does not verify: the handshake "
+                           "transcript or keys differ between the two sides")
+    return FinishedVerified(who, _MINT)

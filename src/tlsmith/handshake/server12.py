@@ -1,0 +1,311 @@
+"""The TLS 1.2 server handshake (RFC 5246 §7.3), one class per state.
+
+    server.ExpectClientHello ─► ServerHello Certificate [ServerKeyExchange] ServerHelloDone
+      ─► ExpectClientKeyExchange ─► AwaitChangeCipherSpec ─► ExpectFinished
+      ─► ChangeCipherSpec Finished ─► Connected12
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tlsmith.codec import extensions as ext
+from tlsmith.codec.enums import (
+    CipherSuite,
+    ECCurveType,
+    ECPointFormat,
+    HandshakeType,
+    NamedGroup,
+    ProtocolVersion,
+)
+from tlsmith.codec.messages import DOWNGRADE_TLS12, ClientHello, Finished, ServerHello
+from tlsmith.codec.messages12 import (
+    Certificate12,
+    ClientKeyExchangeDHE,
+    ClientKeyExchangeECDHE,
+    ClientKeyExchangeRSA,
+    MessageBase,
+    ServerHelloDone,
+    ServerKeyExchangeDHE,
+    ServerKeyExchangeECDHE,
+)
+from tlsmith.config import ServerConfig
+from tlsmith.crypto import kx, rsa_kx, sig
+from tlsmith.crypto.suites import SuiteInfo, suite_info
+from tlsmith.crypto.transcript import Transcript
+from tlsmith.errors import HandshakeFailure, IllegalParameter
+from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.handshake.base import ServerIO, State, Tls12State
+from tlsmith.handshake.common12 import (
+    AwaitChangeCipherSpec,
+    Keys12,
+    check_finished,
+    derive_keys,
+    finished,
+    record_keys,
+    signed_params,
+)
+from tlsmith.handshake.common12 import Connected12 as Connected12
+from tlsmith.handshake.negotiate import (
+    CertChoice,
+    Offered,
+    choose_alpn,
+    choose_certificate,
+)
+from tlsmith.observe import Epoch
+from tlsmith.record.protection import RecordEncrypter
+
+_FFDHE = frozenset(kx.FFDHE_GROUPS)
+_TLS12_CURVES = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.X448,
+                 NamedGroup.SECP384R1, NamedGroup.SECP521R1)
+
+
+@dataclass(frozen=True)
+class Choice12:
+    suite: SuiteInfo
+    group: NamedGroup | None  # the ECDHE curve or FFDHE group; None for RSA transport
+    cert: CertChoice
+    etm: bool
+
+
+def _group_for(cfg: ServerConfig, offered: Offered, kx_name: str | None) -> NamedGroup | None:
+    if kx_name == "ecdhe":
+        curves = [g for g in cfg.groups if g in _TLS12_CURVES and kx.group_available(g)]
+        if offered.groups is None:
+            # RFC 8422 §4: no supported_groups -> the client supports any curve.
+            return curves[0] if curves else None
+        if offered.ec_point_formats is not None and (
+                ECPointFormat.UNCOMPRESSED not in offered.ec_point_formats):
+            return None
+        return next((g for g in curves if g in offered.groups), None)
+    if kx_name == "dhe":
+        ours = [g for g in cfg.groups if g in _FFDHE]
+        theirs = [g for g in offered.groups or () if g in _FFDHE]
+        if theirs:
+            # RFC 7919 §4: the client named FFDHE groups; use one of them or no DHE.
+            return next((g for g in ours if g in theirs), None)
+        return ours[0] if ours else None
+    return None
+
+
+def choose12(cfg: ServerConfig, offered: Offered) -> Choice12:
+    """The first of our suites (or the client's, without server preference) whose key
+    exchange, certificate and record protection all fit (RFC 5246 §7.4.1.2)."""
+    ours = set(cfg.cipher_suites)
+    order = (cfg.cipher_suites if cfg.prefer_server_cipher_order
+             else tuple(s for s in offered.suites if s in ours))
+    client = set(offered.suites)
+    skipped: list[str] = []
+    for s in order:
+        info = suite_info(s)
+        if s not in client or info is None or info.tls13:
+            continue
+        if info.key_exchange == "rsa" and not cfg.allow_rsa_key_exchange:
+            skipped.append(f"{info.name} (RSA key exchange is off: allow_rsa_key_exchange)")
+            continue
+        if info.cipher == "cbc" and not offered.encrypt_then_mac and (
+                not cfg.allow_mac_then_encrypt):
+            skipped.append(f"{info.name} (CBC without encrypt_then_mac)")
+            continue
+        group = _group_for(cfg, offered, info.key_exchange)
+        if info.key_exchange in ("ecdhe", "dhe") and group is None:
+            continue
+        signs = info.key_exchange != "rsa"
+        cert = choose_certificate(cfg, offered, tls13=False, key_type=info.authentication,
+                                  signs=signs)
+        if cert is None:
+            continue
+        etm = info.cipher == "cbc" and offered.encrypt_then_mac
+        return Choice12(info, group, cert, etm)
+    why = f" (skipped: {'; '.join(skipped)})" if skipped else ""
+    raise HandshakeFailure(
+        "no TLS 1.2 cipher suite in common: the client offers "
+        + ", ".join(CipherSuite(s).name for s in offered.suites) + why)
+
+
+def _check_client_hello(cfg: ServerConfig, offered: Offered) -> None:
+    ch = offered.hello
+    # Extensions only TLS 1.2 reads are checked now that 1.2 was chosen.
+    ext.require_well_formed(ch.extensions)
+    if 0 not in ch.legacy_compression_methods:
+        # RFC 5246 §7.4.1.2: the null method MUST be offered.
+        raise IllegalParameter("the ClientHello does not offer null compression")
+    if offered.renegotiation_info:
+        # RFC 5746 §3.6: a non-empty renegotiated_connection in an initial handshake.
+        raise HandshakeFailure("renegotiation_info is not empty in an initial ClientHello")
+    if not offered.extended_master_secret and cfg.require_extended_master_secret:
+        raise HandshakeFailure(
+            "the client does not offer the extended master secret (RFC 7627), which this "
+            "server requires for TLS 1.2")
+
+
+def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
+    """Answer a ClientHello with TLS 1.2: ServerHello ... ServerHelloDone in one flight."""
+    cfg = io.config
+    _check_client_hello(cfg, offered)
+    choice = choose12(cfg, offered)
+    alpn = choose_alpn(cfg, offered)
+    suite = choice.suite
+    ch = offered.hello
+    random = io.random(32)
+    if ProtocolVersion.TLS13 in cfg.versions:
+        # RFC 8446 §4.1.3: a TLS 1.3 server negotiating TLS 1.2 marks its random.
+        random = random[:24] + DOWNGRADE_TLS12
+        io.note("TLS 1.3 is enabled but the client did not offer it: the ServerHello "
+                "random ends with the downgrade sentinel DOWNGRD\\x01")
+    exts: list[ext.Extension] = []
+    if offered.renegotiation_info is not None or offered.empty_renegotiation_scsv:
+        exts.append(ext.RenegotiationInfo(b""))  # RFC 5746 §3.6
+    if offered.extended_master_secret:
+        exts.append(ext.ExtendedMasterSecret())
+    if choice.etm:
+        exts.append(ext.EncryptThenMac())
+    if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
+        exts.append(ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)))  # RFC 8422 §5.2
+    if offered.server_name and choice.cert.sni_matched:
+        exts.append(ext.ServerName(None))  # RFC 6066 §3
+    if alpn is not None:
+        exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
+    sh = ServerHello(
+        legacy_version=ProtocolVersion.TLS12,
+        random=random,
+        legacy_session_id_echo=b"",  # no session to resume later (RFC 5246 §7.4.1.3)
+        cipher_suite=CipherSuite(suite.suite),
+        legacy_compression_method=0,
+        extensions=tuple(exts),
+    )
+    transcript = Transcript()
+    transcript.set_hash(suite.hash_name)
+    transcript.update(raw)
+    h = Handshake12S(ch, random, suite, transcript, offered.extended_master_secret,
+                     choice.etm, alpn, choice, offered.server_name)
+    _send(io, h, sh)
+    io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
+    _send(io, h, Certificate12(choice.cert.certified.chain))
+    share: kx.KeyShareSecret | None = None
+    if suite.key_exchange in ("ecdhe", "dhe"):
+        assert choice.group is not None and choice.cert.scheme is not None
+        share = kx.generate_key_share(choice.group, io.random)
+        ske: ServerKeyExchangeECDHE | ServerKeyExchangeDHE
+        if suite.key_exchange == "ecdhe":
+            ske = ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, choice.group,
+                                         share.public_bytes, None, b"")
+        else:
+            p, g = kx.ffdhe_params(choice.group)
+            ske = ServerKeyExchangeDHE(_int_bytes(p), _int_bytes(g), share.public_bytes,
+                                       None, b"")
+        content = signed_params(ch.random, random, ske.params_bytes())
+        signature = sig.sign(choice.cert.scheme, choice.cert.certified.private_key, content)
+        if isinstance(ske, ServerKeyExchangeECDHE):
+            ske = ServerKeyExchangeECDHE(ske.curve_type, ske.named_curve, ske.public,
+                                         choice.cert.scheme, signature)
+        else:
+            ske = ServerKeyExchangeDHE(ske.dh_p, ske.dh_g, ske.dh_Ys, choice.cert.scheme,
+                                       signature)
+        _send(io, h, ske)
+    _send(io, h, ServerHelloDone())
+    return ExpectClientKeyExchange(h, share)
+
+
+def _int_bytes(n: int) -> bytes:
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
+@dataclass(frozen=True)
+class Handshake12S:
+    """The server's TLS 1.2 handshake so far, passed by value from state to state."""
+
+    hello: ClientHello
+    server_random: bytes
+    suite: SuiteInfo
+    transcript: Transcript
+    ems: bool
+    etm: bool
+    alpn: str | None
+    choice: Choice12
+    server_name: str | None
+
+
+def _send(io: ServerIO, h: Handshake12S, msg: MessageBase | ServerHello) -> None:
+    raw = msg.serialize()
+    io.send_handshake(msg, raw)
+    h.transcript.update(raw)
+
+
+class _State12(Tls12State[ServerIO]):
+    def __init__(self, hs: Handshake12S) -> None:
+        self.hs = hs
+
+
+class ExpectClientKeyExchange(_State12):
+    expects = frozenset({HandshakeType.CLIENT_KEY_EXCHANGE})
+
+    def __init__(self, hs: Handshake12S, share: kx.KeyShareSecret | None) -> None:
+        super().__init__(hs)
+        self.share = share
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ServerIO]:
+        h = self.hs
+        kx_name = h.suite.key_exchange
+        cke: ClientKeyExchangeECDHE | ClientKeyExchangeDHE | ClientKeyExchangeRSA
+        if kx_name == "ecdhe":
+            cke = ClientKeyExchangeECDHE.parse_body(body)
+            io.received(cke, raw)
+            assert self.share is not None
+            pms = self.share.exchange(cke.public)
+        elif kx_name == "dhe":
+            cke = ClientKeyExchangeDHE.parse_body(body)
+            io.received(cke, raw)
+            assert self.share is not None
+            pms = self.share.exchange(cke.dh_Yc, tls12_dh_strip=True)
+        else:
+            cke = ClientKeyExchangeRSA.parse_body(body)
+            io.received(cke, raw)
+            key = h.choice.cert.certified.private_key
+            # RFC 5246 §7.4.7.1: any failure -> a random pre-master secret, same path.
+            pms = rsa_kx.decrypt_pre_master_secret(
+                key, cke.encrypted_pre_master_secret,
+                int(h.hello.legacy_version).to_bytes(2, "big"), io.random)
+        h.transcript.update(raw)
+        keys = derive_keys(io, h.suite, pms, h.hello.random, h.server_random, h.transcript,
+                           ems=h.ems, etm=h.etm)
+        write, read = record_keys(io, keys, client=False)
+        return AwaitChangeCipherSpec(read, ExpectFinished(h, keys, write))
+
+
+class ExpectFinished(_State12):
+    expects = frozenset({HandshakeType.FINISHED})
+
+    def __init__(self, hs: Handshake12S, keys: Keys12, write: RecordEncrypter) -> None:
+        super().__init__(hs)
+        self.keys = keys
+        self.write = write
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ServerIO]:
+        h = self.hs
+        fin = Finished.parse_body(body)
+        io.received(fin, raw)
+        check_finished(io, self.keys, h.transcript, fin, client=True)
+        h.transcript.update(raw)
+        io.send_change_cipher_spec()
+        io.set_write(self.write, Epoch.APPLICATION)
+        _send(io, h, finished(self.keys, h.transcript, client=False))
+        choice = h.choice
+        io.emit(HandshakeComplete(HandshakeInfo(
+            version=ProtocolVersion.TLS12,
+            cipher_suite=CipherSuite(h.suite.suite),
+            group=choice.group,
+            signature_scheme=choice.cert.scheme,
+            alpn=h.alpn,
+            server_name=h.server_name,
+            hello_retry_request=False,
+            resumed=False,
+            client_random=h.hello.random,
+            extended_master_secret=h.ems,
+            encrypt_then_mac=h.etm,
+            key_exchange=(h.suite.key_exchange or "").upper() or None,
+        )))
+        io.handshake_done()
+        return Connected12(self.keys, is_client=False)
