@@ -1,13 +1,18 @@
 """tlsmith vs Python's ssl (OpenSSL), side by side, in one run.
 
-Both stacks run client and server in one process over memory (no sockets), TLS 1.3,
-X25519, an ECDSA P-256 certificate from the development CA, and AES-128-GCM:
+Both stacks run client and server in one process over memory (no sockets), with X25519,
+an ECDSA P-256 certificate from the development CA and AES-128-GCM, in TLS 1.3
+(TLS_AES_128_GCM_SHA256) and TLS 1.2 (TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, EMS):
 
-* handshakes per second (full 1-RTT handshake, both sides' work together);
+* handshakes per second (full handshake, both sides' work together);
 * bulk throughput (application data client -> server in 16 KiB records, 64 KiB
   handed over per round, like a socket write).
 
-Usage: python benchmarks/bench_handshake.py [--seconds 2] [--json]
+The stacks are interleaved: each measurement runs in ``--rounds`` short rounds, tlsmith
+then ssl in every round, so a change in machine load touches both alike; the report
+gives each stack's median and the ratio of the medians.
+
+Usage: python benchmarks/bench_handshake.py [--seconds 2] [--rounds 10] [--json]
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import ssl
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tlsmith.codec.enums import CipherSuite
+from tlsmith.codec.enums import CipherSuite, ProtocolVersion
 from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.events import ApplicationData
@@ -31,7 +37,6 @@ from tlsmith.x509.verify import TrustStore
 
 def _rate(fn: Callable[[], int], seconds: float) -> float:
     """Units per second of ``fn`` (which returns how many units it did)."""
-    fn()  # warm up
     done = 0
     start = time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
@@ -39,10 +44,26 @@ def _rate(fn: Callable[[], int], seconds: float) -> float:
     return done / elapsed
 
 
+def interleaved(ours: Callable[[], int], theirs: Callable[[], int], seconds: float,
+                rounds: int) -> tuple[float, float]:
+    """Median rates of both, measured alternately in ``rounds`` rounds."""
+    ours()
+    theirs()  # warm up
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(rounds):
+        a.append(_rate(ours, seconds / rounds))
+        b.append(_rate(theirs, seconds / rounds))
+    return statistics.median(a), statistics.median(b)
+
+
 # ------------------------------------------------------------------------ tlsmith
-def tlsmith_setup(cert: Path, key: Path, ca_pem: bytes) -> tuple[ClientConfig, ServerConfig]:
+def tlsmith_setup(cert: Path, key: Path, ca_pem: bytes, version: ProtocolVersion
+                  ) -> tuple[ClientConfig, ServerConfig]:
+    suite = (CipherSuite.TLS_AES_128_GCM_SHA256 if version == ProtocolVersion.TLS13
+             else CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
     client = ClientConfig(server_name="localhost", trust=TrustStore.from_pem_bytes(ca_pem),
-                          cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,))
+                          cipher_suites=(suite,), min_version=version, max_version=version)
     server = ServerConfig(certificates=(CertifiedKey.from_files(cert, key),))
     return client, server
 
@@ -57,6 +78,9 @@ def tlsmith_handshake(ccfg: ClientConfig, scfg: ServerConfig) -> tuple[TLSConnec
     client.events()
     server.receive_data(client.data_to_send())
     server.events()
+    # TLS 1.2: the server's ChangeCipherSpec + Finished complete the client.
+    client.receive_data(server.data_to_send())
+    client.events()
     assert client.handshake_complete and server.handshake_complete
     return client, server
 
@@ -71,14 +95,19 @@ def tlsmith_bulk(client: TLSConnection, server: TLSConnection, block: bytes, n: 
 
 
 # ---------------------------------------------------------------------------- ssl
-def ssl_setup(cert: Path, key: Path, ca: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def ssl_setup(cert: Path, key: Path, ca: Path, version: ProtocolVersion
+              ) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    v = ssl.TLSVersion.TLSv1_3 if version == ProtocolVersion.TLS13 else ssl.TLSVersion.TLSv1_2
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    sctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    sctx.minimum_version = sctx.maximum_version = v
     sctx.load_cert_chain(cert, key)
     sctx.num_tickets = 0  # tlsmith's server sends no tickets yet: compare like with like
+    sctx.options |= ssl.OP_NO_TICKET
     cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    cctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    cctx.minimum_version = cctx.maximum_version = v
     cctx.load_verify_locations(ca)
+    if version == ProtocolVersion.TLS12:
+        cctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
     return cctx, sctx
 
 
@@ -125,8 +154,11 @@ def ssl_bulk(pair: tuple, block: bytes, n: int) -> int:  # type: ignore[type-arg
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
+    ap.add_argument("--rounds", type=int, default=10, help="alternations per measurement")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    results: dict[str, float] = {}
+    rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         ca = DevCA.create()
         issued = ca.issue(("localhost",), key_type="ecdsa-p256")
@@ -134,36 +166,35 @@ def main() -> int:
         cert.write_bytes(issued.chain_pem)
         key.write_bytes(issued.key_pem)
         ca_path.write_bytes(ca.ca_pem)
-        ccfg, scfg = tlsmith_setup(cert, key, ca.ca_pem)
-        cctx, sctx = ssl_setup(cert, key, ca_path)
-
-        results: dict[str, float] = {}
-        results["tlsmith_handshakes_per_s"] = _rate(
-            lambda: (tlsmith_handshake(ccfg, scfg), 1)[1], args.seconds)
-        results["ssl_handshakes_per_s"] = _rate(
-            lambda: (ssl_handshake(cctx, sctx), 1)[1], args.seconds)
         block = bytes(16384)
-        pair = tlsmith_handshake(ccfg, scfg)
-        results["tlsmith_bulk_MiB_per_s"] = _rate(
-            lambda: tlsmith_bulk(*pair, block, 4), args.seconds) / 2**20
-        spair = ssl_handshake(cctx, sctx)
-        results["ssl_bulk_MiB_per_s"] = _rate(
-            lambda: ssl_bulk(spair, block, 4), args.seconds) / 2**20
-    hs_ratio = results["tlsmith_handshakes_per_s"] / results["ssl_handshakes_per_s"]
-    bulk_ratio = results["tlsmith_bulk_MiB_per_s"] / results["ssl_bulk_MiB_per_s"]
-    results["handshake_ratio"] = hs_ratio
-    results["bulk_ratio"] = bulk_ratio
+        for version, tag in ((ProtocolVersion.TLS13, "tls13"), (ProtocolVersion.TLS12, "tls12")):
+            ccfg, scfg = tlsmith_setup(cert, key, ca.ca_pem, version)
+            cctx, sctx = ssl_setup(cert, key, ca_path, version)
+            ours, theirs = interleaved(lambda c=ccfg, s=scfg: (tlsmith_handshake(c, s), 1)[1],
+                                       lambda c=cctx, s=sctx: (ssl_handshake(c, s), 1)[1],
+                                       args.seconds, args.rounds)
+            results[f"{tag}_tlsmith_handshakes_per_s"] = ours
+            results[f"{tag}_ssl_handshakes_per_s"] = theirs
+            results[f"{tag}_handshake_ratio"] = ours / theirs
+            rows.append((f"{version.label} handshakes/s", ours, theirs))
+            pair = tlsmith_handshake(ccfg, scfg)
+            spair = ssl_handshake(cctx, sctx)
+            ours, theirs = interleaved(lambda p=pair: tlsmith_bulk(*p, block, 4),
+                                       lambda p=spair: ssl_bulk(p, block, 4),
+                                       args.seconds, args.rounds)
+            ours, theirs = ours / 2**20, theirs / 2**20
+            results[f"{tag}_tlsmith_bulk_MiB_per_s"] = ours
+            results[f"{tag}_ssl_bulk_MiB_per_s"] = theirs
+            results[f"{tag}_bulk_ratio"] = ours / theirs
+            rows.append((f"{version.label} bulk MiB/s", ours, theirs))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
     print(f"{'':24}{'tlsmith':>12}{'ssl (OpenSSL)':>16}{'ratio':>9}")
-    print(f"{'handshakes/s':24}{results['tlsmith_handshakes_per_s']:12.0f}"
-          f"{results['ssl_handshakes_per_s']:16.0f}{hs_ratio:9.2f}")
-    print(f"{'  ms per handshake':24}{1000 / results['tlsmith_handshakes_per_s']:12.2f}"
-          f"{1000 / results['ssl_handshakes_per_s']:16.2f}")
-    print(f"{'bulk MiB/s':24}{results['tlsmith_bulk_MiB_per_s']:12.0f}"
-          f"{results['ssl_bulk_MiB_per_s']:16.0f}{bulk_ratio:9.2f}")
-    print("ratio = tlsmith / ssl (1.0 = as fast as OpenSSL through Python's ssl)")
+    for label, ours, theirs in rows:
+        print(f"{label:24}{ours:12.0f}{theirs:16.0f}{ours / theirs:9.2f}")
+    print(f"medians of {args.rounds} interleaved rounds; "
+          "ratio = tlsmith / ssl (1.0 = as fast as OpenSSL through Python's ssl)")
     return 0
 
 

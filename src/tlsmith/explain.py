@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import socket
 
+from collections.abc import Sequence
+
 from tlsmith import errors as e
-from tlsmith.codec.enums import AlertDescription
+from tlsmith.codec.enums import AlertDescription, ProtocolVersion
 
 _ALERT_HINTS: dict[AlertDescription, str] = {
     AlertDescription.HANDSHAKE_FAILURE:
         "The server found no parameters it shares with us. Compare --cipher/--group "
         "with what the server accepts, or try without them.",
-    AlertDescription.PROTOCOL_VERSION:
-        "The server does not speak the TLS version we offered (this client speaks TLS 1.3).",
     AlertDescription.UNKNOWN_CA:
         "The peer does not trust the certificate authority that issued our certificate.",
     AlertDescription.NO_APPLICATION_PROTOCOL:
@@ -42,11 +42,31 @@ _ERROR_HINTS: dict[type[e.ProtocolError], str] = {
 }
 
 
-def explain(exc: BaseException, *, host: str = "", port: int = 0) -> str:
-    """One paragraph: what happened and what to try."""
+def _version_hint(offered: Sequence[ProtocolVersion]) -> str:
+    """RFC 8446 §4.2.1 / RFC 8996: the peer refused every version we offered."""
+    ours = " and ".join(ProtocolVersion(v).label for v in offered) or "TLSv1.3 and TLSv1.2"
+    if list(offered) == [ProtocolVersion.TLS13]:
+        return (f"The server accepts none of the versions we offered ({ours}); a server "
+                "that refuses TLS 1.3 usually speaks TLSv1.2 only: try --tls1.2, or drop "
+                "--tls1.3.")
+    if list(offered) == [ProtocolVersion.TLS12]:
+        return (f"The server accepts none of the versions we offered ({ours}); it may speak "
+                "TLSv1.3 only: drop --tls1.2.")
+    return (f"The server accepts none of the versions we offered ({ours}); it probably "
+            "speaks only TLSv1.1 or older, which are deprecated (RFC 8996) and not "
+            "implemented here.")
+
+
+def explain(exc: BaseException, *, host: str = "", port: int = 0,
+            offered_versions: Sequence[ProtocolVersion] = ()) -> str:
+    """One paragraph: what happened and what to try. ``offered_versions``: the versions
+    our side offered, to explain a protocol_version refusal."""
     where = f"{host}:{port}" if host else "the peer"
     if isinstance(exc, e.AlertReceived):
-        hint = _ALERT_HINTS.get(exc.description, "")
+        if exc.description == AlertDescription.PROTOCOL_VERSION:
+            hint = _version_hint(offered_versions)
+        else:
+            hint = _ALERT_HINTS.get(exc.description, "")
         return (f"The handshake with {where} failed: the peer sent the fatal alert "
                 f"'{exc.description.rfc_name}'. {hint}").strip()
     if isinstance(exc, e.ProtocolError):

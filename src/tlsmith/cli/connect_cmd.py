@@ -105,13 +105,13 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
     except (TLSError, OSError) as exc:
         if trace and not as_json:
             render_ladder(collector, console)
+        why = explain(exc, host=host, port=port, offered_versions=config.versions)
         if as_json:
             console.print_json(json.dumps({"ok": False, "error": type(exc).__name__,
-                                           "explanation": explain(exc, host=host, port=port),
+                                           "explanation": why,
                                            "trace": records_to_json(collector)}))
         else:
-            err_console.print(f"[bold red]error:[/bold red] "
-                              f"{explain(exc, host=host, port=port)}")
+            err_console.print(f"[bold red]error:[/bold red] {why}")
         return 1
     finally:
         if tls is not None:
