@@ -7,7 +7,12 @@
 * ``run_s_client``: a one-shot ``openssl s_client`` with input and a timeout.
 * ``tlsmith_server``: an in-process tlsmith ``TLSServer`` in a thread, with an HTTP or an
   echo handler that records what each connection saw.
-* ``python_ssl_server``: a TLS 1.3-only echo server on Python's ``ssl`` module.
+* ``python_ssl_server``: an echo server on Python's ``ssl`` module (TLS 1.3-only unless
+  told otherwise).
+* ``start_tlsmith_serve_cli``: the ``tlsmith serve`` command as a subprocess.
+* ``OPENSSL_TLS12_CIPHER`` (IANA -> OpenSSL suite names), ``openssl_conf_env`` (an
+  ``OPENSSL_CONF`` for settings without a switch, e.g. no extended master secret) and
+  ``openssl_msg_bytes`` (a handshake message's bytes from ``-msg`` output).
 * ``next_event`` / ``read_until_closed``: drive a ``TLSSocket``'s sans-IO core directly,
   so a test can see events (``ConnectionClosed(clean=...)``, ``KeyUpdated``) that the
   socket-like API folds away.
@@ -19,11 +24,14 @@ Everything is bounded: every subprocess has a timeout, every socket has one, and
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers import CertFiles, free_port, require_peer
+from tlsmith.codec.enums import CipherSuite
 from tlsmith.config import ServerConfig
 from tlsmith.errors import ConnectionClosedError
 from tlsmith.events import (
@@ -151,23 +160,30 @@ def openssl() -> str:
 
 
 def start_s_server(cert: CertFiles, *extra: str, log_dir: Path, name: str = "s_server",
-                   tls13_only: bool = True) -> PeerProcess:
+                   tls13_only: bool = True, env: dict[str, str] | None = None,
+                   line_buffered: bool = False) -> PeerProcess:
     """Start ``openssl s_server`` with ``cert`` on a free 127.0.0.1 port.
 
     Returns once the port accepts connections (polled for up to 5 s). The server keeps
     accepting connections one after another until ``stop()``. Its stdin stays open (at EOF
-    a non-``-www`` s_server would quit), so ``send("k\\n")`` etc. reach it.
+    a non-``-www`` s_server would quit), so ``send("k\\n")`` etc. reach it. ``env``: the
+    environment of the process (e.g. with ``OPENSSL_CONF``, see ``openssl_conf_env``).
+    ``line_buffered``: run it under ``stdbuf -oL``. Its output goes to a file through C
+    stdio, which s_server flushes in its console mode but not with ``-www``: without this
+    a ``-www -trace`` server's log lags by up to 4 KiB.
     """
     binary = openssl()
+    prefix = [require_peer("stdbuf"), "-oL"] if line_buffered else []
     last = ""
     for attempt in range(3):  # another process may grab the free port first: retry
         port = free_port()
-        args = [binary, "s_server", "-accept", f"127.0.0.1:{port}",
+        args = [*prefix, binary, "s_server", "-accept", f"127.0.0.1:{port}",
                 "-cert", str(cert.cert_path), "-key", str(cert.key_path)]
         if tls13_only:
             args.append("-tls1_3")
         args += extra
-        peer = PeerProcess(args, log_dir / f"{name}-{port}-{attempt}.log", port=port)
+        peer = PeerProcess(args, log_dir / f"{name}-{port}-{attempt}.log", port=port,
+                           env=env)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline and peer.proc.poll() is None:
             # "ACCEPT" is printed once s_server listens (so the probe is not answered by
@@ -216,11 +232,13 @@ def run_process_group(cmd: Sequence[str], *, timeout: float, what: str,
 
 
 def run_s_client(port: int, *args: str, stdin: bytes = b"",
-                 timeout: float = IO_TIMEOUT) -> ProcessResult:
+                 timeout: float = IO_TIMEOUT, env: dict[str, str] | None = None
+                 ) -> ProcessResult:
     """``openssl s_client -connect 127.0.0.1:PORT ARGS`` fed ``stdin``; killed (and
     subprocess.TimeoutExpired raised) after ``timeout`` seconds."""
     cmd = [openssl(), "s_client", "-connect", f"127.0.0.1:{port}", *args]
-    done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
+    done = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False,
+                          env=env)
     return ProcessResult(done.returncode, done.stdout.decode("utf-8", "replace"),
                          done.stderr.decode("utf-8", "replace"))
 
@@ -424,6 +442,7 @@ def tlsmith_server(config: ServerConfig, handler: str = "http", *,
 @dataclass
 class SSLServed:
     version: str | None = None
+    cipher: str | None = None  # OpenSSL's name of the suite (``SSLSocket.cipher()[0]``)
     received: int = 0
     peer_closed_cleanly: bool | None = None
     unwrapped: bool = False
@@ -432,15 +451,27 @@ class SSLServed:
 
 
 @contextlib.contextmanager
-def python_ssl_server(cert: CertFiles, mode: str = "echo", *, timeout: float = IO_TIMEOUT
+def python_ssl_server(cert: CertFiles, mode: str = "echo", *, timeout: float = IO_TIMEOUT,
+                      minimum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+                      maximum_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_3,
+                      ciphers: str | None = None, keylog: Path | None = None,
+                      dh_params: Path | None = None,
                       ) -> Iterator[tuple[int, list[SSLServed]]]:
-    """A TLS 1.3-only server on Python's ``ssl`` (OpenSSL) in a thread: yields
-    ``(port, served)``. Modes: ``echo`` (echo until the client's close_notify, then
-    answer it) and ``close-first`` (send b"bye", then close_notify first, then wait for the
-    client's)."""
+    """A server on Python's ``ssl`` (OpenSSL) in a thread, TLS 1.3-only unless told
+    otherwise: yields ``(port, served)``. Modes: ``echo`` (echo until the client's
+    close_notify, then answer it) and ``close-first`` (send b"bye", then close_notify
+    first, then wait for the client's). ``ciphers``: an OpenSSL TLS 1.2 cipher string;
+    ``keylog``: the NSS key log file OpenSSL writes; ``dh_params``: a PEM file of DH
+    parameters, without which Python's server does no TLS 1.2 DHE."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.minimum_version = minimum_version
+    ctx.maximum_version = maximum_version
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    if keylog is not None:
+        ctx.keylog_filename = str(keylog)
+    if dh_params is not None:
+        ctx.load_dh_params(str(dh_params))
     ctx.load_cert_chain(str(cert.chain_path), str(cert.key_path))
     ctx.num_tickets = 0
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -459,6 +490,8 @@ def python_ssl_server(cert: CertFiles, mode: str = "echo", *, timeout: float = I
         try:
             with ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False) as tls:
                 record.version = tls.version()
+                suite = tls.cipher()
+                record.cipher = suite[0] if suite else None
                 if mode == "echo":
                     while True:
                         data = tls.recv(65536)
@@ -504,3 +537,79 @@ def environ_without(*names: str) -> dict[str, str]:
     for name in names:
         env.pop(name, None)
     return env
+
+
+# ------------------------------------------------------------------ TLS 1.2 and the CLI
+#: OpenSSL's names of the TLS 1.2 suites tlsmith implements (``-cipher``, ``s_client``'s
+#: "Cipher is ...", ``SSLSocket.cipher()``).
+OPENSSL_TLS12_CIPHER: dict[CipherSuite, str] = {
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: "ECDHE-ECDSA-AES256-GCM-SHA384",
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-ECDSA-CHACHA20-POLY1305",
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: "ECDHE-RSA-AES128-GCM-SHA256",
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: "ECDHE-RSA-AES256-GCM-SHA384",
+    CipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: "ECDHE-RSA-CHACHA20-POLY1305",
+    CipherSuite.TLS_DHE_RSA_WITH_AES_128_GCM_SHA256: "DHE-RSA-AES128-GCM-SHA256",
+    CipherSuite.TLS_DHE_RSA_WITH_AES_256_GCM_SHA384: "DHE-RSA-AES256-GCM-SHA384",
+    CipherSuite.TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256: "DHE-RSA-CHACHA20-POLY1305",
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256: "ECDHE-ECDSA-AES128-SHA256",
+    CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384: "ECDHE-ECDSA-AES256-SHA384",
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256: "ECDHE-RSA-AES128-SHA256",
+    CipherSuite.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384: "ECDHE-RSA-AES256-SHA384",
+    CipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256: "AES128-GCM-SHA256",
+    CipherSuite.TLS_RSA_WITH_AES_256_GCM_SHA384: "AES256-GCM-SHA384",
+}
+
+
+def openssl_conf_env(directory: Path, *lines: str) -> dict[str, str]:
+    """An environment whose ``OPENSSL_CONF`` applies ``lines`` (SSL_CONF commands such as
+    ``Options = -ExtendedMasterSecret``) to every SSL_CTX an OpenSSL program makes: for
+    settings that have no command-line switch. The file is written to ``directory``."""
+    path = directory / f"openssl-{hashlib.sha256(repr(lines).encode()).hexdigest()[:12]}.cnf"
+    path.write_text("openssl_conf = openssl_init\n"
+                    "[openssl_init]\nssl_conf = ssl_sect\n"
+                    "[ssl_sect]\nsystem_default = system_default_sect\n"
+                    "[system_default_sect]\n" + "".join(f"{line}\n" for line in lines))
+    return {**environ_without("OPENSSL_CONF"), "OPENSSL_CONF": str(path)}
+
+
+def start_tlsmith_serve_cli(cert: CertFiles, *args: str, log_dir: Path,
+                            env: dict[str, str] | None = None) -> PeerProcess:
+    """``tlsmith serve --host 127.0.0.1 --port <free> --cert CHAIN --key KEY ARGS`` as a
+    subprocess; returns once its "tlsmith serving ..." banner (printed once it listens)
+    has appeared. ``stop()`` it (it serves until then unless ``--max-connections``)."""
+    output = ""
+    for attempt in range(3):  # the free port may be taken by someone else: retry
+        port = free_port()
+        cmd = [sys.executable, "-m", "tlsmith.cli.main", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--cert", str(cert.chain_path), "--key",
+               str(cert.key_path), *args]
+        serve = PeerProcess(cmd, log_dir / f"tlsmith-serve-{port}-{attempt}.log", port=port,
+                            env=env)
+        # No probe connection: it would count against --max-connections.
+        wait_until(functools.partial(_serving_or_exited, serve), 10.0)
+        if serve.proc.poll() is None and "tlsmith serving " in serve.output():
+            return serve
+        serve.stop()
+        output = serve.output()
+    raise AssertionError(f"tlsmith serve did not start:\n{output}")
+
+
+def _serving_or_exited(serve: PeerProcess) -> bool:
+    return serve.proc.poll() is not None or "tlsmith serving " in serve.output()
+
+
+def openssl_msg_bytes(output: str, direction: str, message: str) -> list[bytes]:
+    """The bytes of every ``message`` (e.g. "ServerHello") that ``-msg`` printed in
+    ``direction`` ("<<<" received, ">>>" sent), header included, in order."""
+    found: list[bytes] = []
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(direction) and line.rstrip().endswith(f", {message}"):
+            data = bytearray()
+            for hex_line in lines[i + 1:]:
+                if not hex_line.startswith("    "):
+                    break
+                data += bytes.fromhex(hex_line.strip())
+            found.append(bytes(data))
+    return found

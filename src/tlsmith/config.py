@@ -138,6 +138,13 @@ class CertifiedKey:
         return tuple(schemes_for_private_key(self.private_key, tls13=False))
 
     @functools.cached_property
+    def ecdsa_group(self) -> NamedGroup | None:
+        """The curve of an ECDSA key as a named group (None for RSA and EdDSA keys)."""
+        from tlsmith.x509.keys import ecdsa_curve_group
+
+        return ecdsa_curve_group(self.private_key)
+
+    @functools.cached_property
     def key_type(self) -> str:
         """"rsa", "ecdsa" or "eddsa": what a TLS 1.2 suite's authentication must match."""
         from tlsmith.x509.keys import key_kind

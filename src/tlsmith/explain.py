@@ -70,6 +70,8 @@ def explain(exc: BaseException, *, host: str = "", port: int = 0,
                 f"'{exc.description.rfc_name}'. {hint}").strip()
     if isinstance(exc, e.ProtocolError):
         hint = next((h for cls, h in _ERROR_HINTS.items() if isinstance(exc, cls)), "")
+        if isinstance(exc, e.HandshakeFailure) and "in common" not in exc.message:
+            hint = ""  # our own refusal (EMS, EtM, ...): the message says what to change
         return (f"The handshake with {where} failed: {exc.message}. We sent the alert "
                 f"'{exc.alert.rfc_name}'. {hint}").strip()
     if isinstance(exc, e.ConnectionClosedError):

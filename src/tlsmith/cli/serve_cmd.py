@@ -18,6 +18,7 @@ from tlsmith.config import (
     CertifiedKey,
     ServerConfig,
 )
+from tlsmith.crypto.suites import TLS12_SUITES, suite_info
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
 from tlsmith.io.blocking import TLSServer, TLSSocket
@@ -66,6 +67,14 @@ def _credentials(cert_key_pairs: list[tuple[str, str]], console: Console
     return tuple(CertifiedKey.from_files(c, k) for c, k in creds.values())
 
 
+def _with_rsa_kx(suites: tuple[CipherSuite, ...], allow: bool) -> tuple[CipherSuite, ...]:
+    """--allow-rsa-kx alone adds the RSA key transport suites, least preferred."""
+    if not allow or any(
+            (i := suite_info(s)) is not None and i.key_exchange == "rsa" for s in suites):
+        return suites
+    return suites + tuple(s for s, i in TLS12_SUITES.items() if i.key_exchange == "rsa")
+
+
 def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               ciphers: list[CipherSuite], groups: list[NamedGroup], alpn: list[str],
               keylog: str | None, echo: bool, trace: bool, max_connections: int,
@@ -79,7 +88,7 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
     try:
         config = ServerConfig(
             certificates=_credentials(cert_key_pairs, console),
-            cipher_suites=suites_for(ciphers, DEFAULT_SUITES),
+            cipher_suites=_with_rsa_kx(suites_for(ciphers, DEFAULT_SUITES), allow_rsa_kx),
             groups=tuple(groups) or DEFAULT_SERVER_GROUPS,
             alpn_protocols=tuple(alpn),
             min_version=min_version,

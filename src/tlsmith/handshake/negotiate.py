@@ -166,6 +166,11 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     for ck in cfg.certificates:
         if key_type is not None and ck.key_type != key_type:
             continue
+        if (not tls13 and offered.groups is not None and ck.ecdsa_group is not None
+                and ck.ecdsa_group not in offered.groups):
+            # RFC 8422 §5.3: in TLS 1.2 the certificate's curve must be one the client
+            # listed in supported_groups.
+            continue
         scheme: SignatureScheme | None = None
         if signs:
             ours = ck.tls13_schemes if tls13 else ck.tls12_schemes

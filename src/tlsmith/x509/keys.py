@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from tlsmith.codec.enums import NamedGroup
 from tlsmith.errors import UsageError
 
 PrivateKey: TypeAlias = (
@@ -34,6 +35,8 @@ _PEM_MARKER = b"-----BEGIN"
 
 # Friendly curve names (RFC 8446 §4.2.7 / NIST names) for the ones TLS signs with.
 _CURVE_NAMES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+_CURVE_GROUPS = {"secp256r1": NamedGroup.SECP256R1, "secp384r1": NamedGroup.SECP384R1,
+                 "secp521r1": NamedGroup.SECP521R1}
 
 
 def _read(source: Source) -> tuple[bytes, str]:
@@ -132,6 +135,13 @@ def key_description(key: PrivateKey | PublicKey | object) -> str:
     size = getattr(key, "key_size", None)
     name = type(key).__name__.removeprefix("_")
     return f"{name}-{size}" if isinstance(size, int) else name
+
+
+def ecdsa_curve_group(key: PrivateKey | PublicKey | object) -> NamedGroup | None:
+    """The named group of an ECDSA key's curve (RFC 8422 §5.1.1), or None for other keys."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return _CURVE_GROUPS.get(key.curve.name)
+    return None
 
 
 def key_kind(key: PrivateKey | PublicKey | object) -> str:
