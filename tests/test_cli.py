@@ -128,8 +128,9 @@ def test_bad_options_are_usage_errors(args: list[str], needle: str) -> None:
 def test_demo_runs_offline() -> None:
     result = tlsmith("demo")
     assert result.returncode == 0, result.stderr
-    assert "Handshake complete" in result.stdout
+    assert "Handshake complete: TLSv1.3" in result.stdout
     assert "received close_notify" in result.stdout
+    assert "🔒 ChangeCipherSpec" not in result.stdout  # a CCS record is never encrypted
 
 
 def test_demo_rfc8448_walkthrough() -> None:

@@ -105,6 +105,19 @@ def priority12(suite: CipherSuite, group: NamedGroup | None = None, extra: str =
     return text + extra
 
 
+_CERT_CURVES = {"ecdsa-p256": NamedGroup.SECP256R1, "ecdsa-p384": NamedGroup.SECP384R1}
+
+
+def cert_curve(case: Case) -> str:
+    """RFC 8422 §5.1: a TLS 1.2 server uses an ECDSA certificate only if its curve is in the
+    client's supported_groups, so the client also lists the certificate's curve (after the
+    one the case wants for ECDHE, which the server prefers)."""
+    curve = _CERT_CURVES.get(case.cert)
+    if curve is None or curve == case.group:
+        return ""
+    return f":+GROUP-{GNUTLS_GROUP[curve]}"
+
+
 def description12(suite: CipherSuite, group: NamedGroup | None,
                   scheme: SignatureScheme | None) -> str:
     """GnuTLS's "Description" of a TLS 1.2 session with these parameters, e.g.
@@ -248,7 +261,8 @@ def test_gnutls_cli_to_tlsmith_server(servers: Servers, certs: dict[str, CertFil
     server = servers.get(case.cert)
     before = server.count()
     theirs = tmp_path / "gnutls-cli.keys"
-    done = gnutls_cli12(server, cert, theirs, "--priority", priority12(case.suite, case.group))
+    done = gnutls_cli12(server, cert, theirs, "--priority",
+                        priority12(case.suite, case.group, cert_curve(case)))
     assert done.returncode == 0, done.text + server_errors(server)
     assert done.line("Status") == "The certificate is trusted."
     served = server.wait_served(before)

@@ -1,4 +1,5 @@
-"""tlsmith: a TLS 1.3 implementation whose every step can be seen and explained.
+"""tlsmith: a TLS 1.3 and TLS 1.2 implementation whose every step can be seen and
+explained.
 
 The public names are imported lazily, so ``import tlsmith.codec`` stays light.
 """

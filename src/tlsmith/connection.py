@@ -217,10 +217,12 @@ class TLSConnection:
         if outer == ContentType.CHANGE_CIPHER_SPEC:
             self._change_cipher_spec(record)
             return
-        if (outer == ContentType.ALERT and self.read_epoch == Epoch.HANDSHAKE
+        epoch = self.read_epoch
+        if (outer == ContentType.ALERT and epoch == Epoch.HANDSHAKE
                 and not self.handshake_complete):
             # A TLS 1.3 peer that failed before it had our keys sends its alert in clear.
             content_type, payload = ContentType.ALERT, bytes(record.fragment)
+            epoch = Epoch.PLAINTEXT
         else:
             content_type, payload = self._read.unprotect(record)
         if content_type == ContentType.HANDSHAKE:
@@ -232,7 +234,7 @@ class TLSConnection:
             raise UnexpectedMessage(f"a {content_type.name} record arrived in the middle of "
                                     "a fragmented handshake message")
         if content_type == ContentType.ALERT:
-            self._alert(payload)
+            self._alert(payload, epoch)
         elif content_type == ContentType.APPLICATION_DATA:
             if not self._state.accepts_application_data:
                 raise UnexpectedMessage("application data arrived before the handshake "
@@ -272,10 +274,10 @@ class TLSConnection:
                 raise UnexpectedMessage("handshake data after a key change was in the same "
                                         "record as the message before it")
 
-    def _alert(self, payload: bytes) -> None:
+    def _alert(self, payload: bytes, epoch: Epoch) -> None:
         level, description = parse_alert(payload)
         self._trace(MessageTrace("received", "Alert", (level, description), 2,
-                                 self.read_epoch, self.now()))
+                                 epoch, self.now()))
         if description == AlertDescription.CLOSE_NOTIFY:
             self.peer_closed = True
             self._events.append(ConnectionClosed(clean=True))

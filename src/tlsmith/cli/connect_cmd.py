@@ -13,6 +13,7 @@ from tlsmith.cli.names import suites_for
 from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
 from tlsmith.config import DEFAULT_GROUPS, DEFAULT_SUITES, ClientConfig
 from tlsmith.connection import TLSConnection
+from tlsmith.crypto.suites import suite_info
 from tlsmith.errors import TLSError
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
@@ -159,6 +160,14 @@ def print_summary(console: Console, info: HandshakeInfo, host: str, port: int) -
     table.add_row("connected to", f"{host}:{port}")
     table.add_row("version", info.version_label)
     table.add_row("cipher suite", info.cipher_suite.name)
+    if info.key_exchange is not None:  # TLS 1.2: the suite fixes the key exchange
+        table.add_row("key exchange", info.key_exchange)
+        table.add_row("extended master secret",
+                      "yes" if info.extended_master_secret else "[yellow]no[/yellow]")
+        suite = suite_info(info.cipher_suite)
+        if suite is not None and suite.cipher == "cbc":
+            table.add_row("encrypt_then_mac", "yes" if info.encrypt_then_mac
+                          else "[yellow]no (MAC-then-encrypt)[/yellow]")
     table.add_row("group", info.group.name.lower() if info.group else "-")
     table.add_row("signature", info.signature_scheme.name.lower()
                   if info.signature_scheme else "-")

@@ -140,14 +140,33 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
 
 
 @main.command()
+@click.option("--version", "tls_version", type=click.Choice(["1.3", "1.2"]), default="1.3",
+              show_default=True, help="The TLS version to run.")
+@click.option("--kx", type=click.Choice(["ecdhe", "dhe", "rsa"]), default=None,
+              help="Key exchange: ecdhe (default), dhe (ffdhe2048) or rsa (RSA key "
+                   "transport, TLS 1.2 only).")
 @click.option("--rfc8448", is_flag=True,
               help="Walk through the RFC 8448 key schedule instead of a live handshake.")
-@click.option("--show-secrets", is_flag=True, help="Print secret values in the ladder.")
-def demo(rfc8448: bool, show_secrets: bool) -> None:
-    """A complete TLS 1.3 handshake between tlsmith's client and server, offline."""
+@click.option("--show-secrets", is_flag=True, help="Print secret values (they are "
+              "throw-away: both ends live in this process).")
+def demo(tls_version: str, kx: str | None, rfc8448: bool, show_secrets: bool) -> None:
+    """A complete TLS 1.3 or 1.2 handshake between tlsmith's client and server, offline.
+
+    \b
+    tlsmith demo                          TLS 1.3, X25519
+    tlsmith demo --version 1.2 --kx rsa   TLS 1.2, RSA key transport
+    tlsmith demo --rfc8448                the RFC 8448 key schedule, checked
+    """
     from tlsmith.cli.demo_cmd import run_demo
 
-    sys.exit(run_demo(console, rfc8448=rfc8448, show_secrets=show_secrets))
+    if kx == "rsa" and tls_version != "1.2":
+        raise click.UsageError("--kx rsa needs --version 1.2: TLS 1.3 has no RSA key "
+                               "transport (every TLS 1.3 key exchange is (EC)DHE)")
+    if rfc8448 and (tls_version != "1.3" or kx is not None):
+        raise click.UsageError("--rfc8448 replays the TLS 1.3 handshake of RFC 8448; it "
+                               "takes neither --version 1.2 nor --kx")
+    sys.exit(run_demo(console, rfc8448=rfc8448, show_secrets=show_secrets,
+                      version=tls_version, kx=kx))
 
 
 def _json_dump(obj: Any) -> str:

@@ -30,6 +30,9 @@ def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
         ("Client", f"{peer[0]}:{peer[1]}"),
         ("Protocol", info.version_label),
         ("Cipher suite", info.cipher_suite.name),
+        ("Key exchange (TLS 1.2)", info.key_exchange or "-"),
+        ("Extended master secret", "-" if info.extended_master_secret is None
+         else "yes" if info.extended_master_secret else "no"),
         ("Key exchange group", info.group.name.lower() if info.group else "-"),
         ("Signature scheme", info.signature_scheme.name.lower()
          if info.signature_scheme else "-"),
@@ -51,7 +54,9 @@ def log_line(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
     return (f"{stamp} {peer[0]}:{peer[1]} {info.version_label} {info.cipher_suite.name} "
             f"group={info.group.name.lower() if info.group else '-'} "
             f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
-            f"hrr={'yes' if info.hello_retry_request else 'no'}")
+            f"hrr={'yes' if info.hello_retry_request else 'no'}"
+            + (f" kx={info.key_exchange} ems={'yes' if info.extended_master_secret else 'no'}"
+               if info.key_exchange else ""))
 
 
 def _credentials(cert_key_pairs: list[tuple[str, str]], console: Console
@@ -162,11 +167,16 @@ def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock) ->
         if collector is None:
             collector = local.collector = TraceCollector()
         collector(record)
-        if getattr(record, "name", "") == "Finished" and getattr(
-                record, "direction", "") == "received":
-            with lock:
-                render_ladder(collector, console, local_is_left=False)
-            local.collector = None
+        if getattr(record, "name", "") == "Finished":
+            # The handshake ends when both Finished messages have crossed: the client's
+            # last in TLS 1.3, the server's last in TLS 1.2.
+            seen = local.finished = getattr(local, "finished", frozenset()) | {
+                getattr(record, "direction", "")}
+            if len(seen) == 2:
+                with lock:
+                    render_ladder(collector, console, local_is_left=False)
+                local.collector = None
+                local.finished = frozenset()
 
     return replace(config, observer=observer)
 

@@ -27,7 +27,7 @@ from tlsmith.codec.messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, ClientHello
 from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import IllegalParameter, ProtocolVersionError
+from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
 from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
 
 # Groups that exist only in TLS 1.3 (no TLS 1.2 ECParameters form).
@@ -153,6 +153,14 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
 
     def __init__(self, sent: HelloSent) -> None:
         self.sent = sent
+
+    def change_cipher_spec(self, io: ClientIO) -> State[ClientIO]:
+        if ProtocolVersion.TLS13 not in io.config.versions:
+            # RFC 8446 §5's compatibility CCS exists only if TLS 1.3 was offered; in
+            # TLS 1.2 the server's CCS comes right before its Finished (RFC 5246 §7.3).
+            raise UnexpectedMessage("change_cipher_spec before the ServerHello (this "
+                                    "client offered only TLS 1.2)")
+        return super().change_cipher_spec(io)
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ClientIO]:

@@ -17,7 +17,6 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
-    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import ClientHello, Finished, ServerHello
@@ -59,6 +58,7 @@ from tlsmith.handshake.common12 import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     ServerAuthenticated,
+    SignatureVerified,
     accept_server_chain,
     key_transport_server,
     verify_signature,
@@ -201,9 +201,14 @@ class ExpectServerKeyExchange(_State12):
                 raise InsufficientSecurity(
                     f"the server's DHE prime has {p.bit_length()} bits; at least "
                     f"{cfg.min_dhe_bits} are required")
-            if not (1 < g < p - 1 and 1 < ys < p - 1):
-                raise IllegalParameter("the server's DHE parameters are out of range "
-                                       "(need 1 < g < p-1 and 1 < Ys < p-1)")
+            if not 1 < g < p - 1:
+                raise IllegalParameter("the server's DHE generator is out of range "
+                                       "(need 1 < g < p-1)")
+            if not 1 < ys < p - 1:
+                # RFC 7919 §3: the client MUST check 1 < dh_Ys < dh_p - 1, else a fatal
+                # handshake_failure alert.
+                raise HandshakeFailure("the server's DHE public value is out of range "
+                                       "(need 1 < Ys < p-1, RFC 7919 §3)")
             named = kx.ffdhe_group_for_params(p, g)
             io.check("DHE parameters", True,
                      f"{p.bit_length()}-bit prime"
@@ -302,12 +307,12 @@ class ExpectFinished(_State12):
         check_finished(io, self.keys, h.transcript, fin, client=False)
         h.transcript.update(raw)
         chain = self.auth.chain
-        scheme = getattr(self.auth, "scheme", None)
+        scheme = self.auth.scheme if isinstance(self.auth, SignatureVerified) else None
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
             cipher_suite=CipherSuite(h.suite.suite),
             group=h.group,
-            signature_scheme=SignatureScheme(scheme) if scheme is not None else None,
+            signature_scheme=scheme,
             alpn=h.alpn,
             server_name=sni_name(io.config.server_name),
             hello_retry_request=False,

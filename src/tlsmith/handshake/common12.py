@@ -46,6 +46,8 @@ def derive_keys(io: HandshakeIO, suite: SuiteInfo, pre_master_secret: bytes,
     io.secret("pre_master_secret", pre_master_secret, None)
     if ems:
         session_hash = transcript.digest()
+        # Not secret, but it pins the master secret: shown with the secrets.
+        io.secret("session_hash", session_hash, None)
         master = prf12.extended_master_secret(suite.hash_name, pre_master_secret,
                                               session_hash)
         io.note("master secret = PRF(pre_master_secret, \"extended master secret\", "

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -194,15 +194,10 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
             p, g = kx.ffdhe_params(choice.group)
             ske = ServerKeyExchangeDHE(_int_bytes(p), _int_bytes(g), share.public_bytes,
                                        None, b"")
+        # RFC 5246 §7.4.3: the signature covers both randoms and the params.
         content = signed_params(ch.random, random, ske.params_bytes())
         signature = sig.sign(choice.cert.scheme, choice.cert.certified.private_key, content)
-        if isinstance(ske, ServerKeyExchangeECDHE):
-            ske = ServerKeyExchangeECDHE(ske.curve_type, ske.named_curve, ske.public,
-                                         choice.cert.scheme, signature)
-        else:
-            ske = ServerKeyExchangeDHE(ske.dh_p, ske.dh_g, ske.dh_Ys, choice.cert.scheme,
-                                       signature)
-        _send(io, h, ske)
+        _send(io, h, replace(ske, algorithm=choice.cert.scheme, signature=signature))
     _send(io, h, ServerHelloDone())
     return ExpectClientKeyExchange(h, share)
 
