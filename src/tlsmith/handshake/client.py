@@ -10,6 +10,7 @@ The version decision is made once, here: RFC 8446 §4.1.3 (downgrade sentinels) 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -34,8 +35,10 @@ from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
 _TLS13_ONLY_GROUPS = frozenset({NamedGroup.X25519MLKEM768})
 
 
+@functools.lru_cache(maxsize=256)
 def sni_name(name: str | None) -> str | None:
-    """RFC 6066 §3: literal IP addresses are not permitted in server_name."""
+    """RFC 6066 §3: literal IP addresses are not permitted in server_name (cached: a
+    client config asks for the same name on every connection)."""
     if not name:
         return None
     try:
@@ -54,9 +57,10 @@ class HelloSent:
     transcript: Transcript
     hrr: ServerHello | None = None
 
-    @property
+    @functools.cached_property
     def offered(self) -> frozenset[ExtensionType]:
-        return frozenset(ExtensionType(e.extension_type) for e in self.hello.extensions)
+        """The extension types the ClientHello carried (computed once)."""
+        return frozenset(e.extension_type for e in self.hello.extensions)
 
 
 def offered_suites(io: ClientIO) -> tuple[CipherSuite, ...]:

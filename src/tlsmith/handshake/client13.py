@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
@@ -80,9 +81,10 @@ class Handshake13:
     shts: bytes
     cert_request: CertificateRequest | None = None
 
-    @property
+    @functools.cached_property
     def offered(self) -> frozenset[ExtensionType]:
-        return frozenset(ExtensionType(e.extension_type) for e in self.hello.extensions)
+        """The extension types the ClientHello carried (computed once)."""
+        return frozenset(e.extension_type for e in self.hello.extensions)
 
 
 @dataclass(frozen=True)

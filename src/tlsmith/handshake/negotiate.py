@@ -67,7 +67,7 @@ class Offered:
 
 def offer(ch: ClientHello) -> Offered:
     """One pass over the ClientHello's extensions (duplicates were refused by the codec)."""
-    by_type = {ExtensionType(e.extension_type): e for e in ch.extensions}
+    by_type = {e.extension_type: e for e in ch.extensions}
     for t in by_type:
         allowed = ALLOWED_IN.get(t)
         if allowed is not None and ExtensionContext.CLIENT_HELLO not in allowed:
@@ -86,15 +86,16 @@ def offer(ch: ClientHello) -> Offered:
     cookie = get(ext.Cookie)
     reneg = get(ext.RenegotiationInfo)
     pf = get(ext.ECPointFormats)
+    # The codec already gives enum members (open enums): no conversions needed here.
     return Offered(
         hello=ch,
-        versions=(tuple(ProtocolVersion(v) for v in sv.versions) if sv is not None
+        versions=(tuple(sv.versions) if sv is not None
                   else (ProtocolVersion(ch.legacy_version),)),
         supported_versions_sent=sv is not None,
-        suites=tuple(CipherSuite(s) for s in ch.cipher_suites),
-        groups=tuple(NamedGroup(g) for g in groups.named_group_list) if groups else None,
+        suites=tuple(ch.cipher_suites),
+        groups=tuple(groups.named_group_list) if groups else None,
         key_shares=shares.client_shares if shares is not None else None,
-        signature_schemes=(tuple(SignatureScheme(s) for s in algs.supported_signature_algorithms)
+        signature_schemes=(tuple(algs.supported_signature_algorithms)
                            if algs is not None else None),
         server_name=sni.host_name if sni is not None else None,
         alpn=alpn.protocol_name_list if alpn is not None else None,

@@ -226,6 +226,16 @@ class RecordReader:
         return Record(content_type, version, self._take(length))
 
 
+def _limits_for(max_body: Mapping[HandshakeType, int] | None
+                ) -> dict[int, tuple[int, int, int]]:
+    caps = {**DEFAULT_MAX_HANDSHAKE_BODY, **(max_body or {})}
+    return {int(t): (*HANDSHAKE_BODY_RANGES.get(t, (0, MAX_HANDSHAKE_BODY)), cap)
+            for t, cap in caps.items()}
+
+
+_DEFAULT_LIMITS = _limits_for(None)
+
+
 class HandshakeReassembler:
     """Joins handshake-record payloads into messages (RFC 8446 §5.1).
 
@@ -251,12 +261,9 @@ class HandshakeReassembler:
         self._off = 0
         self.max_message_size = max_message_size
         self.max_unknown_body = max_unknown_body
-        caps = {**DEFAULT_MAX_HANDSHAKE_BODY, **(max_body or {})}
-        # type -> (structural minimum, structural maximum, policy cap)
-        self._limits: dict[int, tuple[int, int, int]] = {
-            int(t): (*HANDSHAKE_BODY_RANGES.get(t, (0, MAX_HANDSHAKE_BODY)), cap)
-            for t, cap in caps.items()
-        }
+        # type -> (structural minimum, structural maximum, policy cap); the default table
+        # is built once per process, not once per connection.
+        self._limits = _limits_for(max_body) if max_body else _DEFAULT_LIMITS
 
     def _check_length(self, msg_type: int, length: int) -> None:
         """Refuse a header whose length the type cannot have, or that exceeds a cap."""
