@@ -53,6 +53,7 @@ from tlsmith.handshake.common12 import (
     derive_keys,
     finished,
     record_keys,
+    send_message,
     signed_params,
 )
 from tlsmith.handshake.proofs import (
@@ -252,9 +253,7 @@ class ExpectServerHelloDone(_State12):
 
 
 def _send(io: ClientIO, h: Handshake12, msg: MessageBase) -> None:
-    raw = msg.serialize()
-    io.send_handshake(msg, raw)
-    h.transcript.update(raw)
+    send_message(io, h.transcript, msg)
 
 
 def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated

@@ -48,6 +48,7 @@ from tlsmith.handshake.common13 import (
     decrypter,
     encrypter,
     finished_for,
+    handshake_secrets,
     verify_finished,
 )
 from tlsmith.handshake.proofs import (
@@ -169,13 +170,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     if sent.hrr is None:
         transcript.set_hash(info.hash_name)
     transcript.update(raw)
-    early = schedule13.EarlySecret.derive(info.hash_name, None)
-    hs = early.handshake_secret(shared)
-    th = transcript.digest()
-    chts = hs.client_handshake_traffic_secret(th)
-    shts = hs.server_handshake_traffic_secret(th)
-    announce(io, "client_handshake_traffic_secret", chts)
-    announce(io, "server_handshake_traffic_secret", shts)
+    secrets = handshake_secrets(io, info, shared, transcript.digest())
+    hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
     io.set_read(decrypter(info, shts), Epoch.HANDSHAKE)
     # Alerts from here on are protected with our handshake key, as OpenSSL does.
     io.set_write(encrypter(info, chts), Epoch.HANDSHAKE)

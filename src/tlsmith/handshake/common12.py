@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tlsmith.codec.enums import AlertDescription, AlertLevel, HandshakeType
 from tlsmith.codec.messages import ClientHello, Finished
-from tlsmith.codec.messages12 import HelloRequest
+from tlsmith.codec.messages12 import HelloRequest, MessageBase
 from tlsmith.crypto import prf12
 from tlsmith.crypto.suites import SuiteInfo
 from tlsmith.crypto.transcript import Transcript
@@ -83,6 +83,13 @@ def record_keys(io: HandshakeIO, keys: Keys12, *, client: bool
                                   encrypt_then_mac=keys.encrypt_then_mac))
     return (TLS12AeadEncrypter(suite, ours[0], ours[2]),
             TLS12AeadDecrypter(suite, theirs[0], theirs[2]))
+
+
+def send_message(io: HandshakeIO, transcript: Transcript, message: MessageBase) -> None:
+    """Send one handshake message and add it to the transcript."""
+    raw = message.serialize()
+    io.send_handshake(message, raw)
+    transcript.update(raw)
 
 
 def finished(keys: Keys12, transcript: Transcript, *, client: bool) -> Finished:

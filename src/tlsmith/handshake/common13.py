@@ -44,6 +44,27 @@ def decrypter(suite: SuiteInfo, secret: bytes) -> TLS13Decrypter:
     return TLS13Decrypter(suite, key, iv)
 
 
+@dataclass(frozen=True, repr=False)
+class HandshakeSecrets:
+    """RFC 8446 §7.1: the handshake secret and the two handshake traffic secrets."""
+
+    hs: schedule13.HandshakeSecret
+    chts: bytes  # client_handshake_traffic_secret
+    shts: bytes  # server_handshake_traffic_secret
+
+
+def handshake_secrets(io: HandshakeIO, suite: SuiteInfo, shared_secret: bytes,
+                      transcript_hash: bytes) -> HandshakeSecrets:
+    """Derive (EarlySecret without PSK -> HandshakeSecret) and announce both traffic
+    secrets; the caller installs the keys for its role."""
+    hs = schedule13.EarlySecret.derive(suite.hash_name, None).handshake_secret(shared_secret)
+    chts = hs.client_handshake_traffic_secret(transcript_hash)
+    shts = hs.server_handshake_traffic_secret(transcript_hash)
+    announce(io, "client_handshake_traffic_secret", chts)
+    announce(io, "server_handshake_traffic_secret", shts)
+    return HandshakeSecrets(hs, chts, shts)
+
+
 def finished_for(suite: SuiteInfo, base_key: bytes, transcript_hash: bytes) -> Finished:
     return Finished(schedule13.finished_verify_data(suite.hash_name, base_key, transcript_hash))
 

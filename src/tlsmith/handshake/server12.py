@@ -43,6 +43,7 @@ from tlsmith.handshake.common12 import (
     derive_keys,
     finished,
     record_keys,
+    send_message,
     signed_params,
 )
 from tlsmith.handshake.common12 import Connected12 as Connected12
@@ -221,10 +222,8 @@ class Handshake12S:
     server_name: str | None
 
 
-def _send(io: ServerIO, h: Handshake12S, msg: MessageBase | ServerHello) -> None:
-    raw = msg.serialize()
-    io.send_handshake(msg, raw)
-    h.transcript.update(raw)
+def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
+    send_message(io, h.transcript, msg)
 
 
 class _State12(Tls12State[ServerIO]):

@@ -48,6 +48,7 @@ from tlsmith.handshake.common13 import (
     decrypter,
     encrypter,
     finished_for,
+    handshake_secrets,
     verify_finished,
 )
 from tlsmith.handshake.negotiate import (
@@ -270,13 +271,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     transcript.update(raw)
     if ch.legacy_session_id and not ccs_sent:
         io.send_change_cipher_spec()  # RFC 8446 §D.4
-    early = schedule13.EarlySecret.derive(suite.hash_name, None)
-    hs = early.handshake_secret(shared)
-    th = transcript.digest()
-    chts = hs.client_handshake_traffic_secret(th)
-    shts = hs.server_handshake_traffic_secret(th)
-    announce(io, "client_handshake_traffic_secret", chts)
-    announce(io, "server_handshake_traffic_secret", shts)
+    secrets = handshake_secrets(io, suite, shared, transcript.digest())
+    hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
     io.set_write(encrypter(suite, shts), Epoch.HANDSHAKE)
     io.set_read(decrypter(suite, chts), Epoch.HANDSHAKE)
 
