@@ -10,14 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from tlsmith.cli.names import suites_for
-from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
+from tlsmith.codec.enums import AlertDescription, CipherSuite, NamedGroup, ProtocolVersion
 from tlsmith.config import DEFAULT_GROUPS, DEFAULT_SUITES, ClientConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto.suites import suite_info
-from tlsmith.errors import TLSError
+from tlsmith.errors import AlertReceived, TLSError
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
 from tlsmith.io.blocking import TLSSocket, with_keylog
+from tlsmith.observe import MessageTrace
 from tlsmith.trace import TraceCollector, records_to_json, render_ladder
 
 
@@ -103,10 +104,21 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                 request = send_text.encode()
             tls.sendall(request)
             reply = _read_reply(tls, until_close=http)
+        # Never "connected" before the server had its say: in TLS 1.3 a refusal of our
+        # certificate (or of its absence) comes after our Finished (RFC 8446 §4.4.2.4).
+        verdict = "accepted" if reply else tls.server_verdict()
     except (TLSError, OSError) as exc:
         if trace and not as_json:
             render_ladder(collector, console)
         why = explain(exc, host=host, port=port, offered_versions=config.versions)
+        if (isinstance(exc, AlertReceived) and _certificate_was_requested(collector)
+                and exc.description != AlertDescription.CERTIFICATE_REQUIRED
+                and getattr(config, "certificate", None) is None):
+            # TLS 1.2 servers say handshake_failure when a required certificate is missing.
+            why = (f"The handshake with {host}:{port} failed: the server sent the fatal "
+                   f"alert '{exc.description.rfc_name}' after asking for a client "
+                   "certificate, and we had none to send: it probably requires one "
+                   "(pass --cert/--key).")
         if as_json:
             console.print_json(json.dumps({"ok": False, "error": type(exc).__name__,
                                            "explanation": why,
@@ -120,6 +132,7 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
     if as_json:
         out = info_to_json(info)
         out["ok"] = True
+        out["server_verdict"] = verdict
         if reply:
             out["reply"] = reply.decode("utf-8", "replace")
         out["trace"] = records_to_json(collector)
@@ -128,11 +141,16 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
     if trace:
         render_ladder(collector, console)
         console.print()
-    print_summary(console, info, host, port)
+    print_summary(console, info, host, port, verdict=verdict)
     if reply:
         console.rule("reply")
         console.print(reply.decode("utf-8", "replace"), markup=False, highlight=False)
     return 0
+
+
+def _certificate_was_requested(collector: TraceCollector) -> bool:
+    return any(isinstance(r, MessageTrace) and r.direction == "received"
+               and r.name.startswith("CertificateRequest") for r in collector.records)
 
 
 def _read_reply(tls: TLSSocket, *, until_close: bool) -> bytes:
@@ -150,7 +168,8 @@ def _read_reply(tls: TLSSocket, *, until_close: bool) -> bytes:
     return bytes(out)
 
 
-def print_summary(console: Console, info: HandshakeInfo, host: str, port: int) -> None:
+def print_summary(console: Console, info: HandshakeInfo, host: str, port: int, *,
+                  verdict: str = "accepted") -> None:
     from tlsmith.x509.leaf import parse_der
     from tlsmith.x509.verify import describe_certificate
 
@@ -158,6 +177,12 @@ def print_summary(console: Console, info: HandshakeInfo, host: str, port: int) -
     table.add_column(style="bold")
     table.add_column()
     table.add_row("connected to", f"{host}:{port}")
+    if verdict == "accepted":
+        table.add_row("server verdict", "[green]accepted us[/green]")
+    else:
+        table.add_row("server verdict", "[yellow]not confirmed[/yellow]: the server sent "
+                      "nothing after the handshake; a TLS 1.3 server refusing us would "
+                      "normally have answered by then")
     table.add_row("version", info.version_label)
     table.add_row("cipher suite", info.cipher_suite.name)
     if info.key_exchange is not None:  # TLS 1.2: the suite fixes the key exchange

@@ -7,10 +7,12 @@ import io
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from tlsmith.codec.enums import ProtocolVersion
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
@@ -49,6 +51,7 @@ class TLSSocket:
         self._rbuf = bytearray()
         self._eof = False
         self.tickets: list[SessionTicketReceived] = []
+        self.handshake_seconds = 0.0
         self.key_updates_received = 0
         # None while open; True after close_notify, False after a bare EOF (truncation).
         self.closed_cleanly: bool | None = None
@@ -97,13 +100,48 @@ class TLSSocket:
             return True
 
     def do_handshake(self) -> HandshakeInfo:
+        started = time.monotonic()
         self._flush()
         while not self.conn.handshake_complete:
             if not self._pump():
                 raise ConnectionClosedError("the peer closed the connection during the "
                                             "handshake")
+        self.handshake_seconds = time.monotonic() - started
         assert self.conn.info is not None
         return self.conn.info
+
+    def server_verdict(self, timeout: float | None = None) -> str:
+        """Whether the server accepted us, as far as the protocol can tell (client side).
+
+        TLS 1.2: the server's Finished came after its verdict on us: "accepted".
+        TLS 1.3: the server judges our certificate (or its absence) *after* our Finished
+        (RFC 8446 §4.4.2.4), so wait for its first post-handshake record: a ticket or
+        data means "accepted"; a fatal alert (certificate_required, bad_certificate,
+        unknown_ca, ...) raises ``AlertReceived``; nothing within ``timeout`` (default:
+        twice the handshake time, between 0.25 s and 2 s) gives "silent" -- not refused,
+        but not confirmed either.
+        """
+        if not self.conn.is_client:
+            raise UsageError("server_verdict() is for the client side")
+        info = self.info
+        if info.version == ProtocolVersion.TLS12:
+            return "accepted"
+        if self.tickets or self._rbuf or self.key_updates_received:
+            return "accepted"
+        if timeout is None:
+            timeout = min(2.0, max(0.25, 2 * self.handshake_seconds))
+        previous = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            alive = self._pump()
+        except TimeoutError:
+            return "silent"
+        finally:
+            self.sock.settimeout(previous)
+        if not alive:
+            raise ConnectionClosedError("the server closed the connection right after the "
+                                        "handshake, without a word: it may have refused us")
+        return "accepted"
 
     @property
     def info(self) -> HandshakeInfo:
