@@ -70,6 +70,7 @@ DEFAULT_SERVER_GROUPS: tuple[NamedGroup, ...] = (
     NamedGroup.X25519MLKEM768,
     *DEFAULT_GROUPS[:-1],
 )
+CLIENT_AUTH_MODES: tuple[str, ...] = ("none", "request", "require")
 DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     SignatureScheme.ECDSA_SECP256R1_SHA256,
     SignatureScheme.ECDSA_SECP384R1_SHA384,
@@ -181,6 +182,9 @@ class ClientConfig:
     # RFC 7507: signal a fallback retry (for testing servers; normal clients never set it).
     send_fallback_scsv: bool = False
     trust: TrustStore | None = None
+    # Mutual TLS: the client's chain and key, sent when the server asks (RFC 8446 §4.4.2,
+    # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
+    certificate: CertifiedKey | None = None
     verify_certificates: bool = True
     middlebox_compat: bool = True
     max_fragment: int = 2**14
@@ -230,6 +234,11 @@ class ServerConfig:
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))
+    # Mutual TLS: "none", "request" (verify a certificate if the client sends one) or
+    # "require" (no certificate -> certificate_required / handshake_failure alert).
+    client_auth: str = "none"
+    # The CAs client certificates must chain to (required unless client_auth == "none").
+    client_trust: TrustStore | None = None
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -246,3 +255,10 @@ class ServerConfig:
             raise UsageError("a server needs at least one certificate and key")
         if len(self.cookie_secret) < 16:
             raise UsageError("cookie_secret must be at least 16 bytes")
+        if self.client_auth not in CLIENT_AUTH_MODES:
+            raise UsageError(f"client_auth must be one of {', '.join(CLIENT_AUTH_MODES)}, "
+                             f"not {self.client_auth!r}")
+        if self.client_auth != "none" and self.client_trust is None:
+            raise UsageError(
+                f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "
+                "that client certificates must chain to")

@@ -9,7 +9,8 @@ Three families, kept apart (design.md §8):
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, get_args
 
 from tlsmith.codec.enums import AlertDescription
 
@@ -56,34 +57,81 @@ class HandshakeFailure(ProtocolError):
     alert = AlertDescription.HANDSHAKE_FAILURE
 
 
-class BadCertificate(ProtocolError):
+#: Why a certificate was refused: the ``reason`` of a ``CertificateError``.
+CertificateReason = Literal[
+    "expired",
+    "not_yet_valid",
+    "hostname_mismatch",
+    "self_signed",
+    "unknown_issuer",
+    "missing_intermediate",
+    "revoked",
+    "bad_signature",
+    "weak_key",
+    "wrong_usage",
+    "malformed",
+    "policy",
+]
+CERTIFICATE_REASONS: tuple[CertificateReason, ...] = get_args(CertificateReason)
+
+
+class CertificateError(ProtocolError):
+    """A peer's certificate (chain) was refused; ``reason`` says why, in one word.
+
+    The subclasses are named after the alert they send (RFC 8446 §6.2), so ``except
+    UnknownCA`` keeps working; ``certificate_error(reason, message)`` picks the right
+    one for a reason. ``subject`` names the certificate at fault (RFC 4514, "" when
+    unknown); ``peer_chain`` is what the peer sent, as ``describe_chain`` gives it
+    (filled in by the verifier, for printing the chain as ``openssl s_client`` does).
+    """
+
+    alert = AlertDescription.CERTIFICATE_UNKNOWN
+    default_reason: ClassVar[CertificateReason] = "policy"
+
+    def __init__(
+        self, message: str, *, reason: CertificateReason | None = None, subject: str = ""
+    ) -> None:
+        super().__init__(message)
+        if reason is not None and reason not in CERTIFICATE_REASONS:
+            raise ValueError(f"unknown certificate error reason {reason!r}")
+        self.reason: CertificateReason = reason or self.default_reason
+        self.subject = subject
+        self.peer_chain: list[dict[str, Any]] = []
+
+
+class BadCertificate(CertificateError):
     """A certificate was corrupt, or its signature did not verify."""
 
     alert = AlertDescription.BAD_CERTIFICATE
+    default_reason = "malformed"
 
 
-class UnsupportedCertificate(ProtocolError):
-    """A certificate was of an unsupported type."""
+class UnsupportedCertificate(CertificateError):
+    """A certificate was of an unsupported type, or not allowed for this use."""
 
     alert = AlertDescription.UNSUPPORTED_CERTIFICATE
+    default_reason = "wrong_usage"
 
 
-class CertificateRevoked(ProtocolError):
+class CertificateRevoked(CertificateError):
     """A certificate was revoked by its signer."""
 
     alert = AlertDescription.CERTIFICATE_REVOKED
+    default_reason = "revoked"
 
 
-class CertificateExpired(ProtocolError):
+class CertificateExpired(CertificateError):
     """A certificate has expired or is not yet valid."""
 
     alert = AlertDescription.CERTIFICATE_EXPIRED
+    default_reason = "expired"
 
 
-class CertificateUnknown(ProtocolError):
+class CertificateUnknown(CertificateError):
     """A certificate could not be accepted for another reason (e.g. hostname mismatch)."""
 
     alert = AlertDescription.CERTIFICATE_UNKNOWN
+    default_reason = "policy"
 
 
 class IllegalParameter(ProtocolError):
@@ -92,10 +140,11 @@ class IllegalParameter(ProtocolError):
     alert = AlertDescription.ILLEGAL_PARAMETER
 
 
-class UnknownCA(ProtocolError):
+class UnknownCA(CertificateError):
     """The certificate chain does not lead to a trusted root."""
 
     alert = AlertDescription.UNKNOWN_CA
+    default_reason = "unknown_issuer"
 
 
 class AccessDenied(ProtocolError):
@@ -199,11 +248,43 @@ class UsageError(TLSError):
     """The API was used in a way that is not allowed (nothing was sent to the peer)."""
 
 
-ERROR_FOR_ALERT: dict[AlertDescription, type[ProtocolError]] = {
-    cls.alert: cls
-    for cls in ProtocolError.__subclasses__()
-}
+def _alert_classes(base: type[ProtocolError]) -> Iterator[type[ProtocolError]]:
+    for cls in base.__subclasses__():
+        if cls is not CertificateError:  # a base: its subclasses name the alerts
+            yield cls
+        yield from _alert_classes(cls)
+
+
+ERROR_FOR_ALERT: dict[AlertDescription, type[ProtocolError]] = {}
+for _cls in _alert_classes(ProtocolError):
+    if "alert" in vars(_cls):
+        ERROR_FOR_ALERT.setdefault(_cls.alert, _cls)
 ERROR_FOR_ALERT.setdefault(AlertDescription.INTERNAL_ERROR, InternalError)
+
+#: The error (and so the alert, RFC 8446 §6.2) for each certificate failure reason.
+#: wrong_usage and weak_key send unsupported_certificate, as OpenSSL does for a
+#: certificate whose purpose or key does not fit.
+CERTIFICATE_ERROR_FOR_REASON: dict[CertificateReason, type[CertificateError]] = {
+    "expired": CertificateExpired,
+    "not_yet_valid": CertificateExpired,
+    "hostname_mismatch": CertificateUnknown,
+    "policy": CertificateUnknown,
+    "self_signed": UnknownCA,
+    "unknown_issuer": UnknownCA,
+    "missing_intermediate": UnknownCA,
+    "revoked": CertificateRevoked,
+    "bad_signature": BadCertificate,
+    "malformed": BadCertificate,
+    "wrong_usage": UnsupportedCertificate,
+    "weak_key": UnsupportedCertificate,
+}
+
+
+def certificate_error(
+    reason: CertificateReason, message: str, *, subject: str = ""
+) -> CertificateError:
+    """The typed error (hence the alert) for a certificate refused for ``reason``."""
+    return CERTIFICATE_ERROR_FOR_REASON[reason](message, reason=reason, subject=subject)
 
 
 def error_for_alert(alert: AlertDescription, message: str) -> ProtocolError:

@@ -32,6 +32,13 @@ class HandshakeInfo:
     extended_master_secret: bool | None = None
     encrypt_then_mac: bool | None = None
     key_exchange: str | None = None  # "ECDHE", "DHE", "RSA" (TLS 1.2); None in TLS 1.3
+    # Mutual TLS (server side): the client's chain (DER, leaf first; empty if it sent
+    # none) and whether it chained to ServerConfig.client_trust with a valid signature.
+    client_certificates: tuple[bytes, ...] = ()
+    client_certificate_verified: bool = False
+    # Client side: whether the server asked for a certificate, and whether we sent one.
+    client_certificate_requested: bool = False
+    client_certificate_sent: bool = False
 
     @property
     def version_label(self) -> str:

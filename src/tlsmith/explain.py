@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tlsmith import errors as e
 from tlsmith.codec.enums import AlertDescription, ProtocolVersion
@@ -26,9 +27,29 @@ _ALERT_HINTS: dict[AlertDescription, str] = {
         "The server has no certificate for the name we asked for: check --servername.",
 }
 
+#: For certificate errors, by ``reason``: the message already says what to fix; this
+#: says in general words what kind of failure it is. Never "malformed" unless it is.
+_REASON_HINTS: dict[str, str] = {
+    "malformed": "The certificate's encoding (ASN.1/DER) is invalid.",
+    "bad_signature": "A signature in the certificate chain does not verify.",
+    "expired": "Certificates are valid only between their not_before and not_after dates.",
+    "not_yet_valid": "Certificates are valid only between their not_before and not_after "
+                     "dates.",
+    "hostname_mismatch": "A certificate is valid only for the names in its "
+                         "subjectAltName.",
+    "self_signed": "A self-signed certificate is trusted only if you say so (--cafile).",
+    "unknown_issuer": "The chain does not end at a certificate authority we trust.",
+    "missing_intermediate": "The server must send the intermediate CA certificates "
+                            "between its certificate and the root.",
+    "wrong_usage": "The certificate is not allowed for this use.",
+    "weak_key": "The certificate's key or signature algorithm is not accepted.",
+    "revoked": "The certificate's issuer has revoked it.",
+    "policy": "",
+}
+
 _ERROR_HINTS: dict[type[e.ProtocolError], str] = {
-    # Certificate errors (UnknownCA, CertificateExpired, ...) already carry their hint.
-    e.BadCertificate: "The server's certificate is malformed or its signature is wrong.",
+    # Certificate errors (UnknownCA, CertificateExpired, ...) carry their hint, and
+    # get a general word from _REASON_HINTS.
     e.HandshakeFailure: "No parameters in common: compare the offered suites/groups.",
     e.ProtocolVersionError: "The peer and we share no TLS version.",
     e.DecryptError: "A signature or Finished check failed: the peer's key does not "
@@ -68,6 +89,13 @@ def explain(exc: BaseException, *, host: str = "", port: int = 0,
             hint = _ALERT_HINTS.get(exc.description, "")
         return (f"The handshake with {where} failed: the peer sent the fatal alert "
                 f"'{exc.description.rfc_name}'. {hint}").strip()
+    if isinstance(exc, e.CertificateError):
+        hint = _REASON_HINTS.get(exc.reason, "")
+        text = (f"The handshake with {where} failed: {exc.message}. We sent the alert "
+                f"'{exc.alert.rfc_name}' (reason: {exc.reason}). {hint}").strip()
+        if exc.peer_chain:
+            text += "\n" + format_chain(exc.peer_chain)
+        return text
     if isinstance(exc, e.ProtocolError):
         hint = next((h for cls, h in _ERROR_HINTS.items() if isinstance(exc, cls)), "")
         if isinstance(exc, e.HandshakeFailure) and "in common" not in exc.message:
@@ -90,3 +118,21 @@ def explain(exc: BaseException, *, host: str = "", port: int = 0,
     if isinstance(exc, e.UsageError):
         return f"Invalid options: {exc}"
     return f"Unexpected error with {where}: {exc!r}"
+
+
+def format_chain(chain: Sequence[Mapping[str, Any]], *, who: str = "the server") -> str:
+    """The chain a peer sent, as ``openssl s_client`` prints it: one entry per
+    certificate (``describe_chain`` dictionaries), in the order sent."""
+    lines = [f"Certificate chain {who} sent:"]
+    for index, cert in enumerate(chain):
+        lines.append(f" {index} s:{cert.get('subject') or '(empty)'}")
+        lines.append(f"   i:{cert.get('issuer') or '(empty)'}")
+        if cert.get("error"):
+            lines.append(f"   {cert['error']}")
+        else:
+            lines.append(f"   v:NotBefore: {cert.get('not_before')}; "
+                         f"NotAfter: {cert.get('not_after')}")
+            sans = cert.get("subject_alt_names") or []
+            lines.append(f"   SAN: {', '.join(sans) if sans else '(none)'}")
+        lines.append(f"   SHA-256: {cert.get('sha256_fingerprint', '')}")
+    return "\n".join(lines)

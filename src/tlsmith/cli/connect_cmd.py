@@ -50,8 +50,15 @@ def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[N
                         cafile: str | None, insecure: bool, observer: Any,
                         min_version: ProtocolVersion = ProtocolVersion.TLS12,
                         max_version: ProtocolVersion = ProtocolVersion.TLS13,
-                        allow_no_ems: bool = False) -> ClientConfig:
+                        allow_no_ems: bool = False, client_cert: str | None = None,
+                        client_key: str | None = None) -> ClientConfig:
+    from tlsmith.config import CertifiedKey
     from tlsmith.x509.verify import TrustStore
+
+    certificate = None
+    if client_cert is not None and client_key is not None:
+        # Mutual TLS: sent only if the server asks for a certificate.
+        certificate = CertifiedKey.from_files(client_cert, client_key)
 
     trust = None
     if not insecure:
@@ -68,6 +75,7 @@ def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[N
         key_share_groups=(group_list[0],),
         trust=trust,
         verify_certificates=not insecure,
+        certificate=certificate,
         observer=observer,
     ), keylog)
     return config
@@ -78,14 +86,16 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                 alpn: list[str], keylog: str | None, servername: str | None,
                 cafile: str | None, insecure: bool, send_text: str | None, http: bool,
                 timeout: float, as_json: bool, trace: bool, console: Console,
-                err_console: Console) -> int:
+                err_console: Console, client_cert: str | None = None,
+                client_key: str | None = None) -> int:
     collector = TraceCollector()
     try:
         config = build_client_config(host=host, ciphers=ciphers, groups=groups, alpn=alpn,
                                      keylog=keylog, servername=servername, cafile=cafile,
                                      insecure=insecure, observer=collector,
                                      min_version=min_version, max_version=max_version,
-                                     allow_no_ems=allow_no_ems)
+                                     allow_no_ems=allow_no_ems, client_cert=client_cert,
+                                     client_key=client_key)
     except TLSError as exc:
         err_console.print(f"[bold red]error:[/bold red] {explain(exc, host=host, port=port)}")
         return 2

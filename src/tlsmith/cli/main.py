@@ -86,24 +86,33 @@ def main() -> None:
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--trace/--no-trace", default=False, help="Show the handshake ladder.")
+@click.option("--cert", "client_cert", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Client certificate chain PEM, sent if the server asks "
+              "(mutual TLS; needs --key).")
+@click.option("--key", "client_key", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Private key PEM for --cert.")
 def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             alpn: tuple[str, ...], keylog: str | None, tls13: bool, tls12: bool,
             allow_no_ems: bool,
             servername: str | None, cafile: str | None, insecure: bool,
             send_text: str | None, http: bool, timeout: float, as_json: bool,
-            trace: bool) -> None:
+            trace: bool, client_cert: str | None = None,
+            client_key: str | None = None) -> None:
     """Connect to HOST[:PORT] (default port 443) and show what was negotiated."""
     from tlsmith.cli.connect_cmd import run_connect
 
     min_version, max_version = _versions(tls12, tls13)
     host, port = _split_host_port(target, 443)
+    if (client_cert is None) != (client_key is None):
+        raise click.UsageError("--cert and --key go together")
     code = run_connect(
         host=host, port=port, ciphers=[parse_suite(c) for c in ciphers],
         min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
         groups=[parse_group(g) for g in groups], alpn=list(alpn), keylog=keylog,
         servername=servername, cafile=cafile, insecure=insecure, send_text=send_text,
         http=http, timeout=timeout, as_json=as_json, trace=trace,
-        console=console, err_console=err_console)
+        console=console, err_console=err_console, client_cert=client_cert,
+        client_key=client_key)
     sys.exit(code)
 
 
@@ -121,22 +130,31 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
 @click.option("--trace/--no-trace", default=False, help="Print each handshake's ladder.")
 @click.option("--max-connections", default=0, type=int, hidden=True,
               help="Exit after this many connections (for tests).")
+@click.option("--client-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Ask clients for a certificate issued by a CA in this PEM file "
+              "(mutual TLS; optional unless --require-client-cert).")
+@click.option("--require-client-cert", is_flag=True,
+              help="Refuse clients without a certificate from --client-ca.")
 def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
           keylog: str | None, tls13: bool, tls12: bool, allow_no_ems: bool,
-          allow_rsa_kx: bool, echo: bool, trace: bool, max_connections: int) -> None:
+          allow_rsa_kx: bool, echo: bool, trace: bool, max_connections: int,
+          client_ca: str | None = None, require_client_cert: bool = False) -> None:
     """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
     from tlsmith.cli.serve_cmd import run_serve
 
     min_version, max_version = _versions(tls12, tls13)
     if len(certs) != len(keys):
         raise click.UsageError("give one --key for each --cert")
+    if require_client_cert and client_ca is None:
+        raise click.UsageError("--require-client-cert needs --client-ca FILE")
     sys.exit(run_serve(
         host=host, port=port, cert_key_pairs=list(zip(certs, keys, strict=True)),
         ciphers=[parse_suite(c) for c in ciphers], groups=[parse_group(g) for g in groups],
         min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
         allow_rsa_kx=allow_rsa_kx, alpn=list(alpn), keylog=keylog, echo=echo, trace=trace,
-        max_connections=max_connections, console=console))
+        max_connections=max_connections, console=console, client_ca=client_ca,
+        require_client_cert=require_client_cert))
 
 
 @main.command()
@@ -167,6 +185,68 @@ def demo(tls_version: str, kx: str | None, rfc8448: bool, show_secrets: bool) ->
                                "takes neither --version 1.2 nor --kx")
     sys.exit(run_demo(console, rfc8448=rfc8448, show_secrets=show_secrets,
                       version=tls_version, kx=kx))
+
+
+@main.group()
+def ca() -> None:
+    """A development CA for your own servers and clients (like mkcert).
+
+    \b
+    tlsmith ca init                          create it; print how to trust it
+    tlsmith ca issue localhost 127.0.0.1     a server certificate and key
+    tlsmith ca issue alice --client          a client certificate (mutual TLS)
+    tlsmith ca show                          the CA and what it issued
+
+    It is the CA `tlsmith serve` uses, kept in $TLSMITH_HOME, else
+    $XDG_DATA_HOME/tlsmith, else ~/.local/share/tlsmith.
+    """
+
+
+@ca.command("init")
+@click.option("--force", is_flag=True, help="Replace an existing CA with a new one "
+              "(what the old one issued stops verifying).")
+def ca_init(force: bool) -> None:
+    """Create the development CA (if missing) and print how to trust it."""
+    from tlsmith.cli.ca_cmd import run_init
+
+    sys.exit(run_init(force=force, console=console))
+
+
+@ca.command("issue")
+@click.argument("names", nargs=-1, metavar="NAME...")
+@click.option("--ip", "ips", multiple=True, metavar="ADDRESS",
+              help="An IP address SAN (repeatable). IP addresses given as NAME are "
+                   "recognised anyway.")
+@click.option("--client", is_flag=True,
+              help="A client certificate (EKU clientAuth) instead of a server one.")
+@click.option("--key-type", type=click.Choice(["ecdsa", "rsa", "ed25519"],
+                                              case_sensitive=False),
+              default="ecdsa", show_default=True,
+              help="ecdsa = P-256, rsa = RSA-2048, ed25519.")
+@click.option("--days", type=int, default=90, show_default=True,
+              help="Validity in days (1-825).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Directory for NAME.pem and NAME-key.pem (default: the data "
+                   "directory's issued/).")
+def ca_issue(names: tuple[str, ...], ips: tuple[str, ...], client: bool, key_type: str,
+             days: int, out: str | None) -> None:
+    """Issue a certificate for host names and IP addresses.
+
+    The first NAME names the files: NAME.pem holds the certificate and the CA,
+    NAME-key.pem the key (mode 0600).
+    """
+    from tlsmith.cli.ca_cmd import run_issue
+
+    sys.exit(run_issue(names=names, ips=ips, client=client, key_type=key_type,
+                       days=days, out=out, console=console))
+
+
+@ca.command("show")
+def ca_show() -> None:
+    """Show the development CA and the certificates it issued."""
+    from tlsmith.cli.ca_cmd import run_show
+
+    sys.exit(run_show(console=console, err_console=err_console))
 
 
 def _json_dump(obj: Any) -> str:

@@ -41,6 +41,7 @@ def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
         ("HelloRetryRequest", "yes" if info.hello_retry_request else "no"),
         ("Resumed", "yes" if info.resumed else "no"),
         ("Client random", info.client_random.hex()),
+        ("Client certificate", client_identity(info)),
     ]
     body = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
                      for k, v in rows)
@@ -56,7 +57,22 @@ def log_line(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
             f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
             f"hrr={'yes' if info.hello_retry_request else 'no'}"
             + (f" kx={info.key_exchange} ems={'yes' if info.extended_master_secret else 'no'}"
-               if info.key_exchange else ""))
+               if info.key_exchange else "")
+            + (f" client={client_identity(info)}" if info.client_certificates else ""))
+
+
+def client_identity(info: HandshakeInfo) -> str:
+    """Mutual TLS: the client certificate's subject (and whether it verified), or "-"."""
+    if not info.client_certificates:
+        return "-"
+    from tlsmith.x509.leaf import parse_der
+
+    try:
+        subject = parse_der(info.client_certificates[0]).subject.rfc4514_string()
+    except Exception:  # verified chains always parse; be safe for display
+        subject = "(unreadable certificate)"
+    return f"{subject or '(empty subject)'}" + (
+        " (verified)" if info.client_certificate_verified else " (NOT verified)")
 
 
 def _credentials(cert_key_pairs: list[tuple[str, str]], console: Console
@@ -86,13 +102,22 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               min_version: ProtocolVersion = ProtocolVersion.TLS12,
               max_version: ProtocolVersion = ProtocolVersion.TLS13,
               allow_no_ems: bool = False, allow_rsa_kx: bool = False,
-              console: Console) -> int:
+              console: Console, client_ca: str | None = None,
+              require_client_cert: bool = False) -> int:
     lock = threading.Lock()
     done = threading.Event()
     served = [0]
     try:
+        client_trust = None
+        if client_ca is not None:
+            from tlsmith.x509.verify import TrustStore
+
+            client_trust = TrustStore.from_pem_file(client_ca)
         config = ServerConfig(
             certificates=_credentials(cert_key_pairs, console),
+            client_auth=("none" if client_trust is None
+                         else "require" if require_client_cert else "request"),
+            client_trust=client_trust,
             cipher_suites=_with_rsa_kx(suites_for(ciphers, DEFAULT_SUITES), allow_rsa_kx),
             groups=tuple(groups) or DEFAULT_SERVER_GROUPS,
             alpn_protocols=tuple(alpn),

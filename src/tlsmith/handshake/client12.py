@@ -2,7 +2,7 @@
 
     client.ExpectServerHello ─► ExpectCertificate ─► ExpectServerKeyExchange (ECDHE/DHE)
       ─► ExpectServerHelloDone (CertificateRequest allowed) ─► our flight:
-         [Certificate] ClientKeyExchange ChangeCipherSpec Finished
+         [Certificate] ClientKeyExchange [CertificateVerify] ChangeCipherSpec Finished
       ─► AwaitChangeCipherSpec ─► ExpectFinished ─► Connected12
 """
 
@@ -13,13 +13,15 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CipherSuite,
+    ClientCertificateType,
     ECPointFormat,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
-from tlsmith.codec.messages import ClientHello, Finished, ServerHello
+from tlsmith.codec.messages import CertificateVerify, ClientHello, Finished, ServerHello
 from tlsmith.codec.messages12 import (
     Certificate12,
     CertificateRequest12,
@@ -31,7 +33,7 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
 )
-from tlsmith.crypto import kx, rsa_kx
+from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
@@ -84,6 +86,7 @@ class Handshake12:
     server_public: bytes = b""  # ECDHE point or DHE Ys
     dh_params: tuple[int, int] | None = None  # (p, g) for DHE
     cert_requested: bool = False
+    cert_request: CertificateRequest12 | None = None
 
 
 def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: bytes
@@ -133,6 +136,11 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
     alpn = checked_alpn(hello, chosen) if chosen is not None else None
     transcript = sent.transcript
+    if cfg.certificate is not None:
+        # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
+        # themselves, so keep them (the ClientHello is still buffered, unhashed).
+        transcript = Transcript(keep_raw=True)
+        transcript.update(sent.transcript.raw())
     transcript.set_hash(suite.hash_name)
     transcript.update(raw)
     io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
@@ -244,8 +252,11 @@ class ExpectServerHelloDone(_State12):
             req = CertificateRequest12.parse_body(body)
             io.received(req, raw)
             h.transcript.update(raw)
-            io.note("the server asks for a client certificate; we will send none")
-            return ExpectServerHelloDone(replace(h, cert_requested=True), self.auth)
+            io.note("the server asks for a client certificate; "
+                    + ("we will send ours" if io.config.certificate is not None
+                       else "we have none to send"))
+            return ExpectServerHelloDone(replace(h, cert_requested=True, cert_request=req),
+                                         self.auth)
         done = ServerHelloDone.parse_body(body)
         io.received(done, raw)
         h.transcript.update(raw)
@@ -259,8 +270,16 @@ def _send(io: ClientIO, h: Handshake12, msg: MessageBase) -> None:
 def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
                    ) -> State[ClientIO]:
     """[Certificate] ClientKeyExchange ChangeCipherSpec Finished (RFC 5246 §7.3)."""
+    scheme = client_signature_scheme12(io, h.cert_request)
+    certified = io.config.certificate
     if h.cert_requested:
-        _send(io, h, Certificate12(()))  # RFC 5246 §7.4.6: no certificate to offer
+        if certified is not None and scheme is not None:
+            _send(io, h, Certificate12(certified.chain))
+        else:
+            if certified is not None:
+                io.note("our client certificate does not fit the server's certificate "
+                        "types or signature algorithms: sending an empty Certificate")
+            _send(io, h, Certificate12(()))  # RFC 5246 §7.4.6: no certificate to offer
     suite = h.suite
     cke: MessageBase
     if suite.key_exchange == "ecdhe":
@@ -283,20 +302,48 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     _send(io, h, cke)
     keys = derive_keys(io, suite, pms, h.hello.random, h.server_random, h.transcript,
                        ems=h.ems, etm=h.etm)
+    sent_certificate = False
+    if h.cert_requested and certified is not None and scheme is not None:
+        # RFC 5246 §7.4.8: sign every handshake message so far, with the scheme's hash.
+        _send(io, h, CertificateVerify(
+            scheme, sig.sign(scheme, certified.private_key, h.transcript.raw())))
+        io.note(f"sent our client certificate, signed with {scheme.name}")
+        sent_certificate = True
     write, read = record_keys(io, keys, client=True)
     io.send_change_cipher_spec()
     io.set_write(write, Epoch.APPLICATION)
     _send(io, h, finished(keys, h.transcript, client=True))
-    return AwaitChangeCipherSpec(read, ExpectFinished(h, auth, keys))
+    return AwaitChangeCipherSpec(read, ExpectFinished(h, auth, keys,
+                                                      sent_certificate=sent_certificate))
+
+
+_CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
+                      "ecdsa": ClientCertificateType.ECDSA_SIGN,
+                      "eddsa": ClientCertificateType.ECDSA_SIGN}  # RFC 8422 §5.5
+
+
+def client_signature_scheme12(io: ClientIO, request: CertificateRequest12 | None
+                              ) -> SignatureScheme | None:
+    """The first scheme our key can make that the CertificateRequest lists, if its
+    certificate_types allow our key type (RFC 5246 §7.4.4, §7.4.6); else None."""
+    certified = io.config.certificate
+    if request is None or certified is None:
+        return None
+    if _CERT_TYPE_FOR_KEY.get(certified.key_type) not in request.certificate_types:
+        return None
+    return next((s for s in certified.tls12_schemes
+                 if s in request.supported_signature_algorithms), None)
 
 
 class ExpectFinished(_State12):
     expects = frozenset({HandshakeType.FINISHED})
 
-    def __init__(self, hs: Handshake12, auth: ServerAuthenticated, keys: Keys12) -> None:
+    def __init__(self, hs: Handshake12, auth: ServerAuthenticated, keys: Keys12, *,
+                 sent_certificate: bool = False) -> None:
         super().__init__(hs)
         self.auth = auth
         self.keys = keys
+        self.sent_certificate = sent_certificate
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ClientIO]:
@@ -322,6 +369,8 @@ class ExpectFinished(_State12):
             extended_master_secret=h.ems,
             encrypt_then_mac=h.etm if h.suite.cipher == "cbc" else False,
             key_exchange=(h.suite.key_exchange or "").upper() or None,
+            client_certificate_requested=h.cert_requested,
+            client_certificate_sent=self.sent_certificate,
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=True)

@@ -17,10 +17,12 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext as Ctx
 from tlsmith.codec.messages import (
     Certificate,
+    CertificateEntry,
     CertificateRequest,
     CertificateVerify,
     ClientHello,
@@ -39,7 +41,13 @@ from tlsmith.errors import (
     UnexpectedMessage,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
-from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking, check_server_extensions
+from tlsmith.handshake.base import (
+    ClientIO,
+    HandshakeIO,
+    State,
+    Tls13Handshaking,
+    check_server_extensions,
+)
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.common13 import (
     Connected13,
@@ -232,7 +240,9 @@ class ExpectCertificateOrRequest(_State13):
             if ext.find_extension(req.extensions, ext.SignatureAlgorithms) is None:
                 raise MissingExtension("CertificateRequest without signature_algorithms")
             h.transcript.update(raw)
-            io.note("the server asks for a client certificate; we will send none")
+            io.note("the server asks for a client certificate; "
+                    + ("we will send ours" if io.config.certificate is not None
+                       else "we have none to send"))
             return ExpectCertificate(replace(h, cert_request=req))
         return _certificate(io, h, body, raw)
 
@@ -309,12 +319,9 @@ class ExpectFinished(_State13):
         io.set_read(decrypter(suite, sats), Epoch.APPLICATION)
         if io.config.middlebox_compat and h.neg.hello_retry_request is False:
             io.send_change_cipher_spec()  # RFC 8446 §D.4
+        sent_certificate = False
         if h.cert_request is not None:
-            # RFC 8446 §4.4.2: no suitable certificate -> an empty Certificate message.
-            empty = Certificate(h.cert_request.certificate_request_context, ())
-            raw_c = empty.serialize()
-            io.send_handshake(empty, raw_c)
-            h.transcript.update(raw_c)
+            sent_certificate = send_client_certificate(io, h.transcript, h.cert_request)
         client_fin = finished_for(suite, h.chts, h.transcript.digest())
         raw_f = client_fin.serialize()
         io.send_handshake(client_fin, raw_f)
@@ -333,8 +340,52 @@ class ExpectFinished(_State13):
             peer_certificates=self.proof.chain.chain,
             certificate_verified=self.proof.chain.verified is not None,
             client_random=h.hello.random,
+            client_certificate_requested=h.cert_request is not None,
+            client_certificate_sent=sent_certificate,
         )))
         io.handshake_done()
         return Connected13(TrafficSecrets(suite, read_secret=sats, write_secret=cats),
                            is_client=True, resumption_master_secret=rms,
                            exporter_master_secret=ems)
+
+
+def client_signature_scheme(io: ClientIO, request: CertificateRequest
+                            ) -> SignatureScheme | None:
+    """The first scheme our key can make (TLS 1.3 rules) that the CertificateRequest's
+    signature_algorithms lists (RFC 8446 §4.4.2.2), or None."""
+    certified = io.config.certificate
+    algs = ext.find_extension(request.extensions, ext.SignatureAlgorithms)
+    if certified is None or algs is None:
+        return None
+    ours = [s for s in certified.tls12_schemes if s in certified.tls13_schemes]
+    return next((s for s in ours if s in algs.supported_signature_algorithms), None)
+
+
+def send_client_certificate(io: ClientIO, transcript: Transcript, request: CertificateRequest
+                            ) -> bool:
+    """Answer a CertificateRequest: Certificate + CertificateVerify if we have a
+    certificate with a key that fits one of the requested schemes, else an empty
+    Certificate (RFC 8446 §4.4.2: no suitable certificate). True if one was sent."""
+    certified = io.config.certificate
+    scheme = client_signature_scheme(io, request)
+    if certified is None or scheme is None:
+        if certified is not None:
+            io.note("our client certificate's key fits none of the server's "
+                    "signature_algorithms: sending an empty Certificate")
+        _send13(io, transcript, Certificate(request.certificate_request_context, ()))
+        return False
+    _send13(io, transcript, Certificate(
+        request.certificate_request_context,
+        tuple(CertificateEntry(der, ()) for der in certified.chain)))
+    content = sig.certificate_verify_content(transcript.digest(), server=False)
+    _send13(io, transcript, CertificateVerify(
+        scheme, sig.sign(scheme, certified.private_key, content)))
+    io.note(f"sent our client certificate, signed with {scheme.name}")
+    return True
+
+
+def _send13(io: HandshakeIO, transcript: Transcript,
+            msg: Certificate | CertificateVerify) -> None:
+    raw = msg.serialize()
+    io.send_handshake(msg, raw)
+    transcript.update(raw)

@@ -191,3 +191,21 @@ def no_certificate(offered: Offered) -> HandshakeFailure:
     return HandshakeFailure(
         "none of our certificates can sign with a scheme the client accepts ("
         + ", ".join(SignatureScheme(s).name for s in offered.signature_schemes or ()) + ")")
+
+
+#: Send the trust store's subjects as certificate_authorities only when the list is short.
+MAX_CERTIFICATE_AUTHORITIES = 16
+
+
+def certificate_authorities(cfg: ServerConfig) -> tuple[bytes, ...]:
+    """Mutual TLS: the DER subjects of the client CAs, for a CertificateRequest
+    (RFC 8446 §4.2.4, RFC 5246 §7.4.4), or () for a large trust store."""
+    trust = cfg.client_trust
+    if trust is None or len(trust) > MAX_CERTIFICATE_AUTHORITIES:
+        return ()
+    names: list[bytes] = []
+    for cert in trust.certificates:
+        der = cert.subject.public_bytes()
+        if der not in names:
+            names.append(der)
+    return tuple(names)

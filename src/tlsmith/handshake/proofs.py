@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from tlsmith.codec.enums import SignatureScheme
 from tlsmith.crypto import sig
 from tlsmith.errors import DecodeError, DecryptError, IllegalParameter
-from tlsmith.handshake.base import ClientIO, HandshakeIO
+from tlsmith.handshake.base import ClientIO, HandshakeIO, ServerIO
 from tlsmith.x509.leaf import leaf_public_key
-from tlsmith.x509.verify import VerifiedChain, verify_server_chain
+from tlsmith.x509.verify import VerifiedChain, verify_client_chain, verify_server_chain
 
 _MINT = object()
 
@@ -96,14 +96,32 @@ def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted
     return ChainAccepted(verified, chain, _MINT)
 
 
+def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...]) -> ChainAccepted:
+    """Mutual TLS: verify a (non-empty) client chain against ServerConfig.client_trust
+    for the clientAuth purpose (RFC 5280 §4.2.1.12)."""
+    trust = io.config.client_trust
+    assert trust is not None  # ServerConfig guarantees it when client_auth != "none"
+    try:
+        verified = verify_client_chain(chain, trust=trust,
+                                       now=datetime.fromtimestamp(io.now(), tz=UTC))
+    except Exception as exc:
+        io.check("client certificate chain", False, str(exc))
+        raise
+    io.check("client certificate chain", True,
+             f"chains to a trusted client CA ({trust.source}) and allows clientAuth")
+    return ChainAccepted(verified, chain, _MINT)
+
+
 def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureScheme | int,
                      offered: Collection[SignatureScheme | int], content: bytes,
-                     signature: bytes, *, tls13: bool, what: str) -> SignatureVerified:
+                     signature: bytes, *, tls13: bool, what: str,
+                     signer: str = "server") -> SignatureVerified:
     """RFC 8446 §4.4.3 / RFC 5246 §7.4.3: a scheme we offered, that fits the leaf's key,
     and a signature that verifies."""
     if scheme not in offered:
-        raise IllegalParameter(f"the server signed with {SignatureScheme(scheme).name}, "
-                               "which the client did not offer")
+        other = "client" if signer == "server" else "server"
+        raise IllegalParameter(f"the {signer} signed with {SignatureScheme(scheme).name}, "
+                               f"which the {other} did not offer")
     key = leaf_public_key(chain.chain[0])
     if not sig.scheme_matches_key(scheme, key, tls13=tls13):
         raise IllegalParameter(

@@ -1,7 +1,9 @@
 """The TLS 1.2 server handshake (RFC 5246 §7.3), one class per state.
 
-    server.ExpectClientHello ─► ServerHello Certificate [ServerKeyExchange] ServerHelloDone
-      ─► ExpectClientKeyExchange ─► AwaitChangeCipherSpec ─► ExpectFinished
+    server.ExpectClientHello ─► ServerHello Certificate [ServerKeyExchange]
+        [CertificateRequest] ServerHelloDone
+      ─► [ExpectClientCertificate] ─► ExpectClientKeyExchange
+      ─► [ExpectClientCertificateVerify] ─► AwaitChangeCipherSpec ─► ExpectFinished
       ─► ChangeCipherSpec Finished ─► Connected12
 """
 
@@ -12,15 +14,23 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CipherSuite,
+    ClientCertificateType,
     ECCurveType,
     ECPointFormat,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
 )
-from tlsmith.codec.messages import DOWNGRADE_TLS12, ClientHello, Finished, ServerHello
+from tlsmith.codec.messages import (
+    DOWNGRADE_TLS12,
+    CertificateVerify,
+    ClientHello,
+    Finished,
+    ServerHello,
+)
 from tlsmith.codec.messages12 import (
     Certificate12,
+    CertificateRequest12,
     ClientKeyExchangeDHE,
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
@@ -50,11 +60,17 @@ from tlsmith.handshake.common12 import Connected12 as Connected12
 from tlsmith.handshake.negotiate import (
     CertChoice,
     Offered,
+    certificate_authorities,
     choose_alpn,
     choose_certificate,
 )
+from tlsmith.handshake.proofs import (
+    ChainAccepted,
+    accept_client_chain,
+    verify_signature,
+)
 from tlsmith.observe import Epoch
-from tlsmith.record.protection import RecordEncrypter
+from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 
 _FFDHE = frozenset(kx.FFDHE_GROUPS)
 _TLS12_CURVES = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.X448,
@@ -175,7 +191,8 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         legacy_compression_method=0,
         extensions=tuple(exts),
     )
-    transcript = Transcript()
+    # RFC 5246 §7.4.8: a client CertificateVerify signs the handshake messages themselves.
+    transcript = Transcript(keep_raw=cfg.client_auth != "none")
     transcript.set_hash(suite.hash_name)
     transcript.update(raw)
     h = Handshake12S(ch, random, suite, transcript, offered.extended_master_secret,
@@ -199,7 +216,15 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         content = signed_params(ch.random, random, ske.params_bytes())
         signature = sig.sign(choice.cert.scheme, choice.cert.certified.private_key, content)
         _send(io, h, replace(ske, algorithm=choice.cert.scheme, signature=signature))
+    if cfg.client_auth != "none":
+        # RFC 5246 §7.4.4 / RFC 8422 §5.5: any signing key; the schemes we verify.
+        _send(io, h, CertificateRequest12(
+            (ClientCertificateType.RSA_SIGN, ClientCertificateType.ECDSA_SIGN),
+            cfg.signature_schemes, certificate_authorities(cfg)))
+        io.note(f"asking the client for a certificate (client_auth={cfg.client_auth})")
     _send(io, h, ServerHelloDone())
+    if cfg.client_auth != "none":
+        return ExpectClientCertificate(h, share, require=cfg.client_auth == "require")
     return ExpectClientKeyExchange(h, share)
 
 
@@ -220,6 +245,7 @@ class Handshake12S:
     alpn: str | None
     choice: Choice12
     server_name: str | None
+    client_chain: ChainAccepted | None = None  # mutual TLS: a verified client chain
 
 
 def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
@@ -229,6 +255,36 @@ def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
 class _State12(Tls12State[ServerIO]):
     def __init__(self, hs: Handshake12S) -> None:
         self.hs = hs
+
+
+class ExpectClientCertificate(_State12):
+    """Mutual TLS: the client's Certificate, first in its flight (RFC 5246 §7.4.6)."""
+
+    expects = frozenset({HandshakeType.CERTIFICATE})
+
+    def __init__(self, hs: Handshake12S, share: kx.KeyShareSecret | None, *, require: bool
+                 ) -> None:
+        super().__init__(hs)
+        self.share = share
+        self.require = require
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ServerIO]:
+        h = self.hs
+        cert = Certificate12.parse_body(body)
+        io.received(cert, raw)
+        h.transcript.update(raw)
+        if not cert.certificate_list:
+            if self.require:
+                # RFC 5246 §7.4.6: the server may answer a missing certificate with a
+                # fatal handshake_failure alert.
+                io.check("client certificate", False, "the client sent none")
+                raise HandshakeFailure(
+                    "the client sent no certificate, but this server requires one")
+            io.check("client certificate", False, "the client sent none (optional)")
+            return ExpectClientKeyExchange(h, self.share)
+        accepted = accept_client_chain(io, tuple(cert.certificate_list))
+        return ExpectClientKeyExchange(replace(h, client_chain=accepted), self.share)
 
 
 class ExpectClientKeyExchange(_State12):
@@ -265,7 +321,32 @@ class ExpectClientKeyExchange(_State12):
         keys = derive_keys(io, h.suite, pms, h.hello.random, h.server_random, h.transcript,
                            ems=h.ems, etm=h.etm)
         write, read = record_keys(io, keys, client=False)
+        if h.client_chain is not None:
+            return ExpectClientCertificateVerify(h, keys, write, read)
         return AwaitChangeCipherSpec(read, ExpectFinished(h, keys, write))
+
+
+class ExpectClientCertificateVerify(_State12):
+    """Mutual TLS: the client signs the handshake messages so far (RFC 5246 §7.4.8)."""
+
+    expects = frozenset({HandshakeType.CERTIFICATE_VERIFY})
+
+    def __init__(self, hs: Handshake12S, keys: Keys12, write: RecordEncrypter,
+                 read: RecordDecrypter) -> None:
+        super().__init__(hs)
+        self.keys, self.write, self.read = keys, write, read
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ServerIO]:
+        h = self.hs
+        cv = CertificateVerify.parse_body(body)
+        io.received(cv, raw)
+        assert h.client_chain is not None
+        verify_signature(io, h.client_chain, cv.algorithm, io.config.signature_schemes,
+                         h.transcript.raw(), cv.signature, tls13=False,
+                         what="client CertificateVerify", signer="client")
+        h.transcript.update(raw)
+        return AwaitChangeCipherSpec(self.read, ExpectFinished(h, self.keys, self.write))
 
 
 class ExpectFinished(_State12):
@@ -300,6 +381,9 @@ class ExpectFinished(_State12):
             extended_master_secret=h.ems,
             encrypt_then_mac=h.etm,
             key_exchange=(h.suite.key_exchange or "").upper() or None,
+            client_certificates=h.client_chain.chain if h.client_chain else (),
+            client_certificate_verified=(h.client_chain is not None
+                                         and h.client_chain.verified is not None),
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)

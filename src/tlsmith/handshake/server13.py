@@ -1,7 +1,8 @@
 """The TLS 1.3 server handshake (RFC 8446 §2, §4), one class per state.
 
     server.ExpectClientHello ─(no usable share)─► HelloRetryRequest ─► ExpectClientHelloAgain
-      └─► ServerHello, EE, Certificate, CertificateVerify, Finished (one flight)
+      └─► ServerHello, EE, [CertificateRequest], Certificate, CertificateVerify, Finished
+          ─► [ExpectClientCertificate ─► (non-empty) ExpectClientCertificateVerify]
           ─► ExpectClientFinished ─► Connected13
 """
 
@@ -22,6 +23,7 @@ from tlsmith.codec.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
     Certificate,
     CertificateEntry,
+    CertificateRequest,
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
@@ -35,6 +37,7 @@ from tlsmith.crypto.kx import group_available, server_key_share
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
+    CertificateRequired,
     HandshakeFailure,
     IllegalParameter,
     MissingExtension,
@@ -53,11 +56,17 @@ from tlsmith.handshake.common13 import (
 )
 from tlsmith.handshake.negotiate import (
     Offered,
+    certificate_authorities,
     choose_alpn,
     choose_certificate,
     choose_version,
     no_certificate,
     offer,
+)
+from tlsmith.handshake.proofs import (
+    ChainAccepted,
+    accept_client_chain,
+    verify_signature,
 )
 from tlsmith.observe import Epoch
 
@@ -281,10 +290,14 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         ee_exts.append(ext.ServerName(None))  # RFC 6066 §3: acknowledge the name we used
     if choice.alpn is not None:
         ee_exts.append(ext.ApplicationLayerProtocolNegotiation((choice.alpn.encode(),)))
-    for msg in (
-        EncryptedExtensions(tuple(ee_exts)),
-        Certificate(b"", tuple(CertificateEntry(der, ()) for der in choice.certified.chain)),
-    ):
+    flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
+        EncryptedExtensions(tuple(ee_exts))]
+    if io.config.client_auth != "none":
+        flight.append(certificate_request(io.config))
+        io.note(f"asking the client for a certificate (client_auth={io.config.client_auth})")
+    flight.append(
+        Certificate(b"", tuple(CertificateEntry(der, ()) for der in choice.certified.chain)))
+    for msg in flight:
         raw = msg.serialize()
         io.send_handshake(msg, raw)
         transcript.update(raw)
@@ -319,7 +332,78 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         resumed=False,
         client_random=ch.random,
     )
-    return ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info)
+    then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info)
+    if io.config.client_auth != "none":
+        return ExpectClientCertificate(then, require=io.config.client_auth == "require")
+    return then
+
+
+def certificate_request(cfg: ServerConfig) -> CertificateRequest:
+    """RFC 8446 §4.3.2: an empty context during the handshake; signature_algorithms is
+    mandatory; certificate_authorities tells the client which CAs we accept."""
+    exts: list[ext.Extension] = [ext.SignatureAlgorithms(cfg.signature_schemes)]
+    cas = certificate_authorities(cfg)
+    if cas:
+        exts.append(ext.CertificateAuthorities(cas))
+    return CertificateRequest(b"", tuple(exts))
+
+
+class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
+    """Mutual TLS: the client's Certificate (RFC 8446 §4.4.2), possibly empty."""
+
+    expects = frozenset({HandshakeType.CERTIFICATE})
+    version = ProtocolVersion.TLS13
+
+    def __init__(self, then: ExpectClientFinished, *, require: bool) -> None:
+        self.then = then
+        self.require = require
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State[ServerIO]:
+        cert = Certificate.parse_body(body)
+        io.received(cert, raw)
+        if cert.certificate_request_context:
+            # RFC 8446 §4.4.2: the context of our CertificateRequest (empty) is echoed.
+            raise IllegalParameter("the client's Certificate does not echo the "
+                                   "certificate_request_context (empty in the handshake)")
+        transcript = self.then.transcript
+        transcript.update(raw)
+        chain = tuple(e.cert_data for e in cert.certificate_list)
+        if not chain:
+            if self.require:
+                # RFC 8446 §4.4.2.4: abort with certificate_required.
+                io.check("client certificate", False, "the client sent none")
+                raise CertificateRequired(
+                    "the client sent no certificate, but this server requires one")
+            io.check("client certificate", False, "the client sent none (optional)")
+            return self.then
+        accepted = accept_client_chain(io, chain)
+        return ExpectClientCertificateVerify(self.then, accepted)
+
+
+class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
+    """Mutual TLS: the client proves its key (RFC 8446 §4.4.3)."""
+
+    expects = frozenset({HandshakeType.CERTIFICATE_VERIFY})
+    version = ProtocolVersion.TLS13
+
+    def __init__(self, then: ExpectClientFinished, chain: ChainAccepted) -> None:
+        self.then = then
+        self.chain = chain
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State[ServerIO]:
+        cv = CertificateVerify.parse_body(body)
+        io.received(cv, raw)
+        then = self.then
+        content = sig.certificate_verify_content(then.transcript.digest(), server=False)
+        verify_signature(io, self.chain, cv.algorithm, io.config.signature_schemes, content,
+                         cv.signature, tls13=True, what="client CertificateVerify",
+                         signer="client")
+        then.transcript.update(raw)
+        then.info = replace(then.info, client_certificates=self.chain.chain,
+                            client_certificate_verified=self.chain.verified is not None)
+        return then
 
 
 class ExpectClientFinished(Tls13Handshaking[ServerIO]):

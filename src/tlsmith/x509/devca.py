@@ -142,6 +142,19 @@ class Issued:
         _write_atomic(chain_path, self.chain_pem)
         return replace(self, cert_path=cert_path, key_path=key_path, chain_path=chain_path)
 
+    def write_bundle(self, directory: str | os.PathLike[str], stem: str) -> Issued:
+        """Write ``<stem>.pem`` (leaf + CA) and ``<stem>-key.pem`` (0600), as mkcert does.
+
+        The returned ``cert_path`` and ``chain_path`` are both the ``<stem>.pem`` file.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        chain_path = directory / f"{stem}.pem"
+        key_path = directory / f"{stem}-key.pem"
+        _write_atomic(key_path, self.key_pem, private=True)
+        _write_atomic(chain_path, self.chain_pem)
+        return replace(self, cert_path=chain_path, key_path=key_path, chain_path=chain_path)
+
 
 class DevCA:
     """A development certificate authority: create or load it, then ``issue`` leaves."""
@@ -262,6 +275,25 @@ class DevCA:
         _make_private_dir(directory)
         with _locked(directory):
             return cls._load_or_create_unlocked(directory, common_name, key_type, _utc(now))
+
+    @classmethod
+    def replace_in(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        common_name: str = DEFAULT_CA_NAME,
+        key_type: str = "ecdsa-p256",
+        now: datetime | None = None,
+    ) -> DevCA:
+        """Create a new CA in ``directory``, replacing the one there (if any).
+
+        Certificates the old CA issued no longer chain to it; ``ensure_dev_credentials``
+        reissues its own localhost certificates on its next call.
+        """
+        directory = Path(directory)
+        _make_private_dir(directory)
+        with _locked(directory):
+            return cls.create(common_name, key_type, _utc(now)).save(directory)
 
     @classmethod
     def _load_or_create_unlocked(

@@ -23,7 +23,14 @@ def parse_der(der: bytes) -> x509.Certificate:
 
 
 def leaf_public_key(der: bytes) -> PublicKey:
-    key = parse_der(der).public_key()
+    try:
+        # cryptography parses lazily: a bad version or key surfaces here, and not always
+        # as ValueError (e.g. InvalidVersion). A peer's bytes must end in bad_certificate.
+        key = parse_der(der).public_key()
+    except BadCertificate:
+        raise
+    except Exception as exc:
+        raise BadCertificate(f"the certificate could not be parsed: {exc}") from exc
     if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
                   | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
         return key

@@ -1,9 +1,14 @@
 """Certificate chain verification (RFC 5280 path validation, RFC 6125 name checks).
 
-The heavy lifting is done by ``cryptography.x509.verification`` (a strict RFC 5280 /
-CA/Browser Forum profile). This module adds what a person needs when it fails: every
-failure becomes the typed error that carries the right alert (RFC 8446 §6.2), and its
-message says, in words, what is wrong and what would fix it.
+The heavy lifting is done by ``cryptography.x509.verification``. By default its
+extension policy is relaxed to accept what OpenSSL and browsers accept (RFC 5280
+"SHOULD"s such as SAN criticality or a missing authorityKeyIdentifier do not fail a
+chain, and a certificate the user trusts directly may be the server's certificate);
+``strict=True`` applies its CA/Browser Forum profile unchanged. This module adds what
+a person needs when it fails: every failure becomes a ``CertificateError`` whose
+``reason`` says what kind of failure it is, which carries the right alert (RFC 8446
+§6.2), and whose message names the certificate, the expected and actual values, and
+what would fix it.
 
 Success returns a ``VerifiedChain`` -- the proof token the handshake state after
 Certificate requires (design.md §7), so skipping verification is a type error.
@@ -27,9 +32,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName, IPAddress
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
     PolicyBuilder,
+    ServerVerifier,
     Store,
     Subject,
     VerificationError,
@@ -37,13 +45,11 @@ from cryptography.x509.verification import (
 
 from tlsmith.errors import (
     BadCertificate,
+    CertificateError,
     CertificateExpired,
     CertificateRequired,
-    CertificateUnknown,
-    ProtocolError,
-    UnknownCA,
-    UnsupportedCertificate,
     UsageError,
+    certificate_error,
 )
 from tlsmith.x509.keys import key_description
 
@@ -52,6 +58,7 @@ __all__ = [
     "TrustStore",
     "VerifiedChain",
     "describe_certificate",
+    "describe_chain",
     "verify_client_chain",
     "verify_server_chain",
 ]
@@ -68,6 +75,7 @@ _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.DOTALL
 )
 _CAFILE_HINT = "pass --cafile with the CA that issued it"
+_SERVER_CERT = "the server's certificate"
 
 _SanValue: TypeAlias = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -172,6 +180,81 @@ def _load_cached(path: str, _mtime_ns: int) -> TrustStore:
 
 # --- verification -------------------------------------------------------------------
 
+#: The CA name ``DevCA`` gives itself (devca.DEFAULT_CA_NAME), to recognise our own CA.
+_DEV_CA_NAME = "tlsmith development CA"
+
+#: Rules of the strict profile that OpenSSL and browsers do not apply, for naming the
+#: rule that failed: (text in cryptography's message, what the rule is and says).
+_PROFILE_RULES = (
+    ("subjectAltName MUST NOT be critical",
+     "RFC 5280 §4.2.1.6 / CA/B BR §7.1.2.7.12: subjectAltName must not be critical "
+     "when the subject is non-empty"),
+    ("authorityKeyIdentifier: Certificate is missing required extension",
+     "RFC 5280 §4.2.1.1 / CA/B BR §7.1.2.7.5: authorityKeyIdentifier is required"),
+    ("basicConstraints.cA must not be asserted in an EE certificate",
+     "CA/B BR §7.1.2.7.8: a server certificate must not be a CA (basicConstraints "
+     "cA=TRUE)"),
+    ("keyUsage: Certificate is missing required extension",
+     "RFC 5280 §4.2.1.3 / CA/B BR §7.1.2.10.7: a CA certificate must carry keyUsage"),
+    ("basicConstraints: Certificate extension has incorrect criticality",
+     "RFC 5280 §4.2.1.9: basicConstraints must be critical in a CA certificate"),
+)
+
+
+def _ca_basic_constraints(
+    _policy: object, _cert: x509.Certificate, value: x509.BasicConstraints
+) -> None:
+    if not value.ca:
+        raise ValueError("basicConstraints.cA must be asserted in a CA certificate")
+
+
+def _ca_key_usage(
+    _policy: object, _cert: x509.Certificate, value: x509.KeyUsage | None
+) -> None:
+    # RFC 5280 §4.2.1.3: absent keyUsage allows everything; present, it must allow
+    # certificate signing.
+    if value is not None and not value.key_cert_sign:
+        raise ValueError("keyUsage of a CA certificate must allow keyCertSign")
+
+
+@functools.cache
+def _lenient_policies(leaf_is_anchor: bool) -> tuple[ExtensionPolicy, ExtensionPolicy]:
+    """(CA, EE) extension policies that accept what OpenSSL and browsers accept.
+
+    Relative to cryptography's Web PKI defaults: no authorityKeyIdentifier needed
+    (NSS ``certutil -S -x``), subjectAltName of any criticality (``trustme``), a CA
+    without keyUsage or with a non-critical basicConstraints (RFC 5280 "SHOULD"s). A
+    leaf the user trusts directly (``openssl req -x509`` marks it CA:TRUE) may be a CA
+    certificate, as in Python's ssl, curl and gnutls-cli; name and validity are still
+    checked.
+    """
+    ca = (
+        ExtensionPolicy.webpki_defaults_ca()
+        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage)
+        .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, _ca_basic_constraints)
+    )
+    ee = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+        .require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    )
+    if leaf_is_anchor:
+        ee = ee.may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, None).may_be_present(
+            x509.KeyUsage, Criticality.AGNOSTIC, None
+        )
+    return ca, ee
+
+
+def _server_verifier(
+    trust: TrustStore, now: datetime, subject: Subject, *, strict: bool, leaf_is_anchor: bool
+) -> ServerVerifier:
+    builder = PolicyBuilder().store(trust.store).time(now)
+    if not strict:
+        ca_policy, ee_policy = _lenient_policies(leaf_is_anchor)
+        builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+    return builder.build_server_verifier(subject)
+
 
 def verify_server_chain(
     cert_chain_der: Sequence[bytes],
@@ -179,18 +262,45 @@ def verify_server_chain(
     trust: TrustStore,
     server_name: str | None,
     now: datetime,
+    strict: bool = False,
 ) -> VerifiedChain:
     """Verify a server's Certificate message (leaf first) for ``server_name`` at ``now``.
 
     ``server_name`` may be a DNS name or an IP address literal (RFC 6125 §6.4); None
     verifies the chain and the serverAuth purpose but no name. A naive ``now`` is UTC.
-    Raises BadCertificate, CertificateExpired, CertificateUnknown, UnknownCA or
-    UnsupportedCertificate, each with a message that explains the fix.
+
+    By default the policy accepts what OpenSSL and browsers accept (see
+    ``_lenient_policies``), including a self-signed certificate that is itself in
+    ``trust``; ``strict=True`` applies cryptography's CA/Browser Forum profile
+    unchanged, and a chain refused only by that profile fails with reason "policy"
+    and the rule named.
+
+    Raises a ``CertificateError`` (BadCertificate, CertificateExpired,
+    CertificateUnknown, UnknownCA or UnsupportedCertificate) whose ``reason`` says
+    why, whose message says what would fix it, and whose ``peer_chain`` describes
+    the chain that was sent (``describe_chain``).
     """
     if not cert_chain_der:
         # RFC 8446 §4.4.2.4 makes an empty server Certificate a decode_error; the TLS 1.3
         # handshake checks that first. Reaching here empty is a chain with nothing to trust.
-        raise BadCertificate("the server sent no certificate")
+        raise BadCertificate("the server sent no certificate", reason="malformed")
+    try:
+        return _verify_server_chain(
+            cert_chain_der, trust=trust, server_name=server_name, now=now, strict=strict
+        )
+    except CertificateError as exc:
+        exc.peer_chain = describe_chain(cert_chain_der)
+        raise
+
+
+def _verify_server_chain(
+    cert_chain_der: Sequence[bytes],
+    *,
+    trust: TrustStore,
+    server_name: str | None,
+    now: datetime,
+    strict: bool,
+) -> VerifiedChain:
     now = _utc(now)
     certs = _parse_chain(cert_chain_der, "server")
     leaf, intermediates = certs[0], certs[1:]
@@ -201,15 +311,57 @@ def verify_server_chain(
         subject = _subject_from_leaf(leaf)
     else:
         subject, checked_name = _subject_for(server_name)
+    leaf_is_anchor = leaf in trust
     try:
-        verifier = PolicyBuilder().store(trust.store).time(now).build_server_verifier(subject)
+        verifier = _server_verifier(
+            trust, now, subject, strict=strict, leaf_is_anchor=leaf_is_anchor
+        )
     except ValueError as exc:  # cryptography's own check of the DNS name's syntax
         raise UsageError(f"{server_name!r} is not a valid host name ({exc})") from exc
     try:
         path = verifier.verify(leaf, intermediates)
     except VerificationError as exc:
+        if strict and _passes_lenient(trust, now, subject, leaf, intermediates, leaf_is_anchor):
+            raise _profile_error(leaf, str(exc)) from exc
         raise _explain(certs, trust, now, str(exc), "server", checked_name) from exc
+    except Exception as exc:  # cryptography choked on something it parsed lazily
+        raise BadCertificate(
+            f"{_describe_role(leaf, _SERVER_CERT)} could not be processed "
+            f"({type(exc).__name__}: {exc}); its encoding is probably invalid",
+            reason="malformed",
+            subject=leaf.subject.rfc4514_string(),
+        ) from exc
     return VerifiedChain(chain=tuple(path), leaf=leaf, hostname=checked_name)
+
+
+def _passes_lenient(
+    trust: TrustStore,
+    now: datetime,
+    subject: Subject,
+    leaf: x509.Certificate,
+    intermediates: list[x509.Certificate],
+    leaf_is_anchor: bool,
+) -> bool:
+    verifier = _server_verifier(trust, now, subject, strict=False, leaf_is_anchor=leaf_is_anchor)
+    try:
+        verifier.verify(leaf, intermediates)
+    except Exception:
+        return False
+    return True
+
+
+def _profile_error(leaf: x509.Certificate, failure: str) -> CertificateError:
+    """The strict profile refused a chain the default policy accepts: name the rule."""
+    detail = _clean_failure(failure)
+    rule = next((text for key, text in _PROFILE_RULES if key in detail), detail)
+    return certificate_error(
+        "policy",
+        f"{_describe_role(leaf, _SERVER_CERT)} (or a CA "
+        f"certificate above it) breaks a rule of the strict CA/Browser Forum profile: "
+        f"{rule} (cryptography says: {detail}); OpenSSL, browsers and tlsmith without "
+        "--strict accept it; reissue the certificate to follow the rule",
+        subject=leaf.subject.rfc4514_string(),
+    )
 
 
 def verify_client_chain(
@@ -235,16 +387,33 @@ def verify_client_chain(
 
 
 def _parse_chain(cert_chain_der: Sequence[bytes], role: str) -> list[x509.Certificate]:
+    """Parse every certificate, and the fields verification reads, so that invalid
+    ASN.1 (a bad Name, version INTEGER 3, truncated DER) is bad_certificate here and
+    never an exception from inside cryptography later."""
     certs: list[x509.Certificate] = []
     for index, der in enumerate(cert_chain_der):
+        which = (
+            f"the {role}'s certificate"
+            if index == 0
+            else f"certificate #{index} in the chain the {role} sent"
+        )
         try:
-            certs.append(x509.load_der_x509_certificate(bytes(der)))
-        except ValueError as exc:
-            which = f"the {role}'s certificate" if index == 0 else f"certificate #{index}"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                cert = x509.load_der_x509_certificate(bytes(der))
+                cert.subject  # noqa: B018 -- force the lazy parses
+                cert.issuer  # noqa: B018
+                cert.not_valid_before_utc  # noqa: B018
+                cert.not_valid_after_utc  # noqa: B018
+                cert.extensions  # noqa: B018
+        except Exception as exc:  # ValueError, x509.InvalidVersion, ...
             raise BadCertificate(
-                f"{which} in the chain the {role} sent is not valid DER X.509 "
-                f"({len(der)} bytes; {exc})"
+                f"{which} is not valid DER X.509 "
+                f"({len(der)} bytes; {type(exc).__name__}: {exc}); the certificate is "
+                "malformed: reissue it with a standard tool (openssl, cryptography)",
+                reason="malformed",
             ) from exc
+        certs.append(cert)
     return certs
 
 
@@ -289,34 +458,82 @@ def _subject_from_leaf(leaf: x509.Certificate) -> Subject:
 # --- explaining failures --------------------------------------------------------------
 
 
+def _clean_failure(text: str) -> str:
+    """cryptography's message without its prefixes and object reprs, OIDs named."""
+    text = text.removeprefix("validation failed: ").removeprefix("candidates exhausted: ")
+    text = re.sub(r"\s*\(encountered processing <Certificate\(.*?\)>\)", "", text)
+    return re.sub(
+        r"\b(\d+(?:\.\d+){3,})\b", lambda m: _oid_name(x509.ObjectIdentifier(m[1])), text
+    )
+
+
+def _is_dev_ca_name(name: x509.Name) -> bool:
+    cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return any(str(cn.value) == _DEV_CA_NAME for cn in cns)
+
+
+def _dev_ca_hint() -> str:
+    try:
+        from tlsmith.x509.devca import CA_FILE, default_data_dir
+
+        where = str(default_data_dir() / CA_FILE)
+    except Exception:  # HOME unset, ...
+        where = "ca.pem in tlsmith's data directory"
+    return (
+        f"`tlsmith serve` keeps its CA in {where} ($TLSMITH_HOME overrides the "
+        f"directory); pass --cafile {where} to trust it"
+    )
+
+
+def _ca_issuers_urls(cert: x509.Certificate) -> list[str]:
+    """RFC 5280 §4.2.2.1: where the issuer's certificate can be downloaded."""
+    try:
+        aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (x509.ExtensionNotFound, ValueError):
+        return []
+    return [
+        str(desc.access_location.value)
+        for desc in aia
+        if desc.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(desc.access_location, x509.UniformResourceIdentifier)
+    ]
+
+
 def _explain(
     certs: list[x509.Certificate],
     trust: TrustStore,
     now: datetime,
-    reason: str,
+    failure: str,
     role: str,
     server_name: str | None,
-) -> ProtocolError:
+) -> CertificateError:
     """Turn cryptography's failure into the typed error a person can act on.
 
     Order: the chain must reach a trust anchor (RFC 5280 §6.1), every certificate on
-    the path must be within its validity (§4.1.2.5), then the name (RFC 6125 §6.4).
+    the path must be within its validity (§4.1.2.5), then the name (RFC 6125 §6.4),
+    then the purpose and the profile.
     """
     leaf = certs[0]
-    reason = reason.removeprefix("validation failed: ")
+    reason = _clean_failure(failure)
     what = _describe_role(leaf, f"the {role}'s certificate")
+    leaf_subject = leaf.subject.rfc4514_string()
+    trusted = f"the {_count(len(trust), 'trusted certificate')} from {trust.source}"
 
     # Walk issuer links from the leaf through what the peer sent to a trusted certificate.
     current, remaining, position = leaf, list(certs[1:]), 1
+    issuers: list[x509.Certificate] = []  # the intermediates on the path, leaf upwards
     while current not in trust:
         anchors = trust.issuers_of(current)
         if anchors:
             signed = [a for a in anchors if _signed_by(current, a)]
             if not signed:
-                return UnknownCA(
+                return certificate_error(
+                    "unknown_issuer",
                     f"{what} names {_name(current.issuer)} as its issuer, and a trusted "
                     f"certificate has that name but a different key, so it did not sign "
-                    f"it (was the CA regenerated?); {_CAFILE_HINT}"
+                    f"it (was the CA regenerated?); "
+                    + (_dev_ca_hint() if _is_dev_ca_name(current.issuer) else _CAFILE_HINT),
+                    subject=leaf_subject,
                 )
             anchor = signed[0]
             expired = _validity_error(
@@ -327,29 +544,19 @@ def _explain(
             break
         candidates = [c for c in remaining if _name_key(c.subject) == _name_key(current.issuer)]
         if not candidates:
-            if _name_key(current.subject) == _name_key(current.issuer):
-                return UnknownCA(
-                    f"{what if current is leaf else 'the root ' + _name(current.subject)} "
-                    "is self-signed "
-                    f"and not among the {_count(len(trust), 'trusted certificate')} from "
-                    f"{trust.source}; if you trust it, pass --cafile with it (or with the "
-                    "CA that issued it)"
-                )
-            return UnknownCA(
-                f"{what} chains up to {_name(current.issuer)}, which is not among the "
-                f"{_count(len(trust), 'trusted certificate')} from {trust.source}"
-                + ("" if current is leaf else f" (via {_count(position - 1, 'intermediate')})")
-                + f"; the {role} may be missing an intermediate certificate, or "
-                + _CAFILE_HINT
-            )
+            return _no_issuer(current, leaf, what, trusted, role, position)
         signed = [c for c in candidates if _signed_by(current, c)]
         if not signed:
-            return BadCertificate(
+            return certificate_error(
+                "bad_signature",
                 f"the signature on {_name(current.subject)} does not verify with the key of "
-                f"{_name(candidates[0].subject)} that the {role} sent as its issuer"
+                f"{_name(candidates[0].subject)} that the {role} sent as its issuer; the "
+                f"{role} sends the wrong issuer certificate, or the certificate was altered",
+                subject=current.subject.rfc4514_string(),
             )
         current = signed[0]
         remaining.remove(current)
+        issuers.append(current)
         expired = _validity_error(
             current, now, f"intermediate certificate {_name(current.subject)}"
         )
@@ -358,30 +565,127 @@ def _explain(
         position += 1
 
     if server_name is not None and not _name_matches(leaf, server_name):
-        return CertificateUnknown(
-            f"{what} is not valid for {server_name!r}: {_valid_for(leaf)}; connect using "
-            "one of those names, or reissue the certificate with this name"
+        return certificate_error(
+            "hostname_mismatch",
+            f"{what} is not valid for {server_name!r}: {_valid_for(leaf)}; we asked for "
+            f"{server_name!r}{_wildcard_note(leaf)}; connect using one of those names, or "
+            "reissue the certificate with this name",
+            subject=leaf_subject,
         )
     if "EKU" in reason:
         wanted = "TLS server" if role == "server" else "TLS client"
-        return UnsupportedCertificate(
+        return certificate_error(
+            "wrong_usage",
             f"{what} is not allowed for {wanted} authentication (its extendedKeyUsage "
-            f"allows: {_eku_names(leaf)}); reissue it with "
-            f"{'serverAuth' if role == 'server' else 'clientAuth'}"
+            f"allows: {_eku_names(leaf)}; {wanted} authentication needs "
+            f"{'serverAuth' if role == 'server' else 'clientAuth'}); reissue it with "
+            f"{'serverAuth' if role == 'server' else 'clientAuth'}",
+            subject=leaf_subject,
+        )
+    non_cas = [c for c in issuers if not _is_ca(c)]
+    if non_cas or "cA must be asserted" in reason:
+        named = ", ".join(_name(c.subject) for c in non_cas) or "an intermediate"
+        return certificate_error(
+            "wrong_usage",
+            f"{what} was signed by {named}, which the {role} sent as an intermediate but "
+            "which is not a CA certificate (basicConstraints cA=FALSE or absent; RFC 5280 "
+            "§6.1.4 (k) allows only CA certificates to sign others); the CA must reissue "
+            "that intermediate as a CA certificate, or issue the server's certificate "
+            "from a real CA",
+            subject=non_cas[0].subject.rfc4514_string() if non_cas else leaf_subject,
+        )
+    if "keyUsage" in reason or "key usage" in reason.lower():
+        return certificate_error(
+            "wrong_usage",
+            f"a keyUsage extension in the chain does not allow this use ({reason}); "
+            "reissue the certificate with the right keyUsage",
+            subject=leaf_subject,
         )
     if "Forbidden public key algorithm" in reason or "Forbidden signature algorithm" in reason:
-        return UnsupportedCertificate(
+        return certificate_error(
+            "weak_key",
             f"{what} (or a CA certificate above it) uses a key or signature algorithm the "
-            "Web PKI profile forbids (allowed: RSA, ECDSA P-256/P-384/P-521 signatures): "
-            f"{reason}"
+            "Web PKI profile forbids (allowed: RSA of 2048 bits or more, ECDSA "
+            f"P-256/P-384/P-521 signatures): {reason}",
+            subject=leaf_subject,
         )
-    if "no subjectAltName" in reason:
-        return BadCertificate(
-            f"{what} has no subjectAltName extension, which RFC 5280/CA/B Forum verification "
-            "requires (the subject CN is not used, RFC 6125 §6.4.4); reissue it with the "
-            "host names as SANs"
+    if "no subjectAltName" in reason or (
+        "subjectAltName" in reason and "missing required extension" in reason
+    ):
+        return certificate_error(
+            "hostname_mismatch" if server_name is not None else "policy",
+            f"{what} has no subjectAltName extension, so it is valid for no host name "
+            "(the subject CN is no longer used, RFC 6125 §6.4.4)"
+            + (f"; we asked for {server_name!r}" if server_name is not None else "")
+            + "; reissue it with the host names as SANs",
+            subject=leaf_subject,
         )
-    return BadCertificate(f"{what} did not verify: {reason}")
+    return certificate_error(
+        "policy",
+        f"{what} (or a certificate above it) was refused by the verification policy: "
+        f"{reason}; reissue it following RFC 5280",
+        subject=leaf_subject,
+    )
+
+
+def _no_issuer(
+    current: x509.Certificate,
+    leaf: x509.Certificate,
+    what: str,
+    trusted: str,
+    role: str,
+    position: int,
+) -> CertificateError:
+    """The walk stopped: ``current``'s issuer is neither sent nor trusted."""
+    leaf_subject = leaf.subject.rfc4514_string()
+    via = "" if current is leaf else f" (via {_count(position - 1, 'intermediate')})"
+    if _name_key(current.subject) == _name_key(current.issuer):
+        if current is leaf:
+            return certificate_error(
+                "self_signed",
+                f"{what} is self-signed (its issuer is itself) and not among {trusted}; "
+                "if you trust it, pass --cafile with it (or with the CA that issued it)",
+                subject=leaf_subject,
+            )
+        return certificate_error(
+            "unknown_issuer",
+            f"the chain the {role} sent ends at the CA {_name(current.subject)}{via}: the "
+            f"root {_name(current.subject)} is self-signed and not among {trusted}; if you "
+            "trust that CA, pass --cafile with its certificate",
+            subject=leaf_subject,
+        )
+    if _is_dev_ca_name(current.issuer):
+        return certificate_error(
+            "unknown_issuer",
+            f"{what} was issued by {_name(current.issuer)}, tlsmith's development CA, "
+            f"which is not among {trusted}; {_dev_ca_hint()}",
+            subject=leaf_subject,
+        )
+    urls = _ca_issuers_urls(current)
+    if urls:
+        return certificate_error(
+            "missing_intermediate",
+            f"{what} was issued by {_name(current.issuer)}{via}, which the {role} did not "
+            f"send and which is not among {trusted}: the {role} is missing an "
+            "intermediate certificate; the certificate says it can be downloaded from "
+            f"{', '.join(urls)} (authorityInformationAccess caIssuers); the {role} "
+            "should send it after its own certificate",
+            subject=leaf_subject,
+        )
+    return certificate_error(
+        "unknown_issuer",
+        f"{what} chains up to {_name(current.issuer)}{via}, which is not among {trusted}; "
+        f"the {role} may be missing an intermediate certificate, or that CA is not "
+        f"trusted here: {_CAFILE_HINT}",
+        subject=leaf_subject,
+    )
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError):
+        return False
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -440,6 +744,16 @@ def _valid_for(leaf: x509.Certificate) -> str:
     )
 
 
+def _wildcard_note(leaf: x509.Certificate) -> str:
+    if any(isinstance(v, str) and v.startswith("*.") for v in _san_values(leaf)):
+        return (
+            " (a wildcard stands for exactly one whole left-most label: *.example.com "
+            "covers www.example.com but neither example.com nor a.www.example.com, "
+            "RFC 6125 §6.4.3)"
+        )
+    return ""
+
+
 def _eku_names(cert: x509.Certificate) -> str:
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -464,12 +778,15 @@ def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
 def _validity_error(cert: x509.Certificate, now: datetime, what: str) -> CertificateExpired | None:
     # RFC 5280 §4.1.2.5: valid from notBefore to notAfter, both inclusive.
     not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    subject = cert.subject.rfc4514_string()
     if now < not_before:
         return CertificateExpired(
             f"{what} is not valid for another {_span(not_before - now)} "
             f"(not_before {_iso(not_before)}, now {_iso(now)}) — check the clock on this "
             "machine or the peer's; if both are right, the certificate was issued with a "
-            "future start date"
+            "future start date",
+            reason="not_yet_valid",
+            subject=subject,
         )
     if now > not_after:
         ago = now - not_after
@@ -480,7 +797,9 @@ def _validity_error(cert: x509.Certificate, now: datetime, what: str) -> Certifi
         )
         return CertificateExpired(
             f"{what} expired {_span(ago)} ago (not_after {_iso(not_after)}, now {_iso(now)}); "
-            f"it needs to be renewed{hint}"
+            f"it needs to be renewed{hint}",
+            reason="expired",
+            subject=subject,
         )
     return None
 
@@ -569,3 +888,29 @@ def describe_certificate(cert: x509.Certificate) -> dict[str, str | list[str]]:
         "signature_algorithm": _oid_name(cert.signature_algorithm_oid),
         "sha256_fingerprint": sha256(der).hexdigest(),
     }
+
+
+def describe_chain(chain_der: Sequence[bytes]) -> list[dict[str, str | list[str]]]:
+    """``describe_certificate`` for each certificate the peer sent, in the order sent
+    (for printing the chain on failure, as ``openssl s_client`` does). A certificate
+    that cannot be parsed is described by its position, size, fingerprint and error."""
+    described: list[dict[str, str | list[str]]] = []
+    for index, der in enumerate(chain_der):
+        der = bytes(der)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                info = describe_certificate(x509.load_der_x509_certificate(der))
+        except Exception as exc:  # malformed: say so, never fail while describing
+            info = {
+                "subject": "(unreadable)",
+                "issuer": "(unreadable)",
+                "not_before": "",
+                "not_after": "",
+                "subject_alt_names": [],
+                "error": f"not valid DER X.509 ({len(der)} bytes; {type(exc).__name__}: {exc})",
+                "sha256_fingerprint": sha256(der).hexdigest(),
+            }
+        info["position"] = str(index)
+        described.append(info)
+    return described
