@@ -14,7 +14,7 @@ from tlsmith.codec.enums import AlertDescription, CipherSuite, NamedGroup, Proto
 from tlsmith.config import DEFAULT_GROUPS, DEFAULT_SUITES, ClientConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto.suites import suite_info
-from tlsmith.errors import AlertReceived, TLSError
+from tlsmith.errors import AlertReceived, CertificateError, ProtocolError, TLSError
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
 from tlsmith.io.blocking import TLSSocket, with_keylog
@@ -130,9 +130,7 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                    "certificate, and we had none to send: it probably requires one "
                    "(pass --cert/--key).")
         if as_json:
-            console.print_json(json.dumps({"ok": False, "error": type(exc).__name__,
-                                           "explanation": why,
-                                           "trace": records_to_json(collector)}))
+            console.print_json(json.dumps(failure_json(exc, why, collector)))
         else:
             err_console.print(f"[bold red]error:[/bold red] {why}")
         return 1
@@ -156,6 +154,21 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
         console.rule("reply")
         console.print(reply.decode("utf-8", "replace"), markup=False, highlight=False)
     return 0
+
+
+def failure_json(exc: BaseException, why: str, collector: TraceCollector) -> dict[str, Any]:
+    """The --json object of a failed connection: what failed, the alert sent or received,
+    and for certificate failures the reason and the chain the server sent."""
+    out: dict[str, Any] = {"ok": False, "error": type(exc).__name__, "explanation": why}
+    if isinstance(exc, AlertReceived):
+        out["alert_received"] = exc.description.rfc_name
+    elif isinstance(exc, ProtocolError):
+        out["alert_sent"] = exc.alert.rfc_name
+    if isinstance(exc, CertificateError):
+        out["reason"] = exc.reason
+        out["peer_chain"] = exc.peer_chain
+    out["trace"] = records_to_json(collector)
+    return out
 
 
 def _certificate_was_requested(collector: TraceCollector) -> bool:
