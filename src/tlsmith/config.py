@@ -18,6 +18,8 @@ from tlsmith.errors import UsageError
 from tlsmith.observe import Observer
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from tlsmith.x509.keys import PrivateKey
     from tlsmith.x509.verify import TrustStore
 
@@ -123,6 +125,10 @@ class CertifiedKey:
     chain: tuple[bytes, ...]
     private_key: PrivateKey
     names: tuple[str, ...] = ()  # DNS names / IPs the leaf is valid for (for SNI choice)
+    # A DER OCSPResponse about the leaf, stapled when the client sends status_request
+    # (RFC 6066 §8): in TLS 1.3 in the leaf's CertificateEntry (RFC 8446 §4.4.2.1), in
+    # TLS 1.2 as a CertificateStatus message after Certificate. None: staple nothing.
+    ocsp_response: bytes | None = None
 
     @functools.cached_property
     def tls13_schemes(self) -> frozenset[SignatureScheme]:
@@ -186,6 +192,15 @@ class ClientConfig:
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
     verify_certificates: bool = True
+    # Apply the CA/Browser Forum profile unchanged when verifying the server's chain
+    # (verify_server_chain(strict=True)); the default accepts what OpenSSL accepts.
+    strict: bool = False
+    # Revocation (RFC 6960, RFC 6066 §8, RFC 5280 §6.3): ask for a stapled OCSP response
+    # (status_request), check it and these CRLs. Without any revocation information the
+    # handshake soft-fails (and says "not checked") unless require_revocation is set.
+    request_ocsp: bool = True
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+    require_revocation: bool = False
     middlebox_compat: bool = True
     max_fragment: int = 2**14
     random: Random = os.urandom
@@ -210,6 +225,10 @@ class ClientConfig:
         for proto in self.alpn_protocols:
             if not 1 <= len(proto.encode()) <= 255:
                 raise UsageError(f"ALPN protocol name {proto!r} must be 1..255 bytes")
+        if self.require_revocation and not self.verify_certificates:
+            raise UsageError("require_revocation (--require-revocation) needs certificate "
+                             "verification (verify_certificates=True, no --insecure): "
+                             "revocation is checked only on a verified chain")
         if self.verify_certificates and self.trust is None:
             raise UsageError(
                 "certificate verification needs a trust store: pass trust=TrustStore..., "

@@ -21,6 +21,7 @@ from tlsmith.codec.enums import (
     AlertDescription,
     AlertLevel,
     ContentType,
+    ExtensionType,
     HandshakeType,
     ProtocolVersion,
 )
@@ -46,6 +47,7 @@ from tlsmith.events import (
 )
 from tlsmith.handshake import start
 from tlsmith.handshake.base import State
+from tlsmith.handshake.common13 import Connected13
 from tlsmith.observe import (
     CheckTrace,
     Epoch,
@@ -98,6 +100,8 @@ class TLSConnection:
         self.info: HandshakeInfo | None = None
         self.client_random = b""
         self.received_ccs = 0
+        # RFC 8446 §4.2.6: whether the (last) ClientHello offered post_handshake_auth.
+        self.post_handshake_auth_offered = False
         self._observer = config.observer
         # States talk to the connection through this private channel, never through the
         # public API (design.md: set_write/emit and friends stay out of TLSConnection).
@@ -202,6 +206,24 @@ class TLSConnection:
         self._state.key_update(self._io, request_peer=request_peer)
         self._flush_handshake()
 
+    def request_client_certificate(self) -> None:
+        """Server, TLS 1.3: ask for a client certificate after the handshake (RFC 8446
+        §4.6.2). The client must have offered post_handshake_auth, the server needs
+        ``ServerConfig.client_trust``, and only one request may be outstanding; otherwise
+        UsageError. The answer arrives as a ``ClientCertificateReceived`` event;
+        application data keeps flowing both ways meanwhile."""
+        self._check_alive()
+        state = self._state
+        if self.is_client:
+            raise UsageError("request_client_certificate() is for the server side")
+        if self.closed:
+            raise UsageError("request_client_certificate() after close()")
+        if not isinstance(state, Connected13):
+            raise UsageError("request_client_certificate() needs a completed TLS 1.3 "
+                             "handshake")
+        state.request_client_certificate(self._io)
+        self._flush_handshake()
+
     def export_keying_material(self, label: bytes, context: bytes | None, length: int
                                ) -> bytes:
         """Keying material exporter: RFC 8446 §7.5 (TLS 1.3) or RFC 5705 (TLS 1.2)."""
@@ -269,6 +291,16 @@ class TLSConnection:
             self._read_changed = False
             self._state = state.handle(self._io, HandshakeType(msg_type), memoryview(body),
                                        raw)
+            if (self.post_handshake_auth_offered and self._state is not state
+                    and isinstance(self._state, Connected13)
+                    and self._state.transcript is None):
+                # The handshake just ended: keep its transcript for post-handshake
+                # authentication (RFC 8446 §4.6.2, §4.4.1).
+                from tlsmith.handshake.pha13 import final_transcript
+
+                transcript = final_transcript(state)
+                if transcript is not None:
+                    self._state.enable_post_handshake_auth(transcript.copy())
             if self._read_changed and self._handshake.has_partial():
                 # RFC 8446 §5.1: a key change must fall on a record boundary.
                 raise UnexpectedMessage("handshake data after a key change was in the same "
@@ -325,6 +357,11 @@ class TLSConnection:
 
 
 
+def _offers_pha(hello: ClientHello) -> bool:
+    return any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH
+               for e in hello.extensions)
+
+
 class _Channel:
     """The connection as a handshake state sees it (``HandshakeIO``): private, so the
     public ``TLSConnection`` API carries none of these methods."""
@@ -346,6 +383,7 @@ class _Channel:
         c = self._c
         if isinstance(message, ClientHello):
             c.client_random = message.random
+            c.post_handshake_auth_offered = _offers_pha(message)
         c._pending += raw
         if c._observer is not None:
             c._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
@@ -355,6 +393,7 @@ class _Channel:
         c = self._c
         if isinstance(message, ClientHello) and not c.is_client:
             c.client_random = message.random
+            c.post_handshake_auth_offered = _offers_pha(message)
         if c._observer is not None:
             c._trace(MessageTrace("received", type(message).__name__, message, len(raw),
                                   c.read_epoch, c.now()))

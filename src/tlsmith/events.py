@@ -39,6 +39,12 @@ class HandshakeInfo:
     # Client side: whether the server asked for a certificate, and whether we sent one.
     client_certificate_requested: bool = False
     client_certificate_sent: bool = False
+    # Client side: the revocation verdict on the server's certificate (RFC 6960 / RFC 5280
+    # §6.3): ``revocation_state`` is good | revoked | unknown | stale | invalid |
+    # not_checked, ``revocation`` the sentence saying what was (or was not) checked.
+    # None on the server side.
+    revocation: str | None = None
+    revocation_state: str | None = None
 
     @property
     def version_label(self) -> str:
@@ -95,3 +101,15 @@ class ConnectionClosed(Event):
 
 
 NEED_DATA = NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCertificateReceived(Event):
+    """Server side, TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2): the client's
+    answer to ``TLSConnection.request_client_certificate()``. ``chain``: DER, leaf first
+    (empty: the client has no certificate to give); ``verified``: it chained to
+    ServerConfig.client_trust and the client proved its key (CertificateVerify) and the
+    exchange (Finished). A chain that fails verification is a fatal alert, not an event."""
+
+    chain: tuple[bytes, ...]
+    verified: bool

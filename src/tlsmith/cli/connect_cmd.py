@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tlsmith.cli.names import suites_for
@@ -20,6 +22,9 @@ from tlsmith.explain import explain
 from tlsmith.io.blocking import TLSSocket, with_keylog
 from tlsmith.observe import MessageTrace
 from tlsmith.trace import TraceCollector, records_to_json, render_ladder
+
+if TYPE_CHECKING:
+    from tlsmith.x509.verify import TrustStore
 
 
 def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
@@ -42,6 +47,8 @@ def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
         "encrypt_then_mac": info.encrypt_then_mac,
         "peer_certificates": [describe_certificate(parse_der(der))
                               for der in info.peer_certificates],
+        "revocation": ({"state": info.revocation_state, "detail": info.revocation}
+                       if info.revocation is not None else None),
     }
 
 
@@ -51,18 +58,18 @@ def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[N
                         min_version: ProtocolVersion = ProtocolVersion.TLS12,
                         max_version: ProtocolVersion = ProtocolVersion.TLS13,
                         allow_no_ems: bool = False, client_cert: str | None = None,
-                        client_key: str | None = None) -> ClientConfig:
+                        client_key: str | None = None, capath: str | None = None,
+                        strict: bool = False, crl_files: tuple[str, ...] = (),
+                        require_revocation: bool = False) -> ClientConfig:
     from tlsmith.config import CertifiedKey
-    from tlsmith.x509.verify import TrustStore
+    from tlsmith.x509.revocation import load_crl
 
     certificate = None
     if client_cert is not None and client_key is not None:
         # Mutual TLS: sent only if the server asks for a certificate.
         certificate = CertifiedKey.from_files(client_cert, client_key)
 
-    trust = None
-    if not insecure:
-        trust = TrustStore.from_pem_file(cafile) if cafile else TrustStore.system()
+    trust = None if insecure else choose_trust_store(cafile, capath)
     group_list = tuple(groups) if groups else DEFAULT_GROUPS
     config: ClientConfig = with_keylog(ClientConfig(
         cipher_suites=suites_for(ciphers, DEFAULT_SUITES),
@@ -75,10 +82,51 @@ def build_client_config(*, host: str, ciphers: list[CipherSuite], groups: list[N
         key_share_groups=(group_list[0],),
         trust=trust,
         verify_certificates=not insecure,
+        strict=strict,
+        crls=tuple(load_crl(path) for path in crl_files),
+        require_revocation=require_revocation,
         certificate=certificate,
         observer=observer,
     ), keylog)
     return config
+
+
+def choose_trust_store(cafile: str | None, capath: str | None) -> TrustStore:
+    """--cafile and/or --capath (both: their anchors together), else the system store."""
+    from tlsmith.x509.verify import TrustStore
+
+    stores = []
+    if cafile:
+        stores.append(TrustStore.from_pem_file(cafile))
+    if capath:
+        stores.append(TrustStore.from_directory(capath))
+    if not stores:
+        return TrustStore.system()
+    return stores[0] if len(stores) == 1 else TrustStore.combine(*stores)
+
+
+def verification_preview(info: HandshakeInfo, *, cafile: str | None, capath: str | None,
+                         server_name: str, strict: bool, now: datetime, host: str,
+                         port: int) -> tuple[str, str]:
+    """--insecure: what verifying the server's chain would have said, as
+    ("passed" | "failed", a sentence)."""
+    from tlsmith.x509.verify import verify_server_chain
+
+    try:
+        trust = choose_trust_store(cafile, capath)
+        verify_server_chain(info.peer_certificates, trust=trust, server_name=server_name,
+                            now=now, strict=strict)
+    except CertificateError as exc:
+        text = explain(exc, host=host, port=port)
+        # explain() tells of a failed handshake; here the handshake went on regardless.
+        prefix = f"The handshake with {host}:{port} failed: "
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+        return "failed", text.replace("We sent the alert", "A verifying client sends the alert", 1)
+    except TLSError as exc:  # no trust store to verify with
+        return "failed", f"no trust store to verify with: {exc}"
+    return "passed", (f"the chain is valid for {server_name!r} and ends at a certificate "
+                      f"trusted in {trust.source}")
 
 
 def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: list[NamedGroup],
@@ -87,7 +135,9 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                 cafile: str | None, insecure: bool, send_text: str | None, http: bool,
                 timeout: float, as_json: bool, trace: bool, console: Console,
                 err_console: Console, client_cert: str | None = None,
-                client_key: str | None = None) -> int:
+                client_key: str | None = None, capath: str | None = None,
+                strict: bool = False, crl_files: tuple[str, ...] = (),
+                require_revocation: bool = False) -> int:
     collector = TraceCollector()
     try:
         config = build_client_config(host=host, ciphers=ciphers, groups=groups, alpn=alpn,
@@ -95,16 +145,30 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                                      insecure=insecure, observer=collector,
                                      min_version=min_version, max_version=max_version,
                                      allow_no_ems=allow_no_ems, client_cert=client_cert,
-                                     client_key=client_key)
+                                     client_key=client_key, capath=capath, strict=strict,
+                                     crl_files=crl_files,
+                                     require_revocation=require_revocation)
     except TLSError as exc:
         err_console.print(f"[bold red]error:[/bold red] {explain(exc, host=host, port=port)}")
         return 2
     tls: TLSSocket | None = None
     reply = b""
+    skipped: dict[str, str] | None = None
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
         tls = TLSSocket(sock, TLSConnection(config))
         info = tls.do_handshake()
+        if insecure:
+            # Before anything else on stderr: what verification would have said.
+            would_have, said = verification_preview(
+                info, cafile=cafile, capath=capath, server_name=config.server_name or host,
+                strict=strict, now=datetime.fromtimestamp(config.clock(), UTC), host=host,
+                port=port)
+            skipped = {"would_have": would_have, "explanation": said}
+            verb = "would have failed" if would_have == "failed" else "would have succeeded"
+            err_console.print(f"[bold yellow]warning:[/bold yellow] --insecure: the "
+                              f"certificate was NOT verified. Verification {verb}: "
+                              f"{escape(said)}")
         if http or send_text is not None:
             if http:
                 request = (f"GET / HTTP/1.1\r\nHost: {servername or host}\r\n"
@@ -141,6 +205,8 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
         out = info_to_json(info)
         out["ok"] = True
         out["server_verdict"] = verdict
+        if skipped is not None:
+            out["verification_skipped"] = skipped
         if reply:
             out["reply"] = reply.decode("utf-8", "replace")
         out["trace"] = records_to_json(collector)
@@ -225,6 +291,10 @@ def print_summary(console: Console, info: HandshakeInfo, host: str, port: int, *
     table.add_row("resumed", "yes" if info.resumed else "no")
     table.add_row("certificate", "[green]verified[/green]" if info.certificate_verified
                   else "[yellow]NOT verified (--insecure)[/yellow]")
+    if info.revocation is not None:
+        colour = {"good": "green", "not_checked": "yellow"}.get(info.revocation_state or "",
+                                                                 "red")
+        table.add_row("revocation", f"[{colour}]{escape(info.revocation)}[/{colour}]")
     console.print(table)
     for i, der in enumerate(info.peer_certificates):
         d = describe_certificate(parse_der(der))

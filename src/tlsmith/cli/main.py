@@ -79,7 +79,14 @@ def main() -> None:
 @click.option("--servername", default=None, help="SNI and certificate name (default: HOST).")
 @click.option("--cafile", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Trust the CA certificates in this PEM file (default: system store).")
-@click.option("--insecure", is_flag=True, help="Do not verify the server's certificate.")
+@click.option("--capath", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Trust the CA certificates in this directory (*.pem, *.crt, *.cer and "
+              "OpenSSL hashed names such as 1a2b3c4d.0); with --cafile, both are trusted.")
+@click.option("--strict", is_flag=True, help="Verify with the CA/Browser Forum profile "
+              "(as public CAs must issue), not only what OpenSSL and browsers accept; a "
+              "failure names the rule.")
+@click.option("--insecure", is_flag=True, help="Do not verify the server's certificate "
+              "(connect anyway; stderr says what verification would have said).")
 @click.option("--send", "send_text", default=None, help="Send TEXT after the handshake and "
               "print the reply.")
 @click.option("--http", "http", is_flag=True, help="Send GET / and print the reply.")
@@ -91,13 +98,22 @@ def main() -> None:
               "(mutual TLS; needs --key).")
 @click.option("--key", "client_key", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Private key PEM for --cert.")
+@click.option("--crl", "crl_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Check the server's certificate against this CRL (PEM or DER; "
+              "repeatable).")
+@click.option("--require-revocation", is_flag=True,
+              help="Fail unless a stapled OCSP response or a --crl shows the server's "
+              "certificate is not revoked (default: soft-fail and say 'not checked').")
 def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             alpn: tuple[str, ...], keylog: str | None, tls13: bool, tls12: bool,
             allow_no_ems: bool,
             servername: str | None, cafile: str | None, insecure: bool,
             send_text: str | None, http: bool, timeout: float, as_json: bool,
             trace: bool, client_cert: str | None = None,
-            client_key: str | None = None) -> None:
+            client_key: str | None = None, capath: str | None = None,
+            strict: bool = False, crl_files: tuple[str, ...] = (),
+            require_revocation: bool = False) -> None:
     """Connect to HOST[:PORT] (default port 443) and show what was negotiated."""
     from tlsmith.cli.connect_cmd import run_connect
 
@@ -112,7 +128,8 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
         servername=servername, cafile=cafile, insecure=insecure, send_text=send_text,
         http=http, timeout=timeout, as_json=as_json, trace=trace,
         console=console, err_console=err_console, client_cert=client_cert,
-        client_key=client_key)
+        client_key=client_key, capath=capath, strict=strict, crl_files=crl_files,
+        require_revocation=require_revocation)
     sys.exit(code)
 
 
@@ -135,11 +152,19 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
               "(mutual TLS; optional unless --require-client-cert).")
 @click.option("--require-client-cert", is_flag=True,
               help="Refuse clients without a certificate from --client-ca.")
+@click.option("--ocsp", "ocsp_file", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Staple this DER OCSP response (RFC 6960) for every "
+              "--cert to clients that ask (status_request).")
+@click.option("--post-handshake-auth", is_flag=True,
+              help="TLS 1.3: after the handshake, ask clients that offer it "
+              "(post_handshake_auth, e.g. openssl s_client -enable_pha) for a certificate "
+              "from --client-ca, instead of asking during the handshake.")
 def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
           keylog: str | None, tls13: bool, tls12: bool, allow_no_ems: bool,
           allow_rsa_kx: bool, echo: bool, trace: bool, max_connections: int,
-          client_ca: str | None = None, require_client_cert: bool = False) -> None:
+          client_ca: str | None = None, require_client_cert: bool = False,
+          ocsp_file: str | None = None, post_handshake_auth: bool = False) -> None:
     """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
     from tlsmith.cli.serve_cmd import run_serve
 
@@ -154,7 +179,8 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
         allow_rsa_kx=allow_rsa_kx, alpn=list(alpn), keylog=keylog, echo=echo, trace=trace,
         max_connections=max_connections, console=console, client_ca=client_ca,
-        require_client_cert=require_client_cert))
+        require_client_cert=require_client_cert, ocsp_file=ocsp_file,
+        post_handshake_auth=post_handshake_auth))
 
 
 @main.command()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import html
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from tlsmith.cli.names import suites_for
 from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
@@ -88,6 +90,37 @@ def _credentials(cert_key_pairs: list[tuple[str, str]], console: Console
     return tuple(CertifiedKey.from_files(c, k) for c, k in creds.values())
 
 
+def _with_staple(certificates: tuple[CertifiedKey, ...], path: str, console: Console
+                 ) -> tuple[CertifiedKey, ...]:
+    """--ocsp FILE: staple the DER OCSP response to every certificate (RFC 6066 §8) --
+    whatever it says, so clients can be tested with good, revoked or stale responses --
+    and print what it says about each leaf."""
+    from pathlib import Path
+
+    from tlsmith.errors import UsageError
+    from tlsmith.x509.leaf import parse_der
+    from tlsmith.x509.revocation import check_ocsp_response
+
+    try:
+        der = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the OCSP response ({exc.strerror or exc})"
+                         ) from exc
+    if not der:
+        raise UsageError(f"{path}: the OCSP response file is empty")
+    for certified in certificates:
+        leaf = parse_der(certified.chain[0])
+        name = leaf.subject.rfc4514_string() or "(empty subject)"
+        if len(certified.chain) > 1:
+            said = check_ocsp_response(der, leaf, parse_der(certified.chain[1]),
+                                       now=datetime.now(UTC)).detail
+        else:
+            said = "not checked here: the chain has no issuer certificate"
+        console.print(f"[dim]stapling {escape(path)} for {escape(name)}: "
+                      f"{escape(said)}[/dim]")
+    return tuple(replace(c, ocsp_response=der) for c in certificates)
+
+
 def _with_rsa_kx(suites: tuple[CipherSuite, ...], allow: bool) -> tuple[CipherSuite, ...]:
     """--allow-rsa-kx alone adds the RSA key transport suites, least preferred."""
     if not allow or any(
@@ -103,7 +136,8 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               max_version: ProtocolVersion = ProtocolVersion.TLS13,
               allow_no_ems: bool = False, allow_rsa_kx: bool = False,
               console: Console, client_ca: str | None = None,
-              require_client_cert: bool = False) -> int:
+              require_client_cert: bool = False, ocsp_file: str | None = None,
+              post_handshake_auth: bool = False) -> int:
     lock = threading.Lock()
     done = threading.Event()
     served = [0]
@@ -113,9 +147,14 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
             from tlsmith.x509.verify import TrustStore
 
             client_trust = TrustStore.from_pem_file(client_ca)
+        certificates = _credentials(cert_key_pairs, console)
+        if ocsp_file is not None:
+            certificates = _with_staple(certificates, ocsp_file, console)
         config = ServerConfig(
-            certificates=_credentials(cert_key_pairs, console),
+            certificates=certificates,
+            # --post-handshake-auth: ask after the handshake (RFC 8446 §4.6.2), not in it.
             client_auth=("none" if client_trust is None
+                         or (post_handshake_auth and not require_client_cert)
                          else "require" if require_client_cert else "request"),
             client_trust=client_trust,
             cipher_suites=_with_rsa_kx(suites_for(ciphers, DEFAULT_SUITES), allow_rsa_kx),
@@ -126,6 +165,11 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
             require_extended_master_secret=not allow_no_ems,
             allow_rsa_key_exchange=allow_rsa_kx,
         )
+        if post_handshake_auth and client_trust is None:
+            from tlsmith.errors import UsageError
+
+            raise UsageError("--post-handshake-auth needs --client-ca FILE (the CAs the "
+                             "client certificates must chain to)")
     except Exception as exc:
         console.print(f"[bold red]error:[/bold red] {explain(exc)}")
         return 2
@@ -141,6 +185,16 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
         with lock:
             console.print(log_line(info, peer), markup=False, highlight=False)
         try:
+            if post_handshake_auth and tls.conn.post_handshake_auth_offered and (
+                    info.version == ProtocolVersion.TLS13):
+                answer = tls.request_client_certificate()
+                assert answer is not None
+                # The page and the log show the post-handshake identity.
+                info = replace(info, client_certificates=answer.chain,
+                               client_certificate_verified=answer.verified)
+                with lock:
+                    console.print(f"{peer[0]}:{peer[1]} post-handshake client certificate: "
+                                  f"{client_identity(info)}", markup=False, highlight=False)
             if echo:
                 while True:
                     data = tls.recv()

@@ -109,6 +109,9 @@ def build_client_hello(
     sni = sni_name(cfg.server_name)
     if sni:
         extensions.append(ext.ServerName(sni))
+    if cfg.request_ocsp and cfg.verify_certificates:
+        # RFC 6066 §8: ask for a stapled OCSP response (no responder ids, no extensions).
+        extensions.append(ext.StatusRequest())
     if tls13:
         extensions.append(ext.SupportedVersionsClientHello(versions))
     extensions += [
@@ -131,6 +134,10 @@ def build_client_hello(
                 ext.KeyShareEntry(g, s.public_bytes) for g, s in shares.items())),
             ext.PskKeyExchangeModes((PskKeyExchangeMode.PSK_DHE_KE,)),
         ]
+        if cfg.certificate is not None:
+            # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
+            # after the handshake too (post-handshake authentication, §4.6.2).
+            extensions.append(ext.PostHandshakeAuth())
     if cfg.alpn_protocols:
         extensions.append(ext.ApplicationLayerProtocolNegotiation(
             tuple(p.encode() for p in cfg.alpn_protocols)))

@@ -1,6 +1,7 @@
 """The TLS 1.2 client handshake (RFC 5246 §7.3), one class per state.
 
-    client.ExpectServerHello ─► ExpectCertificate ─► ExpectServerKeyExchange (ECDHE/DHE)
+    client.ExpectServerHello ─► ExpectCertificate ─► [ExpectCertificateStatus]
+      ─► ExpectServerKeyExchange (ECDHE/DHE)
       ─► ExpectServerHelloDone (CertificateRequest allowed) ─► our flight:
          [Certificate] ClientKeyExchange [CertificateVerify] ChangeCipherSpec Finished
       ─► AwaitChangeCipherSpec ─► ExpectFinished ─► Connected12
@@ -25,6 +26,7 @@ from tlsmith.codec.messages import CertificateVerify, ClientHello, Finished, Ser
 from tlsmith.codec.messages12 import (
     Certificate12,
     CertificateRequest12,
+    CertificateStatus,
     ClientKeyExchangeDHE,
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
@@ -63,6 +65,7 @@ from tlsmith.handshake.proofs import (
     ServerAuthenticated,
     SignatureVerified,
     accept_server_chain,
+    check_revocation,
     key_transport_server,
     verify_signature,
 )
@@ -87,6 +90,9 @@ class Handshake12:
     dh_params: tuple[int, int] | None = None  # (p, g) for DHE
     cert_requested: bool = False
     cert_request: CertificateRequest12 | None = None
+    # RFC 6066 §8: the ServerHello echoed status_request, so a CertificateStatus may
+    # follow the Certificate.
+    status_requested: bool = False
 
 
 def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: bytes
@@ -144,7 +150,9 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     transcript.set_hash(suite.hash_name)
     transcript.update(raw)
     io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
-    h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn)
+    status_requested = ext.find_extension(sh.extensions, ext.StatusRequest) is not None
+    h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn,
+                    status_requested=status_requested)
     return ExpectCertificate(h)
 
 
@@ -163,6 +171,8 @@ class ExpectCertificate(_State12):
         io.received(cert, raw)
         if not cert.certificate_list:
             raise DecodeError("the server sent an empty Certificate message")
+        # The chain first: its errors say what is wrong and carry the chain as sent.
+        accepted = accept_server_chain(io, cert.certificate_list)
         key = leaf_public_key(cert.certificate_list[0])
         if key_kind(key) != h.suite.authentication:
             # RFC 5246 §7.4.2: the key must fit the suite's authentication/key exchange.
@@ -170,11 +180,45 @@ class ExpectCertificate(_State12):
                 f"{h.suite.name} needs an {(h.suite.authentication or '').upper()} "
                 "certificate; the "
                 f"server sent one with a {key_kind(key) or 'different'} key")
-        accepted = accept_server_chain(io, cert.certificate_list)
         h.transcript.update(raw)
-        if h.suite.key_exchange == "rsa":
-            return ExpectServerHelloDone(h, key_transport_server(accepted))
-        return ExpectServerKeyExchange(h, accepted)
+        if h.status_requested:
+            return ExpectCertificateStatus(h, accepted)
+        return _after_certificate(h, check_revocation(io, accepted, None))
+
+
+def _after_certificate(h: Handshake12, accepted: ChainAccepted) -> State[ClientIO]:
+    if h.suite.key_exchange == "rsa":
+        return ExpectServerHelloDone(h, key_transport_server(accepted))
+    return ExpectServerKeyExchange(h, accepted)
+
+
+class ExpectCertificateStatus(_State12):
+    """RFC 6066 §8: the server echoed status_request, so a CertificateStatus carrying a
+    stapled OCSP response may follow its Certificate -- or not ("a server MAY choose not
+    to send" it): then the next message is what would follow the Certificate."""
+
+    def __init__(self, hs: Handshake12, chain: ChainAccepted) -> None:
+        super().__init__(hs)
+        self.chain = chain
+        then = ({HandshakeType.SERVER_HELLO_DONE, HandshakeType.CERTIFICATE_REQUEST}
+                if hs.suite.key_exchange == "rsa" else {HandshakeType.SERVER_KEY_EXCHANGE})
+        self.expects = frozenset({HandshakeType.CERTIFICATE_STATUS, *then})
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        if msg_type == HandshakeType.CERTIFICATE_STATUS:
+            status = CertificateStatus.parse_body(body)
+            io.received(status, raw)
+            io.note(f"the server stapled an OCSP response ({len(status.ocsp_response)} "
+                    "bytes)")
+            accepted = check_revocation(io, self.chain, status.ocsp_response)
+            h.transcript.update(raw)
+            return _after_certificate(h, accepted)
+        io.note("the server acknowledged status_request but sent no CertificateStatus "
+                "(RFC 6066 §8 allows that)")
+        accepted = check_revocation(io, self.chain, None)
+        return _after_certificate(h, accepted).handle(io, msg_type, body, raw)
 
 
 class ExpectServerKeyExchange(_State12):
@@ -353,6 +397,7 @@ class ExpectFinished(_State12):
         check_finished(io, self.keys, h.transcript, fin, client=False)
         h.transcript.update(raw)
         chain = self.auth.chain
+        rev = chain.revocation
         scheme = self.auth.scheme if isinstance(self.auth, SignatureVerified) else None
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
@@ -371,6 +416,8 @@ class ExpectFinished(_State12):
             key_exchange=(h.suite.key_exchange or "").upper() or None,
             client_certificate_requested=h.cert_requested,
             client_certificate_sent=self.sent_certificate,
+            revocation=rev.detail if rev is not None else None,
+            revocation_state=rev.state if rev is not None else None,
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=True)

@@ -63,6 +63,7 @@ from tlsmith.handshake.proofs import (
     ChainAccepted,
     SignatureVerified,
     accept_server_chain,
+    check_revocation,
     verify_signature,
 )
 from tlsmith.observe import Epoch
@@ -268,6 +269,14 @@ def _certificate(io: ClientIO, h: Handshake13, body: memoryview, raw: bytes
         # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
         check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
     accepted = accept_server_chain(io, tuple(e.cert_data for e in cert.certificate_list))
+    # RFC 8446 §4.4.2.1: a stapled OCSP response is the status_request extension of the
+    # leaf's CertificateEntry (a CertificateStatus body).
+    staple = ext.find_extension(cert.certificate_list[0].extensions,
+                                ext.CertificateStatusExtension)
+    if staple is not None:
+        io.note(f"the server stapled an OCSP response ({len(staple.ocsp_response)} bytes)")
+    accepted = check_revocation(io, accepted,
+                                staple.ocsp_response if staple is not None else None)
     h.transcript.update(raw)
     return ExpectCertificateVerify(h, accepted)
 
@@ -328,6 +337,7 @@ class ExpectFinished(_State13):
         h.transcript.update(raw_f)
         rms = master.resumption_master_secret(h.transcript.digest())
         io.set_write(encrypter(suite, cats), Epoch.APPLICATION)
+        rev = self.proof.chain.revocation
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS13,
             cipher_suite=CipherSuite(suite.suite),
@@ -342,6 +352,8 @@ class ExpectFinished(_State13):
             client_random=h.hello.random,
             client_certificate_requested=h.cert_request is not None,
             client_certificate_sent=sent_certificate,
+            revocation=rev.detail if rev is not None else None,
+            revocation_state=rev.state if rev is not None else None,
         )))
         io.handshake_done()
         return Connected13(TrafficSecrets(suite, read_secret=sats, write_secret=cats),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tlsmith.codec.enums import HandshakeType, KeyUpdateRequest, ProtocolVersion
 from tlsmith.codec.extensions import EarlyDataIndication, find_extension
@@ -10,13 +11,18 @@ from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo
-from tlsmith.errors import UnexpectedMessage
+from tlsmith.crypto.transcript import Transcript
+from tlsmith.errors import UnexpectedMessage, UsageError
 from tlsmith.events import KeyUpdated, SessionTicketReceived
 from tlsmith.handshake.base import IO, HandshakeIO, State, check_server_extensions
 from tlsmith.handshake.proofs import FinishedVerified
 from tlsmith.handshake.proofs import verify_finished as _verify_finished
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import TLS13Decrypter, TLS13Encrypter
+
+if TYPE_CHECKING:
+    from tlsmith.handshake.base import ServerIO
+    from tlsmith.handshake.pha13 import PhaStep
 
 # NSS key log labels for the TLS 1.3 secrets (see shared/peers.md).
 NSS_LABELS = {
@@ -91,24 +97,76 @@ class TrafficSecrets:
 
 
 class Connected13(State[IO]):
-    """After the handshake: KeyUpdate both ways; NewSessionTicket for clients (§4.6)."""
+    """After the handshake: KeyUpdate both ways; NewSessionTicket for clients (§4.6);
+    post-handshake client authentication (§4.6.2, handshake/pha13.py) once
+    ``enable_post_handshake_auth`` has given it the handshake transcript."""
 
     version = ProtocolVersion.TLS13
     accepts_application_data = True
 
     def __init__(self, secrets: TrafficSecrets, *, is_client: bool,
-                 resumption_master_secret: bytes, exporter_master_secret: bytes) -> None:
+                 resumption_master_secret: bytes, exporter_master_secret: bytes,
+                 transcript: Transcript | None = None) -> None:
         self.secrets = secrets
         self.is_client = is_client
         self.resumption_master_secret = resumption_master_secret
         self.exporter_master_secret = exporter_master_secret
-        self.expects = (
+        # RFC 8446 §4.6.2 / §4.4.1: the transcript through the client Finished (never
+        # updated: every post-handshake authentication starts from a copy of it). Set
+        # only when the client offered post_handshake_auth.
+        self.transcript = transcript
+        # The server's outstanding CertificateRequest exchange (one at a time).
+        self.pha: PhaStep | None = None
+        self._base_expects = (
             frozenset({HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET})
             if is_client else frozenset({HandshakeType.KEY_UPDATE})
         )
+        self.expects = self._base_expects
+        if transcript is not None:
+            self.enable_post_handshake_auth(transcript)
+
+    # -- post-handshake authentication (RFC 8446 §4.6.2) ------------------------------
+    def enable_post_handshake_auth(self, transcript: Transcript) -> None:
+        """The client offered post_handshake_auth: keep (a copy of) the transcript through
+        its Finished. A client then accepts CertificateRequest (without the extension
+        it is an unexpected_message, RFC 8446 §4.6.2)."""
+        self.transcript = transcript
+        self._set_expects()
+
+    def _set_expects(self) -> None:
+        extra: frozenset[HandshakeType] = frozenset()
+        if self.is_client and self.transcript is not None:
+            extra = frozenset({HandshakeType.CERTIFICATE_REQUEST})
+        elif self.pha is not None:
+            extra = self.pha.expects
+        self.expects = self._base_expects | extra
+
+    def request_client_certificate(self, io: ServerIO) -> None:
+        """Server: send a CertificateRequest; the answer arrives as a
+        ClientCertificateReceived event (application data may interleave)."""
+        from tlsmith.handshake import pha13
+
+        if self.is_client:
+            raise UsageError("only a server can request a client certificate")
+        if self.transcript is None:
+            raise UsageError("the client did not offer post_handshake_auth: it cannot be "
+                             "asked for a certificate after the handshake (RFC 8446 §4.6.2)")
+        if self.pha is not None:
+            raise UsageError("a post-handshake certificate request is already outstanding")
+        self.pha = pha13.send_certificate_request(io, self.secrets.suite, self.transcript)
+        self._set_expects()
 
     def handle(self, io: IO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[IO]:
+        if self.pha is not None and msg_type in self.pha.expects:
+            self.pha = self.pha.handle(io, self.secrets, msg_type, body, raw)
+            self._set_expects()
+            return self
+        if msg_type == HandshakeType.CERTIFICATE_REQUEST and self.transcript is not None:
+            from tlsmith.handshake import pha13
+
+            pha13.answer_certificate_request(io, self.secrets, self.transcript, body, raw)
+            return self
         if msg_type == HandshakeType.KEY_UPDATE:
             update = KeyUpdate.parse_body(body)
             io.received(update, raw)

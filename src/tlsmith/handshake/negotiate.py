@@ -59,6 +59,8 @@ class Offered:
     ec_point_formats: tuple[int, ...] | None
     fallback_scsv: bool
     types: frozenset[ExtensionType]
+    # RFC 6066 §8: the client asks for a stapled OCSP response (status_request, ocsp).
+    status_request: bool = False
 
     @property
     def max_version(self) -> ProtocolVersion:
@@ -110,6 +112,7 @@ def offer(ch: ClientHello) -> Offered:
         ec_point_formats=tuple(pf.ec_point_format_list) if pf is not None else None,
         fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in ch.cipher_suites,
         types=frozenset(by_type),
+        status_request=get(ext.StatusRequest) is not None,
     )
 
 
@@ -185,6 +188,14 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
         if fallback is None:
             fallback = CertChoice(ck, scheme, False)
     return fallback
+
+
+def staple_for(certified: CertifiedKey, offered: Offered) -> bytes | None:
+    """The OCSP response to staple for this certificate (RFC 6066 §8): only when the
+    client asked with status_request and we have one."""
+    if offered.status_request and certified.ocsp_response is not None:
+        return certified.ocsp_response
+    return None
 
 
 def no_certificate(offered: Offered) -> HandshakeFailure:

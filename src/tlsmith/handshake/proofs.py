@@ -6,15 +6,25 @@ their constructor refuses any caller that does not hold this module's private ke
 from __future__ import annotations
 
 import hmac
+import itertools
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from tlsmith.codec.enums import SignatureScheme
+from tlsmith.codec.enums import AlertDescription, SignatureScheme
 from tlsmith.crypto import sig
-from tlsmith.errors import DecodeError, DecryptError, IllegalParameter
+from tlsmith.errors import (
+    BadCertificateStatusResponse,
+    DecodeError,
+    DecryptError,
+    IllegalParameter,
+    ProtocolError,
+    certificate_error,
+)
 from tlsmith.handshake.base import ClientIO, HandshakeIO, ServerIO
+from tlsmith.x509 import revocation
 from tlsmith.x509.leaf import leaf_public_key
+from tlsmith.x509.revocation import RevocationStatus
 from tlsmith.x509.verify import VerifiedChain, verify_client_chain, verify_server_chain
 
 _MINT = object()
@@ -34,6 +44,8 @@ class ChainAccepted:
     verified: VerifiedChain | None
     chain: tuple[bytes, ...]
     _mint: object = field(default=None, repr=False, compare=False)
+    #: The revocation verdict on the leaf, once ``check_revocation`` ran (client side).
+    revocation: RevocationStatus | None = None
 
     def __post_init__(self) -> None:
         _minted(self)
@@ -85,7 +97,7 @@ def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted
         try:
             verified = verify_server_chain(
                 chain, trust=cfg.trust, server_name=cfg.server_name,
-                now=datetime.fromtimestamp(io.now(), tz=UTC))
+                now=datetime.fromtimestamp(io.now(), tz=UTC), strict=cfg.strict)
         except Exception as exc:
             io.check("certificate chain", False, str(exc))
             raise
@@ -94,6 +106,64 @@ def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted
     else:
         io.check("certificate chain", False, "NOT checked (verification disabled)")
     return ChainAccepted(verified, chain, _MINT)
+
+
+NOT_VERIFIED_SENTENCE = ("revocation: not checked — certificate verification is disabled "
+                         "(verify_certificates=False)")
+
+
+def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
+                     ) -> ChainAccepted:
+    """Is the server's (verified) leaf revoked? The stapled OCSP response (RFC 6960,
+    RFC 6066 §8), the configured CRLs (RFC 5280 §6.3) and must-staple (RFC 7633), decided
+    by ``revocation.decide``. A fatal verdict raises CertificateRevoked (certificate_revoked),
+    BadCertificateStatusResponse or CertificateUnknown; otherwise the verdict is carried on.
+    """
+    cfg = io.config
+    verified = accepted.verified
+    if verified is None:
+        status = RevocationStatus("not_checked", None, NOT_VERIFIED_SENTENCE)
+        io.note(status.detail)
+        return replace(accepted, revocation=status)
+    now = datetime.fromtimestamp(io.now(), tz=UTC)
+    path = verified.chain
+    leaf = verified.leaf
+    # The validated path runs leaf first, anchor last; a trusted self-signed leaf is its
+    # own issuer.
+    issuer = path[1] if len(path) > 1 else leaf
+    statuses: list[RevocationStatus] = []
+    if staple is not None:
+        statuses.append(revocation.check_ocsp_response(staple, leaf, issuer, now=now))
+    if cfg.crls:
+        statuses.append(revocation.check_crls(cfg.crls, leaf, issuer, now=now))
+        # RFC 5280 §6.3: the CAs on the path may be revoked too (only a listed
+        # revocation counts there; missing CRLs for them are not an error).
+        for cert, cert_issuer in itertools.pairwise(path[1:]):
+            ca_status = revocation.check_crls(cfg.crls, cert, cert_issuer, now=now)
+            if ca_status.state == "revoked":
+                statuses.append(ca_status)
+    status = revocation.decide(statuses, require=cfg.require_revocation,
+                               must_staple=revocation.must_staple(leaf),
+                               stapled=staple is not None)
+    if status.fatal:
+        io.check("revocation", False, status.detail)
+        raise _revocation_error(status)
+    if status.state == "good":
+        io.check("revocation", True, status.detail)
+    else:
+        # Soft-fail: nothing was checked (or nothing conclusive), and the handshake goes
+        # on -- neither a tick nor a cross, but the sentence saying so.
+        io.note(status.detail)
+    return replace(accepted, revocation=status)
+
+
+def _revocation_error(status: RevocationStatus) -> ProtocolError:
+    alert = status.alert
+    if alert == AlertDescription.CERTIFICATE_REVOKED:
+        return certificate_error("revoked", status.detail)
+    if alert == AlertDescription.BAD_CERTIFICATE_STATUS_RESPONSE:
+        return BadCertificateStatusResponse(status.detail)
+    return certificate_error("policy", status.detail)
 
 
 def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...]) -> ChainAccepted:

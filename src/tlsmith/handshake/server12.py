@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
+    CertificateStatusType,
     CipherSuite,
     ClientCertificateType,
     ECCurveType,
@@ -31,6 +32,7 @@ from tlsmith.codec.messages import (
 from tlsmith.codec.messages12 import (
     Certificate12,
     CertificateRequest12,
+    CertificateStatus,
     ClientKeyExchangeDHE,
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
@@ -63,6 +65,7 @@ from tlsmith.handshake.negotiate import (
     certificate_authorities,
     choose_alpn,
     choose_certificate,
+    staple_for,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -183,6 +186,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         exts.append(ext.ServerName(None))  # RFC 6066 §3
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
+    staple = staple_for(choice.cert.certified, offered)
+    if staple is not None:
+        exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
     sh = ServerHello(
         legacy_version=ProtocolVersion.TLS12,
         random=random,
@@ -200,6 +206,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     _send(io, h, sh)
     io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     _send(io, h, Certificate12(choice.cert.certified.chain))
+    if staple is not None:
+        _send(io, h, CertificateStatus(CertificateStatusType.OCSP, staple))
+        io.note(f"stapled an OCSP response ({len(staple)} bytes) in CertificateStatus")
     share: kx.KeyShareSecret | None = None
     if suite.key_exchange in ("ecdhe", "dhe"):
         assert choice.group is not None and choice.cert.scheme is not None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
+    CertificateStatusType,
     CipherSuite,
     HandshakeType,
     NamedGroup,
@@ -62,6 +63,7 @@ from tlsmith.handshake.negotiate import (
     choose_version,
     no_certificate,
     offer,
+    staple_for,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -85,6 +87,7 @@ class Choice:
     alpn: str | None
     server_name: str | None
     sni_matched: bool
+    staple: bytes | None = None  # a DER OCSP response for the leaf's CertificateEntry
 
 
 def check_client_hello(offered: Offered) -> None:
@@ -143,7 +146,8 @@ def choose(cfg: ServerConfig, offered: Offered) -> Choice:
     if cert is None or cert.scheme is None:
         raise no_certificate(offered)
     return Choice(info, group, by_group.get(group), cert.certified, cert.scheme,
-                  choose_alpn(cfg, offered), offered.server_name, cert.sni_matched)
+                  choose_alpn(cfg, offered), offered.server_name, cert.sni_matched,
+                  staple_for(cert.certified, offered))
 
 
 def _hrr(session_id: bytes, suite: CipherSuite, group: NamedGroup, cookie: bytes
@@ -295,8 +299,14 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     if io.config.client_auth != "none":
         flight.append(certificate_request(io.config))
         io.note(f"asking the client for a certificate (client_auth={io.config.client_auth})")
-    flight.append(
-        Certificate(b"", tuple(CertificateEntry(der, ()) for der in choice.certified.chain)))
+    entries = [CertificateEntry(der, ()) for der in choice.certified.chain]
+    if choice.staple is not None:
+        # RFC 8446 §4.4.2.1: the OCSP response rides in the leaf's CertificateEntry.
+        entries[0] = CertificateEntry(entries[0].cert_data, (ext.CertificateStatusExtension(
+            CertificateStatusType.OCSP, choice.staple),))
+        io.note(f"stapling an OCSP response ({len(choice.staple)} bytes) to our "
+                "certificate")
+    flight.append(Certificate(b"", tuple(entries)))
     for msg in flight:
         raw = msg.serialize()
         io.send_handshake(msg, raw)

@@ -19,6 +19,7 @@ from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
 from tlsmith.events import (
     NEED_DATA,
     ApplicationData,
+    ClientCertificateReceived,
     ConnectionClosed,
     HandshakeInfo,
     KeyUpdated,
@@ -53,6 +54,8 @@ class TLSSocket:
         self.tickets: list[SessionTicketReceived] = []
         self.handshake_seconds = 0.0
         self.key_updates_received = 0
+        # Server, TLS 1.3: answers to request_client_certificate() (RFC 8446 §4.6.2).
+        self.client_certificates: list[ClientCertificateReceived] = []
         # None while open; True after close_notify, False after a bare EOF (truncation).
         self.closed_cleanly: bool | None = None
         if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -96,6 +99,8 @@ class TLSSocket:
                 self.tickets.append(event)
             elif isinstance(event, KeyUpdated):
                 self.key_updates_received += 1
+            elif isinstance(event, ClientCertificateReceived):
+                self.client_certificates.append(event)
             self._flush()
             return True
 
@@ -177,6 +182,23 @@ class TLSSocket:
     def key_update(self, *, request_peer: bool = True) -> None:
         self.conn.key_update(request_peer=request_peer)
         self._flush()
+
+    def request_client_certificate(self, *, wait: bool = True
+                                   ) -> ClientCertificateReceived | None:
+        """Server, TLS 1.3: ask the client for a certificate after the handshake (RFC 8446
+        §4.6.2; the client must have offered post_handshake_auth, else UsageError). With
+        ``wait``, read until the answer arrives (application data that comes first is
+        kept for recv()) and return it; otherwise it lands in ``client_certificates``."""
+        answered = len(self.client_certificates)
+        self.conn.request_client_certificate()
+        self._flush()
+        if not wait:
+            return None
+        while len(self.client_certificates) == answered:
+            if not self._pump():
+                raise ConnectionClosedError("the client closed the connection before "
+                                            "answering the certificate request")
+        return self.client_certificates[answered]
 
     def settimeout(self, timeout: float | None) -> None:
         self.sock.settimeout(timeout)

@@ -106,7 +106,7 @@ def load_certificate_chain(source: Source) -> list[x509.Certificate]:
             certs = x509.load_pem_x509_certificates(data)
         else:
             certs = [x509.load_der_x509_certificate(data)]
-    except ValueError as exc:
+    except Exception as exc:  # ValueError, or InvalidVersion for "v4"
         if b"PRIVATE KEY-----" in data and b"CERTIFICATE-----" not in data:
             raise UsageError(
                 f"{label} holds a private key, not a certificate; pass the certificate file"

@@ -20,6 +20,7 @@ import functools
 import ipaddress
 import os
 import re
+import ssl
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -135,7 +136,7 @@ class TrustStore:
                     # e.g. a root with a negative serial (RFC 5280 §4.1.2.2 forbids it)
                     warnings.simplefilter("ignore", CryptographyDeprecationWarning)
                     certs.append(x509.load_pem_x509_certificate(block))
-            except ValueError as exc:
+            except Exception as exc:  # ValueError, InvalidVersion, ...
                 if not skip_unreadable:
                     raise UsageError(
                         f"{source}: certificate #{index} cannot be read ({exc})"
@@ -154,15 +155,102 @@ class TrustStore:
         return cls.from_pem_bytes(data, source=str(path), skip_unreadable=skip_unreadable)
 
     @classmethod
+    def from_directory(
+        cls, path: str | os.PathLike[str], *, skip_unreadable: bool = False
+    ) -> TrustStore:
+        """Every certificate in the files of directory ``path`` (like OpenSSL's
+        ``-CApath``): ``*.pem``, ``*.crt``, ``*.cer`` and OpenSSL hashed names
+        (``c_rehash``/``openssl rehash``: ``1a2b3c4d.0``, ``1a2b3c4d.1``...), PEM or DER.
+        A certificate found twice (a hashed-name link to a ``.pem``) counts once; files
+        with no certificate (a key, a CRL) are passed over."""
+        directory = Path(path)
+        try:
+            names = sorted(entry.name for entry in os.scandir(directory))
+        except OSError as exc:
+            raise UsageError(
+                f"{directory}: cannot read the CA directory ({exc.strerror or exc})"
+            ) from exc
+        certs: list[x509.Certificate] = []
+        seen: set[bytes] = set()
+        for name in names:
+            if not _is_ca_file_name(name):
+                continue
+            file = directory / name
+            try:
+                if not file.is_file():
+                    continue
+                data = file.read_bytes()
+            except OSError as exc:
+                if skip_unreadable:
+                    continue
+                raise UsageError(f"{file}: cannot read ({exc.strerror or exc})") from exc
+            for cert in _certificates_in(data, str(file), skip_unreadable=skip_unreadable):
+                der = cert.public_bytes(serialization.Encoding.DER)
+                if der not in seen:
+                    seen.add(der)
+                    certs.append(cert)
+        if not certs:
+            raise UsageError(
+                f"no certificates in {directory}: --capath wants a directory of PEM or DER "
+                "files named *.pem, *.crt or *.cer, or OpenSSL hashed names such as "
+                "1a2b3c4d.0 (openssl rehash DIR makes them)"
+            )
+        return cls(certs, source=str(directory))
+
+    @classmethod
+    def combine(cls, *stores: TrustStore) -> TrustStore:
+        """The anchors of all ``stores`` (e.g. ``--cafile`` and ``--capath`` together)."""
+        certs: list[x509.Certificate] = []
+        seen: set[bytes] = set()
+        for store in stores:
+            for cert in store.certificates:
+                der = cert.public_bytes(serialization.Encoding.DER)
+                if der not in seen:
+                    seen.add(der)
+                    certs.append(cert)
+        return cls(certs, source=" and ".join(store.source for store in stores))
+
+    @classmethod
     def system(cls) -> TrustStore:
-        """The operating system's CA bundle (no certifi): the first of SYSTEM_BUNDLE_PATHS."""
-        for candidate in SYSTEM_BUNDLE_PATHS:
-            if os.path.isfile(candidate):
-                return _load_cached(candidate, os.stat(candidate).st_mtime_ns)
+        """The system's trust anchors, found as OpenSSL finds them, else ``certifi``'s.
+
+        The first that holds a certificate of: the file ``SSL_CERT_FILE``, the
+        directories ``SSL_CERT_DIR`` (like PATH); the bundle file, then the directory,
+        that this Python's OpenSSL uses (``ssl.get_default_verify_paths()``); the first
+        of SYSTEM_BUNDLE_PATHS; and, when the system has none, ``certifi.where()`` (the
+        Mozilla bundle of the ``certifi`` package). Each is parsed once (until its file
+        or directory changes).
+        """
+        env_file = os.environ.get("SSL_CERT_FILE")
+        env_dir = os.environ.get("SSL_CERT_DIR")
+        found = _cached_stores([env_file] if env_file else [], _split_dirs(env_dir))
+        if found is not None:
+            return found
+        paths = ssl.get_default_verify_paths()
+        found = _cached_stores(
+            [p for p in (paths.cafile, paths.openssl_cafile) if p],
+            [p for p in (paths.capath, paths.openssl_capath) if p][:1],
+        )
+        if found is not None:
+            return found
+        found = _cached_stores(list(SYSTEM_BUNDLE_PATHS), [], first_only=True)
+        if found is not None:
+            return found
+        try:
+            import certifi
+        except ImportError:
+            certifi_where = None
+        else:
+            certifi_where = certifi.where()
+        if certifi_where and os.path.isfile(certifi_where):
+            store = _cached_stores([certifi_where], [])
+            if store is not None:
+                return store
         raise UsageError(
-            "no system CA bundle found (looked in "
+            "no system CA bundle found (looked at SSL_CERT_FILE, SSL_CERT_DIR, "
             + ", ".join(SYSTEM_BUNDLE_PATHS)
-            + "); install ca-certificates or pass --cafile"
+            + " and the certifi package); install ca-certificates or certifi, "
+            "or pass --cafile/--capath"
         )
 
     def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
@@ -173,9 +261,86 @@ class TrustStore:
         return cert in self.certificates
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, _mtime_ns: int) -> TrustStore:
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime_ns: int, is_dir: bool = False) -> TrustStore:
+    if is_dir:
+        return TrustStore.from_directory(path, skip_unreadable=True)
     return TrustStore.from_pem_file(path, skip_unreadable=True)
+
+
+def _cached_store(path: str, *, is_dir: bool) -> TrustStore | None:
+    """The (cached) store at ``path``, or None if there is none or it holds nothing."""
+    try:
+        if not (os.path.isdir(path) if is_dir else os.path.isfile(path)):
+            return None
+        return _load_cached(path, os.stat(path).st_mtime_ns, is_dir)
+    except (UsageError, OSError):
+        return None
+
+
+def _cached_stores(
+    files: Sequence[str], dirs: Sequence[str], *, first_only: bool = False
+) -> TrustStore | None:
+    """The first usable of ``files`` (with ``first_only``: only the first that exists),
+    else every usable directory of ``dirs`` together; None if none holds a certificate."""
+    for path in files:
+        store = _cached_store(path, is_dir=False)
+        if store is not None:
+            return store
+        if first_only and os.path.isfile(path):
+            break
+    stores: list[TrustStore] = []
+    for path in dirs:
+        store = _cached_store(path, is_dir=True)
+        if store is not None:
+            stores.append(store)
+    if not stores:
+        return None
+    if len(stores) == 1:
+        return stores[0]
+    return _combined_cached(tuple(stores))
+
+
+@functools.lru_cache(maxsize=4)
+def _combined_cached(stores: tuple[TrustStore, ...]) -> TrustStore:
+    return TrustStore.combine(*stores)
+
+
+def _split_dirs(value: str | None) -> list[str]:
+    """``SSL_CERT_DIR`` is a list of directories, like PATH."""
+    return [part for part in (value or "").split(os.pathsep) if part]
+
+
+_HASHED_NAME = re.compile(r"[0-9a-fA-F]{8}\.[0-9]+")
+_CA_SUFFIXES = (".pem", ".crt", ".cer")
+
+
+def _is_ca_file_name(name: str) -> bool:
+    return name.lower().endswith(_CA_SUFFIXES) or _HASHED_NAME.fullmatch(name) is not None
+
+
+def _certificates_in(data: bytes, source: str, *, skip_unreadable: bool) -> list[x509.Certificate]:
+    """The certificates in one file: its PEM blocks, else the whole file as DER."""
+    blocks = _PEM_CERTIFICATE.findall(data)
+    if not blocks:
+        if b"-----BEGIN" in data:
+            return []  # PEM, but a key or a CRL: not ours to read
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                return [x509.load_der_x509_certificate(data)]
+        except ValueError:
+            return []  # not a certificate at all
+    certs: list[x509.Certificate] = []
+    for index, block in enumerate(blocks, start=1):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+                certs.append(x509.load_pem_x509_certificate(block))
+        except ValueError as exc:
+            if not skip_unreadable:
+                raise UsageError(f"{source}: certificate #{index} cannot be read ({exc})") from exc
+    return certs
 
 
 # --- verification -------------------------------------------------------------------
@@ -217,6 +382,17 @@ def _ca_key_usage(
         raise ValueError("keyUsage of a CA certificate must allow keyCertSign")
 
 
+def _ee_server_eku(
+    _policy: object, _cert: x509.Certificate, value: x509.ExtendedKeyUsage | None
+) -> None:
+    # RFC 5280 §4.2.1.12: any criticality (trustme marks it critical); present, it must
+    # allow serverAuth (or anyExtendedKeyUsage).
+    if value is not None and not (
+            ExtendedKeyUsageOID.SERVER_AUTH in value
+            or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in value):
+        raise ValueError("required EKU not found (serverAuth)")
+
+
 @functools.cache
 def _lenient_policies(leaf_is_anchor: bool) -> tuple[ExtensionPolicy, ExtensionPolicy]:
     """(CA, EE) extension policies that accept what OpenSSL and browsers accept.
@@ -238,6 +414,7 @@ def _lenient_policies(leaf_is_anchor: bool) -> tuple[ExtensionPolicy, ExtensionP
         ExtensionPolicy.webpki_defaults_ee()
         .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
         .require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _ee_server_eku)
     )
     if leaf_is_anchor:
         ee = ee.may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, None).may_be_present(
