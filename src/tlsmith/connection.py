@@ -47,7 +47,6 @@ from tlsmith.events import (
 )
 from tlsmith.handshake import start
 from tlsmith.handshake.base import State
-from tlsmith.handshake.common13 import Connected13
 from tlsmith.observe import (
     CheckTrace,
     Epoch,
@@ -218,9 +217,6 @@ class TLSConnection:
             raise UsageError("request_client_certificate() is for the server side")
         if self.closed:
             raise UsageError("request_client_certificate() after close()")
-        if not isinstance(state, Connected13):
-            raise UsageError("request_client_certificate() needs a completed TLS 1.3 "
-                             "handshake")
         state.request_client_certificate(self._io)
         self._flush_handshake()
 
@@ -291,16 +287,6 @@ class TLSConnection:
             self._read_changed = False
             self._state = state.handle(self._io, HandshakeType(msg_type), memoryview(body),
                                        raw)
-            if (self.post_handshake_auth_offered and self._state is not state
-                    and isinstance(self._state, Connected13)
-                    and self._state.transcript is None):
-                # The handshake just ended: keep its transcript for post-handshake
-                # authentication (RFC 8446 §4.6.2, §4.4.1).
-                from tlsmith.handshake.pha13 import final_transcript
-
-                transcript = final_transcript(state)
-                if transcript is not None:
-                    self._state.enable_post_handshake_auth(transcript.copy())
             if self._read_changed and self._handshake.has_partial():
                 # RFC 8446 §5.1: a key change must fall on a record boundary.
                 raise UnexpectedMessage("handshake data after a key change was in the same "

@@ -117,6 +117,10 @@ class State(Generic[IO]):
                                ) -> bytes:
         raise UsageError("keying material can be exported only after the handshake")
 
+    def request_client_certificate(self, io: ServerIO) -> None:
+        """RFC 8446 §4.6.2 post-handshake authentication (a TLS 1.3 server)."""
+        raise UsageError("request_client_certificate() needs a completed TLS 1.3 handshake")
+
 
 class Tls13Handshaking(State[IO]):
     """A TLS 1.3 handshake state (or one before the version is known): RFC 8446 §5 drops

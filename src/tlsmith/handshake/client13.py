@@ -356,9 +356,13 @@ class ExpectFinished(_State13):
             revocation_state=rev.state if rev is not None else None,
         )))
         io.handshake_done()
+        # RFC 8446 §4.6.2: keep the transcript through our Finished for post-handshake
+        # authentication, only if we offered it.
+        pha = ExtensionType.POST_HANDSHAKE_AUTH in h.offered
         return Connected13(TrafficSecrets(suite, read_secret=sats, write_secret=cats),
                            is_client=True, resumption_master_secret=rms,
-                           exporter_master_secret=ems)
+                           exporter_master_secret=ems,
+                           transcript=h.transcript.copy() if pha else None)
 
 
 def client_signature_scheme(io: ClientIO, request: CertificateRequest

@@ -176,16 +176,3 @@ def _verify_data(suite: SuiteInfo, base_key: bytes, transcript: Transcript) -> b
     from tlsmith.crypto import schedule13
 
     return schedule13.finished_verify_data(suite.hash_name, base_key, transcript.digest())
-
-
-def final_transcript(finisher: object) -> Transcript | None:
-    """The transcript through the client Finished, held by the state that has just
-    completed a TLS 1.3 handshake (client13.ExpectFinished keeps it in ``hs``,
-    server13.ExpectClientFinished in ``transcript``); None if it holds none."""
-    from tlsmith.crypto.transcript import Transcript
-
-    for holder in (finisher, getattr(finisher, "hs", None)):
-        transcript = getattr(holder, "transcript", None)
-        if isinstance(transcript, Transcript):
-            return transcript
-    return None

@@ -15,6 +15,7 @@ from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CertificateStatusType,
     CipherSuite,
+    ExtensionType,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
@@ -342,7 +343,9 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         resumed=False,
         client_random=ch.random,
     )
-    then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info)
+    pha = any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH for e in ch.extensions)
+    then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
+                                post_handshake_auth=pha)
     if io.config.client_auth != "none":
         return ExpectClientCertificate(then, require=io.config.client_auth == "require")
     return then
@@ -422,10 +425,12 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
 
     def __init__(self, suite: SuiteInfo, transcript: Transcript,
                  master: schedule13.MasterSecret, chts: bytes, cats: bytes, sats: bytes,
-                 ems: bytes, info: HandshakeInfo) -> None:
+                 ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False
+                 ) -> None:
         self.suite, self.transcript, self.master = suite, transcript, master
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
         self.info = info
+        self.post_handshake_auth = post_handshake_auth  # the client offered it
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
@@ -440,6 +445,10 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         return Connected13(TrafficSecrets(self.suite, read_secret=self.cats,
                                           write_secret=self.sats),
                            is_client=False, resumption_master_secret=rms,
-                           exporter_master_secret=self.ems)
+                           exporter_master_secret=self.ems,
+                           # RFC 8446 §4.6.2 / §4.4.1: the transcript through the client
+                           # Finished, for post-handshake authentication.
+                           transcript=(self.transcript.copy() if self.post_handshake_auth
+                                       else None))
 
 
