@@ -6,6 +6,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v tshark >/dev/null || need+=(tshark)
 command -v gnutls-cli >/dev/null || need+=(gnutls-bin)
 command -v curl >/dev/null || need+=(curl)
+# the shared session store two tlsmith servers resume through
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
 # headless Chromium (its BoringSSL sends GREASE and an X25519MLKEM768 key share); large

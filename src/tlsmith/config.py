@@ -20,6 +20,8 @@ from tlsmith.observe import Observer
 if TYPE_CHECKING:
     from cryptography import x509
 
+    from tlsmith.session import ExternalPsk
+    from tlsmith.stores import SessionStore
     from tlsmith.x509.keys import PrivateKey
     from tlsmith.x509.verify import TrustStore
 
@@ -114,6 +116,12 @@ def _validate_common(
         raise UsageError("max_fragment must be between 64 and 16384 bytes")
 
 
+def _memory_store() -> SessionStore:
+    from tlsmith.stores import MemoryStore
+
+    return MemoryStore()
+
+
 def _versions_between(lo: ProtocolVersion, hi: ProtocolVersion) -> tuple[ProtocolVersion, ...]:
     return tuple(v for v in SUPPORTED_VERSIONS if lo <= v <= hi)
 
@@ -203,6 +211,17 @@ class ClientConfig:
     require_revocation: bool = False
     middlebox_compat: bool = True
     max_fragment: int = 2**14
+    # Resumption (the session itself is per connection: TLSConnection(session=...)).
+    # RFC 5077 §3.2: ask a TLS 1.2 server for a ticket with an empty SessionTicket.
+    session_tickets: bool = True
+    # RFC 8446 §4.2.9: also offer psk_ke (resumption without a fresh (EC)DHE: no forward
+    # secrecy for the resumed connection); psk_dhe_ke is always offered.
+    offer_psk_ke: bool = False
+    # RFC 8446 §4.2.11: external PSKs offered (after a resumption ticket, if any).
+    external_psks: tuple[ExternalPsk, ...] = ()
+    # RFC 8446 §4.2.10: if the server rejects our 0-RTT data, send it again as ordinary
+    # application data once the handshake completes.
+    resend_rejected_early_data: bool = True
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -258,6 +277,23 @@ class ServerConfig:
     client_auth: str = "none"
     # The CAs client certificates must chain to (required unless client_auth == "none").
     client_trust: TrustStore | None = None
+    # Resumption (issue 7; design in tlsmith/tickets.py). The store holds the TLS 1.2
+    # session-ID cache, 0-RTT single-use marks and the ticket keys; share one store (or a
+    # RedisStore) between servers that should resume each other's sessions.
+    session_store: SessionStore = field(default_factory=_memory_store)
+    # TLS 1.3: NewSessionTickets sent after each handshake (RFC 8446 §4.6.1); TLS 1.2:
+    # whether RFC 5077 tickets are issued at all (0: none, in either version).
+    tickets: int = 2
+    session_ids: bool = True  # TLS 1.2 session-ID resumption (RFC 5246 §7.3)
+    ticket_lifetime: int = 7200  # seconds; RFC 8446 §4.6.1 caps it at 7 days
+    # RFC 8446 §4.2.10: 0 never accepts early data; otherwise the ticket's
+    # max_early_data_size (and early data is accepted once per ticket, §8.1).
+    max_early_data: int = 0
+    # RFC 8446 §8.3: how far the client's ticket age may be from ours for 0-RTT.
+    early_data_window: float = 10.0
+    # RFC 8446 §4.2.9: accept psk_ke (no (EC)DHE on resumption) when offered.
+    allow_psk_ke: bool = False
+    external_psks: tuple[ExternalPsk, ...] = ()
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -277,6 +313,12 @@ class ServerConfig:
         if self.client_auth not in CLIENT_AUTH_MODES:
             raise UsageError(f"client_auth must be one of {', '.join(CLIENT_AUTH_MODES)}, "
                              f"not {self.client_auth!r}")
+        if self.tickets < 0 or self.tickets > 16:
+            raise UsageError("tickets must be between 0 and 16")
+        if not 1 <= self.ticket_lifetime <= 604800:
+            raise UsageError("ticket_lifetime must be 1..604800 seconds (RFC 8446 §4.6.1)")
+        if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
+            raise UsageError("max_early_data must be between 0 and 2^32-1")
         if self.client_auth != "none" and self.client_trust is None:
             raise UsageError(
                 f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "

@@ -29,6 +29,7 @@ from tlsmith.codec.messages import ClientHello
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.errors import (
     AlertReceived,
+    BadRecordMac,
     ConnectionClosedError,
     InternalError,
     ProtocolError,
@@ -69,6 +70,7 @@ from tlsmith.record.protection import (
     RecordDecrypter,
     RecordEncrypter,
 )
+from tlsmith.session import Session, Session13
 
 _MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
@@ -77,9 +79,19 @@ _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + 
 class TLSConnection:
     """One TLS connection, client or server, chosen by the type of ``config``."""
 
-    def __init__(self, config: ClientConfig | ServerConfig) -> None:
+    def __init__(self, config: ClientConfig | ServerConfig, *,
+                 session: Session | None = None, early_data: bytes | None = None) -> None:
+        """``session`` (client): a ``Session13``/``Session12`` from an earlier
+        ``SessionTicketReceived`` to resume. ``early_data`` (client, TLS 1.3): 0-RTT data
+        sent with the ClientHello; the session's ticket must allow early data.
+        ``info.early_data_accepted`` tells whether the server took it (if not, it is sent
+        again after the handshake unless ``resend_rejected_early_data`` is off)."""
         self.config = config
         self.is_client = isinstance(config, ClientConfig)
+        if not self.is_client and (session is not None or early_data is not None):
+            raise UsageError("session= and early_data= are for the client side")
+        if early_data is not None:
+            _check_early_data(session, early_data)
         self._reader = RecordReader()
         self._handshake = HandshakeReassembler()
         self._read: RecordDecrypter = PlaintextDecrypter()
@@ -102,9 +114,13 @@ class TLSConnection:
         # RFC 8446 §4.2.6: whether the (last) ClientHello offered post_handshake_auth.
         self.post_handshake_auth_offered = False
         self._observer = config.observer
+        # RFC 8446 §4.2.10: 0-RTT bytes the server still skips (rejected early data) and
+        # the most it reads (accepted early data).
+        self._skip_early = 0
+        self._early_left = 0
         # States talk to the connection through this private channel, never through the
         # public API (design.md: set_write/emit and friends stay out of TLSConnection).
-        self._io = _Channel(self)
+        self._io = _Channel(self, session, early_data)
         self._state: State[Any] = start(self._io)
         if self.is_client:
             self._flush_handshake()
@@ -199,6 +215,12 @@ class TLSConnection:
     def negotiated_version(self) -> ProtocolVersion | None:
         return self._state.version
 
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """Client: whether the server accepted our 0-RTT data (None: none was sent, or
+        the handshake has not reached EncryptedExtensions)."""
+        return self.info.early_data_accepted if self.info is not None else None
+
     def key_update(self, *, request_peer: bool = True) -> None:
         """Send KeyUpdate and switch to the next write key (RFC 8446 §4.6.3; TLS 1.3)."""
         self._check_alive()
@@ -236,6 +258,9 @@ class TLSConnection:
             self._change_cipher_spec(record)
             return
         epoch = self.read_epoch
+        if self._skip_early and outer == ContentType.APPLICATION_DATA:
+            self._skip_early_record(record)
+            return
         if (outer == ContentType.ALERT and epoch == Epoch.HANDSHAKE
                 and not self.handshake_complete):
             # A TLS 1.3 peer that failed before it had our keys sends its alert in clear.
@@ -243,6 +268,10 @@ class TLSConnection:
             epoch = Epoch.PLAINTEXT
         else:
             content_type, payload = self._read.unprotect(record)
+        self._process_plain(content_type, payload, epoch)
+
+    def _process_plain(self, content_type: ContentType, payload: bytes,
+                       epoch: Epoch) -> None:
         if content_type == ContentType.HANDSHAKE:
             self._handshake.feed(payload)
             self._drain_handshake()
@@ -257,10 +286,39 @@ class TLSConnection:
             if not self._state.accepts_application_data:
                 raise UnexpectedMessage("application data arrived before the handshake "
                                         "completed")
-            if payload and not self.peer_closed:
+            if epoch == Epoch.EARLY:
+                self._early_left -= len(payload)
+                if self._early_left < 0:
+                    # RFC 8446 §4.2.10: more than max_early_data_size of 0-RTT data.
+                    raise UnexpectedMessage("the client sent more 0-RTT data than the "
+                                            "ticket's max_early_data_size")
+                self._events.append(ApplicationData(bytes(payload), early=True))
+            elif payload and not self.peer_closed:
                 self._events.append(ApplicationData(bytes(payload)))
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type.name}")
+
+    def _skip_early_record(self, record: Record) -> None:
+        """RFC 8446 §4.2.10: a server that rejected 0-RTT (or sent a HelloRetryRequest)
+        skips the client's early-data records -- those it cannot decrypt with its
+        handshake key, or every application_data record before the second ClientHello --
+        up to max_early_data_size, then the first readable record ends the skipping."""
+        size = max(0, len(record.fragment) - 17)  # inner type + AEAD tag
+        if self.read_epoch != Epoch.PLAINTEXT:
+            try:
+                content_type, payload = self._read.unprotect(record)
+            except BadRecordMac:
+                pass
+            else:
+                self._skip_early = 0
+                self._process_plain(content_type, payload, self.read_epoch)
+                return
+        self._skip_early -= size
+        if self._skip_early < 0:
+            self._skip_early = 0
+            raise (BadRecordMac if self.read_epoch != Epoch.PLAINTEXT else UnexpectedMessage)(
+                "more undecryptable early data than the max_early_data_size we allow")
+        self._io.note(f"skipped {size} bytes of 0-RTT data we do not read")
 
     def _change_cipher_spec(self, record: Record) -> None:
         # RFC 5246 §7.1 / RFC 8446 §5: exactly one byte, 0x01, never inside a
@@ -343,6 +401,17 @@ class TLSConnection:
 
 
 
+def _check_early_data(session: Session | None, data: bytes) -> None:
+    if not isinstance(session, Session13):
+        raise UsageError("early_data needs a TLS 1.3 session to resume (session=...)")
+    if session.max_early_data <= 0:
+        raise UsageError("this session's ticket does not allow early data "
+                         "(the server sent no early_data extension with it)")
+    if len(data) > session.max_early_data:
+        raise UsageError(f"{len(data)} bytes of early data exceed the ticket's "
+                         f"max_early_data_size of {session.max_early_data}")
+
+
 def _offers_pha(hello: ClientHello) -> bool:
     return any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH
                for e in hello.extensions)
@@ -352,12 +421,28 @@ class _Channel:
     """The connection as a handshake state sees it (``HandshakeIO``): private, so the
     public ``TLSConnection`` API carries none of these methods."""
 
-    __slots__ = ("_c", "config", "is_client")
+    __slots__ = ("_c", "config", "early_data", "is_client", "session")
 
-    def __init__(self, conn: TLSConnection) -> None:
+    def __init__(self, conn: TLSConnection, session: Session | None,
+                 early_data: bytes | None) -> None:
         self._c = conn
         self.config: Any = conn.config  # ClientConfig for ClientIO, ServerConfig for ServerIO
         self.is_client = conn.is_client
+        self.session = session
+        self.early_data = early_data
+
+    def send_application_data(self, data: bytes) -> None:
+        c = self._c
+        c._flush_handshake()
+        protect = c._write.protect
+        for piece in fragment(memoryview(data), c.config.max_fragment):
+            c._out.append(protect(ContentType.APPLICATION_DATA, piece))
+
+    def skip_early_data(self, limit: int) -> None:
+        self._c._skip_early = limit
+
+    def accept_early_data(self, limit: int) -> None:
+        self._c._early_left = limit
 
     def now(self) -> float:
         return self._c.config.clock()

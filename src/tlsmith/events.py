@@ -11,6 +11,7 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     SignatureScheme,
 )
+from tlsmith.session import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,11 @@ class HandshakeInfo:
     # None on the server side.
     revocation: str | None = None
     revocation_state: str | None = None
+    # Resumption: how (None: a full handshake) -- "session_id" or "ticket" (TLS 1.2),
+    # "psk_dhe_ke" / "psk_ke" (TLS 1.3 ticket), "external_psk"; and, when the client
+    # sent 0-RTT data, whether the server accepted it (None: none was sent/offered).
+    resumed_with: str | None = None
+    early_data_accepted: bool | None = None
 
     @property
     def version_label(self) -> str:
@@ -68,7 +74,11 @@ class HandshakeComplete(Event):
 
 @dataclass(frozen=True, slots=True)
 class ApplicationData(Event):
+    """Application data; ``early`` is True for TLS 1.3 0-RTT data (RFC 8446 §8: it may be
+    a replay -- act on it only if the request is idempotent)."""
+
     data: bytes
+    early: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +90,14 @@ class KeyUpdated(Event):
 
 @dataclass(frozen=True, slots=True)
 class SessionTicketReceived(Event):
-    ticket: bytes
-    lifetime: int
+    """Client side: a session to resume later -- a TLS 1.3 NewSessionTicket, or a TLS 1.2
+    session (ID and/or RFC 5077 ticket) once the handshake completes. Pass ``session``
+    to ``TLSConnection(config, session=...)``."""
+
+    session: Session
+    ticket: bytes = field(repr=False, default=b"")
+    lifetime: int = 0
     max_early_data_size: int | None = None
-    details: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

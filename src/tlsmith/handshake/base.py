@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tlsmith.events import Event
     from tlsmith.observe import Epoch
     from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
+    from tlsmith.session import Session
 
 
 class HandshakeIO(Protocol):
@@ -68,10 +69,33 @@ class HandshakeIO(Protocol):
 
     def handshake_done(self) -> None: ...
 
+    def send_application_data(self, data: bytes) -> None:
+        """Protect ``data`` as application data under the current write keys (0-RTT
+        data, or rejected early data sent again after the handshake)."""
+        ...
+
+    def skip_early_data(self, limit: int) -> None:
+        """Server, RFC 8446 §4.2.10: drop up to ``limit`` bytes of the client's 0-RTT
+        records that we will not read (early data rejected, or after an HRR)."""
+        ...
+
+    def accept_early_data(self, limit: int) -> None:
+        """Server: 0-RTT data is being read (epoch EARLY); more than ``limit`` bytes is
+        an unexpected_message (RFC 8446 §4.2.10)."""
+        ...
+
 
 class ClientIO(HandshakeIO, Protocol):
     @property
     def config(self) -> ClientConfig: ...
+
+    #: The session to resume (TLSConnection(session=...)), or None.
+    @property
+    def session(self) -> Session | None: ...
+
+    #: TLS 1.3 0-RTT data to send with the ClientHello (TLSConnection(early_data=...)).
+    @property
+    def early_data(self) -> bytes | None: ...
 
 
 class ServerIO(HandshakeIO, Protocol):

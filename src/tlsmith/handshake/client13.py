@@ -51,6 +51,7 @@ from tlsmith.handshake.base import (
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.common13 import (
     Connected13,
+    TicketContext,
     TrafficSecrets,
     announce,
     decrypter,
@@ -362,7 +363,11 @@ class ExpectFinished(_State13):
         return Connected13(TrafficSecrets(suite, read_secret=sats, write_secret=cats),
                            is_client=True, resumption_master_secret=rms,
                            exporter_master_secret=ems,
-                           transcript=h.transcript.copy() if pha else None)
+                           transcript=h.transcript.copy() if pha else None,
+                           ticket_context=TicketContext(
+                               sni_name(io.config.server_name), h.neg.alpn,
+                               self.proof.chain.chain,
+                               self.proof.chain.verified is not None))
 
 
 def client_signature_scheme(io: ClientIO, request: CertificateRequest

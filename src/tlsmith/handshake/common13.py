@@ -5,20 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tlsmith.codec.enums import HandshakeType, KeyUpdateRequest, ProtocolVersion
+from tlsmith.codec.enums import CipherSuite, HandshakeType, KeyUpdateRequest, ProtocolVersion
 from tlsmith.codec.extensions import EarlyDataIndication, find_extension
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import UnexpectedMessage, UsageError
+from tlsmith.errors import IllegalParameter, UnexpectedMessage, UsageError
 from tlsmith.events import KeyUpdated, SessionTicketReceived
 from tlsmith.handshake.base import IO, HandshakeIO, State, check_server_extensions
 from tlsmith.handshake.proofs import FinishedVerified
 from tlsmith.handshake.proofs import verify_finished as _verify_finished
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import TLS13Decrypter, TLS13Encrypter
+from tlsmith.session import Session13
 
 if TYPE_CHECKING:
     from tlsmith.handshake.base import ServerIO
@@ -85,6 +86,17 @@ def verify_finished(
     return _verify_finished(io, expected, received.verify_data, who)
 
 
+@dataclass(frozen=True)
+class TicketContext:
+    """Client: what a session from this connection's tickets carries besides the PSK
+    (RFC 8446 §4.6.1: SNI and ALPN to check on resumption; the server's chain)."""
+
+    server_name: str | None
+    alpn: str | None
+    peer_certificates: tuple[bytes, ...]
+    certificate_verified: bool
+
+
 @dataclass
 class TrafficSecrets:
     """The current application traffic secrets (they change on KeyUpdate, §7.2)."""
@@ -106,8 +118,10 @@ class Connected13(State[IO]):
 
     def __init__(self, secrets: TrafficSecrets, *, is_client: bool,
                  resumption_master_secret: bytes, exporter_master_secret: bytes,
-                 transcript: Transcript | None = None) -> None:
+                 transcript: Transcript | None = None,
+                 ticket_context: TicketContext | None = None) -> None:
         self.secrets = secrets
+        self.ticket_context = ticket_context
         self.is_client = is_client
         self.resumption_master_secret = resumption_master_secret
         self.exporter_master_secret = exporter_master_secret
@@ -183,15 +197,32 @@ class Connected13(State[IO]):
             check_server_extensions(ticket.extensions, ExtensionContext.NEW_SESSION_TICKET,
                                     frozenset())
             early = find_extension(ticket.extensions, EarlyDataIndication)
+            if ticket.ticket_lifetime > 604800:
+                # RFC 8446 §4.6.1: "Servers MUST NOT use any value greater than 604800".
+                raise IllegalParameter("a NewSessionTicket lifetime above 7 days")
+            ctx = self.ticket_context
+            session = Session13(
+                ticket=ticket.ticket,
+                psk=schedule13.resumption_psk(self.secrets.suite.hash_name,
+                                              self.resumption_master_secret,
+                                              ticket.ticket_nonce),
+                cipher_suite=CipherSuite(self.secrets.suite.suite),
+                ticket_age_add=ticket.ticket_age_add,
+                lifetime=ticket.ticket_lifetime,
+                received_at=io.now(),
+                server_name=ctx.server_name if ctx else None,
+                alpn=ctx.alpn if ctx else None,
+                max_early_data=(early.max_early_data_size or 0) if early else 0,
+                peer_certificates=ctx.peer_certificates if ctx else (),
+                certificate_verified=ctx.certificate_verified if ctx else False,
+            )
+            io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "
+                    f"{ticket.ticket_lifetime} s"
+                    + (f", early data up to {session.max_early_data} bytes" if early
+                       else "") + ")")
             io.emit(SessionTicketReceived(
-                ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
+                session=session, ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
                 max_early_data_size=early.max_early_data_size if early else None,
-                details={"ticket_nonce": ticket.ticket_nonce,
-                         "ticket_age_add": ticket.ticket_age_add,
-                         "psk": schedule13.resumption_psk(
-                             self.secrets.suite.hash_name, self.resumption_master_secret,
-                             ticket.ticket_nonce),
-                         "cipher_suite": self.secrets.suite.suite},
             ))
             return self
         raise UnexpectedMessage(f"{msg_type.name} after the handshake")

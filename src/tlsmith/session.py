@@ -1,0 +1,207 @@
+"""Sessions a client can resume, and external PSKs (RFC 8446 §2.2, §4.6.1; RFC 5077).
+
+A client gets a ``Session13`` from every TLS 1.3 NewSessionTicket and a ``Session12``
+from a TLS 1.2 handshake (session ID and/or RFC 5077 ticket); it passes one back as
+``TLSConnection(config, session=...)`` to resume. Both are frozen values: the secret
+never appears in ``repr`` and the clock reading is the injected ``config.clock``'s.
+
+``to_pem()`` / ``Session.from_pem()`` store a session in a file (``--sess-out`` /
+``--sess-in``): a versioned binary encoding, base64 between PEM-style lines. The file
+holds the resumption secret: treat it like a private key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from tlsmith.codec.buffer import Reader, Writer
+from tlsmith.codec.enums import CipherSuite
+from tlsmith.errors import DecodeError, UsageError
+
+_PEM_BEGIN = "-----BEGIN TLSMITH SESSION-----"
+_PEM_END = "-----END TLSMITH SESSION-----"
+_FORMAT_13 = 13
+_FORMAT_12 = 12
+
+
+def _str(value: str | None) -> bytes:
+    return (value or "").encode()
+
+
+def _unstr(raw: bytes) -> str | None:
+    return raw.decode() if raw else None
+
+
+def _write_chain(w: Writer, chain: tuple[bytes, ...]) -> None:
+    with w.vector(3):
+        for der in chain:
+            w.opaque(3, der)
+
+
+def _read_chain(r: Reader) -> tuple[bytes, ...]:
+    out = []
+    with r.vector(3, what="certificate chain") as v:
+        while not v.at_end():
+            out.append(v.opaque(3))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Session13:
+    """A TLS 1.3 resumption ticket and what the client needs to use it (RFC 8446 §4.6.1).
+
+    ``psk`` is HKDF-Expand-Label(resumption_master_secret, "resumption", ticket_nonce);
+    ``received_at`` is the client's clock when the ticket arrived (seconds).
+    """
+
+    ticket: bytes = field(repr=False)
+    psk: bytes = field(repr=False)
+    cipher_suite: CipherSuite
+    ticket_age_add: int
+    lifetime: int  # seconds (RFC 8446 §4.6.1: at most 604800)
+    received_at: float
+    server_name: str | None = None
+    alpn: str | None = None
+    max_early_data: int = 0  # 0: the ticket does not allow early data
+    peer_certificates: tuple[bytes, ...] = field(default=(), repr=False)
+    certificate_verified: bool = False
+
+    @property
+    def version_label(self) -> str:
+        return "TLSv1.3"
+
+    def expired(self, now: float) -> bool:
+        return now >= self.received_at + self.lifetime or now < self.received_at - 60
+
+    def obfuscated_age(self, now: float) -> int:
+        """RFC 8446 §4.2.11.1: the ticket age in milliseconds plus ticket_age_add, mod 2^32."""
+        age_ms = max(0, int((now - self.received_at) * 1000))
+        return (age_ms + self.ticket_age_add) % 2**32
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.u8(_FORMAT_13)
+        w.opaque(2, self.ticket)
+        w.opaque(1, self.psk)
+        w.u16(int(self.cipher_suite))
+        w.u32(self.ticket_age_add)
+        w.u32(self.lifetime)
+        w.u64(int(self.received_at * 1000))
+        w.opaque(1, _str(self.server_name))
+        w.opaque(1, _str(self.alpn))
+        w.u32(self.max_early_data)
+        w.u8(int(self.certificate_verified))
+        _write_chain(w, self.peer_certificates)
+        return w.getvalue()
+
+    def to_pem(self) -> str:
+        return _pem(self.to_bytes())
+
+
+@dataclass(frozen=True)
+class Session12:
+    """A TLS 1.2 session: its session ID and/or RFC 5077 ticket and master secret."""
+
+    session_id: bytes
+    ticket: bytes = field(repr=False)  # b"": resume by session ID only
+    master_secret: bytes = field(repr=False)
+    cipher_suite: CipherSuite
+    extended_master_secret: bool
+    received_at: float
+    lifetime: int = 0  # the ticket_lifetime_hint (0: unspecified)
+    server_name: str | None = None
+    alpn: str | None = None
+    peer_certificates: tuple[bytes, ...] = field(default=(), repr=False)
+    certificate_verified: bool = False
+
+    @property
+    def version_label(self) -> str:
+        return "TLSv1.2"
+
+    def expired(self, now: float) -> bool:
+        return bool(self.lifetime) and now >= self.received_at + self.lifetime
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.u8(_FORMAT_12)
+        w.opaque(1, self.session_id)
+        w.opaque(2, self.ticket)
+        w.opaque(1, self.master_secret)
+        w.u16(int(self.cipher_suite))
+        w.u8(int(self.extended_master_secret))
+        w.u64(int(self.received_at * 1000))
+        w.u32(self.lifetime)
+        w.opaque(1, _str(self.server_name))
+        w.opaque(1, _str(self.alpn))
+        w.u8(int(self.certificate_verified))
+        _write_chain(w, self.peer_certificates)
+        return w.getvalue()
+
+    def to_pem(self) -> str:
+        return _pem(self.to_bytes())
+
+
+Session = Session13 | Session12
+
+
+def session_from_bytes(data: bytes) -> Session:
+    """The inverse of ``to_bytes()``; DecodeError if it is not a session we wrote."""
+    with Reader(data, "session") as r:
+        kind = r.u8()
+        if kind == _FORMAT_13:
+            return Session13(
+                ticket=r.opaque(2), psk=r.opaque(1), cipher_suite=CipherSuite(r.u16()),
+                ticket_age_add=r.u32(), lifetime=r.u32(), received_at=r.u64() / 1000,
+                server_name=_unstr(r.opaque(1)), alpn=_unstr(r.opaque(1)),
+                max_early_data=r.u32(), certificate_verified=bool(r.u8()),
+                peer_certificates=_read_chain(r))
+        if kind == _FORMAT_12:
+            return Session12(
+                session_id=r.opaque(1), ticket=r.opaque(2), master_secret=r.opaque(1),
+                cipher_suite=CipherSuite(r.u16()), extended_master_secret=bool(r.u8()),
+                received_at=r.u64() / 1000, lifetime=r.u32(),
+                server_name=_unstr(r.opaque(1)), alpn=_unstr(r.opaque(1)),
+                certificate_verified=bool(r.u8()), peer_certificates=_read_chain(r))
+        raise DecodeError(f"unknown session format {kind}")
+
+
+def _pem(data: bytes) -> str:
+    b64 = base64.b64encode(data).decode()
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return "\n".join([_PEM_BEGIN, *lines, _PEM_END]) + "\n"
+
+
+def session_from_pem(text: str) -> Session:
+    """Read a session written by ``to_pem()``; UsageError if the text is not one."""
+    start, end = text.find(_PEM_BEGIN), text.find(_PEM_END)
+    if start < 0 or end < start:
+        raise UsageError("not a tlsmith session file (no BEGIN TLSMITH SESSION block)")
+    body = "".join(text[start + len(_PEM_BEGIN):end].split())
+    try:
+        return session_from_bytes(base64.b64decode(body, validate=True))
+    except (binascii.Error, DecodeError, ValueError) as exc:
+        raise UsageError(f"the session file is damaged: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ExternalPsk:
+    """An external PSK (RFC 8446 §4.2.11): an identity both sides know, a key, and the
+    hash it is used with (its binder uses "ext binder")."""
+
+    identity: bytes
+    key: bytes = field(repr=False)
+    hash_name: str = "sha256"
+
+    def __post_init__(self) -> None:
+        if not self.identity:
+            raise UsageError("an external PSK needs a non-empty identity")
+        if self.hash_name not in ("sha256", "sha384"):
+            raise UsageError("an external PSK's hash must be sha256 or sha384")
+        if len(self.key) < 16:
+            raise UsageError("an external PSK key must be at least 16 bytes")
+
+
+__all__ = ["ExternalPsk", "Session", "Session12", "Session13", "session_from_bytes",
+           "session_from_pem"]

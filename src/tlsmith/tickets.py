@@ -1,0 +1,178 @@
+"""Server-side session state and self-encrypted tickets (RFC 5077 §4, RFC 8446 §4.6.1).
+
+Design decision (issue 7): tickets are *stateless* — the server seals what it needs to
+resume (``ServerSessionState``) under a rotating ticket key, so a handshake state never
+looks anything up over a network to resume from a ticket. A ``SessionStore``
+(``tlsmith.stores``) is consulted synchronously for three small things only: the TLS 1.2
+session-ID cache, single-use checks for 0-RTT (anti-replay), and the shared ticket keys.
+The in-memory store lives in the core; the Redis store (``tlsmith.stores_redis``) sits
+above it behind the same protocol, answers within a short socket timeout and, when it
+cannot, is treated as "no session / not fresh" so the handshake falls back to a full one.
+
+Ticket format (RFC 5077 §4's recommended shape, with an AEAD instead of CBC + HMAC)::
+
+    key_name[16] | nonce[12] | AES-256-GCM(key, nonce, state, aad=key_name)
+
+A ticket sealed under the current key is accepted; under the previous key it is accepted
+and *renewed* (a fresh ticket is issued); under any older key it is ignored and the
+handshake is a full one.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tlsmith.codec.buffer import Reader, Writer
+from tlsmith.codec.enums import CipherSuite, ProtocolVersion
+from tlsmith.errors import DecodeError, UsageError
+
+KEY_NAME_LEN = 16
+_NONCE_LEN = 12
+_TAG_LEN = 16
+_STATE_FORMAT = 1
+#: The smallest ticket ``open_ticket`` will try: name, nonce, tag and a minimal state.
+MIN_TICKET_LEN = KEY_NAME_LEN + _NONCE_LEN + _TAG_LEN + 8
+
+
+@dataclass(frozen=True)
+class TicketKey:
+    """One ticket-encryption key: a public 16-byte name and a 32-byte AES-256-GCM key."""
+
+    name: bytes
+    key: bytes = field(repr=False)
+    created_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.name) != KEY_NAME_LEN or len(self.key) != 32:
+            raise UsageError("a ticket key is a 16-byte name and a 32-byte key")
+
+    @classmethod
+    def generate(cls, random: Callable[[int], bytes], now: float) -> TicketKey:
+        return cls(random(KEY_NAME_LEN), random(32), now)
+
+    def to_bytes(self) -> bytes:
+        return self.name + self.key + int(self.created_at * 1000).to_bytes(8, "big")
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TicketKey:
+        if len(data) != KEY_NAME_LEN + 32 + 8:
+            raise DecodeError("a stored ticket key has the wrong length")
+        return cls(data[:16], data[16:48], int.from_bytes(data[48:], "big") / 1000)
+
+
+@dataclass(frozen=True)
+class TicketKeys:
+    """The current key (seals new tickets) and the previous one (still opens tickets,
+    which are then renewed)."""
+
+    current: TicketKey
+    previous: TicketKey | None = None
+
+    def rotated(self, new: TicketKey) -> TicketKeys:
+        return TicketKeys(new, self.current)
+
+
+@dataclass(frozen=True)
+class ServerSessionState:
+    """What a server needs to resume a session, sealed into a ticket or cached by ID."""
+
+    version: ProtocolVersion
+    cipher_suite: CipherSuite
+    secret: bytes = field(repr=False)  # TLS 1.3: the ticket's PSK; TLS 1.2: master secret
+    issued_at: float  # the server's clock when the ticket/session was made (seconds)
+    lifetime: int
+    ticket_age_add: int = 0  # TLS 1.3
+    server_name: str | None = None
+    alpn: str | None = None
+    extended_master_secret: bool = True  # TLS 1.2 (RFC 7627 §5.3)
+    max_early_data: int = 0  # TLS 1.3: what the ticket allowed
+    client_certificates: tuple[bytes, ...] = field(default=(), repr=False)
+    client_certificate_verified: bool = False
+
+    def to_bytes(self) -> bytes:
+        w = Writer()
+        w.u8(_STATE_FORMAT)
+        w.u16(int(self.version))
+        w.u16(int(self.cipher_suite))
+        w.opaque(1, self.secret)
+        w.u64(int(self.issued_at * 1000))
+        w.u32(self.lifetime)
+        w.u32(self.ticket_age_add)
+        w.opaque(1, (self.server_name or "").encode())
+        w.opaque(1, (self.alpn or "").encode())
+        w.u8(int(self.extended_master_secret))
+        w.u32(self.max_early_data)
+        w.u8(int(self.client_certificate_verified))
+        with w.vector(3):
+            for der in self.client_certificates:
+                w.opaque(3, der)
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ServerSessionState:
+        with Reader(data, "session state") as r:
+            if r.u8() != _STATE_FORMAT:
+                raise DecodeError("unknown session state format")
+            version = ProtocolVersion(r.u16())
+            suite = CipherSuite(r.u16())
+            secret = r.opaque(1)
+            issued = r.u64() / 1000
+            lifetime = r.u32()
+            age_add = r.u32()
+            sni = r.opaque(1).decode() or None
+            alpn = r.opaque(1).decode() or None
+            ems = bool(r.u8())
+            max_early = r.u32()
+            verified = bool(r.u8())
+            chain = []
+            with r.vector(3, what="client certificates") as v:
+                while not v.at_end():
+                    chain.append(v.opaque(3))
+        return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
+                   max_early, tuple(chain), verified)
+
+    def expired(self, now: float) -> bool:
+        return now >= self.issued_at + self.lifetime or now < self.issued_at - 60
+
+
+@dataclass(frozen=True)
+class OpenedTicket:
+    state: ServerSessionState
+    renew: bool  # sealed under the previous key: issue a fresh ticket
+
+
+def seal_ticket(keys: TicketKeys, state: ServerSessionState, nonce: bytes) -> bytes:
+    """Encrypt and authenticate ``state`` under the current key (``nonce``: 12 random
+    bytes from the connection's injected randomness)."""
+    k = keys.current
+    return k.name + nonce + AESGCM(k.key).encrypt(nonce, state.to_bytes(), k.name)
+
+
+def open_ticket(keys: TicketKeys, ticket: bytes) -> OpenedTicket | None:
+    """The state sealed in ``ticket``, or None if it is not one of ours (unknown or
+    retired key, forged, truncated, altered): the caller then does a full handshake."""
+    if len(ticket) < MIN_TICKET_LEN:
+        return None
+    name = ticket[:KEY_NAME_LEN]
+    if hmac.compare_digest(name, keys.current.name):
+        key, renew = keys.current, False
+    elif keys.previous is not None and hmac.compare_digest(name, keys.previous.name):
+        key, renew = keys.previous, True
+    else:
+        return None
+    nonce = ticket[KEY_NAME_LEN:KEY_NAME_LEN + _NONCE_LEN]
+    try:
+        plain = AESGCM(key.key).decrypt(nonce, ticket[KEY_NAME_LEN + _NONCE_LEN:], name)
+        state = ServerSessionState.from_bytes(plain)
+    except (InvalidTag, DecodeError, ValueError):
+        return None
+    return OpenedTicket(state, renew)
+
+
+__all__ = ["MIN_TICKET_LEN", "OpenedTicket", "ServerSessionState", "TicketKey",
+           "TicketKeys", "open_ticket", "seal_ticket"]
