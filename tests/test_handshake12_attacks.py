@@ -436,13 +436,14 @@ def test_server_hello_version_not_offered(ecdsa: CertFiles, version: int) -> Non
 
 
 @pytest.mark.parametrize("extension", [
-    ext.SessionTicket(b""),  # never offered
+    ext.SessionTicket(b""),  # not offered: session_tickets=False
     ext.KeyShareServerHello(ext.KeyShareEntry(NamedGroup.X25519, bytes(range(1, 33)))),
     ext.UnknownExtension(ExtensionType(0x7777), b""),
 ], ids=["session_ticket", "key_share", "unknown"])
 def test_server_hello_extension_not_offered(ecdsa: CertFiles, extension: Any) -> None:
     """RFC 5246 §7.4.1.4: only extensions the client offered -> unsupported_extension."""
-    sh_attack(ecdsa, UnsupportedExtension, extensions=_plus(extension))
+    sh_attack(ecdsa, UnsupportedExtension, client={"session_tickets": False},
+              extensions=_plus(extension))
 
 
 def test_server_hello_key_share_with_tls13_client(ecdsa: CertFiles) -> None:

@@ -148,7 +148,9 @@ def test_unsolicited_certificate_request_is_unexpected(certs: dict[str, CertFile
                                                        ) -> None:
     """RFC 8446 §4.6.2: a client that did not send post_handshake_auth MUST treat a
     CertificateRequest after the handshake as an unexpected_message."""
-    client, server, cspy, sspy = handshake(*pair_configs(certs["ecdsa-p256"], None))
+    # tickets=0: the forged record below is the first under the application key.
+    client, server, cspy, sspy = handshake(*pair_configs(certs["ecdsa-p256"], None,
+                                                         tickets=0))
     request = CertificateRequest(
         b"\x01" * 16,
         (SignatureAlgorithms((SignatureScheme.ECDSA_SECP256R1_SHA256,)),)).serialize()

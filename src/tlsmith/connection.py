@@ -124,7 +124,8 @@ class TLSConnection:
         self._state: State[Any] = start(self._io)
         if self.is_client:
             self._flush_handshake()
-            self._write = PlaintextEncrypter(0x0303)
+            if self.write_epoch == Epoch.PLAINTEXT:  # (not if 0-RTT keys are in place)
+                self._write = PlaintextEncrypter(0x0303)
 
     # ------------------------------------------------------------------ public API
     @property

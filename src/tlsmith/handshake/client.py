@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -30,6 +31,12 @@ from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
 from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
+from tlsmith.observe import Epoch
+from tlsmith.record.protection import PlaintextEncrypter
+from tlsmith.session import Session12
+
+if TYPE_CHECKING:
+    from tlsmith.handshake.psk13 import OfferedPsk
 
 # Groups that exist only in TLS 1.3 (no TLS 1.2 ECParameters form).
 _TLS13_ONLY_GROUPS = frozenset({NamedGroup.X25519MLKEM768})
@@ -56,6 +63,11 @@ class HelloSent:
     shares: dict[NamedGroup, KeyShareSecret]
     transcript: Transcript
     hrr: ServerHello | None = None
+    # TLS 1.3 PSKs offered, in the order of the pre_shared_key identities.
+    psks: tuple[OfferedPsk, ...] = ()
+    early_data: bool = False  # 0-RTT data followed this ClientHello
+    ccs_sent: bool = False  # the compatibility CCS already went out (RFC 8446 §D.4)
+    session12: Session12 | None = None  # the TLS 1.2 session offered for resumption
 
     @functools.cached_property
     def offered(self) -> frozenset[ExtensionType]:
@@ -76,28 +88,71 @@ def offered_suites(io: ClientIO) -> tuple[CipherSuite, ...]:
     return tuple(out)
 
 
+def session12_to_offer(io: ClientIO) -> Session12 | None:
+    """The TLS 1.2 session to resume, if it is usable here (RFC 5246 §7.4.1.2)."""
+    session = io.session
+    if not isinstance(session, Session12) or ProtocolVersion.TLS12 not in io.config.versions:
+        return None
+    if session.expired(io.now()):
+        io.note("the TLS 1.2 session has expired: not offering it")
+        return None
+    if session.server_name != sni_name(io.config.server_name):
+        io.note("the TLS 1.2 session was for another server name: not offering it")
+        return None
+    if session.cipher_suite not in io.config.cipher_suites:
+        io.note("the TLS 1.2 session's cipher suite is not configured: not offering it")
+        return None
+    return session
+
+
 def begin(io: ClientIO) -> ExpectServerHello:
     """Build and send the first ClientHello."""
+    from tlsmith.handshake import psk13
+
     cfg = io.config
     client_random = io.random(32)
     tls13 = ProtocolVersion.TLS13 in cfg.versions
-    # RFC 8446 §D.4: middlebox compatibility mode sends a non-empty session id.
-    session_id = io.random(32) if cfg.middlebox_compat and tls13 else b""
+    session12 = session12_to_offer(io)
+    if session12 is not None:
+        # RFC 5077 §3.4: with a ticket, a fresh session ID (its echo says "resumed");
+        # without, the session's own ID (RFC 5246 §7.4.1.2).
+        session_id = io.random(32) if session12.ticket else session12.session_id
+    else:
+        # RFC 8446 §D.4: middlebox compatibility mode sends a non-empty session id.
+        session_id = io.random(32) if cfg.middlebox_compat and tls13 else b""
     shares = ({g: generate_key_share(g, io.random) for g in cfg.key_share_groups}
               if tls13 else {})
-    hello = build_client_hello(io, client_random, session_id, shares, cookie=None)
+    psks = psk13.to_offer(io) if tls13 else ()
+    early = bool(io.early_data) and bool(psks) and psks[0].allows_early_data
+    if io.early_data and not early:
+        io.note("the session cannot carry 0-RTT data here: it will follow the handshake")
+    hello = build_client_hello(io, client_random, session_id, shares, cookie=None,
+                               psks=psks, early_data=early, session12=session12)
     transcript = Transcript()
+    if psks:
+        hello = psk13.bind(hello, psks, transcript)
     raw = hello.serialize()
     transcript.update(raw)
     io.send_handshake(hello, raw)
-    return ExpectServerHello(HelloSent(hello, shares, transcript))
+    ccs_sent = False
+    if early:
+        if cfg.middlebox_compat:
+            io.send_change_cipher_spec()  # RFC 8446 §D.4: right after the ClientHello
+            ccs_sent = True
+        psk13.send_early_data(io, psks[0], transcript)
+    return ExpectServerHello(HelloSent(hello, shares, transcript, psks=psks,
+                                       early_data=early, ccs_sent=ccs_sent,
+                                       session12=session12))
 
 
 def build_client_hello(
     io: ClientIO, client_random: bytes, session_id: bytes,
     shares: dict[NamedGroup, KeyShareSecret], cookie: bytes | None,
-    *, retry: bool = False,
+    *, retry: bool = False, psks: tuple[OfferedPsk, ...] = (), early_data: bool = False,
+    session12: Session12 | None = None,
 ) -> ClientHello:
+    """The ClientHello; with ``psks`` its pre_shared_key carries zero binders, filled in
+    by ``psk13.bind`` (RFC 8446 §4.2.11.2)."""
     cfg = io.config
     versions = cfg.versions
     tls13 = ProtocolVersion.TLS13 in versions
@@ -128,11 +183,16 @@ def build_client_hello(
         ]
         if any((i := suite_info(s)) is not None and i.cipher == "cbc" for s in suites):
             extensions.append(ext.EncryptThenMac())  # RFC 7366 §2
+        if cfg.session_tickets:
+            # RFC 5077 §3.2: our ticket, or an empty one to ask for a ticket.
+            extensions.append(ext.SessionTicket(session12.ticket if session12 else b""))
     if tls13:
+        modes = ((PskKeyExchangeMode.PSK_DHE_KE, PskKeyExchangeMode.PSK_KE)
+                 if cfg.offer_psk_ke else (PskKeyExchangeMode.PSK_DHE_KE,))
         extensions += [
             ext.KeyShareClientHello(tuple(
                 ext.KeyShareEntry(g, s.public_bytes) for g, s in shares.items())),
-            ext.PskKeyExchangeModes((PskKeyExchangeMode.PSK_DHE_KE,)),
+            ext.PskKeyExchangeModes(modes),
         ]
         if cfg.certificate is not None:
             # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
@@ -143,6 +203,13 @@ def build_client_hello(
             tuple(p.encode() for p in cfg.alpn_protocols)))
     if cookie is not None:
         extensions.append(ext.Cookie(cookie))
+    if early_data:
+        extensions.append(ext.EarlyDataIndication())  # RFC 8446 §4.2.10
+    if psks:
+        # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension.
+        extensions.append(ext.PreSharedKeyClientHello(
+            tuple(ext.PskIdentity(p.identity, p.obfuscated_age) for p in psks),
+            tuple(bytes(p.hash_len) for p in psks)))
     if cfg.send_fallback_scsv:
         suites = (*suites, CipherSuite.TLS_FALLBACK_SCSV)  # RFC 7507 §4
     return ClientHello(
@@ -189,21 +256,36 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
                     f"the server selected {chosen.label} in supported_versions, which the "
                     "client did not offer")
             if sh.is_hello_retry_request:
+                from tlsmith.handshake import psk13
+
                 hrr = client13.check_hello_retry(io, self.sent, sh)
                 shares = hrr.new_shares
-                self.sent.transcript.set_hash(hrr.suite.hash_name)
-                self.sent.transcript.restart_for_hello_retry_request()
-                self.sent.transcript.update(raw)
+                transcript = self.sent.transcript
+                transcript.set_hash(hrr.suite.hash_name)
+                transcript.restart_for_hello_retry_request()
+                transcript.update(raw)
+                if self.sent.early_data:
+                    # RFC 8446 §4.2.10: 0-RTT is rejected by a HelloRetryRequest; the
+                    # second ClientHello goes out in the clear, without early_data.
+                    io.set_write(PlaintextEncrypter(0x0303), Epoch.PLAINTEXT)
+                    io.note("the HelloRetryRequest rejects our 0-RTT data")
+                # RFC 8446 §4.1.4: keep only PSKs whose hash fits the chosen suite, with
+                # fresh ages and binders.
+                psks = psk13.for_retry(io, self.sent.psks, hrr.suite.hash_name)
                 hello2 = build_client_hello(io, self.sent.hello.random,
                                             self.sent.hello.legacy_session_id, shares,
-                                            hrr.cookie, retry=True)
+                                            hrr.cookie, retry=True, psks=psks)
+                if psks:
+                    hello2 = psk13.bind(hello2, psks, transcript)
                 raw2 = hello2.serialize()
-                self.sent.transcript.update(raw2)
-                if io.config.middlebox_compat:
+                transcript.update(raw2)
+                if io.config.middlebox_compat and not self.sent.ccs_sent:
                     io.send_change_cipher_spec()  # RFC 8446 §D.4: before ClientHello2
                 io.send_handshake(hello2, raw2)
-                return ExpectServerHello(HelloSent(hello2, shares, self.sent.transcript,
-                                                   hrr=sh))
+                # early_data stays True: 0-RTT was sent (and is now rejected).
+                return ExpectServerHello(HelloSent(hello2, shares, transcript, hrr=sh,
+                                                   psks=psks, ccs_sent=True,
+                                                   early_data=self.sent.early_data))
             return client13.handle_server_hello(io, self.sent, sh, raw)
         if self.sent.hrr is not None:
             # RFC 8446 §4.1.4: after a HelloRetryRequest the version cannot change.

@@ -27,6 +27,7 @@ from tlsmith.codec.messages import (
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
+    EndOfEarlyData,
     Finished,
     ServerHello,
 )
@@ -41,6 +42,7 @@ from tlsmith.errors import (
     UnexpectedMessage,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.handshake import psk13
 from tlsmith.handshake.base import (
     ClientIO,
     HandshakeIO,
@@ -67,6 +69,7 @@ from tlsmith.handshake.proofs import (
     check_revocation,
     verify_signature,
 )
+from tlsmith.handshake.psk13 import OfferedPsk
 from tlsmith.observe import Epoch
 
 
@@ -75,9 +78,13 @@ class Negotiated:
     """What the ServerHello fixed; carried by the later states."""
 
     suite: SuiteInfo
-    group: NamedGroup
+    group: NamedGroup | None  # None: psk_ke (no (EC)DHE)
     hello_retry_request: bool
     alpn: str | None = None
+    psk: OfferedPsk | None = None  # the PSK the server accepted (resumption)
+    ccs_sent: bool = False  # our compatibility CCS already went out
+    early_data_sent: bool = False
+    early_data_accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,11 @@ class Handshake13:
     def offered(self) -> frozenset[ExtensionType]:
         """The extension types the ClientHello carried (computed once)."""
         return frozenset(e.extension_type for e in self.hello.extensions)
+
+    @property
+    def hello_psk_identity0(self) -> bytes | None:
+        psk = ext.find_extension(self.hello.extensions, ext.PreSharedKeyClientHello)
+        return psk.identities[0].identity if psk is not None else None
 
 
 @dataclass(frozen=True)
@@ -161,33 +173,52 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         # RFC 8446 §4.1.4: the suite in ServerHello must match the HRR's.
         raise IllegalParameter("ServerHello's cipher suite differs from the "
                                "HelloRetryRequest's")
+    psk_sh = ext.find_extension(sh.extensions, ext.PreSharedKeyServerHello)
+    chosen: OfferedPsk | None = None
+    if psk_sh is not None:
+        if not sent.psks:
+            raise IllegalParameter("the server accepted a PSK we never offered")
+        chosen = psk13.check_selected_identity(sent.psks, psk_sh.selected_identity, info)
     key_share = ext.find_extension(sh.extensions, ext.KeyShareServerHello)
+    group: NamedGroup | None = None
+    shared: bytes | None = None
     if key_share is None:
-        # RFC 8446 §9.2: without a PSK, key_share is mandatory.
-        raise MissingExtension("the ServerHello has no key_share (PSK-only handshakes "
-                               "were not offered)")
-    if ext.find_extension(sh.extensions, ext.PreSharedKeyServerHello) is not None:
-        raise IllegalParameter("the server accepted a PSK we never offered")
-    group = key_share.server_share.group
-    secret = sent.shares.get(group)
-    if secret is None:
-        # RFC 8446 §4.2.8: the server's share must be in a group we sent a share for.
-        raise IllegalParameter(
-            f"the server answered with a {NamedGroup(group).name} key share, but the "
-            "client sent no share for that group")
-    shared = secret.exchange(key_share.server_share.key_exchange)
+        if chosen is None:
+            # RFC 8446 §9.2: without a PSK, key_share is mandatory.
+            raise MissingExtension("the ServerHello has neither key_share nor "
+                                   "pre_shared_key")
+        if not io.config.offer_psk_ke:
+            # RFC 8446 §4.2.9: psk_ke (no key_share) only if we offered it.
+            raise MissingExtension("the server resumed without a key_share (psk_ke), "
+                                   "which we did not offer")
+    else:
+        group = NamedGroup(key_share.server_share.group)
+        secret = sent.shares.get(group)
+        if secret is None:
+            # RFC 8446 §4.2.8: the server's share must be in a group we sent a share for.
+            raise IllegalParameter(
+                f"the server answered with a {group.name} key share, but the "
+                "client sent no share for that group")
+        shared = secret.exchange(key_share.server_share.key_exchange)
     transcript = sent.transcript
     if sent.hrr is None:
         transcript.set_hash(info.hash_name)
     transcript.update(raw)
-    secrets = handshake_secrets(io, info, shared, transcript.digest())
+    secrets = handshake_secrets(io, info, shared, transcript.digest(),
+                                early=chosen.early_secret() if chosen else None)
     hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
     io.set_read(decrypter(info, shts), Epoch.HANDSHAKE)
-    # Alerts from here on are protected with our handshake key, as OpenSSL does.
-    io.set_write(encrypter(info, chts), Epoch.HANDSHAKE)
-    io.note(f"negotiated TLS 1.3 with {CipherSuite(info.suite).name} over "
-            f"{NamedGroup(group).name}")
-    neg = Negotiated(info, NamedGroup(group), sent.hrr is not None)
+    if not sent.early_data or sent.hrr is not None:
+        # Alerts from here on are protected with our handshake key, as OpenSSL does.
+        # (With 0-RTT in flight the early key stays until EncryptedExtensions says
+        # whether the server reads it.)
+        io.set_write(encrypter(info, chts), Epoch.HANDSHAKE)
+    how = "no (EC)DHE (psk_ke)" if group is None else group.name
+    io.note(f"negotiated TLS 1.3 with {CipherSuite(info.suite).name} over {how}"
+            + ("" if chosen is None else
+               f", resuming with PSK identity {psk_sh.selected_identity if psk_sh else 0}"))
+    neg = Negotiated(info, group, sent.hrr is not None, psk=chosen,
+                     ccs_sent=sent.ccs_sent, early_data_sent=sent.early_data)
     return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts))
 
 
@@ -211,8 +242,28 @@ class ExpectEncryptedExtensions(_State13):
         chosen = ext.find_extension(ee.extensions, ext.ApplicationLayerProtocolNegotiation)
         if chosen is not None:
             alpn = checked_alpn(h.hello, chosen)
+        neg = h.neg
+        accepted = ext.find_extension(ee.extensions, ext.EarlyDataIndication) is not None
+        if accepted:
+            if not neg.early_data_sent or neg.psk is None or neg.psk.session is None:
+                raise IllegalParameter("the server accepted early data we did not send")
+            session = neg.psk.session
+            # RFC 8446 §4.2.10: 0-RTT only with the first PSK, its suite and its ALPN.
+            if (neg.psk.identity != h.hello_psk_identity0
+                    or session.cipher_suite != neg.suite.suite or session.alpn != alpn):
+                raise IllegalParameter("the server accepted early data with a PSK, suite "
+                                       "or ALPN it may not be used with")
+        if neg.early_data_sent:
+            io.check("0-RTT", accepted, "the server accepted our early data" if accepted
+                     else "the server rejected our early data")
+            if not accepted and not neg.hello_retry_request:
+                io.set_write(encrypter(neg.suite, h.chts), Epoch.HANDSHAKE)
         h.transcript.update(raw)
-        return ExpectCertificateOrRequest(replace(h, neg=replace(h.neg, alpn=alpn)))
+        h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted))
+        if neg.psk is not None:
+            # RFC 8446 §2.2: a PSK handshake has no Certificate/CertificateVerify.
+            return ExpectFinished(h, neg.psk)
+        return ExpectCertificateOrRequest(h)
 
 
 def checked_alpn(hello: ClientHello, chosen: ext.ApplicationLayerProtocolNegotiation) -> str:
@@ -306,13 +357,16 @@ class ExpectCertificateVerify(_State13):
 class ExpectFinished(_State13):
     expects = frozenset({HandshakeType.FINISHED})
 
-    def __init__(self, hs: Handshake13, proof: SignatureVerified) -> None:
+    def __init__(self, hs: Handshake13, proof: SignatureVerified | OfferedPsk) -> None:
         super().__init__(hs)
+        # The server's certificate signature, or -- resuming -- the PSK whose keys its
+        # Finished must be made with.
         self.proof = proof
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ClientIO]:
         h = self.hs
+        neg = h.neg
         suite = h.neg.suite
         fin = Finished.parse_body(body)
         io.received(fin, raw)
@@ -327,7 +381,14 @@ class ExpectFinished(_State13):
         announce(io, "server_application_traffic_secret_0", sats)
         announce(io, "exporter_master_secret", ems)
         io.set_read(decrypter(suite, sats), Epoch.APPLICATION)
-        if io.config.middlebox_compat and h.neg.hello_retry_request is False:
+        if neg.early_data_accepted:
+            # RFC 8446 §4.5: EndOfEarlyData under the early key, then handshake keys.
+            eoed = EndOfEarlyData()
+            raw_e = eoed.serialize()
+            io.send_handshake(eoed, raw_e)
+            h.transcript.update(raw_e)
+            io.set_write(encrypter(suite, h.chts), Epoch.HANDSHAKE)
+        if io.config.middlebox_compat and not neg.ccs_sent:
             io.send_change_cipher_spec()  # RFC 8446 §D.4
         sent_certificate = False
         if h.cert_request is not None:
@@ -338,25 +399,42 @@ class ExpectFinished(_State13):
         h.transcript.update(raw_f)
         rms = master.resumption_master_secret(h.transcript.digest())
         io.set_write(encrypter(suite, cats), Epoch.APPLICATION)
-        rev = self.proof.chain.revocation
+        proof = self.proof
+        if isinstance(proof, SignatureVerified):
+            rev = proof.chain.revocation
+            chain, verified = proof.chain.chain, proof.chain.verified is not None
+            scheme, resumed_with = proof.scheme, None
+        else:
+            rev, scheme = None, None
+            chain = proof.session.peer_certificates if proof.session else ()
+            verified = proof.session.certificate_verified if proof.session else False
+            resumed_with = ("external_psk" if proof.external
+                            else "psk_ke" if neg.group is None else "psk_dhe_ke")
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS13,
             cipher_suite=CipherSuite(suite.suite),
-            group=h.neg.group,
-            signature_scheme=self.proof.scheme,
-            alpn=h.neg.alpn,
+            group=neg.group,
+            signature_scheme=scheme,
+            alpn=neg.alpn,
             server_name=sni_name(io.config.server_name),
-            hello_retry_request=h.neg.hello_retry_request,
-            resumed=False,
-            peer_certificates=self.proof.chain.chain,
-            certificate_verified=self.proof.chain.verified is not None,
+            hello_retry_request=neg.hello_retry_request,
+            resumed=resumed_with is not None,
+            peer_certificates=chain,
+            certificate_verified=verified,
             client_random=h.hello.random,
             client_certificate_requested=h.cert_request is not None,
             client_certificate_sent=sent_certificate,
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
+            resumed_with=resumed_with,
+            early_data_accepted=neg.early_data_accepted if neg.early_data_sent else None,
         )))
         io.handshake_done()
+        if (neg.early_data_sent and not neg.early_data_accepted and io.early_data
+                and io.config.resend_rejected_early_data):
+            # RFC 8446 §4.2.10: rejected 0-RTT data is the application's to resend.
+            io.note(f"sending the {len(io.early_data)} bytes of rejected early data again")
+            io.send_application_data(io.early_data)
         # RFC 8446 §4.6.2: keep the transcript through our Finished for post-handshake
         # authentication, only if we offered it.
         pha = ExtensionType.POST_HANDSHAKE_AUTH in h.offered
@@ -365,9 +443,7 @@ class ExpectFinished(_State13):
                            exporter_master_secret=ems,
                            transcript=h.transcript.copy() if pha else None,
                            ticket_context=TicketContext(
-                               sni_name(io.config.server_name), h.neg.alpn,
-                               self.proof.chain.chain,
-                               self.proof.chain.verified is not None))
+                               sni_name(io.config.server_name), neg.alpn, chain, verified))
 
 
 def client_signature_scheme(io: ClientIO, request: CertificateRequest

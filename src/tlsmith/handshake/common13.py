@@ -60,11 +60,15 @@ class HandshakeSecrets:
     shts: bytes  # server_handshake_traffic_secret
 
 
-def handshake_secrets(io: HandshakeIO, suite: SuiteInfo, shared_secret: bytes,
-                      transcript_hash: bytes) -> HandshakeSecrets:
-    """Derive (EarlySecret without PSK -> HandshakeSecret) and announce both traffic
-    secrets; the caller installs the keys for its role."""
-    hs = schedule13.EarlySecret.derive(suite.hash_name, None).handshake_secret(shared_secret)
+def handshake_secrets(io: HandshakeIO, suite: SuiteInfo, shared_secret: bytes | None,
+                      transcript_hash: bytes, *,
+                      early: schedule13.EarlySecret | None = None) -> HandshakeSecrets:
+    """Derive (EarlySecret, from the PSK if resuming -> HandshakeSecret, with the (EC)DHE
+    secret or none for psk_ke) and announce both traffic secrets; the caller installs the
+    keys for its role."""
+    if early is None:
+        early = schedule13.EarlySecret.derive(suite.hash_name, None)
+    hs = early.handshake_secret(shared_secret)
     chts = hs.client_handshake_traffic_secret(transcript_hash)
     shts = hs.server_handshake_traffic_secret(transcript_hash)
     announce(io, "client_handshake_traffic_secret", chts)

@@ -19,6 +19,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    PskKeyExchangeMode,
     SignatureScheme,
 )
 from tlsmith.codec.messages import (
@@ -29,6 +30,7 @@ from tlsmith.codec.messages import (
     CertificateVerify,
     ClientHello,
     EncryptedExtensions,
+    EndOfEarlyData,
     Finished,
     ServerHello,
     message_hash,
@@ -45,6 +47,7 @@ from tlsmith.errors import (
     MissingExtension,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.handshake import psk13
 from tlsmith.handshake.base import ServerIO, State, Tls13Handshaking
 from tlsmith.handshake.common13 import (
     Connected13,
@@ -71,6 +74,7 @@ from tlsmith.handshake.proofs import (
     accept_client_chain,
     verify_signature,
 )
+from tlsmith.handshake.psk13 import SelectedPsk
 from tlsmith.observe import Epoch
 
 _COOKIE_LABEL = b"tlsmith hrr cookie v1"
@@ -81,14 +85,16 @@ class Choice:
     """The server's decisions for one ClientHello."""
 
     suite: SuiteInfo
-    group: NamedGroup
-    client_share: bytes | None  # None: HelloRetryRequest needed
-    certified: CertifiedKey
-    scheme: SignatureScheme
+    group: NamedGroup | None  # None: psk_ke
+    client_share: bytes | None  # None: HelloRetryRequest needed (or psk_ke)
+    certified: CertifiedKey | None  # None: resuming with a PSK (no Certificate)
+    scheme: SignatureScheme | None
     alpn: str | None
     server_name: str | None
     sni_matched: bool
     staple: bytes | None = None  # a DER OCSP response for the leaf's CertificateEntry
+    psk: SelectedPsk | None = None  # resumption / external PSK, binder verified
+    early_data: bool = False  # 0-RTT accepted
 
 
 def check_client_hello(offered: Offered) -> None:
@@ -105,12 +111,13 @@ def check_client_hello(offered: Offered) -> None:
     if (groups is None) != (shares is None):
         raise MissingExtension("ClientHello must carry both supported_groups and key_share, "
                                "or neither")
-    if offered.signature_schemes is None:
+    if offered.signature_schemes is None and offered.psk is None:
         # RFC 8446 §9.2: a certificate-authenticated handshake needs signature_algorithms.
         raise MissingExtension("ClientHello has no signature_algorithms extension")
     if groups is None or shares is None:
-        raise MissingExtension("ClientHello has no key_share; PSK-only handshakes are not "
-                               "supported")
+        if offered.psk is None:
+            raise MissingExtension("ClientHello has neither key_share nor pre_shared_key")
+        return  # a PSK-only (psk_ke) ClientHello
     seen: set[int] = set()
     for entry in shares:
         # RFC 8446 §4.2.8: each share's group is in supported_groups, at most once.
@@ -123,7 +130,7 @@ def check_client_hello(offered: Offered) -> None:
         seen.add(entry.group)
 
 
-def choose(cfg: ServerConfig, offered: Offered) -> Choice:
+def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
     client_suites = set(offered.suites)
     order = (cfg.cipher_suites if cfg.prefer_server_cipher_order
              else tuple(s for s in offered.suites if s in cfg.cipher_suites))
@@ -133,7 +140,15 @@ def choose(cfg: ServerConfig, offered: Offered) -> Choice:
         raise HandshakeFailure(
             "no TLS 1.3 cipher suite in common: the client offers "
             + ", ".join(CipherSuite(s).name for s in offered.suites))
-    assert offered.groups is not None and offered.key_shares is not None  # checked above
+    return info
+
+
+def choose_group(cfg: ServerConfig, offered: Offered
+                 ) -> tuple[NamedGroup | None, bytes | None]:
+    """Our preferred group the client sent a share for; else one it supports (an HRR);
+    (None, None) for a ClientHello without key_share (PSK only)."""
+    if offered.groups is None or offered.key_shares is None:
+        return None, None
     by_group = {NamedGroup(e.group): e.key_exchange for e in offered.key_shares}
     usable = [g for g in cfg.groups if group_available(g)]
     group = next((g for g in usable if g in by_group), None)
@@ -143,12 +158,43 @@ def choose(cfg: ServerConfig, offered: Offered) -> Choice:
             raise HandshakeFailure(
                 "no key-exchange group in common: the client supports "
                 + ", ".join(NamedGroup(g).name for g in offered.groups))
+    return group, by_group.get(group)
+
+
+def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = None
+           ) -> Choice:
+    info = choose_suite(cfg, offered)
+    group, share = choose_group(cfg, offered)
+    alpn = choose_alpn(cfg, offered)
+    if psk is not None:
+        if psk.mode == PskKeyExchangeMode.PSK_KE:
+            group, share = None, None
+        elif group is None:
+            raise HandshakeFailure("psk_dhe_ke without a key share")
+        return Choice(info, group, share, None, None, alpn, offered.server_name, False,
+                      psk=psk)
+    if group is None:
+        raise MissingExtension("ClientHello has no key_share, and no PSK of its is usable")
     cert = choose_certificate(cfg, offered, tls13=True)
     if cert is None or cert.scheme is None:
         raise no_certificate(offered)
-    return Choice(info, group, by_group.get(group), cert.certified, cert.scheme,
-                  choose_alpn(cfg, offered), offered.server_name, cert.sni_matched,
-                  staple_for(cert.certified, offered))
+    return Choice(info, group, share, cert.certified, cert.scheme, alpn,
+                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered))
+
+
+def _resumption(io: ServerIO, offered: Offered, raw: bytes,
+                transcript_before: Transcript | None) -> SelectedPsk | None:
+    """The PSK to resume with (binder verified), or None: a full handshake."""
+    if offered.psk is None:
+        return None
+    suite = choose_suite(io.config, offered)
+    group, _share = choose_group(io.config, offered)
+    mode = psk13.psk_mode(io.config, offered, have_share=group is not None)
+    if mode is None:
+        io.note("the client's psk_key_exchange_modes leave nothing we accept: full "
+                "handshake")
+        return None
+    return psk13.select(io, offered, suite, raw, transcript_before, mode)
 
 
 def _hrr(session_id: bytes, suite: CipherSuite, group: NamedGroup, cookie: bytes
@@ -187,17 +233,25 @@ def _open_cookie(secret: bytes, cookie: bytes) -> tuple[CipherSuite, NamedGroup,
 def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     """The first ClientHello, TLS 1.3 chosen: answer it, or ask again with an HRR."""
     check_client_hello(offered)
-    choice = choose(io.config, offered)
+    psk = _resumption(io, offered, raw, None)
+    choice = choose(io.config, offered, psk=psk)
     transcript = Transcript()
     transcript.set_hash(choice.suite.hash_name)
     transcript.update(raw)
-    if choice.client_share is None:
+    if choice.client_share is None and (psk is None or psk.mode != PskKeyExchangeMode.PSK_KE):
+        if offered.early_data:
+            # RFC 8446 §4.2.10: after an HRR, skip the client's 0-RTT records.
+            io.skip_early_data(max(io.config.max_early_data, 2**14))
         return _retry(io, offered.hello, choice, transcript)
+    if psk is not None and offered.early_data:
+        choice = replace(choice, early_data=psk13.early_data_verdict(
+            io, offered, psk, choice.suite, choice.alpn, hrr=False))
     return send_server_flight(io, offered.hello, choice, transcript, hrr=False, ccs_sent=False)
 
 
 def _retry(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript
            ) -> State[ServerIO]:
+    assert choice.group is not None  # choose(): a group or a psk_ke PSK
     cookie = _make_cookie(io.config.cookie_secret, CipherSuite(choice.suite.suite),
                           choice.group, transcript.digest())
     hrr = _hrr(ch.legacy_session_id, CipherSuite(choice.suite.suite), choice.group, cookie)
@@ -249,15 +303,18 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
             raise IllegalParameter(
                 f"after the HelloRetryRequest the client must send exactly one {group.name} "
                 "key share (RFC 8446 §4.1.4)")
-        choice = choose(io.config, offered)
-        if choice.suite.suite != suite:
-            raise IllegalParameter("the cipher suite changed across the HelloRetryRequest")
-        choice = replace(choice, group=group, client_share=shares[0].key_exchange)
         transcript = Transcript()
-        transcript.set_hash(choice.suite.hash_name)
+        transcript.set_hash(choose_suite(io.config, offered).hash_name)
         transcript.update(message_hash(ch1_hash))  # RFC 8446 §4.4.1
         hrr = _hrr(ch.legacy_session_id, suite, group, offered.cookie)
         transcript.update(hrr.serialize())
+        # RFC 8446 §4.2.11.2: the binders of the second ClientHello cover the
+        # message_hash and the HelloRetryRequest too.
+        psk = _resumption(io, offered, raw, transcript)
+        choice = choose(io.config, offered, psk=psk)
+        if choice.suite.suite != suite:
+            raise IllegalParameter("the cipher suite changed across the HelloRetryRequest")
+        choice = replace(choice, group=group, client_share=shares[0].key_exchange)
         transcript.update(raw)
         return send_server_flight(io, ch, choice, transcript, hrr=True,
                                   ccs_sent=self.ccs_sent)
@@ -267,25 +324,30 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
                        *, hrr: bool, ccs_sent: bool) -> State[ServerIO]:
     """ServerHello ... Finished in one flight (RFC 8446 §2)."""
     suite = choice.suite
-    assert choice.client_share is not None
-    server_share, shared = server_key_share(choice.group, choice.client_share, io.random)
+    psk = choice.psk
+    ch_hash = transcript.digest()  # ClientHello (0-RTT keys, RFC 8446 §7.1)
+    sh_exts: list[ext.Extension] = [ext.SupportedVersionsServerHello(ProtocolVersion.TLS13)]
+    shared: bytes | None = None
+    if choice.group is not None and choice.client_share is not None:
+        server_share, shared = server_key_share(choice.group, choice.client_share, io.random)
+        sh_exts.append(ext.KeyShareServerHello(ext.KeyShareEntry(choice.group, server_share)))
+    if psk is not None:
+        sh_exts.append(ext.PreSharedKeyServerHello(psk.index))  # RFC 8446 §4.2.11
     sh = ServerHello(
         legacy_version=ProtocolVersion.TLS12,
         random=io.random(32),
         legacy_session_id_echo=ch.legacy_session_id,
         cipher_suite=CipherSuite(suite.suite),
         legacy_compression_method=0,
-        extensions=(
-            ext.SupportedVersionsServerHello(ProtocolVersion.TLS13),
-            ext.KeyShareServerHello(ext.KeyShareEntry(choice.group, server_share)),
-        ),
+        extensions=tuple(sh_exts),
     )
     raw = sh.serialize()
     io.send_handshake(sh, raw)
     transcript.update(raw)
     if ch.legacy_session_id and not ccs_sent:
         io.send_change_cipher_spec()  # RFC 8446 §D.4
-    secrets = handshake_secrets(io, suite, shared, transcript.digest())
+    early = psk.early_secret(suite.hash_name) if psk is not None else None
+    secrets = handshake_secrets(io, suite, shared, transcript.digest(), early=early)
     hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
     io.set_write(encrypter(suite, shts), Epoch.HANDSHAKE)
     io.set_read(decrypter(suite, chts), Epoch.HANDSHAKE)
@@ -295,29 +357,34 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         ee_exts.append(ext.ServerName(None))  # RFC 6066 §3: acknowledge the name we used
     if choice.alpn is not None:
         ee_exts.append(ext.ApplicationLayerProtocolNegotiation((choice.alpn.encode(),)))
+    if choice.early_data:
+        ee_exts.append(ext.EarlyDataIndication())  # RFC 8446 §4.2.10: 0-RTT accepted
     flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
         EncryptedExtensions(tuple(ee_exts))]
-    if io.config.client_auth != "none":
+    certified, scheme = choice.certified, choice.scheme
+    # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
+    if io.config.client_auth != "none" and psk is None:
         flight.append(certificate_request(io.config))
         io.note(f"asking the client for a certificate (client_auth={io.config.client_auth})")
-    entries = [CertificateEntry(der, ()) for der in choice.certified.chain]
-    if choice.staple is not None:
-        # RFC 8446 §4.4.2.1: the OCSP response rides in the leaf's CertificateEntry.
-        entries[0] = CertificateEntry(entries[0].cert_data, (ext.CertificateStatusExtension(
-            CertificateStatusType.OCSP, choice.staple),))
-        io.note(f"stapling an OCSP response ({len(choice.staple)} bytes) to our "
-                "certificate")
-    flight.append(Certificate(b"", tuple(entries)))
+    if certified is not None:
+        entries = [CertificateEntry(der, ()) for der in certified.chain]
+        if choice.staple is not None:
+            # RFC 8446 §4.4.2.1: the OCSP response rides in the leaf's CertificateEntry.
+            entries[0] = CertificateEntry(entries[0].cert_data, (
+                ext.CertificateStatusExtension(CertificateStatusType.OCSP, choice.staple),))
+            io.note(f"stapling an OCSP response ({len(choice.staple)} bytes) to our "
+                    "certificate")
+        flight.append(Certificate(b"", tuple(entries)))
     for msg in flight:
         raw = msg.serialize()
         io.send_handshake(msg, raw)
         transcript.update(raw)
-    content = sig.certificate_verify_content(transcript.digest(), server=True)
-    cv = CertificateVerify(choice.scheme,
-                           sig.sign(choice.scheme, choice.certified.private_key, content))
-    raw = cv.serialize()
-    io.send_handshake(cv, raw)
-    transcript.update(raw)
+    if certified is not None and scheme is not None:
+        content = sig.certificate_verify_content(transcript.digest(), server=True)
+        cv = CertificateVerify(scheme, sig.sign(scheme, certified.private_key, content))
+        raw = cv.serialize()
+        io.send_handshake(cv, raw)
+        transcript.update(raw)
     fin = finished_for(suite, shts, transcript.digest())
     raw = fin.serialize()
     io.send_handshake(fin, raw)
@@ -332,6 +399,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     announce(io, "server_application_traffic_secret_0", sats)
     announce(io, "exporter_master_secret", ems)
     io.set_write(encrypter(suite, sats), Epoch.APPLICATION)
+    state = psk.state if psk is not None else None
+    offered_early = any(e.extension_type == ExtensionType.EARLY_DATA for e in ch.extensions)
     info = HandshakeInfo(
         version=ProtocolVersion.TLS13,
         cipher_suite=CipherSuite(suite.suite),
@@ -340,15 +409,52 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         alpn=choice.alpn,
         server_name=choice.server_name,
         hello_retry_request=hrr,
-        resumed=False,
+        resumed=psk is not None,
         client_random=ch.random,
+        resumed_with=psk.resumed_with if psk is not None else None,
+        early_data_accepted=choice.early_data if offered_early else None,
+        client_certificates=state.client_certificates if state is not None else (),
+        client_certificate_verified=(state.client_certificate_verified
+                                     if state is not None else False),
     )
     pha = any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH for e in ch.extensions)
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
                                 post_handshake_auth=pha)
-    if io.config.client_auth != "none":
+    if choice.early_data and psk is not None and early is not None:
+        # RFC 8446 §4.2.10: read 0-RTT under client_early_traffic_secret until
+        # EndOfEarlyData.
+        cets = early.client_early_traffic_secret(ch_hash)
+        announce(io, "client_early_traffic_secret", cets)
+        io.set_read(decrypter(suite, cets), Epoch.EARLY)
+        io.accept_early_data(state.max_early_data if state is not None else 0)
+        return ExpectEndOfEarlyData(then)
+    if offered_early and not hrr:
+        # Rejected 0-RTT: skip what we cannot decrypt (RFC 8446 §4.2.10).
+        io.skip_early_data(max(state.max_early_data if state is not None else 0,
+                               io.config.max_early_data, 2**14))
+    if io.config.client_auth != "none" and psk is None:
         return ExpectClientCertificate(then, require=io.config.client_auth == "require")
     return then
+
+
+class ExpectEndOfEarlyData(Tls13Handshaking[ServerIO]):
+    """0-RTT accepted: application data (``ApplicationData.early``) until the client's
+    EndOfEarlyData (RFC 8446 §4.5), then its handshake keys."""
+
+    expects = frozenset({HandshakeType.END_OF_EARLY_DATA})
+    version = ProtocolVersion.TLS13
+    accepts_application_data = True
+
+    def __init__(self, then: ExpectClientFinished) -> None:
+        self.then = then
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State[ServerIO]:
+        eoed = EndOfEarlyData.parse_body(body)
+        io.received(eoed, raw)
+        self.then.transcript.update(raw)
+        io.set_read(decrypter(self.then.suite, self.then.chts), Epoch.HANDSHAKE)
+        return self.then
 
 
 def certificate_request(cfg: ServerConfig) -> CertificateRequest:
@@ -440,7 +546,11 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         self.transcript.update(raw)
         rms = self.master.resumption_master_secret(self.transcript.digest())
         io.set_read(decrypter(self.suite, self.cats), Epoch.APPLICATION)
-        io.emit(HandshakeComplete(self.info))
+        info = self.info
+        psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
+                           alpn=info.alpn, client_certificates=info.client_certificates,
+                           client_certificate_verified=info.client_certificate_verified)
+        io.emit(HandshakeComplete(info))
         io.handshake_done()
         return Connected13(TrafficSecrets(self.suite, read_secret=self.cats,
                                           write_secret=self.sats),
