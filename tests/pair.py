@@ -27,7 +27,10 @@ class SecretSpy:
 
 
 def configs(cert: CertFiles, **client_kw: Any) -> tuple[ClientConfig, ServerConfig]:
-    server_kw = client_kw.pop("server", {})
+    """A client and a server for ``cert``. TLS 1.2 resumption is off unless asked for
+    (the flight-by-flight tests expect no session ID and no NewSessionTicket)."""
+    server_kw = {"session_ids": False, **client_kw.pop("server", {})}
+    client_kw.setdefault("session_tickets", False)
     client = ClientConfig(server_name="localhost",
                           trust=TrustStore.from_pem_file(cert.ca_path), **client_kw)
     server = ServerConfig(certificates=(CertifiedKey.from_files(cert.chain_path,

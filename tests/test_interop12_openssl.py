@@ -647,9 +647,10 @@ def test_server_variants(tlsmith_servers: TlsmithPool, certs: dict[str, CertFile
 
 def test_server_full_handshakes_on_reconnect(tlsmith_servers: TlsmithPool,
                                              certs: dict[str, CertFiles]) -> None:
-    """We keep no TLS 1.2 session cache (empty session_id): s_client -reconnect's five
-    attempts to resume are full handshakes, all fine."""
-    server = tlsmith_servers.get("ecdsa-p256")
+    """A server with resumption off (no session IDs, no tickets): s_client -reconnect's
+    five attempts to resume are full handshakes, all fine (the resuming case is in
+    test_interop_resume12.py)."""
+    server = tlsmith_servers.get("ecdsa-p256", session_ids=False, tickets=0)
     before = server.count()
     done = run_s_client(server.port, *s_client_args(certs["ecdsa-p256"], "-tls1_2",
                                                     "-reconnect"), stdin=GET)

@@ -4,7 +4,11 @@
       ─► ExpectServerKeyExchange (ECDHE/DHE)
       ─► ExpectServerHelloDone (CertificateRequest allowed) ─► our flight:
          [Certificate] ClientKeyExchange [CertificateVerify] ChangeCipherSpec Finished
-      ─► AwaitChangeCipherSpec ─► ExpectFinished ─► Connected12
+      ─► [ExpectNewSessionTicket] ─► AwaitChangeCipherSpec ─► ExpectFinished ─► Connected12
+
+Abbreviated (RFC 5246 §7.3, RFC 5077 §3.1): the ServerHello echoes the session ID we
+offered with a Session12 ─► [ExpectNewSessionTicket] ─► AwaitChangeCipherSpec
+      ─► ExpectResumedFinished ─► our ChangeCipherSpec Finished ─► Connected12
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from tlsmith.codec.messages12 import (
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
     MessageBase,
+    NewSessionTicket12,
     ServerHelloDone,
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
@@ -45,7 +50,7 @@ from tlsmith.errors import (
     InsufficientSecurity,
     UnsupportedCertificate,
 )
-from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.events import HandshakeComplete, HandshakeInfo, SessionTicketReceived
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.client13 import checked_alpn
@@ -57,6 +62,7 @@ from tlsmith.handshake.common12 import (
     derive_keys,
     finished,
     record_keys,
+    resumed_keys,
     send_message,
     signed_params,
 )
@@ -70,6 +76,8 @@ from tlsmith.handshake.proofs import (
     verify_signature,
 )
 from tlsmith.observe import Epoch
+from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
+from tlsmith.session import Session12
 from tlsmith.x509.keys import key_kind
 from tlsmith.x509.leaf import leaf_public_key
 
@@ -93,6 +101,12 @@ class Handshake12:
     # RFC 6066 §8: the ServerHello echoed status_request, so a CertificateStatus may
     # follow the Certificate.
     status_requested: bool = False
+    # RFC 5077 §3.2: the ServerHello carried SessionTicket, so a NewSessionTicket comes
+    # before the server's ChangeCipherSpec (§3.3).
+    ticket_expected: bool = False
+    session_id: bytes = b""  # what the server gave (the echo, when resuming)
+    new_ticket: bytes = b""  # from NewSessionTicket (empty: none, RFC 5077 §3.3)
+    ticket_lifetime: int = 0  # its ticket_lifetime_hint
 
 
 def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: bytes
@@ -110,7 +124,9 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             "TLS 1.2 suite")
     if sh.legacy_compression_method != 0:
         raise IllegalParameter("the server chose a compression method we did not offer")
-    if hello.legacy_session_id and sh.legacy_session_id_echo == hello.legacy_session_id:
+    resuming = bool(hello.legacy_session_id) and (
+        sh.legacy_session_id_echo == hello.legacy_session_id)
+    if resuming and sent.session12 is None:
         # We offered no session to resume: an echoed id would mean "resumed" (§7.4.1.3).
         raise IllegalParameter("the server tried to resume a session we never offered")
     check_server_extensions(sh.extensions, ExtensionContext.SERVER_HELLO, sent.offered,
@@ -151,9 +167,44 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     transcript.update(raw)
     io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     status_requested = ext.find_extension(sh.extensions, ext.StatusRequest) is not None
+    ticket_expected = ext.find_extension(sh.extensions, ext.SessionTicket) is not None
     h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn,
-                    status_requested=status_requested)
+                    status_requested=status_requested, ticket_expected=ticket_expected,
+                    session_id=sh.legacy_session_id_echo)
+    if resuming:
+        assert sent.session12 is not None
+        return _resume(io, h, sent.session12)
+    if sent.session12 is not None:
+        io.note("the server did not resume our TLS 1.2 session: full handshake")
     return ExpectCertificate(h)
+
+
+def _resume(io: ClientIO, h: Handshake12, session: Session12) -> State[ClientIO]:
+    """The server echoed our session ID: an abbreviated handshake (RFC 5246 §7.3; with a
+    ticket, RFC 5077 §3.4)."""
+    if h.suite.suite != session.cipher_suite:
+        # RFC 5246 §7.4.1.3: a resumed session keeps its cipher suite.
+        raise IllegalParameter(
+            f"the server resumed our session with {CipherSuite(h.suite.suite).name}, but "
+            f"the session was made with {CipherSuite(session.cipher_suite).name}")
+    if session.extended_master_secret and not h.ems:
+        # RFC 7627 §5.3: the session used EMS; a resumption without it MUST abort.
+        raise HandshakeFailure("the server resumed an extended-master-secret session "
+                               "without the extension (RFC 7627 §5.3)")
+    if not session.extended_master_secret and h.ems:
+        # RFC 7627 §5.3: a session without EMS must not be resumed with it.
+        raise HandshakeFailure("the server resumed a session made without the extended "
+                               "master secret but now claims it (RFC 7627 §5.3)")
+    how = "ticket" if session.ticket else "session_id"
+    io.note(f"the server echoed our session ID: resuming the session by {how} "
+            "(abbreviated handshake)")
+    keys = resumed_keys(io, h.suite, session.master_secret, h.hello.random,
+                        h.server_random, ems=h.ems, etm=h.etm)
+    write, read = record_keys(io, keys, client=True)
+    finish = ExpectResumedFinished(h, keys, write, session)
+    if h.ticket_expected:
+        return ExpectNewSessionTicket(h, read, finish)
+    return AwaitChangeCipherSpec(read, finish)
 
 
 class _State12(Tls12State[ClientIO]):
@@ -357,8 +408,10 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     io.send_change_cipher_spec()
     io.set_write(write, Epoch.APPLICATION)
     _send(io, h, finished(keys, h.transcript, client=True))
-    return AwaitChangeCipherSpec(read, ExpectFinished(h, auth, keys,
-                                                      sent_certificate=sent_certificate))
+    finish = ExpectFinished(h, auth, keys, sent_certificate=sent_certificate)
+    if h.ticket_expected:
+        return ExpectNewSessionTicket(h, read, finish)
+    return AwaitChangeCipherSpec(read, finish)
 
 
 _CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
@@ -379,6 +432,38 @@ def client_signature_scheme12(io: ClientIO, request: CertificateRequest12 | None
                  if s in request.supported_signature_algorithms), None)
 
 
+class ExpectNewSessionTicket(_State12):
+    """RFC 5077 §3.3: the ServerHello carried SessionTicket, so a NewSessionTicket (maybe
+    with an empty ticket) comes before the server's ChangeCipherSpec."""
+
+    expects = frozenset({HandshakeType.NEW_SESSION_TICKET})
+
+    def __init__(self, hs: Handshake12, read: RecordDecrypter,
+                 finish: ExpectFinished | ExpectResumedFinished) -> None:
+        super().__init__(hs)
+        self.read = read
+        self.finish = finish
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        nst = NewSessionTicket12.parse_body(body)
+        io.received(nst, raw)
+        self.hs.transcript.update(raw)  # RFC 5077 §3.3: part of the Finished hash
+        if nst.ticket:
+            io.note(f"the server issued a session ticket ({len(nst.ticket)} bytes, "
+                    f"lifetime hint {nst.ticket_lifetime_hint} s)")
+        else:
+            io.note("the server sent an empty NewSessionTicket: no ticket this time "
+                    "(RFC 5077 §3.3)")
+        return AwaitChangeCipherSpec(self.read, self.finish.with_ticket(
+            nst.ticket, nst.ticket_lifetime_hint))
+
+
+def _emit_session(io: ClientIO, session: Session12) -> None:
+    io.emit(SessionTicketReceived(session=session, ticket=session.ticket,
+                                  lifetime=session.lifetime))
+
+
 class ExpectFinished(_State12):
     expects = frozenset({HandshakeType.FINISHED})
 
@@ -388,6 +473,10 @@ class ExpectFinished(_State12):
         self.auth = auth
         self.keys = keys
         self.sent_certificate = sent_certificate
+
+    def with_ticket(self, ticket: bytes, lifetime: int) -> ExpectFinished:
+        return ExpectFinished(replace(self.hs, new_ticket=ticket, ticket_lifetime=lifetime),
+                              self.auth, self.keys, sent_certificate=self.sent_certificate)
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ClientIO]:
@@ -419,5 +508,70 @@ class ExpectFinished(_State12):
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
         )))
+        if h.session_id or h.new_ticket:
+            # RFC 5246 §7.4.1.3 / RFC 5077 §3.3: something to resume this session with.
+            _emit_session(io, Session12(
+                session_id=h.session_id, ticket=h.new_ticket,
+                master_secret=self.keys.master_secret,
+                cipher_suite=CipherSuite(h.suite.suite), extended_master_secret=h.ems,
+                received_at=io.now(), lifetime=h.ticket_lifetime if h.new_ticket else 0,
+                server_name=sni_name(io.config.server_name), alpn=h.alpn,
+                peer_certificates=chain.chain,
+                certificate_verified=chain.verified is not None))
+        io.handshake_done()
+        return Connected12(self.keys, is_client=True)
+
+
+class ExpectResumedFinished(_State12):
+    """Abbreviated handshake: the server's Finished comes first (RFC 5246 §7.3); then our
+    ChangeCipherSpec and Finished."""
+
+    expects = frozenset({HandshakeType.FINISHED})
+
+    def __init__(self, hs: Handshake12, keys: Keys12, write: RecordEncrypter,
+                 session: Session12) -> None:
+        super().__init__(hs)
+        self.keys = keys
+        self.write = write
+        self.session = session
+
+    def with_ticket(self, ticket: bytes, lifetime: int) -> ExpectResumedFinished:
+        return ExpectResumedFinished(
+            replace(self.hs, new_ticket=ticket, ticket_lifetime=lifetime), self.keys,
+            self.write, self.session)
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        s = self.session
+        fin = Finished.parse_body(body)
+        io.received(fin, raw)
+        check_finished(io, self.keys, h.transcript, fin, client=False)
+        h.transcript.update(raw)
+        io.send_change_cipher_spec()
+        io.set_write(self.write, Epoch.APPLICATION)
+        _send(io, h, finished(self.keys, h.transcript, client=True))
+        io.emit(HandshakeComplete(HandshakeInfo(
+            version=ProtocolVersion.TLS12,
+            cipher_suite=CipherSuite(h.suite.suite),
+            group=None,
+            signature_scheme=None,
+            alpn=h.alpn,
+            server_name=sni_name(io.config.server_name),
+            hello_retry_request=False,
+            resumed=True,
+            resumed_with="ticket" if s.ticket else "session_id",
+            peer_certificates=s.peer_certificates,
+            certificate_verified=s.certificate_verified,
+            client_random=h.hello.random,
+            extended_master_secret=h.ems,
+            encrypt_then_mac=h.etm if h.suite.cipher == "cbc" else False,
+        )))
+        if h.new_ticket:
+            # RFC 5077 §3.3: a fresh ticket for the same session (e.g. the key rotated).
+            s = replace(s, ticket=h.new_ticket, lifetime=h.ticket_lifetime,
+                        received_at=io.now(), alpn=h.alpn)
+        # The session stays valid: hand it back so callers can resume again.
+        _emit_session(io, s)
         io.handshake_done()
         return Connected12(self.keys, is_client=True)

@@ -61,6 +61,17 @@ def derive_keys(io: HandshakeIO, suite: SuiteInfo, pre_master_secret: bytes,
     return Keys12(suite, master, client_random, server_random, ems, etm)
 
 
+def resumed_keys(io: HandshakeIO, suite: SuiteInfo, master_secret: bytes,
+                 client_random: bytes, server_random: bytes, *, ems: bool, etm: bool
+                 ) -> Keys12:
+    """RFC 5246 §7.3 (abbreviated handshake): the session's master secret with the new
+    randoms; only the key block (§6.3) changes."""
+    io.note("resuming: the session's master secret, new key block from the new randoms "
+            "(RFC 5246 §7.3)")
+    io.secret("master_secret", master_secret, "CLIENT_RANDOM")
+    return Keys12(suite, master_secret, client_random, server_random, ems, etm)
+
+
 def record_keys(io: HandshakeIO, keys: Keys12, *, client: bool
                 ) -> tuple[RecordEncrypter, RecordDecrypter]:
     """The pending write and read protection (RFC 5246 §6.3), installed at CCS."""

@@ -4,7 +4,11 @@
         [CertificateRequest] ServerHelloDone
       ─► [ExpectClientCertificate] ─► ExpectClientKeyExchange
       ─► [ExpectClientCertificateVerify] ─► AwaitChangeCipherSpec ─► ExpectFinished
-      ─► ChangeCipherSpec Finished ─► Connected12
+      ─► [NewSessionTicket] ChangeCipherSpec Finished ─► Connected12
+
+Resumption (RFC 5246 §7.3, RFC 5077 §3.1/§3.4): a usable ticket or cached session ID ─►
+    ServerHello [NewSessionTicket] ChangeCipherSpec Finished
+      ─► AwaitChangeCipherSpec ─► ExpectResumedFinished ─► Connected12
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from tlsmith.codec.messages12 import (
     ClientKeyExchangeECDHE,
     ClientKeyExchangeRSA,
     MessageBase,
+    NewSessionTicket12,
     ServerHelloDone,
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
@@ -45,7 +50,7 @@ from tlsmith.config import ServerConfig
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import HandshakeFailure, IllegalParameter
+from tlsmith.errors import DecodeError, HandshakeFailure, IllegalParameter
 from tlsmith.events import HandshakeComplete, HandshakeInfo
 from tlsmith.handshake.base import ServerIO, State, Tls12State
 from tlsmith.handshake.common12 import (
@@ -55,6 +60,7 @@ from tlsmith.handshake.common12 import (
     derive_keys,
     finished,
     record_keys,
+    resumed_keys,
     send_message,
     signed_params,
 )
@@ -74,6 +80,8 @@ from tlsmith.handshake.proofs import (
 )
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
+from tlsmith.stores import StoreUnavailable
+from tlsmith.tickets import ServerSessionState, open_ticket, seal_ticket
 
 _FFDHE = frozenset(kx.FFDHE_GROUPS)
 _TLS12_CURVES = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.X448,
@@ -159,27 +167,133 @@ def _check_client_hello(cfg: ServerConfig, offered: Offered) -> None:
             "server requires for TLS 1.2")
 
 
-def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
-    """Answer a ClientHello with TLS 1.2: ServerHello ... ServerHelloDone in one flight."""
-    cfg = io.config
-    _check_client_hello(cfg, offered)
-    choice = choose12(cfg, offered)
-    alpn = choose_alpn(cfg, offered)
-    suite = choice.suite
-    ch = offered.hello
+def _server_random(io: ServerIO) -> bytes:
     random = io.random(32)
-    if ProtocolVersion.TLS13 in cfg.versions:
+    if ProtocolVersion.TLS13 in io.config.versions:
         # RFC 8446 §4.1.3: a TLS 1.3 server negotiating TLS 1.2 marks its random.
         random = random[:24] + DOWNGRADE_TLS12
         io.note("TLS 1.3 is enabled but the client did not offer it: the ServerHello "
                 "random ends with the downgrade sentinel DOWNGRD\\x01")
+    return random
+
+
+def _common_extensions(offered: Offered, ems: bool, etm: bool) -> list[ext.Extension]:
+    """renegotiation_info, EMS and EtM: answered the same in full and abbreviated
+    handshakes."""
     exts: list[ext.Extension] = []
     if offered.renegotiation_info is not None or offered.empty_renegotiation_scsv:
         exts.append(ext.RenegotiationInfo(b""))  # RFC 5746 §3.6
-    if offered.extended_master_secret:
+    if ems:
         exts.append(ext.ExtendedMasterSecret())
-    if choice.etm:
+    if etm:
         exts.append(ext.EncryptThenMac())
+    return exts
+
+
+@dataclass(frozen=True)
+class Resumable:
+    """A session found for this ClientHello: how, and whether to issue a fresh ticket."""
+
+    state: ServerSessionState
+    how: str  # "ticket" or "session_id" (HandshakeInfo.resumed_with)
+    renew: bool  # the ticket was sealed under the previous key (RFC 5077 §5.5 rotation)
+
+
+def _client_ticket(offered: Offered) -> ext.SessionTicket | None:
+    return ext.find_extension(offered.hello.extensions, ext.SessionTicket)
+
+
+def find_session(io: ServerIO, offered: Offered) -> Resumable | None:
+    """The session the client offers, if this server can resume it (RFC 5246 §7.4.1.2,
+    RFC 5077 §3.4); None -> a full handshake. Never an error, except RFC 7627 §5.3."""
+    cfg = io.config
+    now = io.now()
+    ticket = _client_ticket(offered)
+    sid = offered.hello.legacy_session_id
+    found: Resumable | None = None
+    try:
+        if ticket is not None and ticket.ticket and cfg.tickets > 0:
+            opened = open_ticket(cfg.session_store.ticket_keys(now), ticket.ticket)
+            if opened is None:
+                io.note("the client's session ticket is not ours (unknown or retired key, "
+                        "or altered): full handshake")
+                return None
+            found = Resumable(opened.state, "ticket", opened.renew)
+        elif sid and cfg.session_ids:
+            raw = cfg.session_store.get(sid, now)
+            if raw is None:
+                io.note("the client's session ID is not in our cache: full handshake")
+                return None
+            found = Resumable(ServerSessionState.from_bytes(raw), "session_id", False)
+        else:
+            return None
+    except StoreUnavailable as exc:
+        io.note(f"warning: the session store is unavailable ({exc}): full handshake")
+        return None
+    except (DecodeError, ValueError):
+        io.note("the cached session is damaged: full handshake")
+        return None
+    state = found.state
+    why = _unusable(cfg, offered, state, now)
+    if why is not None:
+        io.note(f"cannot resume the offered session ({why}): full handshake")
+        return None
+    if state.extended_master_secret and not offered.extended_master_secret:
+        # RFC 7627 §5.3: the session used EMS; the new ClientHello MUST carry it too.
+        raise HandshakeFailure("the client resumes an extended-master-secret session "
+                               "without the extension (RFC 7627 §5.3)")
+    if not state.extended_master_secret and offered.extended_master_secret:
+        # RFC 7627 §5.3: do not resume a non-EMS session; a full handshake instead.
+        io.note("the session was made without the extended master secret, the client "
+                "now offers it: full handshake (RFC 7627 §5.3)")
+        return None
+    return found
+
+
+def _unusable(cfg: ServerConfig, offered: Offered, state: ServerSessionState, now: float
+              ) -> str | None:
+    if state.version != ProtocolVersion.TLS12:
+        return "not a TLS 1.2 session"
+    if state.expired(now):
+        return "expired"
+    info = suite_info(state.cipher_suite)
+    if (info is None or info.tls13 or state.cipher_suite not in offered.suites
+            or state.cipher_suite not in cfg.cipher_suites):
+        return f"its suite {CipherSuite(state.cipher_suite).name} is not offered here"
+    if info.key_exchange == "rsa" and not cfg.allow_rsa_key_exchange:
+        return "RSA key exchange is off"
+    if info.cipher == "cbc" and not offered.encrypt_then_mac and (
+            not cfg.allow_mac_then_encrypt):
+        return "CBC without encrypt_then_mac"
+    if state.server_name != offered.server_name:
+        return "it was for another server name"
+    if cfg.client_auth == "require" and not (
+            state.client_certificates and state.client_certificate_verified):
+        # Resuming must not skip a client certificate this server now requires.
+        return "it has no verified client certificate, which this server requires"
+    return None
+
+
+def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
+    """Answer a ClientHello with TLS 1.2: ServerHello ... ServerHelloDone in one flight,
+    or an abbreviated handshake when the client offers a session we can resume."""
+    cfg = io.config
+    _check_client_hello(cfg, offered)
+    resumable = find_session(io, offered)
+    if resumable is not None:
+        return _resume(io, offered, raw, resumable)
+    choice = choose12(cfg, offered)
+    alpn = choose_alpn(cfg, offered)
+    suite = choice.suite
+    ch = offered.hello
+    random = _server_random(io)
+    exts = _common_extensions(offered, offered.extended_master_secret, choice.etm)
+    # RFC 5077 §3.2: an empty SessionTicket says a NewSessionTicket will follow.
+    ticket_ext = _client_ticket(offered)
+    issue_ticket = ticket_ext is not None and cfg.tickets > 0
+    if issue_ticket:
+        exts.append(ext.SessionTicket())
+    session_id = io.random(32) if cfg.session_ids else b""
     if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
         exts.append(ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)))  # RFC 8422 §5.2
     if offered.server_name and choice.cert.sni_matched:
@@ -192,7 +306,8 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     sh = ServerHello(
         legacy_version=ProtocolVersion.TLS12,
         random=random,
-        legacy_session_id_echo=b"",  # no session to resume later (RFC 5246 §7.4.1.3)
+        # RFC 5246 §7.4.1.3: a new session ID to resume by (empty: not cached).
+        legacy_session_id_echo=session_id,
         cipher_suite=CipherSuite(suite.suite),
         legacy_compression_method=0,
         extensions=tuple(exts),
@@ -202,7 +317,8 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     transcript.set_hash(suite.hash_name)
     transcript.update(raw)
     h = Handshake12S(ch, random, suite, transcript, offered.extended_master_secret,
-                     choice.etm, alpn, choice, offered.server_name)
+                     choice.etm, alpn, choice, offered.server_name, session_id=session_id,
+                     issue_ticket=issue_ticket)
     _send(io, h, sh)
     io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     _send(io, h, Certificate12(choice.cert.certified.chain))
@@ -255,6 +371,8 @@ class Handshake12S:
     choice: Choice12
     server_name: str | None
     client_chain: ChainAccepted | None = None  # mutual TLS: a verified client chain
+    session_id: bytes = b""  # the new session's ID (empty: not cached)
+    issue_ticket: bool = False  # RFC 5077 §3.3: NewSessionTicket before our CCS
 
 
 def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
@@ -373,6 +491,7 @@ class ExpectFinished(_State12):
         io.received(fin, raw)
         check_finished(io, self.keys, h.transcript, fin, client=True)
         h.transcript.update(raw)
+        _save_session(io, h, self.keys)
         io.send_change_cipher_spec()
         io.set_write(self.write, Epoch.APPLICATION)
         _send(io, h, finished(self.keys, h.transcript, client=False))
@@ -393,6 +512,146 @@ class ExpectFinished(_State12):
             client_certificates=h.client_chain.chain if h.client_chain else (),
             client_certificate_verified=(h.client_chain is not None
                                          and h.client_chain.verified is not None),
+        )))
+        io.handshake_done()
+        return Connected12(self.keys, is_client=False)
+
+
+def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
+    """After a full handshake: cache the session under its ID and/or seal it into a
+    NewSessionTicket (RFC 5077 §3.3: sent before our ChangeCipherSpec)."""
+    cfg = io.config
+    now = io.now()
+    state = ServerSessionState(
+        version=ProtocolVersion.TLS12, cipher_suite=CipherSuite(h.suite.suite),
+        secret=keys.master_secret, issued_at=now, lifetime=cfg.ticket_lifetime,
+        server_name=h.server_name, alpn=h.alpn, extended_master_secret=h.ems,
+        client_certificates=h.client_chain.chain if h.client_chain else (),
+        client_certificate_verified=(h.client_chain is not None
+                                     and h.client_chain.verified is not None))
+    if h.issue_ticket:
+        _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
+    if h.session_id:
+        try:
+            cfg.session_store.put(h.session_id, state.to_bytes(), cfg.ticket_lifetime, now)
+            io.note("cached the session under its session ID (RFC 5246 §7.4.1.3)")
+        except StoreUnavailable as exc:
+            io.note(f"warning: the session store is unavailable ({exc}): the session ID "
+                    "will not resume")
+
+
+def _send_ticket(io: ServerIO, transcript: Transcript, state: ServerSessionState,
+                 lifetime: int) -> None:
+    try:
+        ticket = seal_ticket(io.config.session_store.ticket_keys(io.now()), state,
+                             io.random(12))
+    except StoreUnavailable as exc:
+        # RFC 5077 §3.3: having promised one, send a zero-length ticket.
+        io.note(f"warning: the session store is unavailable ({exc}): empty ticket")
+        ticket, lifetime = b"", 0
+    send_message(io, transcript, NewSessionTicket12(lifetime, ticket))
+    if ticket:
+        io.note(f"issued a session ticket ({len(ticket)} bytes, lifetime {lifetime} s)")
+
+
+@dataclass(frozen=True)
+class Resumed12S:
+    """The server's abbreviated TLS 1.2 handshake, passed by value."""
+
+    hello: ClientHello
+    server_random: bytes
+    suite: SuiteInfo
+    transcript: Transcript
+    etm: bool
+    alpn: str | None
+    server_name: str | None
+    session: Resumable
+
+
+def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
+            ) -> State[ServerIO]:
+    """RFC 5246 §7.3: ServerHello [NewSessionTicket] ChangeCipherSpec Finished."""
+    cfg = io.config
+    state = found.state
+    info = suite_info(state.cipher_suite)
+    assert info is not None  # _unusable checked it
+    ch = offered.hello
+    etm = info.cipher == "cbc" and offered.encrypt_then_mac
+    alpn = choose_alpn(cfg, offered)
+    random = _server_random(io)
+    exts = _common_extensions(offered, state.extended_master_secret, etm)
+    ticket_ext = _client_ticket(offered)
+    # RFC 5077 §3.1: a fresh ticket when the old key retired; §3.4: a client resuming by
+    # ID that asks for a ticket gets one.
+    issue = cfg.tickets > 0 and (found.renew or (
+        found.how == "session_id" and ticket_ext is not None))
+    if issue:
+        exts.append(ext.SessionTicket())
+    if alpn is not None:
+        exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
+    # RFC 6066 §3: no server_name in a resuming ServerHello.
+    sh = ServerHello(
+        legacy_version=ProtocolVersion.TLS12,
+        random=random,
+        # RFC 5246 §7.4.1.3 / RFC 5077 §3.4: echoing the client's ID means "resumed".
+        legacy_session_id_echo=ch.legacy_session_id,
+        cipher_suite=CipherSuite(state.cipher_suite),
+        legacy_compression_method=0,
+        extensions=tuple(exts),
+    )
+    transcript = Transcript()
+    transcript.set_hash(info.hash_name)
+    transcript.update(raw)
+    send_message(io, transcript, sh)
+    io.note(f"resuming the session by {found.how.replace('_', ' ')} with {info.name} "
+            "(abbreviated handshake, RFC 5246 §7.3)")
+    keys = resumed_keys(io, info, state.secret, ch.random, random,
+                        ems=state.extended_master_secret, etm=etm)
+    if issue:
+        if found.renew:
+            io.note("the ticket was sealed under the previous key: renewing it")
+        remaining = max(1, int(state.issued_at + state.lifetime - io.now()))
+        _send_ticket(io, transcript, state, remaining)
+    write, read = record_keys(io, keys, client=False)
+    io.send_change_cipher_spec()
+    io.set_write(write, Epoch.APPLICATION)
+    send_message(io, transcript, finished(keys, transcript, client=False))
+    h = Resumed12S(ch, random, info, transcript, etm, alpn, offered.server_name, found)
+    return AwaitChangeCipherSpec(read, ExpectResumedFinished(h, keys))
+
+
+class ExpectResumedFinished(Tls12State[ServerIO]):
+    """The client's Finished ends the abbreviated handshake (RFC 5246 §7.3)."""
+
+    expects = frozenset({HandshakeType.FINISHED})
+
+    def __init__(self, hs: Resumed12S, keys: Keys12) -> None:
+        self.hs = hs
+        self.keys = keys
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ServerIO]:
+        h = self.hs
+        state = h.session.state
+        fin = Finished.parse_body(body)
+        io.received(fin, raw)
+        check_finished(io, self.keys, h.transcript, fin, client=True)
+        h.transcript.update(raw)
+        io.emit(HandshakeComplete(HandshakeInfo(
+            version=ProtocolVersion.TLS12,
+            cipher_suite=CipherSuite(h.suite.suite),
+            group=None,
+            signature_scheme=None,
+            alpn=h.alpn,
+            server_name=h.server_name,
+            hello_retry_request=False,
+            resumed=True,
+            resumed_with=h.session.how,
+            client_random=h.hello.random,
+            extended_master_secret=state.extended_master_secret,
+            encrypt_then_mac=h.etm,
+            client_certificates=state.client_certificates,
+            client_certificate_verified=state.client_certificate_verified,
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)
