@@ -151,6 +151,15 @@ def summarize(message: Any, name: str | None = None, *,
         if alpn:
             parts.append("alpn=" + ",".join(p.decode("ascii", "replace")
                                             for p in alpn.protocol_name_list))
+        ticket = ext.find_extension(exts, ext.SessionTicket)
+        if ticket and ticket.ticket:
+            parts.append(f"session_ticket={len(ticket.ticket)}B (resume TLS 1.2)")
+        if ext.find_extension(exts, ext.EarlyDataIndication):
+            parts.append("early_data (0-RTT follows)")
+        psk = ext.find_extension(exts, ext.PreSharedKeyClientHello)
+        if psk:
+            parts.append(f"pre_shared_key={len(psk.identities)} identit"
+                         + ("y" if len(psk.identities) == 1 else "ies") + " with binders")
     elif kind == "ServerHello":
         if message.is_hello_retry_request:
             kind = "HelloRetryRequest"
@@ -175,6 +184,12 @@ def summarize(message: Any, name: str | None = None, *,
                 parts.append("downgrade_sentinel")
             if ext.find_extension(exts, ext.RenegotiationInfo):
                 parts.append("reneg_info")
+            psk_sh = ext.find_extension(exts, ext.PreSharedKeyServerHello)
+            if psk_sh is not None:
+                parts.append(f"pre_shared_key=identity {psk_sh.selected_identity} "
+                             "(resumed)")
+            if ext.find_extension(exts, ext.SessionTicket):
+                parts.append("session_ticket (a ticket will follow)")
     elif kind in ("Certificate", "Certificate12"):
         parts += _certificates(message.certificate_list)
     elif kind == "CertificateVerify":
@@ -186,7 +201,12 @@ def summarize(message: Any, name: str | None = None, *,
     elif kind == "KeyUpdate":
         parts.append(_name(message.request_update))
     elif kind == "NewSessionTicket":
-        parts.append(f"lifetime={message.ticket_lifetime}s")
+        parts.append(f"lifetime={message.ticket_lifetime}s ticket={len(message.ticket)}B")
+        early = ext.find_extension(exts, ext.EarlyDataIndication)
+        if early is not None:
+            parts.append(f"max_early_data={early.max_early_data_size}B")
+    elif kind == "EndOfEarlyData":
+        parts.append("(0-RTT data ends; handshake keys from here)")
     elif kind == "NewSessionTicket12":
         parts.append(f"lifetime_hint={message.ticket_lifetime_hint}s "
                      f"ticket={len(message.ticket)}B")
