@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -16,11 +20,18 @@ from tlsmith.codec.enums import AlertDescription, CipherSuite, NamedGroup, Proto
 from tlsmith.config import DEFAULT_GROUPS, DEFAULT_SUITES, ClientConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto.suites import suite_info
-from tlsmith.errors import AlertReceived, CertificateError, ProtocolError, TLSError
+from tlsmith.errors import (
+    AlertReceived,
+    CertificateError,
+    ProtocolError,
+    TLSError,
+    UsageError,
+)
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
 from tlsmith.io.blocking import TLSSocket, with_keylog
 from tlsmith.observe import MessageTrace
+from tlsmith.session import Session, Session13
 from tlsmith.trace import TraceCollector, records_to_json, render_ladder
 
 if TYPE_CHECKING:
@@ -41,6 +52,7 @@ def info_to_json(info: HandshakeInfo) -> dict[str, Any]:
         "server_name": info.server_name,
         "hello_retry_request": info.hello_retry_request,
         "resumed": info.resumed,
+        "resumed_with": info.resumed_with,
         "certificate_verified": info.certificate_verified,
         "key_exchange": info.key_exchange,
         "extended_master_secret": info.extended_master_secret,
@@ -129,6 +141,62 @@ def verification_preview(info: HandshakeInfo, *, cafile: str | None, capath: str
                       f"trusted in {trust.source}")
 
 
+def load_session(path: str) -> Session:
+    """--sess-in FILE: the session saved by --sess-out (UsageError if unreadable)."""
+    from tlsmith.session import session_from_pem
+
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the session file ({exc})") from exc
+    return session_from_pem(text)
+
+
+def save_session(path: str, session: Session) -> None:
+    """--sess-out FILE: the session in PEM, readable by its owner only (it holds the
+    resumption secret)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(session.to_pem())
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT: fix it
+
+
+_ESCAPES = re.compile(r"\\(x[0-9a-fA-F]{2}|[rnt0\\])")
+_SIMPLE = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0", "\\": b"\\"}
+
+
+def unescape(text: str) -> bytes:
+    r"""--early-data TEXT: \r \n \t \0 \\ and \xHH (a byte), so a shell can pass
+    "GET / HTTP/1.0\r\n\r\n"; everything else is sent as UTF-8."""
+    out = bytearray()
+    pos = 0
+    for m in _ESCAPES.finditer(text):
+        out += text[pos:m.start()].encode()
+        code = m.group(1)
+        out += bytes([int(code[1:], 16)]) if code[0] == "x" else _SIMPLE[code]
+        pos = m.end()
+    out += text[pos:].encode()
+    return bytes(out)
+
+
+@dataclass
+class _Outcome:
+    """One connection of ``tlsmith connect``."""
+
+    info: HandshakeInfo | None = None
+    verdict: str = "accepted"
+    reply: bytes = b""
+    skipped: dict[str, str] | None = None
+    collector: TraceCollector = field(default_factory=TraceCollector)
+    session: Session | None = None  # the newest session the server gave us
+    offered: Session | None = None  # the session we offered to resume
+    early_data: bytes | None = None  # what --early-data asked to send on it
+    early_in_0rtt: bool = False  # whether it went with the ClientHello
+    handshake_seconds: float = 0.0
+    error: BaseException | None = None
+    why: str = ""
+
+
 def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: list[NamedGroup],
                 min_version: ProtocolVersion, max_version: ProtocolVersion, allow_no_ems: bool,
                 alpn: list[str], keylog: str | None, servername: str | None,
@@ -137,9 +205,10 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                 err_console: Console, client_cert: str | None = None,
                 client_key: str | None = None, capath: str | None = None,
                 strict: bool = False, crl_files: tuple[str, ...] = (),
-                require_revocation: bool = False) -> int:
-    collector = TraceCollector()
-    try:
+                require_revocation: bool = False, resume: bool = False,
+                early_data: bytes | None = None, sess_in: str | None = None,
+                sess_out: str | None = None) -> int:
+    def make_config(collector: TraceCollector) -> ClientConfig:
         config = build_client_config(host=host, ciphers=ciphers, groups=groups, alpn=alpn,
                                      keylog=keylog, servername=servername, cafile=cafile,
                                      insecure=insecure, observer=collector,
@@ -148,44 +217,176 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                                      client_key=client_key, capath=capath, strict=strict,
                                      crl_files=crl_files,
                                      require_revocation=require_revocation)
+        # Rejected or unsendable 0-RTT data is resent here, by us, in every case.
+        return replace(config, resend_rejected_early_data=False)
+
+    first = _Outcome()
+    try:
+        config = make_config(first.collector)
     except TLSError as exc:
         err_console.print(f"[bold red]error:[/bold red] {explain(exc, host=host, port=port)}")
         return 2
+    try:
+        saved = load_session(sess_in) if sess_in is not None else None
+    except UsageError as exc:
+        err_console.print(f"[bold red]error:[/bold red] --sess-in: {escape(str(exc))}")
+        return 2
+    if early_data is not None and not (resume or saved is not None):
+        err_console.print("[bold red]error:[/bold red] --early-data needs a session to "
+                          "resume: --resume or --sess-in FILE")
+        return 2
+    if saved is not None and saved.expired(config.clock()):
+        err_console.print(f"[bold yellow]warning:[/bold yellow] the session in {sess_in} "
+                          "has expired: it will not be offered (a full handshake)")
+
+    outcomes = [first]
+    plan = 2 if resume else 1
+    session = saved
+    for index in range(plan):
+        outcome = first if index == 0 else _Outcome()
+        if index:
+            outcomes.append(outcome)
+            config = make_config(outcome.collector)
+        last = index == plan - 1
+        outcome.offered = session
+        outcome.early_data = early_data if last else None
+        _one_connection(outcome, config=config, host=host, port=port, timeout=timeout,
+                        insecure=insecure, cafile=cafile, capath=capath, strict=strict,
+                        servername=servername, http=http, send_text=send_text,
+                        want_session=(not last) or sess_out is not None,
+                        err_console=err_console)
+        if outcome.error is not None:
+            break
+        if not last:
+            session = outcome.session
+            if session is None:
+                err_console.print("[bold yellow]note:[/bold yellow] the server sent no "
+                                  "session (ticket or session ID) within the wait: the "
+                                  "second handshake offers nothing to resume")
+    failed = outcomes[-1].error is not None
+    saved_ok: bool | None = None
+    if sess_out is not None and not failed:
+        newest = outcomes[-1].session
+        saved_ok = newest is not None
+        if newest is not None:
+            try:
+                save_session(sess_out, newest)
+            except OSError as exc:
+                err_console.print(f"[bold red]error:[/bold red] cannot write {sess_out}: "
+                                  f"{exc.strerror or exc}")
+                return 2
+            if not as_json:
+                err_console.print(f"[dim]session saved to {escape(sess_out)} "
+                                  f"({newest.version_label})[/dim]")
+        else:
+            err_console.print("[bold yellow]warning:[/bold yellow] the server sent no "
+                              f"session to save: {escape(sess_out)} was not written")
+
+    if as_json:
+        objects = []
+        for outcome in outcomes:
+            obj = _outcome_json(outcome)
+            if saved_ok is not None and outcome is outcomes[-1]:
+                obj["session_saved"] = saved_ok
+            objects.append(obj)
+        console.print_json(json.dumps(objects if resume else objects[0]))
+        return 1 if failed else 0
+    for i, outcome in enumerate(outcomes):
+        if resume:
+            console.rule("connection 2: resuming the session from connection 1" if i else
+                         "connection 1: resuming --sess-in" if outcome.offered is not None
+                         else "connection 1: full handshake")
+        if trace:
+            render_ladder(outcome.collector, console)
+            console.print()
+        if outcome.error is not None:
+            err_console.print(f"[bold red]error:[/bold red] {outcome.why}")
+            continue
+        assert outcome.info is not None
+        print_summary(console, outcome.info, host, port, verdict=outcome.verdict)
+        _print_early_data(console, outcome)
+        if outcome.reply:
+            console.rule("reply")
+            console.print(outcome.reply.decode("utf-8", "replace"), markup=False,
+                          highlight=False)
+    if resume and not failed:
+        console.rule("resumption")
+        console.print(savings(outcomes[0], outcomes[1]), highlight=False)
+    return 1 if failed else 0
+
+
+def _one_connection(outcome: _Outcome, *, config: ClientConfig, host: str, port: int,
+                    timeout: float, insecure: bool, cafile: str | None, capath: str | None,
+                    strict: bool, servername: str | None, http: bool,
+                    send_text: str | None, want_session: bool, err_console: Console
+                    ) -> None:
+    """One TCP connection and handshake (resuming ``outcome.offered``, with
+    ``outcome.early_data``), its request and reply; fills in ``outcome``."""
     tls: TLSSocket | None = None
-    reply = b""
-    skipped: dict[str, str] | None = None
+    sock: socket.socket | None = None
+    early = outcome.early_data
+    if early is not None:
+        why_not = _why_no_0rtt(outcome.offered, early, config.clock())
+        if why_not is None:
+            outcome.early_in_0rtt = True
+        else:
+            err_console.print(f"[bold yellow]note:[/bold yellow] {why_not}: the early data "
+                              "will be sent after the handshake instead")
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
-        tls = TLSSocket(sock, TLSConnection(config))
-        info = tls.do_handshake()
+        try:
+            conn = TLSConnection(config, session=outcome.offered,
+                                 early_data=early if outcome.early_in_0rtt else None)
+        except UsageError:  # the core's own checks: fall back to data after the handshake
+            outcome.early_in_0rtt = False
+            conn = TLSConnection(config, session=outcome.offered)
+        tls = TLSSocket(sock, conn)
+        info = outcome.info = tls.do_handshake()
+        outcome.handshake_seconds = tls.handshake_seconds
         if insecure:
             # Before anything else on stderr: what verification would have said.
             would_have, said = verification_preview(
                 info, cafile=cafile, capath=capath, server_name=config.server_name or host,
                 strict=strict, now=datetime.fromtimestamp(config.clock(), UTC), host=host,
                 port=port)
-            skipped = {"would_have": would_have, "explanation": said}
+            outcome.skipped = {"would_have": would_have, "explanation": said}
             verb = "would have failed" if would_have == "failed" else "would have succeeded"
             err_console.print(f"[bold yellow]warning:[/bold yellow] --insecure: the "
                               f"certificate was NOT verified. Verification {verb}: "
                               f"{escape(said)}")
-        if http or send_text is not None:
-            if http:
-                request = (f"GET / HTTP/1.1\r\nHost: {servername or host}\r\n"
-                           "Connection: close\r\nUser-Agent: tlsmith\r\n\r\n").encode()
-            else:
-                assert send_text is not None
-                request = send_text.encode()
+        if early is not None and info.early_data_accepted is not True:
+            # Not sent as 0-RTT, or rejected (the server skipped it): send it now.
+            if info.early_data_accepted is None and outcome.early_in_0rtt:
+                # The core did not offer the session (e.g. another server name).
+                outcome.early_in_0rtt = False
+                err_console.print("[bold yellow]note:[/bold yellow] the session was not "
+                                  "offered: the early data was sent after the handshake")
+            elif outcome.early_in_0rtt:
+                err_console.print("[bold yellow]note:[/bold yellow] the server rejected "
+                                  "the early data: it was sent again after the handshake")
+            tls.sendall(early)
+        request = b""
+        if http:
+            request = (f"GET / HTTP/1.1\r\nHost: {servername or host}\r\n"
+                       "Connection: close\r\nUser-Agent: tlsmith\r\n\r\n").encode()
+        elif send_text is not None:
+            request = send_text.encode()
+        if request:
             tls.sendall(request)
-            reply = _read_reply(tls, until_close=http)
+        if request or early is not None:
+            outcome.reply = _read_reply(tls, until_close=http)
         # Never "connected" before the server had its say: in TLS 1.3 a refusal of our
         # certificate (or of its absence) comes after our Finished (RFC 8446 §4.4.2.4).
-        verdict = "accepted" if reply else tls.server_verdict()
+        outcome.verdict = "accepted" if outcome.reply else tls.server_verdict()
+        if want_session:
+            # TLS 1.3 tickets follow the handshake: wait for one, briefly.
+            tls.sock.settimeout(timeout)
+            tls.wait_for_session(min(timeout, max(1.0, 2 * tls.handshake_seconds)))
+        outcome.session = tls.session
     except (TLSError, OSError) as exc:
-        if trace and not as_json:
-            render_ladder(collector, console)
+        outcome.error = exc
         why = explain(exc, host=host, port=port, offered_versions=config.versions)
-        if (isinstance(exc, AlertReceived) and _certificate_was_requested(collector)
+        if (isinstance(exc, AlertReceived) and _certificate_was_requested(outcome.collector)
                 and exc.description != AlertDescription.CERTIFICATE_REQUIRED
                 and getattr(config, "certificate", None) is None):
             # TLS 1.2 servers say handshake_failure when a required certificate is missing.
@@ -193,33 +394,112 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                    f"alert '{exc.description.rfc_name}' after asking for a client "
                    "certificate, and we had none to send: it probably requires one "
                    "(pass --cert/--key).")
-        if as_json:
-            console.print_json(json.dumps(failure_json(exc, why, collector)))
-        else:
-            err_console.print(f"[bold red]error:[/bold red] {why}")
-        return 1
+        outcome.why = why
     finally:
         if tls is not None:
             tls.close()
-    if as_json:
-        out = info_to_json(info)
-        out["ok"] = True
-        out["server_verdict"] = verdict
-        if skipped is not None:
-            out["verification_skipped"] = skipped
-        if reply:
-            out["reply"] = reply.decode("utf-8", "replace")
-        out["trace"] = records_to_json(collector)
-        console.print_json(json.dumps(out))
-        return 0
-    if trace:
-        render_ladder(collector, console)
-        console.print()
-    print_summary(console, info, host, port, verdict=verdict)
-    if reply:
-        console.rule("reply")
-        console.print(reply.decode("utf-8", "replace"), markup=False, highlight=False)
-    return 0
+        elif sock is not None:
+            sock.close()
+
+
+def _why_no_0rtt(session: Session | None, data: bytes, now: float) -> str | None:
+    """Why ``data`` cannot go as 0-RTT data with ``session`` (None: it can)."""
+    if session is None:
+        return "there is no session to resume"
+    if not isinstance(session, Session13):
+        return f"the session is {session.version_label}: 0-RTT data needs TLS 1.3"
+    if session.expired(now):
+        return "the session has expired"
+    if session.max_early_data <= 0:
+        return "the server's ticket does not allow early data"
+    if len(data) > session.max_early_data:
+        return (f"{len(data)} bytes exceed the ticket's max_early_data_size of "
+                f"{session.max_early_data}")
+    return None
+
+
+RESUMED_WITH = {
+    "session_id": "session ID",
+    "ticket": "ticket",
+    "psk_dhe_ke": "ticket: PSK with (EC)DHE",
+    "psk_ke": "ticket: PSK only, no (EC)DHE",
+    "external_psk": "external PSK",
+}
+
+
+def resumed_text(info: HandshakeInfo) -> str:
+    if not info.resumed:
+        return "no"
+    return f"resumed ({RESUMED_WITH.get(info.resumed_with or '', info.resumed_with or '?')})"
+
+
+def _outcome_json(outcome: _Outcome) -> dict[str, Any]:
+    if outcome.error is not None:
+        return failure_json(outcome.error, outcome.why, outcome.collector)
+    assert outcome.info is not None
+    out = info_to_json(outcome.info)
+    out["ok"] = True
+    out["server_verdict"] = outcome.verdict
+    out["handshake_ms"] = round(outcome.handshake_seconds * 1000, 1)
+    if outcome.offered is not None:
+        out["session_offered"] = outcome.offered.version_label
+    if outcome.early_data is not None:
+        out["early_data_accepted"] = outcome.info.early_data_accepted is True
+        out["early_data_bytes"] = len(outcome.early_data)
+        out["early_data_in_0rtt"] = outcome.early_in_0rtt
+    if outcome.skipped is not None:
+        out["verification_skipped"] = outcome.skipped
+    if outcome.reply:
+        out["reply"] = outcome.reply.decode("utf-8", "replace")
+    out["trace"] = records_to_json(outcome.collector)
+    return out
+
+
+def _print_early_data(console: Console, outcome: _Outcome) -> None:
+    if outcome.early_data is None or outcome.info is None:
+        return
+    n = len(outcome.early_data)
+    if outcome.info.early_data_accepted:
+        console.print(f"early data         [green]accepted[/green]: {n} bytes sent with the "
+                      "ClientHello (0-RTT)")
+    elif outcome.early_in_0rtt:
+        console.print(f"early data         [yellow]rejected[/yellow]: the {n} bytes were "
+                      "sent again after the handshake")
+    else:
+        console.print(f"early data         [yellow]not sent as 0-RTT[/yellow]: the {n} "
+                      "bytes were sent after the handshake")
+
+
+def savings(full: _Outcome, second: _Outcome) -> str:
+    """What resuming saved, said precisely (``--resume``)."""
+    assert full.info is not None and second.info is not None
+    info = second.info
+    times = (f"(handshakes: {full.handshake_seconds * 1000:.1f} ms full, "
+             f"{second.handshake_seconds * 1000:.1f} ms second)")
+    if second.offered is None:
+        return ("NOT resumed: the first connection gave us no session to offer, so the "
+                f"second handshake was a full one; nothing saved {times}")
+    if not info.resumed:
+        return ("NOT resumed: the server refused the session and made a full handshake "
+                f"(certificate and signature again); nothing saved {times}")
+    how = RESUMED_WITH.get(info.resumed_with or "", info.resumed_with or "?")
+    if info.version == ProtocolVersion.TLS12:
+        return (f"resumed ({how}): an abbreviated TLS 1.2 handshake, 1 round trip instead "
+                "of 2 -- no Certificate, no ServerKeyExchange and no key exchange; "
+                f"application data could follow one round trip earlier {times}")
+    text = (f"resumed ({how}): still 1-RTT like the full TLS 1.3 handshake, but no "
+            "Certificate and no CertificateVerify -- no certificate sent or checked, no "
+            "signature made or verified")
+    if info.resumed_with == "psk_ke":
+        text += ", and no (EC)DHE key exchange (no forward secrecy for this connection)"
+    if second.early_data is not None:
+        if info.early_data_accepted:
+            text += ("; the early data was accepted: the request left with the first "
+                     "flight (0-RTT), so the reply came one round trip sooner")
+        else:
+            text += ("; the early data was not accepted, so it went after the handshake: "
+                     "no round trip saved for the request")
+    return f"{text} {times}"
 
 
 def failure_json(exc: BaseException, why: str, collector: TraceCollector) -> dict[str, Any]:
@@ -288,9 +568,11 @@ def print_summary(console: Console, info: HandshakeInfo, host: str, port: int, *
     table.add_row("ALPN", info.alpn or "-")
     table.add_row("server name", info.server_name or "-")
     table.add_row("HelloRetryRequest", "yes" if info.hello_retry_request else "no")
-    table.add_row("resumed", "yes" if info.resumed else "no")
-    table.add_row("certificate", "[green]verified[/green]" if info.certificate_verified
-                  else "[yellow]NOT verified (--insecure)[/yellow]")
+    table.add_row("resumed", resumed_text(info))
+    # A resumed handshake sends no certificate: what we know is from the original one.
+    when = " (in the handshake that made the session)" if info.resumed else ""
+    table.add_row("certificate", f"[green]verified[/green]{when}" if info.certificate_verified
+                  else f"[yellow]NOT verified (--insecure)[/yellow]{when}")
     if info.revocation is not None:
         colour = {"good": "green", "not_checked": "yellow"}.get(info.revocation_state or "",
                                                                  "red")

@@ -91,7 +91,8 @@ def main() -> None:
               "print the reply.")
 @click.option("--http", "http", is_flag=True, help="Send GET / and print the reply.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with "
+              "--resume: a list of two).")
 @click.option("--trace/--no-trace", default=False, help="Show the handshake ladder.")
 @click.option("--cert", "client_cert", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Client certificate chain PEM, sent if the server asks "
@@ -105,6 +106,19 @@ def main() -> None:
 @click.option("--require-revocation", is_flag=True,
               help="Fail unless a stapled OCSP response or a --crl shows the server's "
               "certificate is not revoked (default: soft-fail and say 'not checked').")
+@click.option("--resume", is_flag=True, help="Two handshakes: a full one, then a new "
+              "connection resuming its session; show both and what resuming saved "
+              "(--json: a list of two objects).")
+@click.option("--early-data", "early_text", default=None, metavar="TEXT",
+              help="TLS 1.3 0-RTT: send TEXT with the ClientHello of the resumed "
+              "connection (needs --resume or --sess-in). Escapes: \\r \\n \\t \\0 "
+              "\\\\ \\xHH. Without a ticket that allows early data it is sent after "
+              "the handshake.")
+@click.option("--sess-out", "sess_out", type=click.Path(dir_okay=False), default=None,
+              help="Save the session the server gives (waiting up to ~1 s for a TLS 1.3 "
+              "ticket) to FILE (PEM, mode 0600).")
+@click.option("--sess-in", "sess_in", type=click.Path(dir_okay=False), default=None,
+              help="Resume the session saved in FILE by --sess-out.")
 def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             alpn: tuple[str, ...], keylog: str | None, tls13: bool, tls12: bool,
             allow_no_ems: bool,
@@ -113,14 +127,19 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             trace: bool, client_cert: str | None = None,
             client_key: str | None = None, capath: str | None = None,
             strict: bool = False, crl_files: tuple[str, ...] = (),
-            require_revocation: bool = False) -> None:
+            require_revocation: bool = False, resume: bool = False,
+            early_text: str | None = None, sess_out: str | None = None,
+            sess_in: str | None = None) -> None:
     """Connect to HOST[:PORT] (default port 443) and show what was negotiated."""
-    from tlsmith.cli.connect_cmd import run_connect
+    from tlsmith.cli.connect_cmd import run_connect, unescape
 
     min_version, max_version = _versions(tls12, tls13)
     host, port = _split_host_port(target, 443)
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("--cert and --key go together")
+    if early_text is not None and not (resume or sess_in):
+        raise click.UsageError("--early-data needs a session to resume: --resume or "
+                               "--sess-in FILE")
     code = run_connect(
         host=host, port=port, ciphers=[parse_suite(c) for c in ciphers],
         min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
@@ -129,7 +148,9 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
         http=http, timeout=timeout, as_json=as_json, trace=trace,
         console=console, err_console=err_console, client_cert=client_cert,
         client_key=client_key, capath=capath, strict=strict, crl_files=crl_files,
-        require_revocation=require_revocation)
+        require_revocation=require_revocation, resume=resume,
+        early_data=unescape(early_text) if early_text is not None else None,
+        sess_in=sess_in, sess_out=sess_out)
     sys.exit(code)
 
 
@@ -159,12 +180,26 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
               help="TLS 1.3: after the handshake, ask clients that offer it "
               "(post_handshake_auth, e.g. openssl s_client -enable_pha) for a certificate "
               "from --client-ca, instead of asking during the handshake.")
+@click.option("--tickets", type=click.IntRange(0, 16), default=2, show_default=True,
+              help="TLS 1.3 session tickets sent per handshake; 0 disables tickets (in "
+              "TLS 1.2 too: session IDs only).")
+@click.option("--early-data", "early_data", is_flag=True,
+              help="Accept TLS 1.3 0-RTT data (HTTP: GET/HEAD only, other methods get "
+              "425 Too Early; --echo echoes it like other data).")
+@click.option("--max-early-data", type=click.IntRange(1, 2**32 - 1), default=None,
+              metavar="N", help="With --early-data: the most 0-RTT bytes accepted "
+              "[default: 16384].")
+@click.option("--store", "store_url", default="memory", show_default=True, metavar="URL",
+              help="Where sessions, ticket keys and 0-RTT anti-replay marks live: memory, "
+              "or redis://host:port/db (shared by several servers).")
 def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
           keylog: str | None, tls13: bool, tls12: bool, allow_no_ems: bool,
           allow_rsa_kx: bool, echo: bool, trace: bool, max_connections: int,
           client_ca: str | None = None, require_client_cert: bool = False,
-          ocsp_file: str | None = None, post_handshake_auth: bool = False) -> None:
+          ocsp_file: str | None = None, post_handshake_auth: bool = False,
+          tickets: int = 2, early_data: bool = False, max_early_data: int | None = None,
+          store_url: str = "memory") -> None:
     """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
     from tlsmith.cli.serve_cmd import run_serve
 
@@ -173,6 +208,13 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         raise click.UsageError("give one --key for each --cert")
     if require_client_cert and client_ca is None:
         raise click.UsageError("--require-client-cert needs --client-ca FILE")
+    if max_early_data is not None and not early_data:
+        raise click.UsageError("--max-early-data goes with --early-data")
+    if early_data and tickets == 0:
+        raise click.UsageError("--early-data needs tickets (0-RTT data rides on a TLS 1.3 "
+                               "ticket): drop --tickets 0")
+    if store_url != "memory" and not store_url.startswith(("redis://", "rediss://")):
+        raise click.UsageError(f"--store {store_url!r}: use memory or redis://host:port/db")
     sys.exit(run_serve(
         host=host, port=port, cert_key_pairs=list(zip(certs, keys, strict=True)),
         ciphers=[parse_suite(c) for c in ciphers], groups=[parse_group(g) for g in groups],
@@ -180,7 +222,9 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         allow_rsa_kx=allow_rsa_kx, alpn=list(alpn), keylog=keylog, echo=echo, trace=trace,
         max_connections=max_connections, console=console, client_ca=client_ca,
         require_client_cert=require_client_cert, ocsp_file=ocsp_file,
-        post_handshake_auth=post_handshake_auth))
+        post_handshake_auth=post_handshake_auth, tickets=tickets,
+        max_early_data=(max_early_data or 16384) if early_data else 0,
+        store_url=store_url))
 
 
 @main.command()

@@ -41,7 +41,9 @@ def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
         ("ALPN", info.alpn or "-"),
         ("Server name (SNI)", info.server_name or "-"),
         ("HelloRetryRequest", "yes" if info.hello_retry_request else "no"),
-        ("Resumed", "yes" if info.resumed else "no"),
+        ("Resumed", f"yes ({info.resumed_with})" if info.resumed else "no"),
+        ("Early data (0-RTT)", "-" if info.early_data_accepted is None
+         else "accepted" if info.early_data_accepted else "rejected"),
         ("Client random", info.client_random.hex()),
         ("Client certificate", client_identity(info)),
     ]
@@ -52,7 +54,7 @@ def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
             f"<table>\n{body}\n</table>\n</body></html>\n")
 
 
-def log_line(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
+def log_line(info: HandshakeInfo, peer: tuple[Any, ...], early_bytes: int = 0) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (f"{stamp} {peer[0]}:{peer[1]} {info.version_label} {info.cipher_suite.name} "
             f"group={info.group.name.lower() if info.group else '-'} "
@@ -60,6 +62,9 @@ def log_line(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
             f"hrr={'yes' if info.hello_retry_request else 'no'}"
             + (f" kx={info.key_exchange} ems={'yes' if info.extended_master_secret else 'no'}"
                if info.key_exchange else "")
+            + (f" resumed ({info.resumed_with})" if info.resumed else "")
+            + (f" 0-RTT accepted, {early_bytes} bytes" if info.early_data_accepted
+               else " 0-RTT rejected" if info.early_data_accepted is False else "")
             + (f" client={client_identity(info)}" if info.client_certificates else ""))
 
 
@@ -137,7 +142,8 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               allow_no_ems: bool = False, allow_rsa_kx: bool = False,
               console: Console, client_ca: str | None = None,
               require_client_cert: bool = False, ocsp_file: str | None = None,
-              post_handshake_auth: bool = False) -> int:
+              post_handshake_auth: bool = False, tickets: int = 2,
+              max_early_data: int = 0, store_url: str = "memory") -> int:
     lock = threading.Lock()
     done = threading.Event()
     served = [0]
@@ -164,6 +170,9 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
             max_version=max_version,
             require_extended_master_secret=not allow_no_ems,
             allow_rsa_key_exchange=allow_rsa_kx,
+            session_store=_session_store(store_url, console),
+            tickets=tickets,
+            max_early_data=max_early_data,
         )
         if post_handshake_auth and client_trust is None:
             from tlsmith.errors import UsageError
@@ -183,7 +192,8 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
     def handler(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
         info = tls.info
         with lock:
-            console.print(log_line(info, peer), markup=False, highlight=False)
+            console.print(log_line(info, peer, len(tls.early_data)), markup=False,
+                          highlight=False)
         try:
             if post_handshake_auth and tls.conn.post_handshake_auth_offered and (
                     info.version == ProtocolVersion.TLS13):
@@ -196,6 +206,7 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
                     console.print(f"{peer[0]}:{peer[1]} post-handshake client certificate: "
                                   f"{client_identity(info)}", markup=False, highlight=False)
             if echo:
+                # 0-RTT data is the head of the stream recv() returns: echoed like the rest.
                 while True:
                     data = tls.recv()
                     if not data:
@@ -221,8 +232,14 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
         console.print(f"[bold red]error:[/bold red] cannot listen on {host}:{port}: {exc}")
         return 1
     versions = " and ".join(v.label for v in config.versions)
+    extras = [f"tickets={tickets}"]
+    if max_early_data:
+        extras.append(f"0-RTT up to {max_early_data} bytes")
+    if store_url != "memory":
+        extras.append(f"store={config.session_store!r}")
     console.print(f"tlsmith serving {versions} on {host}:{server.server_address[1]} "
-                  f"({'echo' if echo else 'HTTP'}) — Ctrl-C to stop", markup=False)
+                  f"({'echo' if echo else 'HTTP'}; {', '.join(extras)}) — Ctrl-C to stop",
+                  markup=False)
     server.start()
     try:
         while not done.wait(0.5):
@@ -233,6 +250,25 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
     finally:
         server.shutdown()
     return 0
+
+
+def _session_store(url: str, console: Console) -> Any:
+    """--store: the process's MemoryStore, or a RedisStore shared by a fleet. A Redis
+    that does not answer at startup is only a warning: handshakes fall back to full
+    ones (and 0-RTT is refused) until it does."""
+    from tlsmith.stores import MemoryStore, StoreUnavailable
+
+    if url == "memory":
+        return MemoryStore()
+    from tlsmith.stores_redis import RedisStore
+
+    store = RedisStore.from_url(url)
+    try:
+        store.ticket_keys(time.time())
+    except StoreUnavailable as exc:
+        console.print(f"[bold yellow]warning:[/bold yellow] {escape(str(exc))}: serving "
+                      "anyway, with full handshakes and no 0-RTT until it answers")
+    return store
 
 
 def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock) -> ServerConfig:
@@ -260,6 +296,10 @@ def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock) ->
     return replace(config, observer=observer)
 
 
+#: Methods safe to act on when they may be a replay (RFC 8446 §8, RFC 8470 §3).
+_EARLY_OK = (b"GET", b"HEAD")
+
+
 def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...]) -> None:
     request = bytearray()
     while b"\r\n\r\n" not in request and len(request) < 65536:
@@ -270,6 +310,15 @@ def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...]) -> 
         if not chunk:
             break
         request += chunk
+    if not request and tls.closed_cleanly is not None:
+        return  # the client closed without asking anything (e.g. connect --resume)
+    # Early data is the head of the stream: a request that began in it may be a replay.
+    if tls.early_data and request.split(b" ", 1)[0] not in _EARLY_OK:
+        body = b"Too Early: send this request again after the handshake (RFC 8470)\n"
+        tls.sendall(b"HTTP/1.0 425 Too Early\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: " + str(len(body)).encode()
+                    + b"\r\nConnection: close\r\n\r\n" + body)
+        return
     page = describe_page(info, peer).encode()
     head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
             f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n").encode()

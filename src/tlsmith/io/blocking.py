@@ -27,6 +27,7 @@ from tlsmith.events import (
 )
 from tlsmith.keylog import KeyLogWriter
 from tlsmith.observe import combine_observers
+from tlsmith.session import Session
 
 _RECV = 65536
 
@@ -44,7 +45,19 @@ def with_keylog(config: _Config, path: str | os.PathLike[str] | None = None) -> 
 
 
 class TLSSocket:
-    """A TLS connection over a connected stream socket (client or server side)."""
+    """A TLS connection over a connected stream socket (client or server side).
+
+    Resumption (client): every session the server hands out lands in ``sessions``
+    (newest last; ``session`` is the newest) -- TLS 1.3 tickets come *after* the
+    handshake, so call ``wait_for_session(timeout)`` to read until one arrived.
+
+    0-RTT (server): ``early_data`` holds the bytes the client sent as TLS 1.3 early data
+    (RFC 8446 §4.2.10), complete once the handshake is (the client's EndOfEarlyData
+    precedes its Finished). They are also the first ``len(early_data)`` bytes ``recv()``
+    returns -- the stream stays whole for handlers that do not care -- so a handler can
+    tell which part of a request came as 0-RTT data, which may be a replay (§8): act on
+    it only if it is idempotent (see ``tlsmith serve``'s 425 Too Early).
+    """
 
     def __init__(self, sock: socket.socket, conn: TLSConnection) -> None:
         self.sock = sock
@@ -52,6 +65,8 @@ class TLSSocket:
         self._rbuf = bytearray()
         self._eof = False
         self.tickets: list[SessionTicketReceived] = []
+        # Server: the 0-RTT bytes received (also at the head of what recv() returns).
+        self._early = bytearray()
         self.handshake_seconds = 0.0
         self.key_updates_received = 0
         # Server, TLS 1.3: answers to request_client_certificate() (RFC 8446 §4.6.2).
@@ -69,16 +84,19 @@ class TLSSocket:
         if data:
             self.sock.sendall(data)
 
+    def _next_event(self) -> Any:
+        try:
+            return self.conn.next_event()
+        except TLSError:
+            with contextlib.suppress(OSError):
+                self._flush()
+            raise
+
     def _pump(self) -> bool:
         """Handle one batch of events; read from the socket when the core needs data.
         Returns False at end of stream."""
         while True:
-            try:
-                event = self.conn.next_event()
-            except TLSError:
-                with contextlib.suppress(OSError):
-                    self._flush()
-                raise
+            event = self._next_event()
             if event is NEED_DATA:
                 self._flush()
                 if self._eof:
@@ -88,21 +106,36 @@ class TLSSocket:
                 if not chunk:
                     self._eof = True
                 continue
-            if isinstance(event, ApplicationData):
-                self._rbuf += event.data
-            elif isinstance(event, ConnectionClosed):
-                self._eof = True
-                self.closed_cleanly = event.clean
-                self._flush()
-                return False
-            elif isinstance(event, SessionTicketReceived):
-                self.tickets.append(event)
-            elif isinstance(event, KeyUpdated):
-                self.key_updates_received += 1
-            elif isinstance(event, ClientCertificateReceived):
-                self.client_certificates.append(event)
+            return self._handle(event)
+
+    def _handle(self, event: Any) -> bool:
+        if isinstance(event, ApplicationData):
+            if event.early:
+                self._early += event.data
+            self._rbuf += event.data
+        elif isinstance(event, ConnectionClosed):
+            self._eof = True
+            self.closed_cleanly = event.clean
             self._flush()
-            return True
+            return False
+        elif isinstance(event, SessionTicketReceived):
+            self.tickets.append(event)
+        elif isinstance(event, KeyUpdated):
+            self.key_updates_received += 1
+        elif isinstance(event, ClientCertificateReceived):
+            self.client_certificates.append(event)
+        self._flush()
+        return True
+
+    def _drain_pending(self) -> bool:
+        """Handle the events the core already has, without reading the socket.
+        Returns False at end of stream."""
+        while True:
+            event = self._next_event()
+            if event is NEED_DATA:
+                return True
+            if not self._handle(event):
+                return False
 
     def do_handshake(self) -> HandshakeInfo:
         started = time.monotonic()
@@ -153,6 +186,61 @@ class TLSSocket:
         if self.conn.info is None:
             raise UsageError("the handshake has not completed")
         return self.conn.info
+
+    # -- resumption and 0-RTT ---------------------------------------------------------
+    @property
+    def sessions(self) -> list[Session]:
+        """Client: the sessions received so far (TLS 1.3 tickets, or the TLS 1.2
+        session), newest last; each can be passed to ``connect(session=...)``."""
+        return [t.session for t in self.tickets]
+
+    @property
+    def session(self) -> Session | None:
+        """Client: the newest session received, or None."""
+        return self.tickets[-1].session if self.tickets else None
+
+    def wait_for_session(self, timeout: float = 1.0) -> Session | None:
+        """Client: the newest session, reading for at most ``timeout`` seconds until one
+        arrives (TLS 1.3 servers send tickets after the handshake). Application data
+        read meanwhile is kept for recv(). None if no session came in time, or if the
+        connection ended first. TLS 1.2 sessions are known once the handshake is, so a
+        TLS 1.2 connection never waits."""
+        if not self.conn.is_client:
+            raise UsageError("wait_for_session() is for the client side")
+        if not self.conn.handshake_complete:
+            raise UsageError("the handshake has not completed")
+        alive = self._drain_pending()
+        if self.tickets or not alive or self._eof:
+            return self.session
+        if self.info.version == ProtocolVersion.TLS12:
+            return None  # a TLS 1.2 server gives its session id/ticket in the handshake
+        deadline = time.monotonic() + max(0.0, timeout)
+        previous = self.sock.gettimeout()
+        try:
+            while not self.tickets:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.sock.settimeout(left)
+                try:
+                    if not self._pump():
+                        break
+                except TimeoutError:
+                    break
+        finally:
+            self.sock.settimeout(previous)
+        return self.session
+
+    @property
+    def early_data(self) -> bytes:
+        """Server: the TLS 1.3 0-RTT bytes the client sent (b"" if none were accepted);
+        they may be a replay (RFC 8446 §8). Also the head of what recv() returns."""
+        return bytes(self._early)
+
+    @property
+    def early_data_accepted(self) -> bool | None:
+        """Either side: whether 0-RTT data was accepted (None: none was offered)."""
+        return self.conn.early_data_accepted
 
     # -- socket-like API --------------------------------------------------------------
     def sendall(self, data: bytes | bytearray | memoryview) -> None:
@@ -262,16 +350,24 @@ class _RawTLS(io.RawIOBase):
 
 def connect(host: str, port: int, config: ClientConfig | None = None, *,
             timeout: float | None = 10.0,
-            keylog: str | os.PathLike[str] | None = None) -> TLSSocket:
-    """Open a TCP connection and complete a TLS handshake; returns a TLSSocket."""
+            keylog: str | os.PathLike[str] | None = None,
+            session: Session | None = None,
+            early_data: bytes | None = None) -> TLSSocket:
+    """Open a TCP connection and complete a TLS handshake; returns a TLSSocket.
+
+    ``session``: resume it (from an earlier ``TLSSocket.session``). ``early_data``: TLS
+    1.3 0-RTT data sent with the ClientHello (the session's ticket must allow it, else
+    UsageError); ``tls.early_data_accepted`` says whether the server took it -- if not,
+    the core sends it again after the handshake (``resend_rejected_early_data``)."""
     if config is None:
         from tlsmith.x509.verify import TrustStore
 
         config = ClientConfig(server_name=host, trust=TrustStore.system())
     config = with_keylog(config, keylog)
     sock = socket.create_connection((host, port), timeout=timeout)
-    tls = TLSSocket(sock, TLSConnection(config))
     try:
+        # After connecting: the ClientHello is made (and observed) here.
+        tls = TLSSocket(sock, TLSConnection(config, session=session, early_data=early_data))
         tls.do_handshake()
     except BaseException:
         sock.close()
@@ -283,7 +379,14 @@ Handler = Callable[[TLSSocket, tuple[Any, ...]], None]
 
 
 class TLSServer:
-    """Accepts connections on a listening socket and serves each in its own thread."""
+    """Accepts connections on a listening socket and serves each in its own thread.
+
+    ``config`` is used as given for every connection, so its ``session_store`` (ticket
+    keys, session IDs, 0-RTT anti-replay marks), ``tickets`` and ``max_early_data`` are
+    shared by all of them. The handler runs once the handshake is complete; accepted
+    0-RTT data is in ``tls.early_data`` (and at the head of ``tls.recv()``), and
+    ``tls.info.early_data_accepted`` tells whether the client offered any.
+    """
 
     def __init__(self, config: ServerConfig, address: tuple[str, int], handler: Handler, *,
                  timeout: float | None = 30.0,
