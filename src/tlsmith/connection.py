@@ -116,7 +116,8 @@ class TLSConnection:
         self._observer = config.observer
         # RFC 8446 §4.2.10: 0-RTT bytes the server still skips (rejected early data) and
         # the most it reads (accepted early data).
-        self._skip_early = 0
+        # (None: not skipping; 0 is a used-up budget, RFC 8446 §4.2.10.)
+        self._skip_early: int | None = None
         self._early_left = 0
         # States talk to the connection through this private channel, never through the
         # public API (design.md: set_write/emit and friends stay out of TLSConnection).
@@ -259,7 +260,7 @@ class TLSConnection:
             self._change_cipher_spec(record)
             return
         epoch = self.read_epoch
-        if self._skip_early and outer == ContentType.APPLICATION_DATA:
+        if self._skip_early is not None and outer == ContentType.APPLICATION_DATA:
             self._skip_early_record(record)
             return
         if (outer == ContentType.ALERT and epoch == Epoch.HANDSHAKE
@@ -311,14 +312,17 @@ class TLSConnection:
             except BadRecordMac:
                 pass
             else:
-                self._skip_early = 0
+                self._skip_early = None
                 self._process_plain(content_type, payload, self.read_epoch)
                 return
-        self._skip_early -= size
-        if self._skip_early < 0:
-            self._skip_early = 0
-            raise (BadRecordMac if self.read_epoch != Epoch.PLAINTEXT else UnexpectedMessage)(
-                "more undecryptable early data than the max_early_data_size we allow")
+        left = (self._skip_early or 0) - size
+        self._skip_early = left
+        if left < 0:
+            self._skip_early = None
+            # RFC 8446 §4.6.1: more 0-RTT data than max_early_data_size SHOULD end the
+            # connection with unexpected_message -- skipped data as well as read data.
+            raise UnexpectedMessage("more undecryptable early data than the "
+                                    "max_early_data_size we allow")
         self._io.note(f"skipped {size} bytes of 0-RTT data we do not read")
 
     def _change_cipher_spec(self, record: Record) -> None:
@@ -466,6 +470,9 @@ class _Channel:
         if isinstance(message, ClientHello) and not c.is_client:
             c.client_random = message.random
             c.post_handshake_auth_offered = _offers_pha(message)
+            # RFC 8446 §4.2.10: the 0-RTT records skipped after a HelloRetryRequest all
+            # precede the second ClientHello; nothing after it is skipped.
+            c._skip_early = None
         if c._observer is not None:
             c._trace(MessageTrace("received", type(message).__name__, message, len(raw),
                                   c.read_epoch, c.now()))

@@ -258,17 +258,18 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             if sh.is_hello_retry_request:
                 from tlsmith.handshake import psk13
 
+                if self.sent.early_data:
+                    # RFC 8446 §4.2.10: 0-RTT is rejected by a HelloRetryRequest; the
+                    # second ClientHello -- or our alert if the HRR is bad -- goes out in
+                    # the clear (the server has no early keys), without early_data.
+                    io.set_write(PlaintextEncrypter(0x0303), Epoch.PLAINTEXT)
+                    io.note("the HelloRetryRequest rejects our 0-RTT data")
                 hrr = client13.check_hello_retry(io, self.sent, sh)
                 shares = hrr.new_shares
                 transcript = self.sent.transcript
                 transcript.set_hash(hrr.suite.hash_name)
                 transcript.restart_for_hello_retry_request()
                 transcript.update(raw)
-                if self.sent.early_data:
-                    # RFC 8446 §4.2.10: 0-RTT is rejected by a HelloRetryRequest; the
-                    # second ClientHello goes out in the clear, without early_data.
-                    io.set_write(PlaintextEncrypter(0x0303), Epoch.PLAINTEXT)
-                    io.note("the HelloRetryRequest rejects our 0-RTT data")
                 # RFC 8446 §4.1.4: keep only PSKs whose hash fits the chosen suite, with
                 # fresh ages and binders.
                 psks = psk13.for_retry(io, self.sent.psks, hrr.suite.hash_name)
@@ -302,6 +303,13 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
                     "between us and the server removed TLS 1.3 (RFC 8446 §4.1.3)")
             io.check("downgrade protection", True,
                      "no TLS 1.3 downgrade sentinel: the server does not speak TLS 1.3")
+        if self.sent.early_data:
+            # RFC 8446 §D.3: a client that sent 0-RTT data MUST fail the connection on a
+            # TLS 1.2 (or older) ServerHello; its alert goes in the clear (the server has
+            # no early keys).
+            io.set_write(PlaintextEncrypter(0x0303), Epoch.PLAINTEXT)
+            raise ProtocolVersionError(
+                f"the server chose {server_version.label} after we sent 0-RTT data")
         if server_version == ProtocolVersion.TLS12 and server_version in versions:
             return client12.handle_server_hello(io, self.sent, sh, raw)
         raise ProtocolVersionError(

@@ -188,8 +188,9 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             raise MissingExtension("the ServerHello has neither key_share nor "
                                    "pre_shared_key")
         if not io.config.offer_psk_ke:
-            # RFC 8446 §4.2.9: psk_ke (no key_share) only if we offered it.
-            raise MissingExtension("the server resumed without a key_share (psk_ke), "
+            # RFC 8446 §4.2.11: a key_share required by our psk_key_exchange_modes (we
+            # did not offer psk_ke) but absent is illegal_parameter.
+            raise IllegalParameter("the server resumed without a key_share (psk_ke), "
                                    "which we did not offer")
     else:
         group = NamedGroup(key_share.server_share.group)
