@@ -14,7 +14,7 @@ from pair import configs, pump
 from tlsmith.codec.enums import NamedGroup, ProtocolVersion
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
-from tlsmith.errors import DecryptError, UnexpectedMessage, UsageError
+from tlsmith.errors import CertificateRequired, DecryptError, UnexpectedMessage, UsageError
 from tlsmith.events import ApplicationData, Event, HandshakeComplete, SessionTicketReceived
 from tlsmith.session import ExternalPsk, Session13, session_from_pem
 from tlsmith.stores import MemoryStore
@@ -311,3 +311,34 @@ def test_handshake_complete_is_the_first_event(pair: Any) -> None:
     # Server: early data arrives before the handshake completes.
     assert isinstance(sev[0], ApplicationData) and sev[0].early
     assert isinstance(sev[1], HandshakeComplete)
+
+
+def test_early_data_that_could_not_be_offered_is_sent_after_the_handshake(pair: Any
+                                                                          ) -> None:
+    session = first_session(pair)
+    client_cfg, server_cfg, clock = pair
+    clock.t += server_cfg.ticket_lifetime + 1  # the ticket expired: not offered at all
+    client, _, _, sev = connect(client_cfg, server_cfg, session=session,
+                                early_data=b"GET /")
+    assert client.info is not None and not client.info.resumed
+    assert client.info.early_data_accepted is False  # never a silent None
+    assert [(d.data, d.early) for d in data(sev)] == [(b"GET /", False)]
+    _, _, _, sev = connect(replace(client_cfg, resend_rejected_early_data=False), server_cfg,
+                           session=session, early_data=b"GET /")
+    assert data(sev) == []
+
+
+def test_a_server_requiring_client_certificates_does_not_resume_without_one(
+        pair: Any, certs: dict[str, CertFiles]) -> None:
+    from tlsmith.x509.verify import TrustStore
+
+    session = first_session(pair)  # made without a client certificate
+    client_cfg, server_cfg, _ = pair
+    strict = replace(server_cfg, client_auth="require",
+                     client_trust=TrustStore.from_pem_file(certs["ecdsa-p256"].ca_path))
+    client = TLSConnection(client_cfg, session=session)
+    server = TLSConnection(strict)
+    # Not resumed: a full handshake asks for the certificate the client does not have.
+    with pytest.raises(CertificateRequired):
+        pump(client, server)
+    assert server.info is None

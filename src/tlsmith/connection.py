@@ -15,6 +15,7 @@ connection stays dead.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from tlsmith.codec.enums import (
@@ -524,9 +525,25 @@ class _Channel:
             c._trace(NoteTrace(text, c.now()))
 
     def emit(self, event: Event) -> None:
+        c = self._c
         if isinstance(event, HandshakeComplete):
-            self._c.info = event.info
-        self._c._events.append(event)
+            if self.early_data is not None and event.info.early_data_accepted is not True:
+                event = self._early_data_refused(event)
+            c.info = event.info
+        c._events.append(event)
+
+    def _early_data_refused(self, event: HandshakeComplete) -> HandshakeComplete:
+        """Client: the early data asked for was rejected, or could not be offered (the
+        session expired, another server name, TLS 1.2 chosen): say so, and -- RFC 8446
+        §4.2.10, it is the application's to resend -- send it now unless told not to."""
+        data = self.early_data
+        assert data is not None
+        if event.info.early_data_accepted is None:
+            event = HandshakeComplete(replace(event.info, early_data_accepted=False))
+        if self.config.resend_rejected_early_data:
+            self.note(f"sending the {len(data)} bytes of early data after the handshake")
+            self.send_application_data(data)
+        return event
 
     def handshake_done(self) -> None:
         self._c.handshake_complete = True

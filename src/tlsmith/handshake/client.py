@@ -125,7 +125,7 @@ def begin(io: ClientIO) -> ExpectServerHello:
     psks = psk13.to_offer(io) if tls13 else ()
     early = bool(io.early_data) and bool(psks) and psks[0].allows_early_data
     if io.early_data and not early:
-        io.note("the session cannot carry 0-RTT data here: it will follow the handshake")
+        io.note("the session cannot carry 0-RTT data here: not sending early data")
     hello = build_client_hello(io, client_random, session_id, shares, cookie=None,
                                psks=psks, early_data=early, session12=session12)
     transcript = Transcript()

@@ -431,11 +431,6 @@ class ExpectFinished(_State13):
             early_data_accepted=neg.early_data_accepted if neg.early_data_sent else None,
         )))
         io.handshake_done()
-        if (neg.early_data_sent and not neg.early_data_accepted and io.early_data
-                and io.config.resend_rejected_early_data):
-            # RFC 8446 §4.2.10: rejected 0-RTT data is the application's to resend.
-            io.note(f"sending the {len(io.early_data)} bytes of rejected early data again")
-            io.send_application_data(io.early_data)
         # RFC 8446 §4.6.2: keep the transcript through our Finished for post-handshake
         # authentication, only if we offered it.
         pha = ExtensionType.POST_HANDSHAKE_AUTH in h.offered

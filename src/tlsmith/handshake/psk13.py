@@ -245,6 +245,9 @@ def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
     elif state.server_name != offered.server_name:
         # RFC 8446 §4.2.11 / §4.6.1: not across server names.
         reason = "it was issued for another server name"
+    elif io.config.client_auth == "require" and not state.client_certificate_verified:
+        # Resuming would skip the client certificate this server requires.
+        reason = "this server requires a client certificate; the session has no verified one"
     if reason is not None:
         io.note(f"a ticket we cannot resume here: {reason}")
         return False
