@@ -29,6 +29,7 @@ test: $(STAMP) peers lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_handshake.py
+	$(BIN)/python benchmarks/bench_resume.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

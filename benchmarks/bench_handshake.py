@@ -8,6 +8,10 @@ an ECDSA P-256 certificate from the development CA and AES-128-GCM, in TLS 1.3
 * bulk throughput (application data client -> server in 16 KiB records, 64 KiB
   handed over per round, like a socket write).
 
+Python's ssl cannot choose TLS 1.3 suites and OpenSSL prefers AES-256-GCM, so the
+script runs itself again with an ``OPENSSL_CONF`` that narrows OpenSSL's TLS 1.3 suites
+to AES-128-GCM, and checks the suite each stack negotiated.
+
 The stacks are interleaved: each measurement runs in ``--rounds`` short rounds, tlsmith
 then ssl in every round, so a change in machine load touches both alike; the report
 gives each stack's median and the ratio of the medians.
@@ -19,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import ssl
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from tlsmith.codec.enums import CipherSuite, ProtocolVersion
@@ -42,6 +49,14 @@ def _rate(fn: Callable[[], int], seconds: float) -> float:
     while (elapsed := time.perf_counter() - start) < seconds:
         done += fn()
     return done / elapsed
+
+
+def _once(fn: Callable[[], object]) -> Callable[[], int]:
+    """``fn`` as a rate function doing one unit per call."""
+    def run() -> int:
+        fn()
+        return 1
+    return run
 
 
 def interleaved(ours: Callable[[], int], theirs: Callable[[], int], seconds: float,
@@ -151,7 +166,43 @@ def ssl_bulk(pair: tuple, block: bytes, n: int) -> int:  # type: ignore[type-arg
     return got
 
 
+# Python's ssl cannot choose TLS 1.3 suites (no SSL_CTX_set_ciphersuites), and OpenSSL
+# prefers TLS_AES_256_GCM_SHA384; its configuration file can, but is read once, when
+# ssl is imported: so the script runs itself again with OPENSSL_CONF pointing to this.
+_OPENSSL_CONF = """\
+openssl_conf = bench_conf
+[bench_conf]
+ssl_conf = bench_ssl
+[bench_ssl]
+system_default = bench_tls
+[bench_tls]
+Ciphersuites = TLS_AES_128_GCM_SHA256
+"""
+_CHILD = "TLSMITH_BENCH_AES128_CHILD"
+
+
+def ssl_tls13_suites() -> list[str]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return [c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.3"]
+
+
+def rerun_with_aes128(script: str) -> int | None:
+    """Run ``script`` again with OpenSSL's TLS 1.3 suites narrowed to AES-128-GCM;
+    its exit status, or None if this process is already that run (or needs none)."""
+    if os.environ.get(_CHILD) or ssl_tls13_suites() == ["TLS_AES_128_GCM_SHA256"]:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp, "openssl.cnf")
+        conf.write_text(_OPENSSL_CONF)
+        env = {**os.environ, "OPENSSL_CONF": str(conf), _CHILD: "1"}
+        return subprocess.run([sys.executable, script, *sys.argv[1:]], env=env,
+                              check=False).returncode
+
+
 def main() -> int:
+    status = rerun_with_aes128(__file__)
+    if status is not None:
+        return status
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     ap.add_argument("--rounds", type=int, default=10, help="alternations per measurement")
@@ -170,8 +221,8 @@ def main() -> int:
         for version, tag in ((ProtocolVersion.TLS13, "tls13"), (ProtocolVersion.TLS12, "tls12")):
             ccfg, scfg = tlsmith_setup(cert, key, ca.ca_pem, version)
             cctx, sctx = ssl_setup(cert, key, ca_path, version)
-            ours, theirs = interleaved(lambda c=ccfg, s=scfg: (tlsmith_handshake(c, s), 1)[1],
-                                       lambda c=cctx, s=sctx: (ssl_handshake(c, s), 1)[1],
+            ours, theirs = interleaved(_once(partial(tlsmith_handshake, ccfg, scfg)),
+                                       _once(partial(ssl_handshake, cctx, sctx)),
                                        args.seconds, args.rounds)
             results[f"{tag}_tlsmith_handshakes_per_s"] = ours
             results[f"{tag}_ssl_handshakes_per_s"] = theirs
@@ -179,8 +230,14 @@ def main() -> int:
             rows.append((f"{version.label} handshakes/s", ours, theirs))
             pair = tlsmith_handshake(ccfg, scfg)
             spair = ssl_handshake(cctx, sctx)
-            ours, theirs = interleaved(lambda p=pair: tlsmith_bulk(*p, block, 4),
-                                       lambda p=spair: ssl_bulk(p, block, 4),
+            ssl_suite = spair[0].cipher()
+            ours_suite = pair[0].info.cipher_suite.name if pair[0].info else "?"
+            if ssl_suite is None or ("AES128-GCM" not in ssl_suite[0]
+                                     and "AES_128_GCM" not in ssl_suite[0]):
+                raise SystemExit(f"ssl negotiated {ssl_suite}, not AES-128-GCM ({ours_suite} "
+                                 "for tlsmith): the comparison would be unfair")
+            ours, theirs = interleaved(partial(tlsmith_bulk, *pair, block, 4),
+                                       partial(ssl_bulk, spair, block, 4),
                                        args.seconds, args.rounds)
             ours, theirs = ours / 2**20, theirs / 2**20
             results[f"{tag}_tlsmith_bulk_MiB_per_s"] = ours
