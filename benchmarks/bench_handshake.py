@@ -77,9 +77,13 @@ def tlsmith_setup(cert: Path, key: Path, ca_pem: bytes, version: ProtocolVersion
                   ) -> tuple[ClientConfig, ServerConfig]:
     suite = (CipherSuite.TLS_AES_128_GCM_SHA256 if version == ProtocolVersion.TLS13
              else CipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+    # No session tickets or session IDs on either stack (ssl_setup sets OP_NO_TICKET):
+    # this measures the full handshake itself; bench_resume.py measures resumption.
     client = ClientConfig(server_name="localhost", trust=TrustStore.from_pem_bytes(ca_pem),
-                          cipher_suites=(suite,), min_version=version, max_version=version)
-    server = ServerConfig(certificates=(CertifiedKey.from_files(cert, key),))
+                          cipher_suites=(suite,), min_version=version, max_version=version,
+                          session_tickets=False)
+    server = ServerConfig(certificates=(CertifiedKey.from_files(cert, key),), tickets=0,
+                          session_ids=False)
     return client, server
 
 
@@ -116,7 +120,7 @@ def ssl_setup(cert: Path, key: Path, ca: Path, version: ProtocolVersion
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.minimum_version = sctx.maximum_version = v
     sctx.load_cert_chain(cert, key)
-    sctx.num_tickets = 0  # tlsmith's server sends no tickets yet: compare like with like
+    sctx.num_tickets = 0  # neither stack sends tickets here: compare like with like
     sctx.options |= ssl.OP_NO_TICKET
     cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     cctx.minimum_version = cctx.maximum_version = v

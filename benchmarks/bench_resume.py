@@ -90,7 +90,7 @@ def tlsmith_configs(cert: Path, key: Path, ca_pem: bytes, version: ProtocolVersi
     client, server = tlsmith_setup(cert, key, ca_pem, version)
     server = dataclasses.replace(server, tickets=TICKETS, session_store=MemoryStore(),
                                  session_ids=True)
-    return client, server
+    return dataclasses.replace(client, session_tickets=True), server
 
 
 def tlsmith_handshake(ccfg: ClientConfig, scfg: ServerConfig, session: Session | None
