@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,3 +45,21 @@ def certs(devca: DevCA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, C
 def require_peer() -> Callable[[str], str]:
     """``require_peer("openssl")`` -> its path; skips (fails when CI=true) if missing."""
     return _require_peer
+
+
+@pytest.fixture
+def serve_factory(certs: dict[str, CertFiles], tmp_path: Path) -> Iterator[Any]:
+    """``start(*args)``: a ``tlsmith serve`` subprocess with the ECDSA P-256 certificate
+    and ``args`` (see peers.start_tlsmith_serve_cli); every one is stopped afterwards."""
+    from peers import PeerProcess, start_tlsmith_serve_cli
+
+    started: list[PeerProcess] = []
+
+    def start(*args: str) -> PeerProcess:
+        serve = start_tlsmith_serve_cli(certs["ecdsa-p256"], *args, log_dir=tmp_path)
+        started.append(serve)
+        return serve
+
+    yield start
+    for serve in started:
+        serve.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,25 @@ def require_peer(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def require_netns() -> None:
+    """Check that a private network namespace can be made (``unshare -n`` with loopback
+    up): peers that bind every interface (gnutls-serv, selfserv) run only inside one.
+    Fail on CI, skip elsewhere."""
+    require_peer("ip")
+    unshare = require_peer("unshare")
+    try:
+        probe = subprocess.run([unshare, "-n", "ip", "link", "set", "lo", "up"],
+                               capture_output=True, timeout=10, check=False)
+        problem = probe.stderr.decode(errors="replace") if probe.returncode else ""
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        problem = repr(exc)
+    if problem:
+        message = f"cannot make a private network namespace (unshare -n): {problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from helpers import CertFiles, free_port
-from peers import PeerProcess, start_tlsmith_serve_cli, tlsmith_server
+from peers import PeerProcess, tlsmith_server
 from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.errors import UsageError
 from tlsmith.events import HandshakeInfo
@@ -51,18 +51,6 @@ def cert(certs: dict[str, CertFiles]) -> CertFiles:
     return certs["ecdsa-p256"]
 
 
-@pytest.fixture
-def serve_factory(cert: CertFiles, tmp_path: Path) -> Iterator[Any]:
-    started: list[PeerProcess] = []
-
-    def start(*args: str) -> PeerProcess:
-        serve = start_tlsmith_serve_cli(cert, *args, log_dir=tmp_path)
-        started.append(serve)
-        return serve
-
-    yield start
-    for serve in started:
-        serve.stop()
 
 
 # ----------------------------------------------------------------------- --resume

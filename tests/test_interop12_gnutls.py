@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from helpers import CertFiles, free_port, require_peer
+from helpers import CertFiles, free_port, require_netns, require_peer
 from peers import TlsmithServerHandle, port_accepts, run_process_group, tlsmith_server, wait_until
 from test_interop_gnutls import (
     GNUTLS_KX,
@@ -409,19 +409,7 @@ def test_gnutls_cli_large_request_to_tlsmith_server(servers: Servers,
 def netns() -> None:
     """gnutls-serv binds 0.0.0.0: it may only run in a private network namespace."""
     require_peer("gnutls-serv")
-    require_peer("ip")
-    unshare = require_peer("unshare")
-    try:
-        probe = subprocess.run([unshare, "-n", "ip", "link", "set", "lo", "up"],
-                               capture_output=True, timeout=10, check=False)
-        problem = probe.stderr.decode(errors="replace") if probe.returncode else ""
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = repr(exc)
-    if problem:
-        message = f"cannot make a private network namespace (unshare -n): {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_netns()
 
 
 @dataclass

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ import pytest
 
 from helpers import CertFiles, require_peer
 from peers import (
-    PeerProcess,
     run_process_group,
     run_s_client,
     start_s_server,
-    start_tlsmith_serve_cli,
 )
 
 TIMEOUT = 30
@@ -42,18 +39,6 @@ def cert(certs: dict[str, CertFiles]) -> CertFiles:
     return certs["ecdsa-p256"]
 
 
-@pytest.fixture
-def serve_factory(cert: CertFiles, tmp_path: Path) -> Iterator[Any]:
-    started: list[PeerProcess] = []
-
-    def start(*args: str) -> PeerProcess:
-        serve = start_tlsmith_serve_cli(cert, *args, log_dir=tmp_path)
-        started.append(serve)
-        return serve
-
-    yield start
-    for serve in started:
-        serve.stop()
 
 
 # ------------------------------------------------------ tlsmith connect -> openssl s_server

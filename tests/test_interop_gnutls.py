@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from helpers import CertFiles, free_port, require_peer
+from helpers import CertFiles, free_port, require_netns, require_peer
 from peers import (
     ProcessResult,
     TlsmithServerHandle,
@@ -309,19 +309,7 @@ def test_gnutls_cli_keylog_matches_tlsmith_server(certs: dict[str, CertFiles],
 def netns() -> None:
     """gnutls-serv binds 0.0.0.0: it may only run in a private network namespace."""
     require_peer("gnutls-serv")
-    require_peer("ip")
-    unshare = require_peer("unshare")
-    try:
-        probe = subprocess.run([unshare, "-n", "ip", "link", "set", "lo", "up"],
-                               capture_output=True, timeout=10, check=False)
-        problem = probe.stderr.decode(errors="replace") if probe.returncode else ""
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = repr(exc)
-    if problem:
-        message = f"cannot make a private network namespace (unshare -n): {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_netns()
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -37,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from helpers import CertFiles, free_port, require_peer
+from helpers import CertFiles, free_port, require_netns, require_peer
 from peers import (
     PeerProcess,
     run_process_group,
@@ -655,19 +654,7 @@ NETNS_TIMEOUT = 30.0
 @pytest.fixture(scope="module")
 def netns() -> None:
     require_peer("gnutls-serv")
-    require_peer("ip")
-    unshare = require_peer("unshare")
-    try:
-        probe = subprocess.run([unshare, "-n", "ip", "link", "set", "lo", "up"],
-                               capture_output=True, timeout=10, check=False)
-        problem = probe.stderr.decode(errors="replace") if probe.returncode else ""
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = repr(exc)
-    if problem:
-        message = f"cannot make a private network namespace (unshare -n): {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_netns()
 
 
 def run_in_netns(cert: CertFiles, tmp_path: Path, serv_args: list[str], early: str | None

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gallery import _ca, _leaf
-from helpers import CertFiles, free_port, require_peer
+from helpers import CertFiles, free_port, require_netns, require_peer
 from peers import (
     IO_TIMEOUT,
     PeerProcess,
@@ -412,19 +412,7 @@ def netns() -> None:
     """selfserv binds every interface: it may only run in a private network namespace."""
     require_peer("selfserv")
     require_peer("certutil")
-    require_peer("ip")
-    unshare = require_peer("unshare")
-    try:
-        probe = subprocess.run([unshare, "-n", "ip", "link", "set", "lo", "up"],
-                               capture_output=True, timeout=10, check=False)
-        problem = probe.stderr.decode(errors="replace") if probe.returncode else ""
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        problem = repr(exc)
-    if problem:
-        message = f"cannot make a private network namespace (unshare -n): {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_netns()
 
 
 def make_nss_self_signed(db: Path) -> Path:
