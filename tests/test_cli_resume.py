@@ -342,3 +342,23 @@ def test_blocking_wait_for_session_tls12_does_not_wait(cert: CertFiles) -> None:
         started = time.monotonic()
         assert tls.wait_for_session(30.0) is None
         assert time.monotonic() - started < 1.0  # TLS 1.2 has no later ticket to wait for
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_blocking_session_cache(cert: CertFiles, tmp_path: Path, kind: str) -> None:
+    """connect(session_cache=...) resumes from the cache and fills it as tickets come."""
+    from tlsmith.stores import FileSessionCache, MemorySessionCache
+
+    cache = MemorySessionCache() if kind == "memory" else FileSessionCache(tmp_path / "s")
+    config = _client_config(cert)
+    with _recv_echo_server(_server_config(cert)) as (port, _infos):
+        with connect("127.0.0.1", port, config, timeout=5, session_cache=cache) as tls:
+            assert not tls.info.resumed
+            assert tls.wait_for_session(2.0) is not None
+        with connect("127.0.0.1", port, config, timeout=5, session_cache=cache) as tls:
+            assert tls.info.resumed
+            tls.sendall(b"hi")
+            assert tls.recv_exactly(2) == b"hi"
+    if kind == "file":
+        files = list((tmp_path / "s").iterdir())
+        assert len(files) == 1 and files[0].stat().st_mode & 0o777 == 0o600

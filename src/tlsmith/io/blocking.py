@@ -28,6 +28,7 @@ from tlsmith.events import (
 from tlsmith.keylog import KeyLogWriter
 from tlsmith.observe import combine_observers
 from tlsmith.session import Session
+from tlsmith.stores import ClientSessionCache
 
 _RECV = 65536
 
@@ -65,6 +66,8 @@ class TLSSocket:
         self._rbuf = bytearray()
         self._eof = False
         self.tickets: list[SessionTicketReceived] = []
+        # Client: where sessions go as they arrive (connect(session_cache=...)).
+        self.session_cache: tuple[ClientSessionCache, str] | None = None
         # Server: the 0-RTT bytes received (also at the head of what recv() returns).
         self._early = bytearray()
         self.handshake_seconds = 0.0
@@ -120,6 +123,9 @@ class TLSSocket:
             return False
         elif isinstance(event, SessionTicketReceived):
             self.tickets.append(event)
+            if self.session_cache is not None:
+                cache, key = self.session_cache
+                cache.put(key, event.session)
         elif isinstance(event, KeyUpdated):
             self.key_updates_received += 1
         elif isinstance(event, ClientCertificateReceived):
@@ -352,8 +358,13 @@ def connect(host: str, port: int, config: ClientConfig | None = None, *,
             timeout: float | None = 10.0,
             keylog: str | os.PathLike[str] | None = None,
             session: Session | None = None,
-            early_data: bytes | None = None) -> TLSSocket:
+            early_data: bytes | None = None,
+            session_cache: ClientSessionCache | None = None) -> TLSSocket:
     """Open a TCP connection and complete a TLS handshake; returns a TLSSocket.
+
+    ``session_cache`` (``tlsmith.stores.MemorySessionCache`` / ``FileSessionCache``):
+    without ``session``, resume the freshest session it holds for ``host:port``; every
+    session the server sends on this connection is put into it.
 
     ``session``: resume it (from an earlier ``TLSSocket.session``). ``early_data``: TLS
     1.3 0-RTT data sent with the ClientHello (the session's ticket must allow it, else
@@ -364,10 +375,15 @@ def connect(host: str, port: int, config: ClientConfig | None = None, *,
 
         config = ClientConfig(server_name=host, trust=TrustStore.system())
     config = with_keylog(config, keylog)
+    cache_key = f"{host}:{port}"
+    if session is None and session_cache is not None:
+        session = session_cache.get(cache_key, config.clock())
     sock = socket.create_connection((host, port), timeout=timeout)
     try:
         # After connecting: the ClientHello is made (and observed) here.
         tls = TLSSocket(sock, TLSConnection(config, session=session, early_data=early_data))
+        if session_cache is not None:
+            tls.session_cache = (session_cache, cache_key)
         tls.do_handshake()
     except BaseException:
         sock.close()
