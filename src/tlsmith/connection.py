@@ -115,9 +115,8 @@ class TLSConnection:
         # RFC 8446 §4.2.6: whether the (last) ClientHello offered post_handshake_auth.
         self.post_handshake_auth_offered = False
         self._observer = config.observer
-        # RFC 8446 §4.2.10: 0-RTT bytes the server still skips (rejected early data) and
-        # the most it reads (accepted early data).
-        # (None: not skipping; 0 is a used-up budget, RFC 8446 §4.2.10.)
+        # RFC 8446 §4.2.10: 0-RTT bytes the server may still skip (rejected early data;
+        # None: not skipping, 0: the budget is used up) and the most it reads (accepted).
         self._skip_early: int | None = None
         self._early_left = 0
         # States talk to the connection through this private channel, never through the
@@ -320,7 +319,7 @@ class TLSConnection:
         self._skip_early = left
         if left < 0:
             self._skip_early = None
-            # RFC 8446 §4.6.1: more 0-RTT data than max_early_data_size SHOULD end the
+            # RFC 8446 §4.2.10: more 0-RTT data than max_early_data_size ends the
             # connection with unexpected_message -- skipped data as well as read data.
             raise UnexpectedMessage("more undecryptable early data than the "
                                     "max_early_data_size we allow")
