@@ -12,19 +12,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from tlsmith.codec.enums import ProtocolVersion
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
-from tlsmith.events import (
-    NEED_DATA,
-    ApplicationData,
-    ClientCertificateReceived,
-    ConnectionClosed,
-    HandshakeInfo,
-    KeyUpdated,
-    SessionTicketReceived,
-)
+from tlsmith.events import ClientCertificateReceived, HandshakeInfo, SessionTicketReceived
+from tlsmith.io.driver import Step, TLSDriver
 from tlsmith.keylog import KeyLogWriter
 from tlsmith.observe import combine_observers
 from tlsmith.session import Session
@@ -63,96 +55,100 @@ class TLSSocket:
     def __init__(self, sock: socket.socket, conn: TLSConnection) -> None:
         self.sock = sock
         self.conn = conn
-        self._rbuf = bytearray()
-        self._eof = False
-        self.tickets: list[SessionTicketReceived] = []
-        # Client: where sessions go as they arrive (connect(session_cache=...)).
-        self.session_cache: tuple[ClientSessionCache, str] | None = None
-        # Server: the 0-RTT bytes received (also at the head of what recv() returns).
-        self._early = bytearray()
-        self.handshake_seconds = 0.0
-        self.key_updates_received = 0
-        # Server, TLS 1.3: answers to request_client_certificate() (RFC 8446 §4.6.2).
-        self.client_certificates: list[ClientCertificateReceived] = []
-        # None while open; True after close_notify, False after a bare EOF (truncation).
-        self.closed_cleanly: bool | None = None
+        # The event driver shared with tlsmith.aio: plaintext buffer, sessions, key
+        # updates, client certificates, 0-RTT bytes, how the stream ended.
+        self.driver = TLSDriver(conn)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Records are whole messages already: don't let Nagle hold the last one back.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    # -- state kept by the driver (assignable, as when they were plain attributes) ------
+    @property
+    def tickets(self) -> list[SessionTicketReceived]:
+        return self.driver.tickets
+
+    @tickets.setter
+    def tickets(self, value: list[SessionTicketReceived]) -> None:
+        self.driver.tickets = value
+
+    @property
+    def session_cache(self) -> tuple[ClientSessionCache, str] | None:
+        """Client: where sessions go as they arrive (connect(session_cache=...))."""
+        return self.driver.session_cache
+
+    @session_cache.setter
+    def session_cache(self, value: tuple[ClientSessionCache, str] | None) -> None:
+        self.driver.session_cache = value
+
+    @property
+    def handshake_seconds(self) -> float:
+        return self.driver.handshake_seconds
+
+    @handshake_seconds.setter
+    def handshake_seconds(self, value: float) -> None:
+        self.driver.handshake_seconds = value
+
+    @property
+    def key_updates_received(self) -> int:
+        return self.driver.key_updates_received
+
+    @key_updates_received.setter
+    def key_updates_received(self, value: int) -> None:
+        self.driver.key_updates_received = value
+
+    @property
+    def client_certificates(self) -> list[ClientCertificateReceived]:
+        """Server, TLS 1.3: answers to request_client_certificate() (RFC 8446 §4.6.2)."""
+        return self.driver.client_certificates
+
+    @client_certificates.setter
+    def client_certificates(self, value: list[ClientCertificateReceived]) -> None:
+        self.driver.client_certificates = value
+
+    @property
+    def closed_cleanly(self) -> bool | None:
+        """None while open; True after close_notify, False after a bare EOF (truncation)."""
+        return self.driver.closed_cleanly
+
+    @closed_cleanly.setter
+    def closed_cleanly(self, value: bool | None) -> None:
+        self.driver.closed_cleanly = value
+
     # -- plumbing ---------------------------------------------------------------------
     def _flush(self) -> None:
-        data = self.conn.data_to_send()
+        data = self.driver.data_to_send()
         if data:
             self.sock.sendall(data)
 
-    def _next_event(self) -> Any:
+    def _step(self) -> Step:
         try:
-            return self.conn.next_event()
+            step = self.driver.step()
         except TLSError:
             with contextlib.suppress(OSError):
-                self._flush()
+                self._flush()  # the alert the core queued for the peer
             raise
+        self._flush()
+        return step
 
     def _pump(self) -> bool:
-        """Handle one batch of events; read from the socket when the core needs data.
+        """Handle one event; read from the socket when the core needs data.
         Returns False at end of stream."""
         while True:
-            event = self._next_event()
-            if event is NEED_DATA:
-                self._flush()
-                if self._eof:
-                    return False
-                chunk = self.sock.recv(_RECV)
-                self.conn.receive_data(chunk)
-                if not chunk:
-                    self._eof = True
+            step = self._step()
+            if step is Step.NEED_DATA:
+                self.driver.receive_data(self.sock.recv(_RECV))
                 continue
-            return self._handle(event)
-
-    def _handle(self, event: Any) -> bool:
-        if isinstance(event, ApplicationData):
-            if event.early:
-                self._early += event.data
-            self._rbuf += event.data
-        elif isinstance(event, ConnectionClosed):
-            self._eof = True
-            self.closed_cleanly = event.clean
-            self._flush()
-            return False
-        elif isinstance(event, SessionTicketReceived):
-            self.tickets.append(event)
-            if self.session_cache is not None:
-                cache, key = self.session_cache
-                cache.put(key, event.session)
-        elif isinstance(event, KeyUpdated):
-            self.key_updates_received += 1
-        elif isinstance(event, ClientCertificateReceived):
-            self.client_certificates.append(event)
-        self._flush()
-        return True
-
-    def _drain_pending(self) -> bool:
-        """Handle the events the core already has, without reading the socket.
-        Returns False at end of stream."""
-        while True:
-            event = self._next_event()
-            if event is NEED_DATA:
-                return True
-            if not self._handle(event):
-                return False
+            return step is Step.EVENT
 
     def do_handshake(self) -> HandshakeInfo:
-        started = time.monotonic()
+        self.driver.start_handshake()
         self._flush()
         while not self.conn.handshake_complete:
             if not self._pump():
                 raise ConnectionClosedError("the peer closed the connection during the "
                                             "handshake")
-        self.handshake_seconds = time.monotonic() - started
-        assert self.conn.info is not None
-        return self.conn.info
+        return self.driver.finish_handshake()
 
     def server_verdict(self, timeout: float | None = None) -> str:
         """Whether the server accepted us, as far as the protocol can tell (client side).
@@ -165,15 +161,10 @@ class TLSSocket:
         twice the handshake time, between 0.25 s and 2 s) gives "silent" -- not refused,
         but not confirmed either.
         """
-        if not self.conn.is_client:
-            raise UsageError("server_verdict() is for the client side")
-        info = self.info
-        if info.version == ProtocolVersion.TLS12:
-            return "accepted"
-        if self.tickets or self._rbuf or self.key_updates_received:
-            return "accepted"
-        if timeout is None:
-            timeout = min(2.0, max(0.25, 2 * self.handshake_seconds))
+        known = self.driver.early_verdict()
+        if known is not None:
+            return known
+        timeout = self.driver.verdict_timeout(timeout)
         previous = self.sock.gettimeout()
         self.sock.settimeout(timeout)
         try:
@@ -189,21 +180,19 @@ class TLSSocket:
 
     @property
     def info(self) -> HandshakeInfo:
-        if self.conn.info is None:
-            raise UsageError("the handshake has not completed")
-        return self.conn.info
+        return self.driver.info
 
     # -- resumption and 0-RTT ---------------------------------------------------------
     @property
     def sessions(self) -> list[Session]:
         """Client: the sessions received so far (TLS 1.3 tickets, or the TLS 1.2
         session), newest last; each can be passed to ``connect(session=...)``."""
-        return [t.session for t in self.tickets]
+        return self.driver.sessions
 
     @property
     def session(self) -> Session | None:
         """Client: the newest session received, or None."""
-        return self.tickets[-1].session if self.tickets else None
+        return self.driver.session
 
     def wait_for_session(self, timeout: float = 1.0) -> Session | None:
         """Client: the newest session, reading for at most ``timeout`` seconds until one
@@ -211,15 +200,15 @@ class TLSSocket:
         read meanwhile is kept for recv(). None if no session came in time, or if the
         connection ended first. TLS 1.2 sessions are known once the handshake is, so a
         TLS 1.2 connection never waits."""
-        if not self.conn.is_client:
-            raise UsageError("wait_for_session() is for the client side")
-        if not self.conn.handshake_complete:
-            raise UsageError("the handshake has not completed")
-        alive = self._drain_pending()
-        if self.tickets or not alive or self._eof:
+        try:
+            worth_waiting = self.driver.check_session_wait()
+        except TLSError:
+            with contextlib.suppress(OSError):
+                self._flush()
+            raise
+        self._flush()
+        if not worth_waiting:
             return self.session
-        if self.info.version == ProtocolVersion.TLS12:
-            return None  # a TLS 1.2 server gives its session id/ticket in the handshake
         deadline = time.monotonic() + max(0.0, timeout)
         previous = self.sock.gettimeout()
         try:
@@ -241,7 +230,7 @@ class TLSSocket:
     def early_data(self) -> bytes:
         """Server: the TLS 1.3 0-RTT bytes the client sent (b"" if none were accepted);
         they may be a replay (RFC 8446 §8). Also the head of what recv() returns."""
-        return bytes(self._early)
+        return bytes(self.driver.early)
 
     @property
     def early_data_accepted(self) -> bool | None:
@@ -257,12 +246,10 @@ class TLSSocket:
 
     def recv(self, bufsize: int = _RECV) -> bytes:
         """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
-        while not self._rbuf:
-            if self._eof or not self._pump():
+        while not self.driver.plaintext:
+            if self.driver.eof or not self._pump():
                 return b""
-        data = bytes(self._rbuf[:bufsize])
-        del self._rbuf[:bufsize]
-        return data
+        return self.driver.take(bufsize)
 
     def recv_exactly(self, n: int) -> bytes:
         out = bytearray()
@@ -402,16 +389,28 @@ class TLSServer:
     shared by all of them. The handler runs once the handshake is complete; accepted
     0-RTT data is in ``tls.early_data`` (and at the head of ``tls.recv()``), and
     ``tls.info.early_data_accepted`` tells whether the client offered any.
+
+    ``max_concurrent``: at most that many connections are served (handshake + handler)
+    at once. The accept loop waits for a free slot before it accepts the next
+    connection, so the others wait in the kernel's listen backlog (128) -- their TCP
+    handshake completes, their ClientHello waits -- and beyond it new connections are
+    refused or time out, as the kernel decides. None: no bound (one thread each).
     """
 
     def __init__(self, config: ServerConfig, address: tuple[str, int], handler: Handler, *,
                  timeout: float | None = 30.0,
                  on_error: Callable[[tuple[Any, ...], BaseException], None] | None = None,
-                 keylog: str | os.PathLike[str] | None = None) -> None:
+                 keylog: str | os.PathLike[str] | None = None,
+                 max_concurrent: int | None = None) -> None:
+        if max_concurrent is not None and max_concurrent < 1:
+            raise UsageError("max_concurrent must be at least 1")
         self.config = with_keylog(config, keylog)
         self.handler = handler
         self.timeout = timeout
         self.on_error = on_error
+        self.max_concurrent = max_concurrent
+        self._slots = (threading.BoundedSemaphore(max_concurrent)
+                       if max_concurrent is not None else None)
         family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -423,30 +422,48 @@ class TLSServer:
 
     def serve_forever(self) -> None:
         self.sock.settimeout(0.2)
+        slots = self._slots
         while not self._stop.is_set():
+            # Bounded: take a slot before accepting (checking _stop every 0.2 s).
+            if slots is not None and not slots.acquire(timeout=0.2):
+                continue
             try:
                 client_sock, addr = self.sock.accept()
             except TimeoutError:
+                self._release()
                 continue
             except OSError:
+                self._release()
                 if self._stop.is_set():
                     break
                 raise
-            threading.Thread(target=self._serve_one, args=(client_sock, addr),
-                             daemon=True).start()
+            try:
+                threading.Thread(target=self._serve_one, args=(client_sock, addr),
+                                 daemon=True).start()
+            except BaseException:
+                client_sock.close()
+                self._release()
+                raise
+
+    def _release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
 
     def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...]) -> None:
-        client_sock.settimeout(self.timeout)
-        tls = TLSSocket(client_sock, TLSConnection(self.config))
         try:
-            tls.do_handshake()
-            self.handler(tls, addr)
-        except BaseException as exc:  # one client's failure never stops the server
-            if self.on_error is not None:
-                self.on_error(addr, exc)
+            client_sock.settimeout(self.timeout)
+            tls = TLSSocket(client_sock, TLSConnection(self.config))
+            try:
+                tls.do_handshake()
+                self.handler(tls, addr)
+            except BaseException as exc:  # one client's failure never stops the server
+                if self.on_error is not None:
+                    self.on_error(addr, exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    tls.close()
         finally:
-            with contextlib.suppress(Exception):
-                tls.close()
+            self._release()
 
     def start(self) -> TLSServer:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
