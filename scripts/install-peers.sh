@@ -14,6 +14,8 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v chromium >/dev/null || need+=(chromium)
 # certutil: puts our test CA into a throwaway NSS database that Chromium trusts
 command -v certutil >/dev/null || need+=(libnss3-tools)
+# nginx: a real HTTPS server for the httpx transport tests (run from a temp prefix)
+command -v nginx >/dev/null || need+=(nginx)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -26,4 +28,19 @@ echo "install-peers: installing ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections || true
 $SUDO apt-get update -qq
+# Debian's nginx package starts a service on port 80 unless told not to: forbid any
+# service start during the install (policy-rc.d exit 101), then restore what was there.
+policy=/usr/sbin/policy-rc.d
+saved=""
+if [ -e "$policy" ]; then saved="$(mktemp)"; $SUDO cp -p "$policy" "$saved"; fi
+printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+$SUDO chmod 755 "$policy"
+restore_policy() {
+  if [ -n "$saved" ]; then $SUDO mv "$saved" "$policy"; else $SUDO rm -f "$policy"; fi
+}
+trap restore_policy EXIT
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Belt and braces: had a service start anyway, stop it so nothing listens on port 80.
+if [[ " ${need[*]} " == *" nginx "* ]] && [ -e /run/nginx.pid ]; then
+  $SUDO nginx -s stop 2>/dev/null || true
+fi
