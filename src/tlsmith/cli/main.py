@@ -192,6 +192,16 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
 @click.option("--store", "store_url", default="memory", show_default=True, metavar="URL",
               help="Where sessions, ticket keys and 0-RTT anti-replay marks live: memory, "
               "or redis://host:port/db (shared by several servers).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              metavar="N", help="Serve from N processes all listening on HOST:PORT "
+              "(SO_REUSEPORT: the kernel spreads connections); log lines say which worker. "
+              "A worker that dies is restarted (the server exits 1 if they keep dying). "
+              "With the memory store the workers share ticket keys (tickets resume on "
+              "any of them) but TLS 1.2 session IDs are off and --early-data needs "
+              "--store redis://.")
+@click.option("--max-concurrent", type=click.IntRange(1), default=None, metavar="N",
+              help="Serve at most N connections at once (per worker); the others wait "
+              "to be accepted. [default: no limit]")
 def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
           keylog: str | None, tls13: bool, tls12: bool, allow_no_ems: bool,
@@ -199,7 +209,8 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           client_ca: str | None = None, require_client_cert: bool = False,
           ocsp_file: str | None = None, post_handshake_auth: bool = False,
           tickets: int = 2, early_data: bool = False, max_early_data: int | None = None,
-          store_url: str = "memory") -> None:
+          store_url: str = "memory", workers: int = 1,
+          max_concurrent: int | None = None) -> None:
     """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
     from tlsmith.cli.serve_cmd import run_serve
 
@@ -224,7 +235,7 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         require_client_cert=require_client_cert, ocsp_file=ocsp_file,
         post_handshake_auth=post_handshake_auth, tickets=tickets,
         max_early_data=(max_early_data or 16384) if early_data else 0,
-        store_url=store_url))
+        store_url=store_url, workers=workers, max_concurrent=max_concurrent))
 
 
 @main.command()
