@@ -49,6 +49,11 @@ EXPECTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("early_data=request", ("True psk_dhe_ke True", "HTTP/1.0 200 OK")),
     ("RedisStore.from_url", ("RedisStore",)),
     ("render_ladder(", ("ClientHello", "Finished", "records")),
+    ('aio.open_connection("localhost", 8443', ("TLSv1.3", "HTTP/1.0 200 OK",
+                                               "closed, clean: True")),
+    ("aio.upgrade(reader, writer, config)", ("hello, this is TLSv1.3", "now over TLSv1.3")),
+    ("tlsmith.httpx.Transport(", ("200 TLSv1.3", "full handshake", "resumed")),
+    ("tlsmith.httpx.AsyncTransport(", ("200 TLSv1.3 http/1.1",)),
 )
 
 
