@@ -389,18 +389,13 @@ def _make_server(cfg: ServerConfig, opts: ServeOptions, handler: Handler,
                               "max_concurrent": opts.max_concurrent}
     if not reuse_port:
         return TLSServer(cfg, (opts.host, opts.port), handler, **kwargs)
+    # One of the workers' sockets sharing the port.
     sock = _reuse_port_socket(opts.host, opts.port, listen=True)
     try:
-        # TLSServer binds its own socket, without SO_REUSEPORT: let it bind an ephemeral
-        # port, then hand it ours (one of the workers' sockets sharing the port).
-        server = TLSServer(cfg, (opts.host, 0), handler, **kwargs)
-        server.sock.close()
-        server.sock = sock
-        server.server_address = sock.getsockname()
+        return TLSServer(cfg, (opts.host, opts.port), handler, sock=sock, **kwargs)
     except BaseException:
         sock.close()
         raise
-    return server
 
 
 def _reuse_port_socket(host: str, port: int, *, listen: bool) -> socket.socket:

@@ -401,7 +401,10 @@ class TLSServer:
                  timeout: float | None = 30.0,
                  on_error: Callable[[tuple[Any, ...], BaseException], None] | None = None,
                  keylog: str | os.PathLike[str] | None = None,
-                 max_concurrent: int | None = None) -> None:
+                 max_concurrent: int | None = None,
+                 sock: socket.socket | None = None) -> None:
+        """``sock``: an already bound and listening socket to serve on instead of binding
+        ``address`` (e.g. one of several SO_REUSEPORT sockets sharing a port)."""
         if max_concurrent is not None and max_concurrent < 1:
             raise UsageError("max_concurrent must be at least 1")
         self.config = with_keylog(config, keylog)
@@ -411,11 +414,13 @@ class TLSServer:
         self.max_concurrent = max_concurrent
         self._slots = (threading.BoundedSemaphore(max_concurrent)
                        if max_concurrent is not None else None)
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(address)
-        self.sock.listen(128)
+        if sock is None:
+            family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+        self.sock = sock
         self.server_address: tuple[Any, ...] = self.sock.getsockname()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
