@@ -330,6 +330,17 @@ def ca_show() -> None:
     sys.exit(run_show(console=console, err_console=err_console))
 
 
+def _register_subcommands() -> None:
+    """Commands that live in their own modules (each exports ``command``)."""
+    from tlsmith.cli import diagnose_cmd, gallery_cmd, probe_cmd
+
+    for module in (diagnose_cmd, probe_cmd, gallery_cmd):
+        main.add_command(module.command)
+
+
+_register_subcommands()
+
+
 def _json_dump(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=False)
 
