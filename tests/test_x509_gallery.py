@@ -240,6 +240,7 @@ def test_certificate_error_for_each_reason_sends_the_right_alert() -> None:
         "malformed": A.BAD_CERTIFICATE,
         "wrong_usage": A.UNSUPPORTED_CERTIFICATE,
         "weak_key": A.UNSUPPORTED_CERTIFICATE,
+        "weak_signature": A.BAD_CERTIFICATE,
     }
     assert set(alerts) == set(CERTIFICATE_REASONS) == set(CERTIFICATE_ERROR_FOR_REASON)
     for reason, alert in alerts.items():

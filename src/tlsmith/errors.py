@@ -68,6 +68,7 @@ CertificateReason = Literal[
     "revoked",
     "bad_signature",
     "weak_key",
+    "weak_signature",
     "wrong_usage",
     "malformed",
     "policy",
@@ -277,6 +278,7 @@ CERTIFICATE_ERROR_FOR_REASON: dict[CertificateReason, type[CertificateError]] = 
     "malformed": BadCertificate,
     "wrong_usage": UnsupportedCertificate,
     "weak_key": UnsupportedCertificate,
+    "weak_signature": BadCertificate,
 }
 
 

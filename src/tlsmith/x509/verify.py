@@ -508,7 +508,64 @@ def _verify_server_chain(
             reason="malformed",
             subject=leaf.subject.rfc4514_string(),
         ) from exc
+    _check_key_strength(certs, trust, "server")
     return VerifiedChain(chain=tuple(path), leaf=leaf, hostname=checked_name)
+
+
+#: OpenSSL's default security level 2 (and browsers): RSA/DSA keys of at least 2048
+#: bits, elliptic curves of at least 224 bits.
+_MIN_RSA_BITS = 2048
+_MIN_EC_BITS = 224
+_WEAK_HASHES = ("sha1", "md5")
+
+
+def _check_key_strength(certs: list[x509.Certificate], trust: TrustStore, role: str) -> None:
+    """Refuse a chain whose leaf or intermediates have a weak key (what OpenSSL's
+    default security level refuses as "key too small"); trust anchors are the user's
+    choice and are not judged."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+
+    for position, cert in enumerate(certs):
+        if cert in trust:
+            continue
+        key = cert.public_key()
+        size = None
+        if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+            size, least = key.key_size, _MIN_RSA_BITS
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            size, least = key.curve.key_size, _MIN_EC_BITS
+        if size is not None and size < least:
+            what = (_describe_role(cert, f"the {role}'s certificate") if position == 0
+                    else f"intermediate certificate {_name(cert.subject)}")
+            raise certificate_error(
+                "weak_key",
+                f"{what} has a key of only {size} bits ({key_description(key)}); at "
+                f"least {least} bits are required (OpenSSL's default security level and "
+                "browsers refuse smaller keys); reissue it with a stronger key",
+                subject=cert.subject.rfc4514_string())
+
+
+def _weak_signature(certs: list[x509.Certificate], trust: TrustStore, role: str
+                    ) -> CertificateError | None:
+    """A certificate the peer sent, signed with SHA-1 or MD5 (refused everywhere since
+    SHAttered; ``cryptography`` cannot even check an ECDSA-SHA1 signature)."""
+    for position, cert in enumerate(certs):
+        if cert in trust:
+            continue
+        try:
+            algorithm = cert.signature_hash_algorithm
+        except Exception:  # an algorithm cryptography does not know
+            continue
+        if algorithm is not None and algorithm.name in _WEAK_HASHES:
+            what = (_describe_role(cert, f"the {role}'s certificate") if position == 0
+                    else f"intermediate certificate {_name(cert.subject)}")
+            return certificate_error(
+                "weak_signature",
+                f"{what} is signed with {algorithm.name.upper()}, which is no longer "
+                "accepted (collisions can be forged); its CA must reissue it with "
+                "SHA-256 or better",
+                subject=cert.subject.rfc4514_string())
+    return None
 
 
 def _passes_lenient(
@@ -560,6 +617,7 @@ def verify_client_chain(
         verified = verifier.verify(leaf, intermediates)
     except VerificationError as exc:
         raise _explain(certs, trust, now, str(exc), "client", None) from exc
+    _check_key_strength(certs, trust, "client")
     return VerifiedChain(chain=tuple(verified.chain), leaf=leaf, hostname=None)
 
 
@@ -690,6 +748,9 @@ def _explain(
     the path must be within its validity (§4.1.2.5), then the name (RFC 6125 §6.4),
     then the purpose and the profile.
     """
+    weak = _weak_signature(certs, trust, role)
+    if weak is not None:
+        return weak
     leaf = certs[0]
     reason = _clean_failure(failure)
     what = _describe_role(leaf, f"the {role}'s certificate")
