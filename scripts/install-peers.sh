@@ -8,6 +8,8 @@ command -v gnutls-cli >/dev/null || need+=(gnutls-bin)
 command -v curl >/dev/null || need+=(curl)
 # the shared session store two tlsmith servers resume through
 command -v redis-server >/dev/null || need+=(redis-server)
+# nmap's ssl-enum-ciphers: a second opinion on what `tlsmith probe` reports
+command -v nmap >/dev/null || need+=(nmap)
 command -v ip >/dev/null || need+=(iproute2)
 command -v unshare >/dev/null || need+=(util-linux)
 # headless Chromium (its BoringSSL sends GREASE and an X25519MLKEM768 key share); large

@@ -1,0 +1,1 @@
+"""`tlsmith probe`: a TLS server scanner built on the raw ClientHello prober."""
