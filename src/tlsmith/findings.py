@@ -12,7 +12,8 @@ from typing import Literal
 Severity = Literal["critical", "high", "medium", "low", "info"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 
-#: The finding ids with a documented meaning (diagnose must name at least these).
+#: Every finding id with its meaning; the first fourteen are the ones the issue names
+#: (diagnose reports at least those).
 KNOWN_IDS: dict[str, str] = {
     "protocol_version_mismatch": "no protocol version in common (e.g. a TLS 1.0/1.1-only "
                                  "server)",
@@ -30,6 +31,46 @@ KNOWN_IDS: dict[str, str] = {
     "alpn_mismatch": "no ALPN protocol in common",
     "weak_key": "the certificate's key is too small",
     "sha1_signature": "the certificate is signed with SHA-1",
+    # more that diagnose reports
+    "certificate_bad_signature": "a signature in the chain does not verify",
+    "certificate_wrong_usage": "the certificate is not for TLS server authentication",
+    "certificate_malformed": "the certificate cannot be parsed",
+    "certificate_policy": "the certificate breaks the X.509 profile",
+    "client_certificate_optional": "the server asks for a client certificate but does "
+                                   "not require one",
+    "client_certificate_rejected": "the server refused the client certificate we sent",
+    "handshake_fails_without_verification": "the handshake fails even without "
+                                            "verifying the certificate",
+    "handshake_failure": "the server refuses the handshake for a reason not isolated",
+    "hello_retry_request": "the server needs a HelloRetryRequest for its key share",
+    "mac_then_encrypt": "the server offers CBC only without encrypt_then_mac",
+    "no_extended_master_secret": "the server does not support the extended master "
+                                 "secret (RFC 7627)",
+    "no_tls_answer": "the server closed or stayed silent",
+    "not_tls": "the server does not speak TLS on this port",
+    "signature_algorithm_mismatch": "no signature algorithm in common",
+    "sni_unrecognized": "the server does not recognise the name we asked for",
+    "tls12_only": "the server does not speak TLS 1.3",
+    "version_intolerance": "the server fails when offered both versions but works with "
+                           "one",
+    "weak_dh": "the server's finite-field DH group is too small",
+    # more that probe reports (docs/probe-schema.md)
+    "cbc_suites": "the server accepts CBC suites",
+    "certificate_expiring": "the certificate expires soon",
+    "early_data_accepted": "the server accepts 0-RTT data (replayable)",
+    "grease_intolerant": "the server fails on GREASE values (RFC 8701)",
+    "large_hello_intolerant": "the server fails on a large ClientHello",
+    "legacy_protocol_version": "the server accepts TLS 1.0 or 1.1",
+    "no_downgrade_sentinel": "a TLS 1.3 server without the downgrade sentinel",
+    "no_fallback_scsv": "the server ignores TLS_FALLBACK_SCSV (RFC 7507)",
+    "no_secure_renegotiation": "no renegotiation_info (RFC 5746)",
+    "no_tls13": "the server does not speak TLS 1.3",
+    "probe_error": "one probe could not run",
+    "robot": "an RSA padding oracle (ROBOT)",
+    "robot_inconclusive": "the ROBOT check was inconclusive",
+    "rsa_key_exchange": "the server accepts RSA key transport (no forward secrecy)",
+    "sha1_signature_algorithm": "the server signs its key exchange with SHA-1",
+    "tls_compression": "the server accepts TLS compression (CRIME)",
 }
 
 
