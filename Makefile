@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit interop peers bench clean
+.PHONY: demo test lint typecheck unit interop peers bench clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/tlsmith demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks fuzz
 	$(BIN)/mypy
 
 test: $(STAMP) peers lint
@@ -30,6 +30,14 @@ test: $(STAMP) peers lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_handshake.py
 	$(BIN)/python benchmarks/bench_resume.py
+
+# Coverage-guided fuzzing (atheris where it installs, else a mutation loop): every target
+# for FUZZ_SECONDS; a crash is saved under fuzz/crashes/ with a regression-test stub.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet atheris || echo "atheris unavailable: mutation fallback"
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

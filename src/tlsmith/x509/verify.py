@@ -528,7 +528,13 @@ def _check_key_strength(certs: list[x509.Certificate], trust: TrustStore, role: 
     for position, cert in enumerate(certs):
         if cert in trust:
             continue
-        key = cert.public_key()
+        try:
+            key = cert.public_key()
+        except Exception as exc:  # an unknown or corrupt key in an extra certificate
+            raise BadCertificate(
+                f"the key of {_name(cert.subject)} that the {role} sent cannot be loaded "
+                f"({type(exc).__name__}: {exc})", reason="malformed",
+                subject=cert.subject.rfc4514_string()) from exc
         size = None
         if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
             size, least = key.key_size, _MIN_RSA_BITS
