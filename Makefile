@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit interop peers bench clean fuzz
+.PHONY: demo test lint typecheck unit interop peers bench clean fuzz soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP) peers lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_handshake.py
 	$(BIN)/python benchmarks/bench_resume.py
+
+# 300 slowloris connections, garbage and valid clients against tlsmith serve and TLSServer
+# (SOAK_SECONDS each); fails if a valid client is refused or a slow one outlives its deadline.
+SOAK_SECONDS ?= 60
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py --seconds $(SOAK_SECONDS)
 
 # Coverage-guided fuzzing (atheris where it installs, else a mutation loop): every target
 # for FUZZ_SECONDS; a crash is saved under fuzz/crashes/ with a regression-test stub.

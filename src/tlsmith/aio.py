@@ -28,12 +28,13 @@ from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
 from tlsmith.events import ClientCertificateReceived, HandshakeInfo, SessionTicketReceived
-from tlsmith.io.blocking import with_keylog
+from tlsmith.io.blocking import DEFAULT_MAX_CONCURRENT, with_keylog
 from tlsmith.io.driver import Step, TLSDriver
 from tlsmith.session import Session
 from tlsmith.stores import ClientSessionCache
 
 __all__ = [
+    "IdleTimeout",
     "TLSStream",
     "TLSStreamReader",
     "TLSStreamWriter",
@@ -48,6 +49,10 @@ _RECV = 65536
 _DEFAULT_LIMIT = 2**16  # asyncio's StreamReader default
 
 Handler = Callable[["TLSStreamReader", "TLSStreamWriter"], Awaitable[None]]
+
+
+class IdleTimeout(TimeoutError):
+    """A read waited longer than the stream's ``read_timeout`` for the peer."""
 
 
 class TLSStream:
@@ -65,6 +70,9 @@ class TLSStream:
         # One coroutine reads the transport at a time; others wait, then re-check.
         self._read_lock = asyncio.Lock()
         self._closed = False
+        # How long one read of the transport may wait (start_server's idle_timeout once
+        # the handshake is done); None: as long as it takes.
+        self.read_timeout: float | None = None
         self.reader = TLSStreamReader(self, limit)
         self.writer = TLSStreamWriter(self)
 
@@ -93,7 +101,16 @@ class TLSStream:
                 step = self._step()
                 if step is Step.NEED_DATA:
                     # Cancellation here loses nothing: the bytes stay in the plain reader.
-                    self.driver.receive_data(await self.plain_reader.read(_RECV))
+                    if self.read_timeout is None:
+                        chunk = await self.plain_reader.read(_RECV)
+                    else:
+                        try:
+                            async with asyncio.timeout(self.read_timeout):
+                                chunk = await self.plain_reader.read(_RECV)
+                        except TimeoutError as exc:
+                            raise IdleTimeout(f"idle timeout: nothing received for "
+                                               f"{self.read_timeout:g} s") from exc
+                    self.driver.receive_data(chunk)
                     continue
                 return step is Step.EVENT
 
@@ -475,7 +492,8 @@ async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 async def start_server(handler: Handler, host: str | None, port: int | None,
                        config: ServerConfig, *,
                        handshake_timeout: float | None = 10.0,
-                       max_concurrent: int | None = None,
+                       max_concurrent: int | None = DEFAULT_MAX_CONCURRENT,
+                       idle_timeout: float | None = 300.0,
                        keylog: str | os.PathLike[str] | None = None,
                        **kw: Any) -> asyncio.Server:
     """Serve TLS on ``host:port``: ``await handler(reader, writer)`` runs for each
@@ -484,14 +502,25 @@ async def start_server(handler: Handler, host: str | None, port: int | None,
 
     A handshake that fails or takes longer than ``handshake_timeout`` seconds, and a
     handler that raises, are logged on the ``tlsmith.aio`` logger and end only that
-    connection. ``max_concurrent``: at most that many connections are handshaking or in
-    the handler at once; the others stay accepted (by the kernel and asyncio) but wait
-    for a slot, and their handshake timeout starts once they have one. Other keywords
-    go to ``asyncio.start_server``."""
+    connection. ``handshake_timeout`` is an overall deadline, however the client spreads
+    its bytes. ``max_concurrent`` (default 256; None: no bound): at most that many
+    connections are handshaking or in the handler at once; the others stay accepted (by
+    the kernel and asyncio: a socket and a small task each, no buffers) but wait for a
+    slot, and their handshake timeout starts once they have one. ``idle_timeout``
+    (default 300 s; None: none): after the handshake, a read that waits longer than
+    that for the client raises TimeoutError in the handler (logged, the connection
+    closed). Memory per connection: TLS records are read only when the handler reads,
+    so the plaintext buffer holds at most one read beyond what it asked for (except
+    ``read(-1)``, which reads to the end like asyncio's). Other keywords go to
+    ``asyncio.start_server``."""
     if "ssl" in kw:
         raise UsageError("ssl= is Python's TLS; tlsmith.aio does TLS itself")
     if max_concurrent is not None and max_concurrent < 1:
         raise UsageError("max_concurrent must be at least 1")
+    for name, value in (("handshake_timeout", handshake_timeout),
+                        ("idle_timeout", idle_timeout)):
+        if value is not None and value <= 0:
+            raise UsageError(f"{name} must be positive (or None)")
     config = with_keylog(config, keylog)
     limit = kw.get("limit", _DEFAULT_LIMIT)
     slots = asyncio.Semaphore(max_concurrent) if max_concurrent is not None else None
@@ -502,11 +531,18 @@ async def start_server(handler: Handler, host: str | None, port: int | None,
         stream = TLSStream(plain_reader, plain_writer, TLSConnection(config), limit=limit)
         try:
             await stream.establish(handshake_timeout)
+        except TimeoutError as exc:
+            logger.warning("TLS handshake with %s failed: %s (handshake deadline exceeded "
+                           "after %s s): connection closed", peer, exc, handshake_timeout)
+            return
         except Exception as exc:  # one client's failure never stops the server
             logger.warning("TLS handshake with %s failed: %s", peer, exc)
             return
+        stream.read_timeout = idle_timeout
         try:
             await handler(stream.reader, stream.writer)
+        except IdleTimeout as exc:
+            logger.info("%s from %s: connection closed", exc, peer)
         except Exception:
             logger.exception("the handler for %s raised", peer)
         finally:

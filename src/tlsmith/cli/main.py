@@ -199,9 +199,16 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
               "With the memory store the workers share ticket keys (tickets resume on "
               "any of them) but TLS 1.2 session IDs are off and --early-data needs "
               "--store redis://.")
-@click.option("--max-concurrent", type=click.IntRange(1), default=None, metavar="N",
-              help="Serve at most N connections at once (per worker); the others wait "
-              "to be accepted. [default: no limit]")
+@click.option("--max-concurrent", type=click.IntRange(1), default=256, show_default=True,
+              metavar="N", help="Serve at most N connections at once (per worker: one "
+              "thread each); the others wait in the listen backlog to be accepted.")
+@click.option("--handshake-timeout", type=click.FloatRange(0), default=10.0,
+              show_default=True, metavar="S",
+              help="Close a connection whose handshake is not done S seconds after it was "
+              "accepted, however the client trickles its bytes (0: no deadline).")
+@click.option("--idle-timeout", type=click.FloatRange(0), default=30.0, show_default=True,
+              metavar="S", help="After the handshake, close a connection that sends "
+              "nothing for S seconds (0: no limit).")
 def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ciphers: tuple[str, ...], groups: tuple[str, ...], alpn: tuple[str, ...],
           keylog: str | None, tls13: bool, tls12: bool, allow_no_ems: bool,
@@ -210,7 +217,8 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           ocsp_file: str | None = None, post_handshake_auth: bool = False,
           tickets: int = 2, early_data: bool = False, max_early_data: int | None = None,
           store_url: str = "memory", workers: int = 1,
-          max_concurrent: int | None = None) -> None:
+          max_concurrent: int | None = 256, handshake_timeout: float = 10.0,
+          idle_timeout: float = 30.0) -> None:
     """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
     from tlsmith.cli.serve_cmd import run_serve
 
@@ -235,7 +243,8 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         require_client_cert=require_client_cert, ocsp_file=ocsp_file,
         post_handshake_auth=post_handshake_auth, tickets=tickets,
         max_early_data=(max_early_data or 16384) if early_data else 0,
-        store_url=store_url, workers=workers, max_concurrent=max_concurrent))
+        store_url=store_url, workers=workers, max_concurrent=max_concurrent,
+        handshake_timeout=handshake_timeout or None, idle_timeout=idle_timeout or None))
 
 
 @main.command()

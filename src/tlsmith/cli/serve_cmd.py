@@ -173,6 +173,8 @@ class ServeOptions:
     max_early_data: int
     store_url: str
     max_concurrent: int | None
+    handshake_timeout: float | None = 10.0
+    idle_timeout: float | None = 30.0
 
 
 #: How long a stopping server waits for the connections it is answering.
@@ -189,7 +191,9 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               require_client_cert: bool = False, ocsp_file: str | None = None,
               post_handshake_auth: bool = False, tickets: int = 2,
               max_early_data: int = 0, store_url: str = "memory",
-              workers: int = 1, max_concurrent: int | None = None) -> int:
+              workers: int = 1, max_concurrent: int | None = 256,
+              handshake_timeout: float | None = 10.0,
+              idle_timeout: float | None = 30.0) -> int:
     opts = ServeOptions(
         host=host, port=port, cert_key_pairs=tuple(cert_key_pairs), ciphers=tuple(ciphers),
         groups=tuple(groups), alpn=tuple(alpn), keylog=keylog, echo=echo, trace=trace,
@@ -197,7 +201,8 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
         allow_rsa_kx=allow_rsa_kx, client_ca=client_ca,
         require_client_cert=require_client_cert, ocsp_file=ocsp_file,
         post_handshake_auth=post_handshake_auth, tickets=tickets,
-        max_early_data=max_early_data, store_url=store_url, max_concurrent=max_concurrent)
+        max_early_data=max_early_data, store_url=store_url, max_concurrent=max_concurrent,
+        handshake_timeout=handshake_timeout, idle_timeout=idle_timeout)
     if workers > 1:
         from tlsmith.cli.serve_workers import run_fleet
 
@@ -309,7 +314,11 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
             _answer_http(tls, info, peer)
 
     def on_error(peer: tuple[Any, ...], exc: BaseException) -> None:
-        say(f"{peer[0]}:{peer[1]} failed: {explain(exc)}")
+        cut = _cut_reason(exc, opts)
+        if cut is not None:
+            say(f"{peer[0]}:{peer[1]} closed: {cut}")
+        else:
+            say(f"{peer[0]}:{peer[1]} failed: {explain(exc)}")
         count()
 
     cfg = config
@@ -345,6 +354,22 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
     return 0
 
 
+def _cut_reason(exc: BaseException, opts: ServeOptions) -> str | None:
+    """A connection the server's limits cut: why, for the log line (None: not a cut)."""
+    from tlsmith.aio import IdleTimeout
+    from tlsmith.io.blocking import HandshakeTimeout
+
+    if isinstance(exc, HandshakeTimeout):
+        return str(exc)
+    if isinstance(exc, IdleTimeout):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        # A socket timeout: in the handshake (per read) or, after it, the idle timeout.
+        return (f"idle or read timeout (nothing received for {opts.idle_timeout:g} s)"
+                if opts.idle_timeout is not None else "read timeout")
+    return None
+
+
 def _banner(config: ServerConfig, opts: ServeOptions, port: int, workers: int = 1) -> str:
     versions = " and ".join(v.label for v in config.versions)
     extras = [f"tickets={opts.tickets}"]
@@ -359,6 +384,8 @@ def _banner(config: ServerConfig, opts: ServeOptions, port: int, workers: int = 
     if opts.max_concurrent:
         extras.append(f"at most {opts.max_concurrent} connections at once"
                       + (" per worker" if workers > 1 else ""))
+    if opts.handshake_timeout:
+        extras.append(f"handshake deadline {opts.handshake_timeout:g} s")
     return (f"tlsmith serving {versions} on {opts.host}:{port} "
             f"({'echo' if opts.echo else 'HTTP'}; {', '.join(extras)}) — Ctrl-C to stop")
 
@@ -367,7 +394,9 @@ def _make_server(cfg: ServerConfig, opts: ServeOptions, handler: Handler,
                  on_error: Callable[[tuple[Any, ...], BaseException], None], *,
                  reuse_port: bool) -> TLSServer:
     kwargs: dict[str, Any] = {"on_error": on_error, "keylog": opts.keylog,
-                              "max_concurrent": opts.max_concurrent}
+                              "max_concurrent": opts.max_concurrent,
+                              "handshake_timeout": opts.handshake_timeout,
+                              "idle_timeout": opts.idle_timeout}
     if not reuse_port:
         return TLSServer(cfg, (opts.host, opts.port), handler, **kwargs)
     # One of the workers' sockets sharing the port.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import socket
 import threading
@@ -23,6 +24,15 @@ from tlsmith.session import Session
 from tlsmith.stores import ClientSessionCache
 
 _RECV = 65536
+
+logger = logging.getLogger("tlsmith.server")
+
+#: TLSServer's default bound on connections served at once (one thread each).
+DEFAULT_MAX_CONCURRENT = 256
+
+
+class HandshakeTimeout(TimeoutError):
+    """The overall handshake deadline passed (however the peer trickled its bytes)."""
 
 
 _Config = TypeVar("_Config", ClientConfig, ServerConfig)
@@ -58,6 +68,9 @@ class TLSSocket:
         # The event driver shared with tlsmith.aio: plaintext buffer, sessions, key
         # updates, client certificates, 0-RTT bytes, how the stream ended.
         self.driver = TLSDriver(conn)
+        # do_handshake(timeout=...): the monotonic time the whole handshake must end by.
+        self._deadline: float | None = None
+        self._deadline_budget = 0.0
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Records are whole messages already: don't let Nagle hold the last one back.
             with contextlib.suppress(OSError):
@@ -137,17 +150,48 @@ class TLSSocket:
         while True:
             step = self._step()
             if step is Step.NEED_DATA:
-                self.driver.receive_data(self.sock.recv(_RECV))
+                self.driver.receive_data(self._recv())
                 continue
             return step is Step.EVENT
 
-    def do_handshake(self) -> HandshakeInfo:
+    def _recv(self) -> bytes:
+        deadline = self._deadline
+        if deadline is None:
+            return self.sock.recv(_RECV)
+        # An overall deadline: each read waits at most for what is left of it (and no
+        # longer than the socket's own per-read timeout), so trickling bytes can't extend it.
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise HandshakeTimeout(
+                f"handshake deadline exceeded after {self._deadline_budget:g} s")
+        per_read = self.sock.gettimeout()
+        self.sock.settimeout(left if per_read is None else min(left, per_read))
+        try:
+            return self.sock.recv(_RECV)
+        except TimeoutError as exc:
+            if time.monotonic() >= deadline:
+                raise HandshakeTimeout(
+                    f"handshake deadline exceeded after {self._deadline_budget:g} s") from exc
+            raise
+        finally:
+            self.sock.settimeout(per_read)
+
+    def do_handshake(self, timeout: float | None = None) -> HandshakeInfo:
+        """Complete the handshake. ``timeout``: an overall deadline in seconds, however
+        the peer spreads its bytes (``HandshakeTimeout``, a TimeoutError, past it); the
+        socket's own timeout still bounds each read."""
         self.driver.start_handshake()
-        self._flush()
-        while not self.conn.handshake_complete:
-            if not self._pump():
-                raise ConnectionClosedError("the peer closed the connection during the "
-                                            "handshake")
+        if timeout is not None:
+            self._deadline = time.monotonic() + timeout
+            self._deadline_budget = timeout
+        try:
+            self._flush()
+            while not self.conn.handshake_complete:
+                if not self._pump():
+                    raise ConnectionClosedError("the peer closed the connection during "
+                                                "the handshake")
+        finally:
+            self._deadline = None
         return self.driver.finish_handshake()
 
     def server_verdict(self, timeout: float | None = None) -> str:
@@ -214,7 +258,7 @@ class TLSSocket:
         try:
             while not self.tickets:
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or self.driver.over_limit():
                     break
                 self.sock.settimeout(left)
                 try:
@@ -276,6 +320,10 @@ class TLSSocket:
         if not wait:
             return None
         while len(self.client_certificates) == answered:
+            if self.driver.over_limit():
+                raise ConnectionClosedError(
+                    f"more than {self.driver.MAX_BUFFERED} bytes of application data came "
+                    "before the answer to the certificate request")
             if not self._pump():
                 raise ConnectionClosedError("the client closed the connection before "
                                             "answering the certificate request")
@@ -381,6 +429,13 @@ def connect(host: str, port: int, config: ClientConfig | None = None, *,
 Handler = Callable[[TLSSocket, tuple[Any, ...]], None]
 
 
+class _Unset:
+    """TLSServer(idle_timeout=...) not given: the same as ``timeout``."""
+
+
+_UNSET = _Unset()
+
+
 class TLSServer:
     """Accepts connections on a listening socket and serves each in its own thread.
 
@@ -390,26 +445,53 @@ class TLSServer:
     0-RTT data is in ``tls.early_data`` (and at the head of ``tls.recv()``), and
     ``tls.info.early_data_accepted`` tells whether the client offered any.
 
-    ``max_concurrent``: at most that many connections are served (handshake + handler)
-    at once. The accept loop waits for a free slot before it accepts the next
-    connection, so the others wait in the kernel's listen backlog (128) -- their TCP
-    handshake completes, their ClientHello waits -- and beyond it new connections are
-    refused or time out, as the kernel decides. None: no bound (one thread each).
+    Limits (each cut connection is logged on the ``tlsmith.server`` logger, and passed
+    to ``on_error``):
+
+    ``handshake_timeout`` (default 10 s): an overall deadline for the handshake, however
+    the client spreads its bytes (a slowloris trickling one byte a second is cut at the
+    deadline all the same). ``timeout`` (default 30 s) bounds each single socket
+    operation, during the handshake and after it.
+
+    ``idle_timeout`` (default: ``timeout``): after the handshake, how long the handler's
+    reads wait for the client to send something (the socket timeout: ``recv()`` raises
+    TimeoutError); None: no limit.
+
+    ``max_concurrent`` (default 256): at most that many connections are served
+    (handshake + handler, one thread each) at once. The accept loop waits for a free slot
+    before it accepts the next connection, so the others wait in the kernel's listen
+    backlog (128) -- their TCP handshake completes, their ClientHello waits -- and beyond
+    it new connections are refused or time out, as the kernel decides. Never more than
+    ``max_concurrent`` + 1 threads. None: no bound (one thread per connection).
+
+    Memory per connection is bounded: a TLSSocket reads from the socket only when the
+    handler needs bytes, so its plaintext buffer holds at most one read (64 KiB) and one
+    record beyond what the handler asked for (``TLSDriver.MAX_BUFFERED`` when a helper
+    reads ahead), and the core buffers at most one record being assembled.
     """
 
     def __init__(self, config: ServerConfig, address: tuple[str, int], handler: Handler, *,
                  timeout: float | None = 30.0,
                  on_error: Callable[[tuple[Any, ...], BaseException], None] | None = None,
                  keylog: str | os.PathLike[str] | None = None,
-                 max_concurrent: int | None = None,
+                 max_concurrent: int | None = DEFAULT_MAX_CONCURRENT,
+                 handshake_timeout: float | None = 10.0,
+                 idle_timeout: float | _Unset | None = _UNSET,
                  sock: socket.socket | None = None) -> None:
         """``sock``: an already bound and listening socket to serve on instead of binding
         ``address`` (e.g. one of several SO_REUSEPORT sockets sharing a port)."""
         if max_concurrent is not None and max_concurrent < 1:
             raise UsageError("max_concurrent must be at least 1")
+        for name, value in (("timeout", timeout), ("handshake_timeout", handshake_timeout),
+                            ("idle_timeout", idle_timeout)):
+            if isinstance(value, int | float) and value <= 0:
+                raise UsageError(f"{name} must be positive (or None)")
         self.config = with_keylog(config, keylog)
         self.handler = handler
         self.timeout = timeout
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout: float | None = (timeout if isinstance(idle_timeout, _Unset)
+                                           else idle_timeout)
         self.on_error = on_error
         self.max_concurrent = max_concurrent
         self._slots = (threading.BoundedSemaphore(max_concurrent)
@@ -445,9 +527,13 @@ class TLSServer:
             try:
                 threading.Thread(target=self._serve_one, args=(client_sock, addr),
                                  daemon=True).start()
-            except BaseException:
+            except BaseException as exc:
                 client_sock.close()
                 self._release()
+                if isinstance(exc, RuntimeError):  # "can't start new thread": shed it
+                    logger.warning("closed the connection from %s: cannot start a thread "
+                                   "(%s)", _peer(addr), exc)
+                    continue
                 raise
 
     def _release(self) -> None:
@@ -458,10 +544,14 @@ class TLSServer:
         try:
             client_sock.settimeout(self.timeout)
             tls = TLSSocket(client_sock, TLSConnection(self.config))
+            in_handshake = True
             try:
-                tls.do_handshake()
+                tls.do_handshake(self.handshake_timeout)
+                in_handshake = False
+                client_sock.settimeout(self.idle_timeout)
                 self.handler(tls, addr)
             except BaseException as exc:  # one client's failure never stops the server
+                self._log_cut(addr, exc, in_handshake)
                 if self.on_error is not None:
                     self.on_error(addr, exc)
             finally:
@@ -469,6 +559,21 @@ class TLSServer:
                     tls.close()
         finally:
             self._release()
+
+    def _log_cut(self, addr: tuple[Any, ...], exc: BaseException, in_handshake: bool
+                 ) -> None:
+        peer = _peer(addr)
+        if isinstance(exc, HandshakeTimeout):
+            logger.info("%s from %s: connection closed", exc, peer)
+        elif isinstance(exc, TimeoutError):
+            what = ("handshake read timeout" if in_handshake else "idle timeout")
+            limit = self.timeout if in_handshake else self.idle_timeout
+            logger.info("%s (%s s) from %s: connection closed", what,
+                        "-" if limit is None else f"{limit:g}", peer)
+        elif in_handshake:
+            logger.info("handshake with %s failed: %s", peer, exc)
+        else:
+            logger.info("the handler for %s raised: %r", peer, exc)
 
     def start(self) -> TLSServer:
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -486,3 +591,7 @@ class TLSServer:
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+def _peer(addr: tuple[Any, ...]) -> str:
+    return f"{addr[0]}:{addr[1]}" if len(addr) >= 2 else str(addr)

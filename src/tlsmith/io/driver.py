@@ -55,7 +55,17 @@ class TLSDriver:
     bytes, which are also the head of ``plaintext`` (the stream stays whole).
     ``closed_cleanly`` is None while open, True after close_notify, False after a bare
     EOF (a truncation an attacker can cause).
+
+    Memory: the adapters read from the transport only when the application waits for
+    something, so ``plaintext`` grows by at most one read plus one record beyond what
+    the application asked for. Helpers that read ahead while waiting for something else
+    (a ticket, a post-handshake certificate) stop once ``over_limit()``: more than
+    ``MAX_BUFFERED`` bytes of unread plaintext (back-pressure: the rest stays in the
+    kernel until the application reads).
     """
+
+    #: The most unread plaintext a read-ahead helper lets pile up.
+    MAX_BUFFERED = 1 << 20
 
     def __init__(self, conn: TLSConnection, *,
                  session_cache: tuple[ClientSessionCache, str] | None = None) -> None:
@@ -122,6 +132,10 @@ class TLSDriver:
                 return False
 
     # -- plaintext ----------------------------------------------------------------------
+    def over_limit(self) -> bool:
+        """Whether more than MAX_BUFFERED plaintext bytes wait to be read."""
+        return len(self.plaintext) > self.MAX_BUFFERED
+
     def take(self, n: int) -> bytes:
         """Up to ``n`` buffered plaintext bytes (all of them if ``n`` < 0)."""
         buf = self.plaintext
