@@ -93,6 +93,53 @@ DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work a peer can make us do without progress (shared by clients and
+    servers). Each one, when hit, ends the connection with the RFC's alert and a
+    ``ProtocolError`` whose message names the limit (``Limits.<field>=<value>``).
+
+    The RFCs set no numbers here; the defaults follow OpenSSL, BoringSSL and rustls and
+    stay far above anything a real peer sends.
+    """
+
+    #: Consecutive records that deliver nothing: empty application_data records (RFC
+    #: 8446 §5.1 allows them), warning alerts (TLS 1.2, user_canceled in TLS 1.3), CCS,
+    #: refused renegotiation (HelloRequest, a second ClientHello) and NewSessionTickets.
+    #: Reset by any other handshake message or by non-empty application data. Hit:
+    #: unexpected_message (OpenSSL: MAX_EMPTY_RECORDS 32, "too many warn alerts").
+    max_records_without_progress: int = 32
+    #: KeyUpdates received without application data in between (BoringSSL and rustls:
+    #: kMaxKeyUpdates 32). The answer to our own update_requested does not count. Hit:
+    #: unexpected_message. A peer's update_requested that arrives while our previous
+    #: KeyUpdate is still unsent gets no second reply (RFC 8446 §4.6.3 asks for one
+    #: KeyUpdate before our next application data, and the queued one is it).
+    max_key_updates_without_data: int = 32
+    #: Records one handshake message may span: this many, or one per 64 bytes of the
+    #: message if that is more (RFC 8449 §4: 64 bytes is the smallest record size limit a
+    #: peer may be held to), so the work stays linear in the bytes received. A 64 KiB
+    #: ClientHello may come in up to 1025 records, not 65,540. Hit: unexpected_message.
+    max_handshake_fragments_per_message: int = 64
+    #: ClientHello lists a server reads, counted on the raw bytes before the hello is
+    #: parsed (the message itself is capped at 2^17 bytes by the framing). Real clients
+    #: offer under 100 suites, about 20 extensions, 10-20 groups and 1-4 key shares
+    #: (Chromium with GREASE and X25519MLKEM768: 16 suites, 18 extensions, 5 groups, 3
+    #: shares); scanners send every IANA suite (~350). Suites are cheap to read, so
+    #: their default is the structural maximum (cipher_suites<2..2^16-2>, RFC 8446
+    #: §4.1.2: a legal ~128 KiB hello stays accepted); extensions are not (10,000 of them
+    #: cost ~1.5 s before this cap). Hit: illegal_parameter (a list longer than we
+    #: accept, like the framing's size caps).
+    max_client_hello_cipher_suites: int = 32767
+    max_client_hello_extensions: int = 128
+    max_client_hello_groups: int = 128
+    max_client_hello_key_shares: int = 32
+
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if not isinstance(value, int) or value < 1:
+                raise UsageError(f"Limits.{name} must be a positive integer, not {value!r}")
+
+
 def _validate_common(
     suites: tuple[CipherSuite, ...],
     groups: tuple[NamedGroup, ...],
@@ -225,6 +272,8 @@ class ClientConfig:
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
+    # Bounds on a peer's floods and oversized hellos (see Limits).
+    limits: Limits = Limits()
 
     @property
     def versions(self) -> tuple[ProtocolVersion, ...]:
@@ -297,6 +346,8 @@ class ServerConfig:
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
+    # Bounds on a peer's floods and oversized hellos (see Limits).
+    limits: Limits = Limits()
 
     @property
     def versions(self) -> tuple[ProtocolVersion, ...]:

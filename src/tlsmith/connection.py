@@ -9,7 +9,14 @@
 This is the ONE place where errors become alerts (design.md §8): any ProtocolError
 raised below turns into the alert it names, the connection dies, and the error is raised
 to the caller. A fatal alert from the peer raises AlertReceived. After either, the
-connection stays dead.
+connection stays dead. The send path (send_data, key_update, request_client_certificate,
+close, data_to_send) is treated alike: a ProtocolError raised while sending queues its
+alert and kills the connection, any other exception becomes InternalError. A UsageError
+(the caller misused the API) never kills the connection: nothing went wrong on the wire.
+
+Limits (``config.limits``, see ``tlsmith.config.Limits``) bound what a peer can make us
+do without progress: records that deliver nothing, KeyUpdates, fragments per handshake
+message, ClientHello list sizes; each hit is a ProtocolError naming the limit.
 """
 
 from __future__ import annotations
@@ -24,14 +31,16 @@ from tlsmith.codec.enums import (
     ContentType,
     ExtensionType,
     HandshakeType,
+    KeyUpdateRequest,
     ProtocolVersion,
 )
-from tlsmith.codec.messages import ClientHello
-from tlsmith.config import ClientConfig, ServerConfig
+from tlsmith.codec.messages import ClientHello, KeyUpdate
+from tlsmith.config import ClientConfig, Limits, ServerConfig
 from tlsmith.errors import (
     AlertReceived,
     BadRecordMac,
     ConnectionClosedError,
+    IllegalParameter,
     InternalError,
     ProtocolError,
     TLSError,
@@ -45,6 +54,7 @@ from tlsmith.events import (
     Event,
     HandshakeComplete,
     HandshakeInfo,
+    KeyUpdated,
     WarningAlert,
 )
 from tlsmith.handshake import start
@@ -75,6 +85,10 @@ from tlsmith.session import Session, Session13
 
 _MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
+# Handshake messages that move nothing forward once the handshake is done: they count
+# towards Limits.max_records_without_progress (a refused renegotiation, a ticket).
+_IDLE_MESSAGES = frozenset({HandshakeType.HELLO_REQUEST, HandshakeType.NEW_SESSION_TICKET})
+_KEY_UPDATE_NOT_REQUESTED = memoryview(b"\x00")
 
 
 class TLSConnection:
@@ -93,8 +107,21 @@ class TLSConnection:
             raise UsageError("session= and early_data= are for the client side")
         if early_data is not None:
             _check_early_data(session, early_data)
+        limits: Limits = config.limits
+        self._limits = limits
         self._reader = RecordReader()
-        self._handshake = HandshakeReassembler()
+        self._handshake = HandshakeReassembler(
+            max_fragments=limits.max_handshake_fragments_per_message)
+        # Limits: records in a row that delivered nothing, and KeyUpdates received since
+        # the last application data (both reset by progress, see _process_plain).
+        self._idle = 0
+        self._key_updates = 0
+        # RFC 8446 §4.6.3: a KeyUpdate of ours is queued and not yet handed to the
+        # transport (no application data after it): it answers any update_requested.
+        self._key_update_queued = False
+        # We sent update_requested: the peer's next KeyUpdate is the answer we asked for.
+        self._key_update_asked = False
+        self._coalesced = False  # the KeyUpdate being handled had its reply coalesced
         self._read: RecordDecrypter = PlaintextDecrypter()
         # RFC 8446 §5.1 / RFC 5246 §E.1: the first ClientHello may use record version 0x0301.
         self._write: RecordEncrypter = PlaintextEncrypter(0x0301 if self.is_client else 0x0303)
@@ -194,14 +221,27 @@ class TLSConnection:
             raise UsageError("send_data() after close()")
         protect = self._write.protect
         append = self._out.append
-        for piece in fragment(memoryview(data), self.config.max_fragment):
-            append(protect(ContentType.APPLICATION_DATA, piece))
+        self._key_update_queued = False  # data follows our KeyUpdate: it is as good as sent
+        try:
+            for piece in fragment(memoryview(data), self.config.max_fragment):
+                append(protect(ContentType.APPLICATION_DATA, piece))
+        except Exception as exc:
+            self._send_failed(exc)
+            raise
 
     def data_to_send(self) -> bytes:
-        self._flush_handshake()
+        """The bytes to write to the transport. If it raises (a protocol error while
+        protecting queued handshake data), the connection is dead and the next call
+        returns the alert."""
+        try:
+            self._flush_handshake()
+        except Exception as exc:
+            self._send_failed(exc)
+            raise
         out = self._out
         if not out:
             return b""
+        self._key_update_queued = False
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
@@ -211,7 +251,11 @@ class TLSConnection:
         if self.closed or self._dead is not None:
             return
         self.closed = True
-        self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        try:
+            self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        except Exception as exc:
+            self._send_failed(exc)
+            raise
 
     @property
     def negotiated_version(self) -> ProtocolVersion | None:
@@ -226,8 +270,12 @@ class TLSConnection:
     def key_update(self, *, request_peer: bool = True) -> None:
         """Send KeyUpdate and switch to the next write key (RFC 8446 §4.6.3; TLS 1.3)."""
         self._check_alive()
-        self._state.key_update(self._io, request_peer=request_peer)
-        self._flush_handshake()
+        try:
+            self._state.key_update(self._io, request_peer=request_peer)
+            self._flush_handshake()
+        except Exception as exc:
+            self._send_failed(exc)
+            raise
 
     def request_client_certificate(self) -> None:
         """Server, TLS 1.3: ask for a client certificate after the handshake (RFC 8446
@@ -241,8 +289,12 @@ class TLSConnection:
             raise UsageError("request_client_certificate() is for the server side")
         if self.closed:
             raise UsageError("request_client_certificate() after close()")
-        state.request_client_certificate(self._io)
-        self._flush_handshake()
+        try:
+            state.request_client_certificate(self._io)
+            self._flush_handshake()
+        except Exception as exc:
+            self._send_failed(exc)
+            raise
 
     def export_keying_material(self, label: bytes, context: bytes | None, length: int
                                ) -> bytes:
@@ -278,6 +330,8 @@ class TLSConnection:
             self._handshake.feed(payload)
             self._drain_handshake()
             return
+        # (Handshake records are counted per message in _drain_handshake, and per
+        # fragment by the reassembler.)
         if self._handshake.has_partial():
             # RFC 8446 §5.1: handshake messages MUST NOT be interleaved with other types.
             raise UnexpectedMessage(f"a {content_type.name} record arrived in the middle of "
@@ -294,9 +348,18 @@ class TLSConnection:
                     # RFC 8446 §4.2.10: more than max_early_data_size of 0-RTT data.
                     raise UnexpectedMessage("the client sent more 0-RTT data than the "
                                             "ticket's max_early_data_size")
+                if not payload:
+                    self._no_progress("empty early data records")
+                    return
+                self._idle = self._key_updates = 0
                 self._events.append(ApplicationData(bytes(payload), early=True))
             elif payload and not self.peer_closed:
+                self._idle = self._key_updates = 0  # progress
                 self._events.append(ApplicationData(bytes(payload)))
+            else:
+                # RFC 8446 §5.1 allows zero-length application data (traffic analysis),
+                # but not without end: OpenSSL gives up after 32 in a row.
+                self._no_progress("empty application_data records")
         else:
             raise UnexpectedMessage(f"unexpected record type {content_type.name}")
 
@@ -332,6 +395,7 @@ class TLSConnection:
             raise UnexpectedMessage("malformed change_cipher_spec record")
         if self._handshake.has_partial():
             raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
+        self._no_progress("change_cipher_spec records")
         self._trace(MessageTrace("received", "ChangeCipherSpec", None, 6, self.read_epoch,
                                  self.now()))
         self._state = self._state.change_cipher_spec(self._io)
@@ -347,6 +411,20 @@ class TLSConnection:
                 raise UnexpectedMessage(
                     f"{HandshakeType(msg_type).name} is not allowed in state {state.name} "
                     f"(expected {' or '.join(sorted(t.name for t in state.expects)) or 'none'})")
+            # Progress: any handshake message but a KeyUpdate (counted on its own), a
+            # refused renegotiation (HelloRequest, a ClientHello after the handshake) or
+            # a NewSessionTicket.
+            idle = msg_type in _IDLE_MESSAGES or (
+                msg_type == HandshakeType.CLIENT_HELLO and self.handshake_complete)
+            if msg_type == HandshakeType.KEY_UPDATE:
+                body = self._key_update_received(body)
+            else:
+                if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
+                    self._check_client_hello(body)
+                if idle:
+                    self._no_progress(f"{HandshakeType(msg_type).name} messages")
+                else:
+                    self._idle = 0
             self._read_changed = False
             self._state = state.handle(self._io, HandshakeType(msg_type), memoryview(body),
                                        raw)
@@ -365,10 +443,59 @@ class TLSConnection:
             return
         if self._state.alert_is_fatal(level, description):
             raise AlertReceived(description)
+        # OpenSSL ends the connection after a few warnings in a row ("too many warn
+        # alerts", unexpected_message); so do we, at the records-without-progress limit.
+        self._no_progress("warning alerts")
         self._events.append(WarningAlert(description))
 
     def now(self) -> float:
         return self.config.clock()
+
+    # -------------------------------------------------------------------- limits
+    def _no_progress(self, what: str) -> None:
+        """One more record (or message) that delivered nothing."""
+        self._idle += 1
+        limit = self._limits.max_records_without_progress
+        if self._idle > limit:
+            raise UnexpectedMessage(
+                f"more than {limit} records in a row without progress, the last of them "
+                f"{what} (limit Limits.max_records_without_progress={limit})")
+
+    def _key_update_received(self, body: memoryview) -> memoryview:
+        """Count a peer's KeyUpdate; coalesce a request our queued KeyUpdate already
+        answers. Returns the body the state should handle."""
+        if self._key_update_asked:
+            self._key_update_asked = False  # the answer to ours: solicited, not counted
+        else:
+            self._key_updates += 1
+            limit = self._limits.max_key_updates_without_data
+            if self._key_updates > limit:
+                raise UnexpectedMessage(
+                    f"more than {limit} KeyUpdates without application data (limit "
+                    f"Limits.max_key_updates_without_data={limit})")
+        if (self._key_update_queued and len(body) == 1
+                and body[0] == KeyUpdateRequest.UPDATE_REQUESTED):
+            # RFC 8446 §4.6.3: update_requested asks for one KeyUpdate of ours before
+            # our next application data; the one still queued is it. Handle this one as
+            # update_not_requested so no second reply is queued (the event still says
+            # update_requested, see _Channel.emit).
+            self._coalesced = True
+            self._io.note("update_requested answered by our KeyUpdate still queued")
+            return _KEY_UPDATE_NOT_REQUESTED
+        return body
+
+    def _check_client_hello(self, body: memoryview) -> None:
+        """Server: bound the lists of a ClientHello before it is parsed (parsing 10,000
+        extensions alone costs a third of a second). A malformed body is left to the
+        codec, which answers decode_error."""
+        limits = self._limits
+        for what, n, name in _client_hello_counts(body):
+            limit: int = getattr(limits, name)
+            if n > limit:
+                # A list longer than we accept: illegal_parameter (RFC 8446 §6.2), as
+                # for the framing's size caps; the message itself may be well formed.
+                raise IllegalParameter(f"a ClientHello with {n} {what} (limit "
+                                       f"Limits.{name}={limit})")
 
     # ----------------------------------------------------------------- internals
     def _trace(self, record: TraceRecord) -> None:
@@ -400,6 +527,21 @@ class TLSConnection:
         except Exception:  # the write side itself is broken; nothing more to send
             pass
 
+    def _send_failed(self, exc: Exception) -> None:
+        """An exception on the send path: the same treatment as on the receive path. A
+        ProtocolError kills the connection with its alert; any other exception but a
+        TLSError becomes InternalError (raised instead of it). UsageError -- the
+        caller's mistake, nothing went wrong on the wire -- leaves the connection as it
+        was; so does ConnectionClosedError (already dead)."""
+        if isinstance(exc, ProtocolError):
+            if self._dead is None:
+                self._fail(exc)
+        elif not isinstance(exc, TLSError):
+            err = InternalError(f"internal error while sending: {exc!r}")
+            if self._dead is None:
+                self._fail(err)
+            raise err from exc
+
     def _check_alive(self) -> None:
         if self._dead is not None:
             raise ConnectionClosedError(f"the connection is dead: {self._dead}")
@@ -415,6 +557,52 @@ def _check_early_data(session: Session | None, data: bytes) -> None:
     if len(data) > session.max_early_data:
         raise UsageError(f"{len(data)} bytes of early data exceed the ticket's "
                          f"max_early_data_size of {session.max_early_data}")
+
+
+_EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
+_EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
+
+
+def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
+    """(what, count, Limits field) for a ClientHello body's lists, read from the raw
+    bytes without parsing (RFC 8446 §4.1.2 layout); stops quietly where it is malformed."""
+    out: list[tuple[str, int, str]] = []
+    n = len(body)
+    pos = 2 + 32  # legacy_version, random
+    if pos >= n:
+        return out
+    pos += 1 + body[pos]  # legacy_session_id
+    if pos + 2 > n:
+        return out
+    size = int.from_bytes(body[pos : pos + 2], "big")
+    out.append(("cipher suites", size // 2, "max_client_hello_cipher_suites"))
+    pos += 2 + size
+    if pos >= n:
+        return out
+    pos += 1 + body[pos]  # legacy_compression_methods
+    if pos + 2 > n:
+        return out
+    end = min(n, pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
+    pos += 2
+    count = 0
+    while pos + 4 <= end:
+        ext_type = int.from_bytes(body[pos : pos + 2], "big")
+        size = int.from_bytes(body[pos + 2 : pos + 4], "big")
+        pos += 4
+        count += 1
+        if ext_type == _EXT_SUPPORTED_GROUPS and pos + 2 <= end:
+            out.append(("supported groups", int.from_bytes(body[pos : pos + 2], "big") // 2,
+                        "max_client_hello_groups"))
+        elif ext_type == _EXT_KEY_SHARE and pos + 2 <= end:
+            shares, at = 0, pos + 2
+            stop = min(end, at + int.from_bytes(body[pos : pos + 2], "big"))
+            while at + 4 <= stop:  # KeyShareEntry: group, key_exchange<1..2^16-1>
+                shares += 1
+                at += 4 + int.from_bytes(body[at + 2 : at + 4], "big")
+            out.append(("key shares", shares, "max_client_hello_key_shares"))
+        pos += size
+    out.append(("extensions", count, "max_client_hello_extensions"))
+    return out
 
 
 def _offers_pha(hello: ClientHello) -> bool:
@@ -439,6 +627,7 @@ class _Channel:
     def send_application_data(self, data: bytes) -> None:
         c = self._c
         c._flush_handshake()
+        c._key_update_queued = False
         protect = c._write.protect
         for piece in fragment(memoryview(data), c.config.max_fragment):
             c._out.append(protect(ContentType.APPLICATION_DATA, piece))
@@ -460,6 +649,10 @@ class _Channel:
         if isinstance(message, ClientHello):
             c.client_random = message.random
             c.post_handshake_auth_offered = _offers_pha(message)
+        elif isinstance(message, KeyUpdate):
+            c._key_update_queued = True
+            if message.request_update == KeyUpdateRequest.UPDATE_REQUESTED:
+                c._key_update_asked = True
         c._pending += raw
         if c._observer is not None:
             c._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
@@ -525,7 +718,10 @@ class _Channel:
 
     def emit(self, event: Event) -> None:
         c = self._c
-        if isinstance(event, HandshakeComplete):
+        if c._coalesced and isinstance(event, KeyUpdated):
+            c._coalesced = False
+            event = KeyUpdated(update_requested=True)  # what the peer sent (coalesced)
+        elif isinstance(event, HandshakeComplete):
             if self.early_data is not None and event.info.early_data_accepted is not True:
                 event = self._early_data_refused(event)
             c.info = event.info

@@ -96,6 +96,13 @@ HANDSHAKE_BODY_RANGES: Mapping[HandshakeType, tuple[int, int]] = MappingProxyTyp
 """Structural (minimum, maximum) body length per type; outside it: ``DecodeError``.
 Types not listed may have any length the header can express."""
 
+DEFAULT_MAX_HANDSHAKE_FRAGMENTS = 64
+"""Records one handshake message may span (``Limits.max_handshake_fragments_per_message``),
+or one per ``MIN_FRAGMENT_AVERAGE`` bytes of the message if that is more."""
+MIN_FRAGMENT_AVERAGE = 64
+"""RFC 8449 §4: the smallest record_size_limit is 64 bytes, so a peer that must fragment
+a message more finely than that is not complying but flooding us."""
+
 DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY = 2**14
 """Local cap for a type not in ``DEFAULT_MAX_HANDSHAKE_BODY`` (unassigned, reserved
 hello_retry_request(6), unsupported supplemental_data(23)): the state machine refuses
@@ -246,9 +253,16 @@ class HandshakeReassembler:
     ``max_body`` replaces entries of ``DEFAULT_MAX_HANDSHAKE_BODY`` (a type's structural
     range still applies); ``max_unknown_body`` is the cap for unlisted types;
     ``max_message_size`` caps every message, header included.
+
+    ``max_fragments``: a message may span this many records, or one per
+    ``MIN_FRAGMENT_AVERAGE`` bytes of its length if that is more; beyond it,
+    ``UnexpectedMessage`` naming ``Limits.max_handshake_fragments_per_message`` (RFC 8446
+    §5.1 lets a peer fragment freely; 65,540 one-byte records for one ClientHello are a
+    flood, not fragmentation).
     """
 
-    __slots__ = ("_buf", "_limits", "_off", "max_message_size", "max_unknown_body")
+    __slots__ = ("_buf", "_frags", "_limits", "_off", "max_fragments", "max_message_size",
+                 "max_unknown_body")
 
     def __init__(
         self,
@@ -256,9 +270,12 @@ class HandshakeReassembler:
         *,
         max_body: Mapping[HandshakeType, int] | None = None,
         max_unknown_body: int = DEFAULT_MAX_UNKNOWN_HANDSHAKE_BODY,
+        max_fragments: int = DEFAULT_MAX_HANDSHAKE_FRAGMENTS,
     ) -> None:
         self._buf = bytearray()
         self._off = 0
+        self._frags = 0  # records the buffered partial message has used so far
+        self.max_fragments = max_fragments
         self.max_message_size = max_message_size
         self.max_unknown_body = max_unknown_body
         # type -> (structural minimum, structural maximum, policy cap); the default table
@@ -293,10 +310,32 @@ class HandshakeReassembler:
         if not fragment:
             # RFC 8446 §5.1: zero-length Handshake fragments MUST NOT be sent.
             raise UnexpectedMessage("zero-length handshake record")
+        buf = self._buf
+        if len(buf) > self._off:  # this record continues a partial message
+            self._frags += 1
+            if self._frags > self.max_fragments:
+                self._check_fragments()
+        else:
+            self._frags = 1
         if self._off:
-            del self._buf[: self._off]
+            del buf[: self._off]
             self._off = 0
-        self._buf += fragment
+        buf += fragment
+
+    def _check_fragments(self) -> None:
+        """Past the fixed count: allow one record per MIN_FRAGMENT_AVERAGE bytes of the
+        message, whose length is known once its 4-byte header is buffered (until then,
+        at most three more records can arrive: each adds at least one byte)."""
+        buf, off = self._buf, self._off
+        if len(buf) - off < HANDSHAKE_HEADER_LEN:
+            return
+        total = HANDSHAKE_HEADER_LEN + int.from_bytes(buf[off + 1 : off + 4], "big")
+        allowed = max(self.max_fragments, -(-total // MIN_FRAGMENT_AVERAGE))
+        if self._frags > allowed:
+            raise UnexpectedMessage(
+                f"a {_type_name(buf[off])} message of {total} bytes spread over more than "
+                f"{allowed} records (limit Limits.max_handshake_fragments_per_message="
+                f"{self.max_fragments}, or one record per {MIN_FRAGMENT_AVERAGE} bytes)")
 
     def next_message(self) -> tuple[HandshakeType, memoryview, bytes] | None:
         """The next complete message, or None if more fragments are needed."""
@@ -316,6 +355,9 @@ class HandshakeReassembler:
         if self._off == len(buf):
             buf.clear()
             self._off = 0
+            self._frags = 0
+        else:
+            self._frags = 1  # the next message began in the last record fed
         return HandshakeType(raw[0]), memoryview(raw)[HANDSHAKE_HEADER_LEN:], raw
 
     def has_partial(self) -> bool:

@@ -1,0 +1,515 @@
+"""The core's limits (tlsmith.config.Limits): floods that make no progress, KeyUpdates,
+handshake fragments, ClientHello list sizes -- and the send path's error handling.
+
+Each flood is the limit plus one record, fed to a real tlsmith client or server in
+memory: the typed error names the limit, the RFC's alert is the victim's last record
+(opened with the victim's own write secret, or by the real peer), and the connection is
+dead afterwards. Nothing here is timed; the floods are small enough to be instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from helpers import CertFiles
+from mitm import (
+    Channel,
+    Mitm,
+    alert,
+    assert_dead,
+    body_of,
+    edit_client_hello,
+    expect_alert,
+    handshake_message,
+    plaintext_record,
+    run,
+)
+from pair import SecretSpy, configs, handshake, pump
+from tlsmith.codec import extensions as ext
+from tlsmith.codec.enums import (
+    AlertDescription,
+    AlertLevel,
+    CipherSuite,
+    ContentType,
+    ExtensionType,
+    HandshakeType,
+    KeyUpdateRequest,
+    NamedGroup,
+    ProtocolVersion,
+)
+from tlsmith.codec.messages import ClientHello, KeyUpdate
+from tlsmith.config import ClientConfig, Limits, ServerConfig
+from tlsmith.connection import TLSConnection
+from tlsmith.crypto import schedule13
+from tlsmith.crypto.suites import suite_info
+from tlsmith.errors import (
+    AlertReceived,
+    ConnectionClosedError,
+    IllegalParameter,
+    InternalError,
+    TLSError,
+    UnexpectedMessage,
+    UsageError,
+)
+from tlsmith.events import ApplicationData, KeyUpdated, WarningAlert
+from tlsmith.record.framing import HandshakeReassembler
+from tlsmith.record.protection import TLS13Encrypter
+
+pytestmark = pytest.mark.timeout(60)
+
+LIMITS = Limits()
+AES128 = suite_info(CipherSuite.TLS_AES_128_GCM_SHA256)
+assert AES128 is not None
+
+
+def _cfgs(certs: dict[str, CertFiles], **kw: Any) -> tuple[ClientConfig, ServerConfig]:
+    # TLS 1.3, one suite (known keys), no tickets (the server's write sequence is 0).
+    server_kw = {"tickets": 0, "cipher_suites": (CipherSuite.TLS_AES_128_GCM_SHA256,),
+                 **kw.pop("server", {})}
+    return configs(certs["ecdsa-p256"], min_version=ProtocolVersion.TLS13, server=server_kw, **kw)
+
+
+def connected(certs: dict[str, CertFiles], **kw: Any
+              ) -> tuple[TLSConnection, TLSConnection, SecretSpy, SecretSpy]:
+    client, server, cspy, sspy = handshake(*_cfgs(certs, **kw))
+    assert client.handshake_complete and server.handshake_complete
+    return client, server, cspy, sspy
+
+
+def as_client(cspy: SecretSpy) -> Channel:
+    """Protected records as the client writes them next (it sent none after Finished)."""
+    assert AES128 is not None
+    return Channel(AES128, cspy.secrets["client_application_traffic_secret_0"])
+
+
+def as_server(sspy: SecretSpy) -> Channel:
+    assert AES128 is not None
+    return Channel(AES128, sspy.secrets["server_application_traffic_secret_0"])
+
+
+def names_limit(exc: TLSError, name: str, value: int) -> None:
+    assert f"Limits.{name}={value}" in str(exc), str(exc)
+
+
+# -- records without progress -------------------------------------------------------------
+@pytest.mark.parametrize("victim", ["server", "client"])
+def test_empty_application_data_records_flood(certs: dict[str, CertFiles], victim: str
+                                              ) -> None:
+    client, server, cspy, sspy = connected(certs)
+    limit = LIMITS.max_records_without_progress
+    if victim == "server":
+        ch, conn, spy = as_client(cspy), server, sspy
+    else:
+        ch, conn, spy = as_server(sspy), client, cspy
+    # The limit itself is fine, and data resets the count.
+    for _ in range(2):
+        conn.receive_data(b"".join(ch.record(ContentType.APPLICATION_DATA, b"")
+                                   for _ in range(limit)))
+        assert run(conn) == []
+        conn.receive_data(ch.record(ContentType.APPLICATION_DATA, b"x"))
+        assert run(conn) == [ApplicationData(b"x")]
+    flood = b"".join(ch.record(ContentType.APPLICATION_DATA, b"") for _ in range(limit + 1))
+    exc = expect_alert(conn, spy, flood, UnexpectedMessage, protected=True)
+    names_limit(exc, "max_records_without_progress", limit)
+    assert "empty application_data" in str(exc)
+
+
+def test_warning_alert_flood_tls13(certs: dict[str, CertFiles]) -> None:
+    """TLS 1.3: user_canceled is the one warning that is not fatal (RFC 8446 §6.1)."""
+    _client, server, cspy, sspy = connected(certs)
+    ch = as_client(cspy)
+    limit = LIMITS.max_records_without_progress
+    warning = alert(AlertDescription.USER_CANCELED, AlertLevel.WARNING)
+    server.receive_data(b"".join(ch.record(ContentType.ALERT, warning) for _ in range(limit)))
+    assert run(server) == [WarningAlert(AlertDescription.USER_CANCELED)] * limit
+    exc = expect_alert(server, sspy, ch.record(ContentType.ALERT, warning),
+                       UnexpectedMessage, protected=True)
+    names_limit(exc, "max_records_without_progress", limit)
+    assert "warning alerts" in str(exc)
+
+
+def test_warning_alert_flood_before_the_hello(certs: dict[str, CertFiles]) -> None:
+    """In clear, before any ClientHello: the flood is refused all the same."""
+    _client_cfg, server_cfg = _cfgs(certs)
+    spy = SecretSpy()
+    server = TLSConnection(replace(server_cfg, observer=spy))
+    warning = plaintext_record(ContentType.ALERT,
+                               alert(AlertDescription.USER_CANCELED, AlertLevel.WARNING))
+    exc = expect_alert(server, spy, warning * (LIMITS.max_records_without_progress + 1),
+                       UnexpectedMessage, protected=False)
+    names_limit(exc, "max_records_without_progress", LIMITS.max_records_without_progress)
+
+
+def test_limit_is_configurable(certs: dict[str, CertFiles]) -> None:
+    limits = Limits(max_records_without_progress=3)
+    _client, server, cspy, sspy = connected(certs, limits=limits,
+                                           server={"limits": limits})
+    ch = as_client(cspy)
+    flood = b"".join(ch.record(ContentType.APPLICATION_DATA, b"") for _ in range(4))
+    exc = expect_alert(server, sspy, flood, UnexpectedMessage)
+    names_limit(exc, "max_records_without_progress", 3)
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(UsageError, match="max_key_updates_without_data"):
+        Limits(max_key_updates_without_data=0)
+
+
+# -- KeyUpdate ----------------------------------------------------------------------------
+def _key_updates(ch: Channel, n: int, request: KeyUpdateRequest
+                 ) -> tuple[bytes, Channel]:
+    """``n`` KeyUpdates, each under the key the one before it announced."""
+    assert AES128 is not None
+    out = []
+    for _ in range(n):
+        out.append(ch.record(ContentType.HANDSHAKE, KeyUpdate(request).serialize()))
+        ch = Channel(AES128, schedule13.next_traffic_secret(AES128.hash_name, ch.secret))
+    return b"".join(out), ch
+
+
+def test_key_update_flood(certs: dict[str, CertFiles]) -> None:
+    _client, server, cspy, sspy = connected(certs)
+    limit = LIMITS.max_key_updates_without_data
+    data, ch = _key_updates(as_client(cspy), limit, KeyUpdateRequest.UPDATE_NOT_REQUESTED)
+    server.receive_data(data)
+    assert run(server) == [KeyUpdated(update_requested=False)] * limit
+    # Application data resets the count.
+    server.receive_data(ch.record(ContentType.APPLICATION_DATA, b"hello"))
+    assert run(server) == [ApplicationData(b"hello")]
+    data, ch = _key_updates(ch, limit, KeyUpdateRequest.UPDATE_NOT_REQUESTED)
+    server.receive_data(data)
+    assert len(run(server)) == limit
+    data, _ = _key_updates(ch, 1, KeyUpdateRequest.UPDATE_NOT_REQUESTED)
+    exc = expect_alert(server, sspy, data, UnexpectedMessage, protected=True)
+    names_limit(exc, "max_key_updates_without_data", limit)
+
+
+def test_key_update_requests_flood_one_reply(certs: dict[str, CertFiles]) -> None:
+    """33 update_requested in one flight: one reply (coalesced), then the limit; the
+    real client opens both (the reply and the alert under the updated key)."""
+    client, server, _cspy, _sspy = connected(certs)
+    limit = LIMITS.max_key_updates_without_data
+    for _ in range(limit + 1):
+        client.key_update(request_peer=True)
+    server.receive_data(client.data_to_send())
+    with pytest.raises(UnexpectedMessage) as info:
+        run(server)
+    names_limit(info.value, "max_key_updates_without_data", limit)
+    client.receive_data(server.data_to_send())
+    with pytest.raises(AlertReceived) as received:
+        run(client)
+    assert received.value.description == AlertDescription.UNEXPECTED_MESSAGE
+    assert_dead(server)
+
+
+def test_key_update_requests_coalesced(certs: dict[str, CertFiles]) -> None:
+    """RFC 8446 §4.6.3: two update_requested in one flight get one KeyUpdate back."""
+    client, server, _cspy, _sspy = connected(certs)
+    client.key_update(request_peer=True)
+    client.key_update(request_peer=True)
+    server.receive_data(client.data_to_send())
+    assert run(server) == [KeyUpdated(update_requested=True)] * 2
+    reply = server.data_to_send()
+    records = []
+    pos = 0
+    while pos < len(reply):
+        n = int.from_bytes(reply[pos + 3 : pos + 5], "big")
+        records.append(reply[pos : pos + 5 + n])
+        pos += 5 + n
+    assert len(records) == 1, "one KeyUpdate answers both requests"
+    client.receive_data(reply)
+    assert run(client) == [KeyUpdated(update_requested=False)]
+    # Both directions still work, under the new keys.
+    client.send_data(b"ping")
+    server.send_data(b"pong")
+    cev, sev = pump(client, server)
+    assert cev == [ApplicationData(b"pong")] and sev == [ApplicationData(b"ping")]
+    # Once our reply went out, a new request gets a new reply.
+    client.key_update(request_peer=True)
+    server.receive_data(client.data_to_send())
+    assert run(server) == [KeyUpdated(update_requested=True)]
+    assert server.data_to_send() != b""
+
+
+def test_answers_to_our_requests_do_not_count(certs: dict[str, CertFiles]) -> None:
+    """A server that keeps asking a silent client for new keys is not flooded by the
+    answers (a long download: only the server sends data)."""
+    client, server, _cspy, _sspy = connected(certs)
+    for _ in range(LIMITS.max_key_updates_without_data + 5):
+        server.key_update(request_peer=True)
+        server.send_data(b"chunk")
+        cev, sev = pump(client, server)
+        assert ApplicationData(b"chunk") in cev
+        assert sev == [KeyUpdated(update_requested=False)]
+
+
+# -- handshake fragments ------------------------------------------------------------------
+def test_client_hello_in_one_byte_records_refused(certs: dict[str, CertFiles]) -> None:
+    """A 64 KiB ClientHello as 65,540 one-byte records: refused after 1025 records."""
+    _client_cfg, server_cfg = _cfgs(certs)
+    spy = SecretSpy()
+    server = TLSConnection(replace(server_cfg, observer=spy))
+    message = handshake_message(HandshakeType.CLIENT_HELLO, bytes(65536))
+    allowed = -(-len(message) // 64)
+    assert allowed == 1025
+    flood = b"".join(plaintext_record(ContentType.HANDSHAKE, message[i : i + 1])
+                     for i in range(allowed + 1))
+    exc = expect_alert(server, spy, flood, UnexpectedMessage, protected=False)
+    names_limit(exc, "max_handshake_fragments_per_message",
+                LIMITS.max_handshake_fragments_per_message)
+
+
+def test_real_hello_in_small_records_accepted(certs: dict[str, CertFiles]) -> None:
+    """A genuine ClientHello cut into 64 records of any size, or into 64-byte records
+    however many, still completes the handshake."""
+    for size in (None, 64):
+        client_cfg, server_cfg = _cfgs(certs)
+        m = Mitm(client_cfg, server_cfg)
+        hello = m.client_hello
+        step = size or -(-len(hello) // 64)
+        pieces = [hello[i : i + step] for i in range(0, len(hello), step)]
+        assert len(pieces) <= max(64, -(-len(hello) // 64))
+        m.to_server(b"".join(plaintext_record(ContentType.HANDSHAKE, p) for p in pieces))
+        m.to_client(m.from_server().data)
+        pump(m.client, m.server)
+        assert m.client.handshake_complete and m.server.handshake_complete
+
+
+def test_reassembler_fragment_budget() -> None:
+    message = handshake_message(HandshakeType.CERTIFICATE, bytes(8192))  # 8196 bytes
+    ok = HandshakeReassembler()
+    for i in range(0, len(message), 64):  # 129 records: one per 64 bytes
+        ok.feed(message[i : i + 64])
+    assert ok.next_message() is not None
+    small = HandshakeReassembler()
+    with pytest.raises(UnexpectedMessage, match="max_handshake_fragments_per_message=64"):
+        for i in range(0, len(message), 63):
+            small.feed(message[i : i + 63])
+    # Two messages in a record: the second one's count starts with that record.
+    two = HandshakeReassembler(max_fragments=4)
+    finished = handshake_message(HandshakeType.FINISHED, bytes(32))
+    two.feed(finished + finished[:1])
+    assert two.next_message() is not None
+    for i in range(1, 4):
+        two.feed(finished[i : i + 1])
+    with pytest.raises(UnexpectedMessage):
+        two.feed(finished[4:5])
+
+
+# -- ClientHello lists ---------------------------------------------------------------------
+def _hello_with(m: Mitm, **changes: Any) -> bytes:
+    return plaintext_record(ContentType.HANDSHAKE, edit_client_hello(m.client_hello, **changes))
+
+
+def _parsed(m: Mitm) -> ClientHello:
+    return ClientHello.parse_body(body_of(m.client_hello))
+
+
+# Suites: the default is the structural maximum (a legal 128 KiB hello is accepted,
+# tests/test_rfc_rules.py); a server that wants fewer sets it.
+HELLO_LIMITS = Limits(max_client_hello_cipher_suites=100)
+
+
+@pytest.mark.parametrize("what", ["suites", "extensions", "groups", "key_shares"])
+def test_client_hello_lists_bounded(certs: dict[str, CertFiles], what: str) -> None:
+    m = Mitm(*_cfgs(certs, server={"limits": HELLO_LIMITS}))
+    hello = _parsed(m)
+    if what == "suites":
+        n = HELLO_LIMITS.max_client_hello_cipher_suites + 1
+        changes: dict[str, Any] = {"cipher_suites": tuple(
+            CipherSuite(0x0A0A + i) for i in range(n - len(hello.cipher_suites))
+        ) + tuple(hello.cipher_suites)}
+        name = "max_client_hello_cipher_suites"
+    elif what == "extensions":
+        n = LIMITS.max_client_hello_extensions + 1
+        extra = tuple(ext.UnknownExtension(ExtensionType(0xFE00 + i), b"")
+                      for i in range(n - len(hello.extensions)))
+        changes = {"extensions": extra + tuple(hello.extensions)}
+        name = "max_client_hello_extensions"
+    elif what == "groups":
+        n = LIMITS.max_client_hello_groups + 1
+        groups = (*tuple(NamedGroup(65024 + i) for i in range(n - 1)), NamedGroup.X25519)
+        changes = {"extensions": tuple(
+            ext.SupportedGroups(groups) if isinstance(e, ext.SupportedGroups) else e
+            for e in hello.extensions)}
+        name = "max_client_hello_groups"
+    else:
+        n = LIMITS.max_client_hello_key_shares + 1
+        changes = {"extensions": tuple(
+            ext.KeyShareClientHello(tuple(
+                ext.KeyShareEntry(NamedGroup(0xFE00 + i), b"\x01") for i in range(n - 1)
+            ) + tuple(e.client_shares)) if isinstance(e, ext.KeyShareClientHello) else e
+            for e in hello.extensions)}
+        name = "max_client_hello_key_shares"
+    exc = expect_alert(m.server, m.sspy, _hello_with(m, **changes), IllegalParameter,
+                       protected=False)
+    names_limit(exc, name, getattr(HELLO_LIMITS, name))
+
+
+def test_client_hello_at_the_limits_accepted(certs: dict[str, CertFiles]) -> None:
+    m = Mitm(*_cfgs(certs, server={"limits": HELLO_LIMITS}))
+    hello = _parsed(m)
+    extra = tuple(ext.UnknownExtension(ExtensionType(0xFE00 + i), b"")
+                  for i in range(LIMITS.max_client_hello_extensions - len(hello.extensions)))
+    suites = tuple(CipherSuite(0x0A0A + i) for i in range(
+        HELLO_LIMITS.max_client_hello_cipher_suites - len(hello.cipher_suites)))
+    m.to_server(_hello_with(m, extensions=extra + tuple(hello.extensions),
+                            cipher_suites=suites + tuple(hello.cipher_suites)))
+    assert m.server.state_name != "ExpectClientHello"
+
+
+# -- the send path -------------------------------------------------------------------------
+def _break_protect(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
+    """Application data cannot be protected; alerts still can."""
+    original = TLS13Encrypter.protect
+
+    def protect(self: TLS13Encrypter, content_type: ContentType, data: Any) -> bytes:
+        if content_type == ContentType.APPLICATION_DATA:
+            raise error
+        return original(self, content_type, data)
+
+    monkeypatch.setattr(TLS13Encrypter, "protect", protect)
+
+
+@pytest.mark.parametrize("error, expected, alert_sent", [
+    (InternalError("forced"), InternalError, AlertDescription.INTERNAL_ERROR),
+    (UnexpectedMessage("forced"), UnexpectedMessage, AlertDescription.UNEXPECTED_MESSAGE),
+    (RuntimeError("a bug"), InternalError, AlertDescription.INTERNAL_ERROR),
+])
+def test_send_data_error_becomes_alert(certs: dict[str, CertFiles],
+                                       monkeypatch: pytest.MonkeyPatch, error: Exception,
+                                       expected: type[TLSError],
+                                       alert_sent: AlertDescription) -> None:
+    client, server, _cspy, _sspy = connected(certs)
+    _break_protect(monkeypatch, error)
+    with pytest.raises(expected) as info:
+        client.send_data(b"data")
+    if isinstance(error, RuntimeError):
+        assert info.value.__cause__ is error
+    monkeypatch.undo()
+    server.receive_data(client.data_to_send())
+    with pytest.raises(AlertReceived) as received:
+        run(server)
+    assert received.value.description == alert_sent
+    with pytest.raises(ConnectionClosedError):
+        client.send_data(b"more")
+    with pytest.raises(ConnectionClosedError):
+        client.next_event()
+    with pytest.raises(ConnectionClosedError):
+        client.key_update()
+    assert client.data_to_send() == b""
+
+
+def test_key_update_error_becomes_alert(certs: dict[str, CertFiles],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    client, server, _cspy, _sspy = connected(certs)
+    original = TLS13Encrypter.protect
+    calls = []
+
+    def protect(self: TLS13Encrypter, content_type: ContentType, data: Any) -> bytes:
+        calls.append(content_type)
+        if content_type == ContentType.HANDSHAKE:
+            raise ValueError("broken")
+        return original(self, content_type, data)
+
+    monkeypatch.setattr(TLS13Encrypter, "protect", protect)
+    with pytest.raises(InternalError):
+        client.key_update()
+    assert calls[-1] == ContentType.ALERT
+    monkeypatch.undo()
+    server.receive_data(client.data_to_send())
+    with pytest.raises(AlertReceived) as received:
+        run(server)
+    assert received.value.description == AlertDescription.INTERNAL_ERROR
+    assert_dead(client)
+
+
+def test_usage_errors_do_not_kill(certs: dict[str, CertFiles]) -> None:
+    """UsageError is the caller's mistake: nothing is sent, the connection lives on."""
+    client_cfg, server_cfg = _cfgs(certs)
+    client, server = TLSConnection(client_cfg), TLSConnection(server_cfg)
+    with pytest.raises(UsageError):
+        client.send_data(b"too early")
+    with pytest.raises(UsageError):
+        client.key_update()
+    with pytest.raises(UsageError):
+        client.request_client_certificate()
+    pump(client, server)
+    assert client.handshake_complete
+    client.send_data(b"hi")
+    assert pump(client, server)[1] == [ApplicationData(b"hi")]
+    with pytest.raises(UsageError):
+        server.request_client_certificate()  # the client did not offer post_handshake_auth
+    server.send_data(b"still alive")
+    assert pump(client, server)[0] == [ApplicationData(b"still alive")]
+    client.close()
+    with pytest.raises(UsageError):
+        client.send_data(b"after close")
+
+
+# -- TLS 1.2 ------------------------------------------------------------------------------
+def _connected12(certs: dict[str, CertFiles], limits: Limits = LIMITS) -> Any:
+    from mitm12 import Mitm12
+
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"], max_version=ProtocolVersion.TLS12,
+                                     limits=limits,
+                                     server={"max_version": ProtocolVersion.TLS12,
+                                             "limits": limits})
+    m = Mitm12(client_cfg, server_cfg)
+    m.to_client(m.server_hello_flight().data)
+    m.to_server(m.client.data_to_send())
+    m.to_client(m.server.data_to_send())
+    assert m.client.handshake_complete and m.server.handshake_complete
+    return m
+
+
+def test_tls12_warning_alert_flood(certs: dict[str, CertFiles]) -> None:
+    """TLS 1.2 warnings are not fatal (RFC 5246 §7.2.2); a stream of them is a flood."""
+    from mitm12 import expect_alert12
+
+    m = _connected12(certs)
+    session = m.session()
+    ch = session.channel(client=True, seq=1)  # after the client's Finished
+    limit = LIMITS.max_records_without_progress
+    warning = alert(AlertDescription.USER_CANCELED, AlertLevel.WARNING)
+    m.server.receive_data(b"".join(ch.record(ContentType.ALERT, warning)
+                                   for _ in range(limit)))
+    assert len(run(m.server)) == limit
+    exc = expect_alert12(m.server, ch.record(ContentType.ALERT, warning), UnexpectedMessage,
+                         session, protected=True)
+    names_limit(exc, "max_records_without_progress", limit)
+
+
+def test_tls12_hello_request_flood(certs: dict[str, CertFiles]) -> None:
+    """Each HelloRequest is refused with a no_renegotiation warning: at most the limit
+    (a small one here: the victim's alert follows its warnings, and the helper opens
+    sequence numbers up to 16)."""
+    from mitm12 import expect_alert12
+
+    limit = 8
+    m = _connected12(certs, Limits(max_records_without_progress=limit))
+    session = m.session()
+    ch = session.channel(client=False, seq=1)  # after the server's Finished
+    hello_request = handshake_message(HandshakeType.HELLO_REQUEST, b"")
+    flood = b"".join(ch.record(ContentType.HANDSHAKE, hello_request) for _ in range(limit + 1))
+    exc = expect_alert12(m.client, flood, UnexpectedMessage, session, protected=True)
+    names_limit(exc, "max_records_without_progress", limit)
+    assert "HELLO_REQUEST" in str(exc)
+
+
+def test_tls12_renegotiation_client_hello_flood(certs: dict[str, CertFiles]) -> None:
+    """A server refuses renegotiation with a no_renegotiation warning: at most the limit."""
+    from mitm12 import expect_alert12
+
+    limit = 8
+    m = _connected12(certs, Limits(max_records_without_progress=limit))
+    session = m.session()
+    ch = session.channel(client=True, seq=1)  # after the client's Finished
+    flood = b"".join(ch.record(ContentType.HANDSHAKE, m.client_hello)
+                     for _ in range(limit + 1))
+    exc = expect_alert12(m.server, flood, UnexpectedMessage, session, protected=True)
+    names_limit(exc, "max_records_without_progress", limit)
+    assert "CLIENT_HELLO" in str(exc)
