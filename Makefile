@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit interop peers bench clean fuzz soak
+.PHONY: demo test lint typecheck unit interop peers bench clean fuzz soak mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(STAMP)
 SOAK_SECONDS ?= 60
 soak: $(STAMP)
 	$(BIN)/python scripts/soak.py --seconds $(SOAK_SECONDS)
+
+# Each security check disabled in turn on a copy of src/, its tests run: no mutant may
+# survive (the list of checks and what kills each is printed).
+mutate: $(STAMP)
+	$(BIN)/python scripts/mutate.py
 
 # Coverage-guided fuzzing (atheris where it installs, else a mutation loop): every target
 # for FUZZ_SECONDS; a crash is saved under fuzz/crashes/ with a regression-test stub.

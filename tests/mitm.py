@@ -329,10 +329,12 @@ def assert_dead(conn: TLSConnection) -> None:
 
 
 def expect_alert(victim: TLSConnection, spy: SecretSpy, data: bytes,
-                 error: type[ProtocolError], *, protected: bool | None = None
-                 ) -> ProtocolError:
+                 error: type[ProtocolError], *, protected: bool | None = None,
+                 check: str | None = None) -> ProtocolError:
     """Feed ``data`` to ``victim``: it must raise ``error`` (whose ``.alert`` is the RFC's
-    alert), write exactly that fatal alert last, and stay dead."""
+    alert), write exactly that fatal alert last, and stay dead. With ``check``, the error
+    must also name that check (``ProtocolError.check``): another check raising the same
+    class and alert does not pass."""
     victim.data_to_send()  # anything written before the attack is not the answer
     victim.receive_data(data)
     try:
@@ -345,6 +347,8 @@ def expect_alert(victim: TLSConnection, spy: SecretSpy, data: bytes,
             f"{[type(e).__name__ for e in events]}, now in state {victim.state_name}")
     assert isinstance(exc, error), f"expected {error.__name__}, got {type(exc).__name__}: {exc}"
     assert exc.alert == error.alert
+    if check is not None:
+        assert exc.check == check, f"expected check {check!r}, got {exc.check!r}: {exc}"
     level, description, was_protected = read_alert(
         victim.data_to_send(), write_secrets(spy, victim.is_client))
     assert (level, description) == (AlertLevel.FATAL, error.alert), (

@@ -272,7 +272,7 @@ def read_alert12(data: bytes, session: Session12 | None, *, client: bool, max_se
 
 def expect_alert12(victim: TLSConnection, data: bytes, error: type[ProtocolError],
                    session: Session12 | None = None, *, protected: bool | None = None,
-                   match: str | None = None) -> ProtocolError:
+                   match: str | None = None, check: str | None = None) -> ProtocolError:
     """Feed ``data`` to ``victim``: it must raise ``error`` (nothing else), write that
     fatal alert as its last record, and stay dead."""
     victim.data_to_send()  # anything written before the attack is not the answer
@@ -288,6 +288,8 @@ def expect_alert12(victim: TLSConnection, data: bytes, error: type[ProtocolError
     assert type(exc) is error, f"expected {error.__name__}, got {type(exc).__name__}: {exc}"
     if match is not None:
         assert match in str(exc), str(exc)
+    if check is not None:
+        assert exc.check == check, f"expected check {check!r}, got {exc.check!r}: {exc}"
     level, description, was_protected = read_alert12(victim.data_to_send(), session,
                                                      client=victim.is_client)
     assert (level, description) == (AlertLevel.FATAL, error.alert), (

@@ -172,7 +172,8 @@ def test_server_refuses_client_without_ems(certs: dict[str, CertFiles],
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     patch_client_hello(monkeypatch, without_extensions(ExtensionType.EXTENDED_MASTER_SECRET))
     m = Mitm12(*configs12(certs["ecdsa-p256"]))
-    exc = expect_alert12(m.server, m.client_first.data, HandshakeFailure)
+    exc = expect_alert12(m.server, m.client_first.data, HandshakeFailure,
+                         check="ems_required")
     assert "RFC 7627" in str(exc)
     m.client.receive_data(plaintext_record(ContentType.ALERT,
                                            bytes((AlertLevel.FATAL, A.HANDSHAKE_FAILURE))))
@@ -185,7 +186,8 @@ def test_client_refuses_server_without_ems(certs: dict[str, CertFiles]) -> None:
     stripped = edit_server_hello(server_hello_raw(m), extensions=tuple(
         e for e in m.server_hello.extensions
         if e.extension_type != ExtensionType.EXTENDED_MASTER_SECRET))
-    exc = expect_alert12(m.client, handshake_record(stripped), HandshakeFailure)
+    exc = expect_alert12(m.client, handshake_record(stripped), HandshakeFailure,
+                         check="ems_required")
     assert "RFC 7627" in str(exc)
 
 
@@ -245,7 +247,8 @@ def test_client_refuses_cbc_without_etm(certs: dict[str, CertFiles]) -> None:
     stripped = edit_server_hello(server_hello_raw(m), extensions=tuple(
         e for e in m.server_hello.extensions
         if e.extension_type != ExtensionType.ENCRYPT_THEN_MAC))
-    exc = expect_alert12(m.client, handshake_record(stripped), HandshakeFailure)
+    exc = expect_alert12(m.client, handshake_record(stripped), HandshakeFailure,
+                         check="mte_refused")
     assert "encrypt_then_mac" in str(exc)
 
 

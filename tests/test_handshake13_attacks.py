@@ -266,7 +266,7 @@ def test_client_server_finished_wrong_verify_data(ecdsa: CertFiles) -> None:
     fin[10] ^= 0x01
     channel = m.channel("server_handshake_traffic_secret", f.suite)
     data = channel.handshake(*f.messages[:3], bytes(fin))
-    expect_alert(m.client, m.cspy, data, DecryptError)
+    expect_alert(m.client, m.cspy, data, DecryptError, check="finished_mismatch")
 
 
 @pytest.mark.parametrize("delta", [-1, 1])
@@ -296,7 +296,7 @@ def test_client_certificate_verify_bad_signature(certs: dict[str, CertFiles],
     channel = m.channel("server_handshake_traffic_secret", f.suite)
     data = channel.handshake(*f.messages[:2], CertificateVerify(cv.algorithm,
                                                                 bytes(sig)).serialize())
-    expect_alert(m.client, m.cspy, data, DecryptError)
+    expect_alert(m.client, m.cspy, data, DecryptError, check="signature_invalid")
 
 
 def test_client_certificate_verify_with_the_client_context(ecdsa: CertFiles) -> None:
@@ -334,7 +334,7 @@ def test_client_certificate_verify_scheme_not_offered(ecdsa: CertFiles,
     channel = m.channel("server_handshake_traffic_secret", f.suite)
     data = channel.handshake(*f.messages[:2], CertificateVerify(scheme,
                                                                 cv.signature).serialize())
-    expect_alert(m.client, m.cspy, data, IllegalParameter)
+    expect_alert(m.client, m.cspy, data, IllegalParameter, check="cv_scheme_not_offered")
 
 
 def test_client_certificate_verify_rsa_pkcs1(certs: dict[str, CertFiles]) -> None:
@@ -471,8 +471,9 @@ def test_client_downgrade_sentinel(ecdsa: CertFiles, sentinel: bytes) -> None:
     sentinel MUST be answered with illegal_parameter."""
     m, f = client_victim(ecdsa)
     sh = server_hello(f)
-    sh_attack(m, f, IllegalParameter, random=sh.random[:24] + sentinel,
-              extensions=drop_extension(sh.extensions, ExtensionType.SUPPORTED_VERSIONS))
+    exc = sh_attack(m, f, IllegalParameter, random=sh.random[:24] + sentinel,
+                    extensions=drop_extension(sh.extensions, ExtensionType.SUPPORTED_VERSIONS))
+    assert exc.check == "downgrade_sentinel"
 
 
 def test_client_tls12_server_hello_without_sentinel(ecdsa: CertFiles) -> None:
@@ -490,14 +491,16 @@ def test_client_selected_version_not_offered(ecdsa: CertFiles, version: int) -> 
     sh = server_hello(f)
     exts = replace_extension(sh.extensions,
                              ext.SupportedVersionsServerHello(ProtocolVersion(version)))
-    sh_attack(m, f, IllegalParameter, extensions=exts)
+    exc = sh_attack(m, f, IllegalParameter, extensions=exts)
+    assert exc.check == "sh_version_not_offered"
 
 
 @pytest.mark.parametrize("echo", [b"", bytes(32), b"\x01"], ids=["empty", "zeros", "short"])
 def test_client_session_id_echo_mismatch(ecdsa: CertFiles, echo: bytes) -> None:
     """RFC 8446 §4.1.3: legacy_session_id_echo must match, else illegal_parameter."""
     m, f = client_victim(ecdsa)
-    sh_attack(m, f, IllegalParameter, legacy_session_id_echo=echo)
+    exc = sh_attack(m, f, IllegalParameter, legacy_session_id_echo=echo)
+    assert exc.check == "session_id_echo"
 
 
 @pytest.mark.parametrize("suite", [CipherSuite.TLS_AES_256_GCM_SHA384,
@@ -527,7 +530,8 @@ def test_client_key_share_for_group_without_our_share(ecdsa: CertFiles,
     sh = server_hello(f)
     exts = replace_extension(sh.extensions,
                              ext.KeyShareServerHello(ext.KeyShareEntry(group, share)))
-    sh_attack(m, f, IllegalParameter, extensions=exts)
+    exc = sh_attack(m, f, IllegalParameter, extensions=exts)
+    assert exc.check == "key_share_group_not_offered"
 
 
 @pytest.mark.parametrize("value", [bytes(31), bytes(33), bytes(32), b"\x01" + bytes(31)],
@@ -680,7 +684,8 @@ def test_client_server_hello_suite_differs_from_hrr(ecdsa: CertFiles) -> None:
     m.to_server(m.from_client().data)
     sh_raw = m.from_server().plaintext_messages[0]
     raw = edit_server_hello(sh_raw, cipher_suite=CipherSuite.TLS_AES_256_GCM_SHA384)
-    expect_alert(m.client, m.cspy, handshake_record(raw), IllegalParameter)
+    expect_alert(m.client, m.cspy, handshake_record(raw), IllegalParameter,
+                 check="hrr_suite_changed")
 
 
 # -- client: EncryptedExtensions ---------------------------------------------------------
@@ -755,7 +760,8 @@ def test_server_key_share_group_not_in_supported_groups(ecdsa: CertFiles) -> Non
     m = server_victim(ecdsa)
     exts = replace_extension(client_hello(m).extensions,
                              ext.SupportedGroups((NamedGroup.SECP256R1,)))
-    ch_attack(m, IllegalParameter, extensions=exts)
+    exc = ch_attack(m, IllegalParameter, extensions=exts)
+    assert exc.check == "key_share_group_not_offered"
 
 
 def test_server_duplicate_key_share_groups(ecdsa: CertFiles) -> None:
@@ -766,7 +772,9 @@ def test_server_duplicate_key_share_groups(ecdsa: CertFiles) -> None:
     assert shares is not None
     entry = shares.client_shares[0]
     exts = replace_extension(hello.extensions, ext.KeyShareClientHello((entry, entry)))
-    ch_attack(m, IllegalParameter, extensions=exts)
+    exc = ch_attack(m, IllegalParameter, extensions=exts)
+    # The codec refuses the extension (no reason code there yet); server13 checks again.
+    assert exc.check == "duplicate_key_share" or "two shares" in str(exc), exc
 
 
 @pytest.mark.parametrize("value", [bytes(31), bytes(32)], ids=["short", "zero"])
@@ -863,7 +871,8 @@ def test_server_client_finished_wrong_verify_data(ecdsa: CertFiles) -> None:
     bad = bytearray(fin)
     bad[-1] ^= 0x01
     channel = m.channel("client_handshake_traffic_secret", f.suite)
-    expect_alert(m.server, m.sspy, CCS + channel.handshake(bytes(bad)), DecryptError)
+    expect_alert(m.server, m.sspy, CCS + channel.handshake(bytes(bad)), DecryptError,
+                 check="finished_mismatch")
 
 
 def test_server_client_finished_wrong_length(ecdsa: CertFiles) -> None:
@@ -910,9 +919,9 @@ def test_server_second_hello_control(ecdsa: CertFiles) -> None:
 
 
 def _second_hello_attack(m: Mitm, hello2: ClientHello, error: type[ProtocolError],
-                         **changes: Any) -> None:
+                         check: str | None = None, **changes: Any) -> None:
     raw = replace(hello2, **changes).serialize()
-    expect_alert(m.server, m.sspy, handshake_record(raw), error)
+    expect_alert(m.server, m.sspy, handshake_record(raw), error, check=check)
 
 
 def test_server_second_hello_wrong_cookie(ecdsa: CertFiles) -> None:
@@ -923,7 +932,7 @@ def test_server_second_hello_wrong_cookie(ecdsa: CertFiles) -> None:
     bad = bytearray(cookie.cookie)
     bad[0] ^= 0x01
     exts = replace_extension(hello2.extensions, ext.Cookie(bytes(bad)))
-    _second_hello_attack(m, hello2, IllegalParameter, extensions=exts)
+    _second_hello_attack(m, hello2, IllegalParameter, check="cookie_mac", extensions=exts)
 
 
 def test_server_second_hello_cookie_from_another_server(ecdsa: CertFiles) -> None:
@@ -932,7 +941,7 @@ def test_server_second_hello_cookie_from_another_server(ecdsa: CertFiles) -> Non
     cookie = ext.find_extension(other_hello2.extensions, ext.Cookie)
     assert cookie is not None
     exts = replace_extension(hello2.extensions, cookie)
-    _second_hello_attack(m, hello2, IllegalParameter, extensions=exts)
+    _second_hello_attack(m, hello2, IllegalParameter, check="cookie_mac", extensions=exts)
 
 
 def test_server_second_hello_without_cookie(ecdsa: CertFiles) -> None:
@@ -969,7 +978,8 @@ def test_server_second_hello_changed_fields(ecdsa: CertFiles, field: str) -> Non
     value = {"random": bytes(32), "legacy_session_id": bytes(32),
              "cipher_suites": (CipherSuite.TLS_AES_256_GCM_SHA384,
                                CipherSuite.TLS_AES_128_GCM_SHA256)}[field]
-    _second_hello_attack(m, hello2, IllegalParameter, **{field: value})
+    _second_hello_attack(m, hello2, IllegalParameter, check="hrr_hello_changed",
+                         **{field: value})
 
 
 # -- alerts from the peer ------------------------------------------------------------------

@@ -382,8 +382,11 @@ def test_server_aborts_when_ems_session_resumed_without_ems(
     assert s.extended_master_secret
     patch_client_hello(monkeypatch, without_extensions(ExtensionType.EXTENDED_MASTER_SECRET))
     client = TLSConnection(replace(ccfg, require_extended_master_secret=False), session=s)
-    server = TLSConnection(scfg)
-    expect_alert12(server, client.data_to_send(), HandshakeFailure, match="RFC 7627")
+    # A server that would accept a full handshake without EMS: only the resumption rule
+    # (not require_extended_master_secret) can refuse this hello.
+    server = TLSConnection(replace(scfg, require_extended_master_secret=False))
+    expect_alert12(server, client.data_to_send(), HandshakeFailure, match="RFC 7627",
+                   check="resumed_ems_dropped")
 
 
 def test_server_does_full_handshake_when_non_ems_session_offered_with_ems(
@@ -407,7 +410,8 @@ def test_client_aborts_when_server_drops_ems_on_resumption(cert: CertFiles) -> N
         e for e in sh.extensions if e.extension_type != ExtensionType.EXTENDED_MASTER_SECRET))
     client = TLSConnection(replace(ccfg, require_extended_master_secret=False), session=s)
     client.data_to_send()
-    expect_alert12(client, _record(no_ems), HandshakeFailure, match="RFC 7627")
+    expect_alert12(client, _record(no_ems), HandshakeFailure, match="RFC 7627",
+                   check="resumed_ems_dropped")
 
 
 def test_client_aborts_when_server_adds_ems_to_non_ems_session(cert: CertFiles) -> None:
@@ -416,7 +420,8 @@ def test_client_aborts_when_server_adds_ems_to_non_ems_session(cert: CertFiles) 
     sh = _resumed_server_hello(ccfg, scfg, s)
     client = TLSConnection(ccfg, session=replace(s, extended_master_secret=False))
     client.data_to_send()
-    expect_alert12(client, _record(sh), HandshakeFailure, match="RFC 7627")
+    expect_alert12(client, _record(sh), HandshakeFailure, match="RFC 7627",
+                   check="resumed_ems_added")
 
 
 def _resumed_server_hello(ccfg: ClientConfig, scfg: ServerConfig, s: Session12

@@ -167,7 +167,7 @@ def test_altered_binder_is_decrypt_error(setup: Setup) -> None:
     forged = with_extensions(hello, replace_extension(hello.extensions, replace(
         psk, binders=(bytes(binder),))))
     expect_alert(m.server, m.sspy, handshake_record(forged.serialize()), DecryptError,
-                 protected=False)
+                 protected=False, check="binder_mismatch")
 
 
 @pytest.mark.parametrize(("binders", "error"), [
@@ -558,7 +558,7 @@ def test_server_selecting_an_identity_we_did_not_offer(setup: Setup) -> None:
     forged = edit_server_hello(f.server_hello, extensions=replace_extension(
         sh.extensions, ext.PreSharedKeyServerHello(1)))
     expect_alert(m.client, m.cspy, handshake_record(forged), IllegalParameter,
-                 protected=False)
+                 protected=False, check="psk_index_not_offered")
 
 
 def test_server_selecting_a_psk_of_another_hash(setup: Setup) -> None:
@@ -569,7 +569,7 @@ def test_server_selecting_a_psk_of_another_hash(setup: Setup) -> None:
     forged = edit_server_hello(f.server_hello,
                                cipher_suite=CipherSuite.TLS_AES_256_GCM_SHA384)
     expect_alert(m.client, m.cspy, handshake_record(forged), IllegalParameter,
-                 protected=False)
+                 protected=False, check="psk_hash_mismatch")
 
 
 def test_server_selecting_a_psk_when_we_offered_none(setup: Setup) -> None:
@@ -579,8 +579,10 @@ def test_server_selecting_a_psk_when_we_offered_none(setup: Setup) -> None:
     sh = ServerHello.parse_body(body_of(f.server_hello))
     forged = edit_server_hello(f.server_hello, extensions=(
         *sh.extensions, ext.PreSharedKeyServerHello(0)))
+    # The generic "responses only to what was offered" check fires first; the client13
+    # psk_not_offered check behind it is defence in depth.
     expect_alert(m.client, m.cspy, handshake_record(forged), UnsupportedExtension,
-                 protected=False)
+                 protected=False, check="extension_not_offered")
 
 
 def test_psk_ke_without_our_offer_is_illegal_parameter(setup: Setup) -> None:

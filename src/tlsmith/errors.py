@@ -24,13 +24,17 @@ class ProtocolError(TLSError):
 
     alert: ClassVar[AlertDescription] = AlertDescription.INTERNAL_ERROR
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, check: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        #: Which security check fired, as a stable reason code ("finished_mismatch",
+        #: "cv_scheme_not_offered", ...), or None for checks without one yet. Tests
+        #: assert it, so that breaking one check cannot hide behind another raising
+        #: the same class and alert.
+        self.check = check
 
     def __str__(self) -> str:
         return f"{self.message} (alert {self.alert.rfc_name})"
-
 
 
 class UnexpectedMessage(ProtocolError):
@@ -90,9 +94,10 @@ class CertificateError(ProtocolError):
     default_reason: ClassVar[CertificateReason] = "policy"
 
     def __init__(
-        self, message: str, *, reason: CertificateReason | None = None, subject: str = ""
+        self, message: str, *, reason: CertificateReason | None = None, subject: str = "",
+        check: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, check=check)
         if reason is not None and reason not in CERTIFICATE_REASONS:
             raise ValueError(f"unknown certificate error reason {reason!r}")
         self.reason: CertificateReason = reason or self.default_reason
@@ -289,6 +294,7 @@ def certificate_error(
     return CERTIFICATE_ERROR_FOR_REASON[reason](message, reason=reason, subject=subject)
 
 
-def error_for_alert(alert: AlertDescription, message: str) -> ProtocolError:
+def error_for_alert(alert: AlertDescription, message: str, *, check: str | None = None
+                    ) -> ProtocolError:
     """The typed error that sends ``alert`` (for code that decides the alert at run time)."""
-    return ERROR_FOR_ALERT.get(alert, InternalError)(message)
+    return ERROR_FOR_ALERT.get(alert, InternalError)(message, check=check)

@@ -228,17 +228,18 @@ def check_server_extensions(
         if tls12:
             if t in ALLOWED_IN and t not in TLS12_SERVER_HELLO_EXTENSIONS:
                 raise UnsupportedExtension(f"the {t.name} extension is not allowed in a "
-                                           "TLS 1.2 ServerHello")
+                                           "TLS 1.2 ServerHello",
+                                           check="extension_not_allowed")
         else:
             allowed = ALLOWED_IN.get(t)
             if allowed is not None and where not in allowed:
                 raise IllegalParameter(f"the {t.name} extension is not allowed in "
-                                       f"{where.value}")
+                                       f"{where.value}", check="extension_not_allowed")
         # RFC 8446 §4.2: responses only to what was offered -- except the cookie in a
         # HelloRetryRequest, and requests of the server's own (CR, NST).
         server_initiated = where in (_CR, _NST) or (where == _HRR and t == ExtensionType.COOKIE)
         if t not in offered and not server_initiated:
             raise UnsupportedExtension(
                 f"the server sent the {t.name} extension in {where.value}, which the client "
-                "never offered"
+                "never offered", check="extension_not_offered"
             )

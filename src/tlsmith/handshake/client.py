@@ -254,7 +254,7 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             if chosen != ProtocolVersion.TLS13 or chosen not in versions:
                 raise IllegalParameter(
                     f"the server selected {chosen.label} in supported_versions, which the "
-                    "client did not offer")
+                    "client did not offer", check="sh_version_not_offered")
             if sh.is_hello_retry_request:
                 from tlsmith.handshake import psk13
 
@@ -291,7 +291,8 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
         if self.sent.hrr is not None:
             # RFC 8446 §4.1.4: after a HelloRetryRequest the version cannot change.
             raise IllegalParameter("the ServerHello after a HelloRetryRequest has no "
-                                   "supported_versions (it must select TLS 1.3)")
+                                   "supported_versions (it must select TLS 1.3)",
+                                   check="hrr_version_changed")
         server_version = ProtocolVersion(sh.legacy_version)
         if ProtocolVersion.TLS13 in versions:
             if sh.random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
@@ -300,7 +301,8 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
                          "the server random ends with the TLS 1.3 downgrade sentinel")
                 raise IllegalParameter(
                     "the server's random carries the TLS 1.3 downgrade sentinel: something "
-                    "between us and the server removed TLS 1.3 (RFC 8446 §4.1.3)")
+                    "between us and the server removed TLS 1.3 (RFC 8446 §4.1.3)",
+                                       check="downgrade_sentinel")
             io.check("downgrade protection", True,
                      "no TLS 1.3 downgrade sentinel: the server does not speak TLS 1.3")
         if self.sent.early_data:
@@ -309,9 +311,11 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             # no early keys).
             io.set_write(PlaintextEncrypter(0x0303), Epoch.PLAINTEXT)
             raise ProtocolVersionError(
-                f"the server chose {server_version.label} after we sent 0-RTT data")
+                f"the server chose {server_version.label} after we sent 0-RTT data",
+                                       check="early_data_version")
         if server_version == ProtocolVersion.TLS12 and server_version in versions:
             return client12.handle_server_hello(io, self.sent, sh, raw)
         raise ProtocolVersionError(
             f"the server chose {server_version.label}, but this client accepts only "
-            f"{_versions_text(versions)} (TLS 1.1 and below are deprecated, RFC 8996)")
+            f"{_versions_text(versions)} (TLS 1.1 and below are deprecated, RFC 8996)",
+                                   check="sh_version_not_offered")

@@ -116,19 +116,21 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     hello = sent.hello
     if sh.cipher_suite not in hello.cipher_suites:
         raise IllegalParameter(
-            f"the server chose {CipherSuite(sh.cipher_suite).name}, which we did not offer")
+            f"the server chose {CipherSuite(sh.cipher_suite).name}, which we did not offer",
+                               check="suite_not_offered")
     suite = suite_info(sh.cipher_suite)
     if suite is None or suite.tls13:
         raise IllegalParameter(
             f"the server chose {CipherSuite(sh.cipher_suite).name} for TLS 1.2; it is not a "
-            "TLS 1.2 suite")
+            "TLS 1.2 suite", check="suite_not_tls12")
     if sh.legacy_compression_method != 0:
         raise IllegalParameter("the server chose a compression method we did not offer")
     resuming = bool(hello.legacy_session_id) and (
         sh.legacy_session_id_echo == hello.legacy_session_id)
     if resuming and sent.session12 is None:
         # We offered no session to resume: an echoed id would mean "resumed" (§7.4.1.3).
-        raise IllegalParameter("the server tried to resume a session we never offered")
+        raise IllegalParameter("the server tried to resume a session we never offered",
+                               check="session_not_offered")
     check_server_extensions(sh.extensions, ExtensionContext.SERVER_HELLO, sent.offered,
                             tls12=True)
     ems = ext.find_extension(sh.extensions, ext.ExtendedMasterSecret) is not None
@@ -138,19 +140,22 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         raise HandshakeFailure(
             "the server does not support the extended master secret (RFC 7627), which "
             "protects TLS 1.2 against triple-handshake attacks; allow it with "
-            "require_extended_master_secret=False (CLI: --allow-no-ems)")
+            "require_extended_master_secret=False (CLI: --allow-no-ems)", check="ems_required")
     etm = ext.find_extension(sh.extensions, ext.EncryptThenMac) is not None
     if etm and suite.cipher != "cbc":
         # RFC 7366 §3: never in answer to an AEAD suite.
-        raise IllegalParameter("the server sent encrypt_then_mac for an AEAD suite")
+        raise IllegalParameter("the server sent encrypt_then_mac for an AEAD suite",
+                               check="etm_with_aead")
     if suite.cipher == "cbc" and not etm and not cfg.allow_mac_then_encrypt:
         raise HandshakeFailure(
             f"the server chose {suite.name} without encrypt_then_mac (RFC 7366); "
-            "MAC-then-encrypt CBC is refused by default (allow_mac_then_encrypt=True)")
+            "MAC-then-encrypt CBC is refused by default (allow_mac_then_encrypt=True)",
+                               check="mte_refused")
     reneg = ext.find_extension(sh.extensions, ext.RenegotiationInfo)
     if reneg is not None and reneg.renegotiated_connection:
         # RFC 5746 §3.4: non-empty in an initial handshake -> handshake_failure.
-        raise HandshakeFailure("renegotiation_info is not empty in an initial handshake")
+        raise HandshakeFailure("renegotiation_info is not empty in an initial handshake",
+                               check="renegotiation_info")
     formats = ext.find_extension(sh.extensions, ext.ECPointFormats)
     if formats is not None and ECPointFormat.UNCOMPRESSED not in formats.ec_point_format_list:
         # RFC 8422 §5.2: the uncompressed format MUST be supported.
@@ -186,15 +191,17 @@ def _resume(io: ClientIO, h: Handshake12, session: Session12) -> State[ClientIO]
         # RFC 5246 §7.4.1.3: a resumed session keeps its cipher suite.
         raise IllegalParameter(
             f"the server resumed our session with {CipherSuite(h.suite.suite).name}, but "
-            f"the session was made with {CipherSuite(session.cipher_suite).name}")
+            f"the session was made with {CipherSuite(session.cipher_suite).name}",
+                               check="resumed_suite_changed")
     if session.extended_master_secret and not h.ems:
         # RFC 7627 §5.3: the session used EMS; a resumption without it MUST abort.
         raise HandshakeFailure("the server resumed an extended-master-secret session "
-                               "without the extension (RFC 7627 §5.3)")
+                               "without the extension (RFC 7627 §5.3)", check="resumed_ems_dropped")
     if not session.extended_master_secret and h.ems:
         # RFC 7627 §5.3: a session without EMS must not be resumed with it.
         raise HandshakeFailure("the server resumed a session made without the extended "
-                               "master secret but now claims it (RFC 7627 §5.3)")
+                               "master secret but now claims it (RFC 7627 §5.3)",
+                               check="resumed_ems_added")
     how = "ticket" if session.ticket else "session_id"
     io.note(f"the server echoed our session ID: resuming the session by {how} "
             "(abbreviated handshake)")
@@ -293,7 +300,7 @@ class ExpectServerKeyExchange(_State12):
                     kx.group_available(group)):
                 # RFC 8422 §5.4: a curve the client did not offer.
                 raise IllegalParameter(f"the server chose the curve {group.name}, which we "
-                                       "did not offer")
+                                       "did not offer", check="group_not_offered")
             h = replace(h, group=group, server_public=ske.public)
         else:
             ske = ServerKeyExchangeDHE.parse_body(body)

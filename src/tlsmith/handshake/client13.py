@@ -121,16 +121,20 @@ class HelloRetry:
 
 def _check_common(sent: HelloSent, sh: ServerHello) -> SuiteInfo:
     if sh.legacy_version != ProtocolVersion.TLS12:
-        raise IllegalParameter("ServerHello.legacy_version must be 0x0303 in TLS 1.3")
+        raise IllegalParameter("ServerHello.legacy_version must be 0x0303 in TLS 1.3",
+                               check="sh_legacy_version")
     # RFC 8446 §4.1.3: legacy_session_id_echo must echo ours.
     if sh.legacy_session_id_echo != sent.hello.legacy_session_id:
-        raise IllegalParameter("the server did not echo our legacy_session_id")
+        raise IllegalParameter("the server did not echo our legacy_session_id",
+                               check="session_id_echo")
     if sh.cipher_suite not in sent.hello.cipher_suites:
         raise IllegalParameter(
-            f"the server chose {CipherSuite(sh.cipher_suite).name}, which we did not offer")
+            f"the server chose {CipherSuite(sh.cipher_suite).name}, which we did not offer",
+                               check="suite_not_offered")
     info = suite_info(sh.cipher_suite)
     if info is None or not info.tls13:
-        raise IllegalParameter(f"{CipherSuite(sh.cipher_suite).name} is not a TLS 1.3 suite")
+        raise IllegalParameter(f"{CipherSuite(sh.cipher_suite).name} is not a TLS 1.3 suite",
+                               check="suite_not_tls13")
     if sh.legacy_compression_method != 0:
         raise IllegalParameter("legacy_compression_method must be 0 in TLS 1.3")
     return info
@@ -141,24 +145,24 @@ def check_hello_retry(io: ClientIO, sent: HelloSent, hrr: ServerHello) -> HelloR
     info = _check_common(sent, hrr)
     if sent.hrr is not None:
         raise UnexpectedMessage("the server sent a second HelloRetryRequest "
-                                "(RFC 8446 §4.1.4 allows one)")
+                                "(RFC 8446 §4.1.4 allows one)", check="second_hrr")
     check_server_extensions(hrr.extensions, Ctx.HELLO_RETRY_REQUEST, sent.offered)
     ks = ext.find_extension(hrr.extensions, ext.KeyShareHelloRetryRequest)
     cookie = ext.find_extension(hrr.extensions, ext.Cookie)
     if ks is None and cookie is None:
         raise IllegalParameter("a HelloRetryRequest that would not change the "
-                               "ClientHello (RFC 8446 §4.1.4)")
+                               "ClientHello (RFC 8446 §4.1.4)", check="hrr_no_change")
     shares = sent.shares
     if ks is not None:
         group = ks.selected_group
         if group not in io.config.groups:
             raise IllegalParameter(
                 f"the HelloRetryRequest asks for {NamedGroup(group).name}, which we "
-                "did not list in supported_groups (RFC 8446 §4.2.8)")
+                "did not list in supported_groups (RFC 8446 §4.2.8)", check="hrr_group_not_offered")
         if group in sent.shares:
             raise IllegalParameter(
                 f"the HelloRetryRequest asks for {NamedGroup(group).name}, for which "
-                "we already sent a key share (RFC 8446 §4.2.8)")
+                "we already sent a key share (RFC 8446 §4.2.8)", check="hrr_group_already_sent")
         shares = {NamedGroup(group): generate_key_share(NamedGroup(group), io.random)}
         io.note(f"server asked for a new key share: {NamedGroup(group).name}")
     return HelloRetry(info, shares, cookie.cookie if cookie else None)
@@ -172,12 +176,13 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     if sent.hrr is not None and sh.cipher_suite != sent.hrr.cipher_suite:
         # RFC 8446 §4.1.4: the suite in ServerHello must match the HRR's.
         raise IllegalParameter("ServerHello's cipher suite differs from the "
-                               "HelloRetryRequest's")
+                               "HelloRetryRequest's", check="hrr_suite_changed")
     psk_sh = ext.find_extension(sh.extensions, ext.PreSharedKeyServerHello)
     chosen: OfferedPsk | None = None
     if psk_sh is not None:
         if not sent.psks:
-            raise IllegalParameter("the server accepted a PSK we never offered")
+            raise IllegalParameter("the server accepted a PSK we never offered",
+                                   check="psk_not_offered")
         chosen = psk13.check_selected_identity(sent.psks, psk_sh.selected_identity, info)
     key_share = ext.find_extension(sh.extensions, ext.KeyShareServerHello)
     group: NamedGroup | None = None
@@ -186,12 +191,12 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         if chosen is None:
             # RFC 8446 §9.2: without a PSK, key_share is mandatory.
             raise MissingExtension("the ServerHello has neither key_share nor "
-                                   "pre_shared_key")
+                                   "pre_shared_key", check="key_share_missing")
         if not io.config.offer_psk_ke:
             # RFC 8446 §4.2.11: a key_share required by our psk_key_exchange_modes (we
             # did not offer psk_ke) but absent is illegal_parameter.
             raise IllegalParameter("the server resumed without a key_share (psk_ke), "
-                                   "which we did not offer")
+                                   "which we did not offer", check="psk_ke_not_offered")
     else:
         group = NamedGroup(key_share.server_share.group)
         secret = sent.shares.get(group)
@@ -199,7 +204,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             # RFC 8446 §4.2.8: the server's share must be in a group we sent a share for.
             raise IllegalParameter(
                 f"the server answered with a {group.name} key share, but the "
-                "client sent no share for that group")
+                "client sent no share for that group", check="key_share_group_not_offered")
         shared = secret.exchange(key_share.server_share.key_exchange)
     transcript = sent.transcript
     if sent.hrr is None:
@@ -247,13 +252,15 @@ class ExpectEncryptedExtensions(_State13):
         accepted = ext.find_extension(ee.extensions, ext.EarlyDataIndication) is not None
         if accepted:
             if not neg.early_data_sent or neg.psk is None or neg.psk.session is None:
-                raise IllegalParameter("the server accepted early data we did not send")
+                raise IllegalParameter("the server accepted early data we did not send",
+                                       check="early_data_not_sent")
             session = neg.psk.session
             # RFC 8446 §4.2.10: 0-RTT only with the first PSK, its suite and its ALPN.
             if (neg.psk.identity != h.hello_psk_identity0
                     or session.cipher_suite != neg.suite.suite or session.alpn != alpn):
                 raise IllegalParameter("the server accepted early data with a PSK, suite "
-                                       "or ALPN it may not be used with")
+                                       "or ALPN it may not be used with",
+                                       check="early_data_mismatch")
         if neg.early_data_sent:
             io.check("0-RTT", accepted, "the server accepted our early data" if accepted
                      else "the server rejected our early data")
@@ -272,7 +279,8 @@ def checked_alpn(hello: ClientHello, chosen: ext.ApplicationLayerProtocolNegotia
     offered = ext.find_extension(hello.extensions, ext.ApplicationLayerProtocolNegotiation)
     if (len(chosen.protocol_name_list) != 1 or offered is None
             or chosen.protocol_name_list[0] not in offered.protocol_name_list):
-        raise IllegalParameter("the server selected an ALPN protocol we did not offer")
+        raise IllegalParameter("the server selected an ALPN protocol we did not offer",
+                               check="alpn_not_offered")
     return chosen.protocol_name_list[0].decode("ascii", "replace")
 
 
@@ -290,9 +298,10 @@ class ExpectCertificateOrRequest(_State13):
             # is mandatory.
             if req.certificate_request_context:
                 raise IllegalParameter("CertificateRequest context must be empty during "
-                                       "the handshake")
+                                       "the handshake", check="cr_context_not_empty")
             if ext.find_extension(req.extensions, ext.SignatureAlgorithms) is None:
-                raise MissingExtension("CertificateRequest without signature_algorithms")
+                raise MissingExtension("CertificateRequest without signature_algorithms",
+                                       check="cr_no_signature_algorithms")
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
                     + ("we will send ours" if io.config.certificate is not None

@@ -138,7 +138,7 @@ def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
     theirs = " and ".join(ProtocolVersion(v).label for v in offered.versions)
     raise ProtocolVersionError(
         f"no protocol version in common: the client offers {theirs}; this server accepts "
-        + " and ".join(v.label for v in ours))
+        + " and ".join(v.label for v in ours), check="alpn_no_overlap")
 
 
 def choose_alpn(cfg: ServerConfig, offered: Offered) -> str | None:

@@ -191,15 +191,18 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
     if scheme not in offered:
         other = "client" if signer == "server" else "server"
         raise IllegalParameter(f"the {signer} signed with {SignatureScheme(scheme).name}, "
-                               f"which the {other} did not offer")
+                               f"which the {other} did not offer", check="cv_scheme_not_offered")
     key = leaf_public_key(chain.chain[0])
     if not sig.scheme_matches_key(scheme, key, tls13=tls13):
         raise IllegalParameter(
-            f"{SignatureScheme(scheme).name} does not fit the certificate's key")
+            f"{SignatureScheme(scheme).name} does not fit the certificate's key",
+                               check="cv_scheme_key_mismatch")
     try:
         sig.verify(scheme, key, content, signature, tls13=tls13)
     except Exception as exc:
         io.check(what, False, str(exc))
+        if isinstance(exc, ProtocolError) and exc.check is None:
+            exc.check = "signature_invalid"
         raise
     io.check(what, True, f"{SignatureScheme(scheme).name} signature is valid")
     return SignatureVerified(chain, SignatureScheme(scheme), _MINT)
@@ -215,7 +218,7 @@ def verify_finished(io: HandshakeIO, expected: bytes, received: bytes, who: str
     if len(received) != len(expected):
         # A Finished of the wrong length is a decode_error.
         raise DecodeError(f"the {who} Finished carries {len(received)} bytes; "
-                          f"{len(expected)} were expected")
+                          f"{len(expected)} were expected", check="finished_length")
     ok = hmac.compare_digest(expected, received)
     io.check(f"{who} Finished", ok,
              "verify_data matches the transcript" if ok else
@@ -223,5 +226,6 @@ def verify_finished(io: HandshakeIO, expected: bytes, received: bytes, who: str
              "different handshake messages")
     if not ok:
         raise DecryptError(f"the {who} Finished message does not verify: the handshake "
-                           "transcript or keys differ between the two sides")
+                           "transcript or keys differ between the two sides",
+                           check="finished_mismatch")
     return FinishedVerified(who, _MINT)

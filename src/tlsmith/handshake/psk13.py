@@ -272,7 +272,7 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
              + ("matches" if ok else "does not match") + " (RFC 8446 §4.2.11.2)")
     if not ok:
         raise DecryptError(f"the binder of PSK identity {index} does not verify "
-                           "(RFC 8446 §4.2.11.2)")
+                           "(RFC 8446 §4.2.11.2)", check="binder_mismatch")
 
 
 def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
@@ -362,10 +362,10 @@ def check_selected_identity(psks: tuple[OfferedPsk, ...], selected: int, suite: 
     chosen suite's; otherwise illegal_parameter."""
     if selected >= len(psks):
         raise IllegalParameter(f"the server selected PSK identity {selected}, but we "
-                               f"offered {len(psks)}")
+                               f"offered {len(psks)}", check="psk_index_not_offered")
     chosen = psks[selected]
     if chosen.hash_name != suite.hash_name:
         raise IllegalParameter("the server selected a PSK whose hash is not that of the "
-                               "chosen cipher suite")
+                               "chosen cipher suite", check="psk_hash_mismatch")
     return chosen
 

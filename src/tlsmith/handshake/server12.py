@@ -160,11 +160,12 @@ def _check_client_hello(cfg: ServerConfig, offered: Offered) -> None:
         raise IllegalParameter("the ClientHello does not offer null compression")
     if offered.renegotiation_info:
         # RFC 5746 §3.6: a non-empty renegotiated_connection in an initial handshake.
-        raise HandshakeFailure("renegotiation_info is not empty in an initial ClientHello")
+        raise HandshakeFailure("renegotiation_info is not empty in an initial ClientHello",
+                               check="renegotiation_info")
     if not offered.extended_master_secret and cfg.require_extended_master_secret:
         raise HandshakeFailure(
             "the client does not offer the extended master secret (RFC 7627), which this "
-            "server requires for TLS 1.2")
+            "server requires for TLS 1.2", check="ems_required")
 
 
 def _server_random(io: ServerIO) -> bytes:
@@ -241,7 +242,7 @@ def find_session(io: ServerIO, offered: Offered) -> Resumable | None:
     if state.extended_master_secret and not offered.extended_master_secret:
         # RFC 7627 §5.3: the session used EMS; the new ClientHello MUST carry it too.
         raise HandshakeFailure("the client resumes an extended-master-secret session "
-                               "without the extension (RFC 7627 §5.3)")
+                               "without the extension (RFC 7627 §5.3)", check="resumed_ems_dropped")
     if not state.extended_master_secret and offered.extended_master_secret:
         # RFC 7627 §5.3: do not resume a non-EMS session; a full handshake instead.
         io.note("the session was made without the extended master secret, the client "

@@ -122,11 +122,12 @@ def check_client_hello(offered: Offered) -> None:
     for entry in shares:
         # RFC 8446 §4.2.8: each share's group is in supported_groups, at most once.
         if entry.group in seen:
-            raise IllegalParameter(f"two key shares for {NamedGroup(entry.group).name}")
+            raise IllegalParameter(f"two key shares for {NamedGroup(entry.group).name}",
+                                   check="duplicate_key_share")
         if entry.group not in groups:
             raise IllegalParameter(
                 f"key share for {NamedGroup(entry.group).name}, which is not in "
-                "supported_groups")
+                "supported_groups", check="key_share_group_not_offered")
         seen.add(entry.group)
 
 
@@ -225,7 +226,8 @@ def _open_cookie(secret: bytes, cookie: bytes) -> tuple[CipherSuite, NamedGroup,
     body, tag = cookie[:-32], cookie[-32:]
     if len(cookie) < 4 + 32 + 32 or not hmac.compare_digest(
             tag, hmac.digest(secret, _COOKIE_LABEL + body, "sha256")):
-        raise IllegalParameter("the ClientHello's cookie is not one this server issued")
+        raise IllegalParameter("the ClientHello's cookie is not one this server issued",
+                               check="cookie_mac")
     return (CipherSuite(int.from_bytes(body[:2], "big")),
             NamedGroup(int.from_bytes(body[2:4], "big")), body[4:])
 
@@ -283,10 +285,12 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
         offered = offer(ch)
         # RFC 8446 §4.1.4: the version cannot change across the HelloRetryRequest.
         if choose_version(io.config, offered) != ProtocolVersion.TLS13:
-            raise IllegalParameter("the second ClientHello no longer offers TLS 1.3")
+            raise IllegalParameter("the second ClientHello no longer offers TLS 1.3",
+                                   check="hrr_version_changed")
         check_client_hello(offered)
         if offered.cookie is None:
-            raise MissingExtension("the second ClientHello must echo our cookie")
+            raise MissingExtension("the second ClientHello must echo our cookie",
+                                   check="hrr_cookie_missing")
         suite, group, ch1_hash = _open_cookie(io.config.cookie_secret, offered.cookie)
         # RFC 8446 §4.1.2: the client must resend the same hello except for the allowed
         # changes (key_share, cookie, early_data removal, padding).
@@ -294,15 +298,16 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
                 or ch.legacy_session_id != self.first.legacy_session_id
                 or ch.cipher_suites != self.first.cipher_suites):
             raise IllegalParameter("the second ClientHello differs from the first in more "
-                                   "than the key share and cookie")
+                                   "than the key share and cookie", check="hrr_hello_changed")
         if offered.early_data:
-            raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest")
+            raise IllegalParameter("early_data in the ClientHello after a HelloRetryRequest",
+                                   check="early_data_after_hrr")
         shares = offered.key_shares
         assert shares is not None  # check_client_hello
         if len(shares) != 1 or shares[0].group != group:
             raise IllegalParameter(
                 f"after the HelloRetryRequest the client must send exactly one {group.name} "
-                "key share (RFC 8446 §4.1.4)")
+                "key share (RFC 8446 §4.1.4)", check="hrr_key_share")
         transcript = Transcript()
         transcript.set_hash(choose_suite(io.config, offered).hash_name)
         transcript.update(message_hash(ch1_hash))  # RFC 8446 §4.4.1
@@ -313,7 +318,8 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
         psk = _resumption(io, offered, raw, transcript)
         choice = choose(io.config, offered, psk=psk)
         if choice.suite.suite != suite:
-            raise IllegalParameter("the cipher suite changed across the HelloRetryRequest")
+            raise IllegalParameter("the cipher suite changed across the HelloRetryRequest",
+                                   check="hrr_suite_changed")
         choice = replace(choice, group=group, client_share=shares[0].key_exchange)
         transcript.update(raw)
         return send_server_flight(io, ch, choice, transcript, hrr=True,
