@@ -54,7 +54,6 @@ from tlsmith.events import (
     Event,
     HandshakeComplete,
     HandshakeInfo,
-    KeyUpdated,
     WarningAlert,
 )
 from tlsmith.handshake import start
@@ -88,7 +87,6 @@ _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + 
 # Handshake messages that move nothing forward once the handshake is done: they count
 # towards Limits.max_records_without_progress (a refused renegotiation, a ticket).
 _IDLE_MESSAGES = frozenset({HandshakeType.HELLO_REQUEST, HandshakeType.NEW_SESSION_TICKET})
-_KEY_UPDATE_NOT_REQUESTED = memoryview(b"\x00")
 
 
 class TLSConnection:
@@ -121,7 +119,6 @@ class TLSConnection:
         self._key_update_queued = False
         # We sent update_requested: the peer's next KeyUpdate is the answer we asked for.
         self._key_update_asked = False
-        self._coalesced = False  # the KeyUpdate being handled had its reply coalesced
         self._read: RecordDecrypter = PlaintextDecrypter()
         # RFC 8446 §5.1 / RFC 5246 §E.1: the first ClientHello may use record version 0x0301.
         self._write: RecordEncrypter = PlaintextEncrypter(0x0301 if self.is_client else 0x0303)
@@ -417,7 +414,7 @@ class TLSConnection:
             idle = msg_type in _IDLE_MESSAGES or (
                 msg_type == HandshakeType.CLIENT_HELLO and self.handshake_complete)
             if msg_type == HandshakeType.KEY_UPDATE:
-                body = self._key_update_received(body)
+                self._key_update_received()
             else:
                 if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
                     self._check_client_hello(body)
@@ -461,28 +458,17 @@ class TLSConnection:
                 f"more than {limit} records in a row without progress, the last of them "
                 f"{what} (limit Limits.max_records_without_progress={limit})")
 
-    def _key_update_received(self, body: memoryview) -> memoryview:
-        """Count a peer's KeyUpdate; coalesce a request our queued KeyUpdate already
-        answers. Returns the body the state should handle."""
+    def _key_update_received(self) -> None:
+        """Count a peer's KeyUpdate (the answer to our own request is not counted)."""
         if self._key_update_asked:
             self._key_update_asked = False  # the answer to ours: solicited, not counted
-        else:
-            self._key_updates += 1
-            limit = self._limits.max_key_updates_without_data
-            if self._key_updates > limit:
-                raise UnexpectedMessage(
-                    f"more than {limit} KeyUpdates without application data (limit "
-                    f"Limits.max_key_updates_without_data={limit})")
-        if (self._key_update_queued and len(body) == 1
-                and body[0] == KeyUpdateRequest.UPDATE_REQUESTED):
-            # RFC 8446 §4.6.3: update_requested asks for one KeyUpdate of ours before
-            # our next application data; the one still queued is it. Handle this one as
-            # update_not_requested so no second reply is queued (the event still says
-            # update_requested, see _Channel.emit).
-            self._coalesced = True
-            self._io.note("update_requested answered by our KeyUpdate still queued")
-            return _KEY_UPDATE_NOT_REQUESTED
-        return body
+            return
+        self._key_updates += 1
+        limit = self._limits.max_key_updates_without_data
+        if self._key_updates > limit:
+            raise UnexpectedMessage(
+                f"more than {limit} KeyUpdates without application data (limit "
+                f"Limits.max_key_updates_without_data={limit})")
 
     def _check_client_hello(self, body: memoryview) -> None:
         """Server: bound the lists of a ClientHello before it is parsed (parsing 10,000
@@ -716,12 +702,12 @@ class _Channel:
         if c._observer is not None:
             c._trace(NoteTrace(text, c.now()))
 
+    def key_update_reply_pending(self) -> bool:
+        return self._c._key_update_queued
+
     def emit(self, event: Event) -> None:
         c = self._c
-        if c._coalesced and isinstance(event, KeyUpdated):
-            c._coalesced = False
-            event = KeyUpdated(update_requested=True)  # what the peer sent (coalesced)
-        elif isinstance(event, HandshakeComplete):
+        if isinstance(event, HandshakeComplete):
             if self.early_data is not None and event.info.early_data_accepted is not True:
                 event = self._early_data_refused(event)
             c.info = event.info

@@ -74,6 +74,11 @@ class HandshakeIO(Protocol):
         data, or rejected early data sent again after the handshake)."""
         ...
 
+    def key_update_reply_pending(self) -> bool:
+        """A KeyUpdate of ours is queued and no application data follows it yet: it
+        already answers a peer's update_requested (RFC 8446 §4.6.3)."""
+        ...
+
     def skip_early_data(self, limit: int) -> None:
         """Server, RFC 8446 §4.2.10: drop up to ``limit`` bytes of the client's 0-RTT
         records that we will not read (early data rejected, or after an HRR)."""

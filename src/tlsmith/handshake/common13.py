@@ -190,9 +190,12 @@ class Connected13(State[IO]):
             io.received(update, raw)
             self._update_read(io)
             requested = update.request_update == KeyUpdateRequest.UPDATE_REQUESTED
-            if requested:
-                # RFC 8446 §4.6.3: answer with our own KeyUpdate (update_not_requested).
+            if requested and not io.key_update_reply_pending():
+                # RFC 8446 §4.6.3: answer with our own KeyUpdate (update_not_requested);
+                # one still queued already answers (replies are coalesced).
                 self.send_key_update(io, request_peer=False)
+            elif requested:
+                io.note("update_requested answered by our KeyUpdate still queued")
             io.emit(KeyUpdated(update_requested=requested))
             return self
         if msg_type == HandshakeType.NEW_SESSION_TICKET:
