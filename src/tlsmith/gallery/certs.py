@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from tlsmith.x509.devca import directory_lock  # one CA-creation lock for both
 from tlsmith.x509.keys import PrivateKey
 
 CA_FILE = "ca.pem"
@@ -253,23 +254,8 @@ def _load_or_create_ca(directory: Path, now: datetime) -> _Issuer:
     """The gallery CA in ``directory``, kept across runs so a client that trusts
     ``ca.pem`` once keeps trusting it; created when missing, unreadable or expiring."""
     ca_path, key_path = directory / CA_FILE, directory / CA_KEY_FILE
-    with _locked(directory):  # two galleries starting at once must agree on one CA
+    with directory_lock(directory):  # two galleries starting at once must agree on one CA
         return _load_or_create_ca_unlocked(ca_path, key_path, now)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, last writer wins
-        yield
-        return
-    with open(directory / ".lock", "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _load_or_create_ca_unlocked(ca_path: Path, key_path: Path, now: datetime) -> _Issuer:

@@ -273,7 +273,7 @@ class DevCA:
         """Load the CA in ``directory``; create and save one if it is missing or expiring."""
         directory = Path(directory)
         _make_private_dir(directory)
-        with _locked(directory):
+        with directory_lock(directory):
             return cls._load_or_create_unlocked(directory, common_name, key_type, _utc(now))
 
     @classmethod
@@ -292,7 +292,7 @@ class DevCA:
         """
         directory = Path(directory)
         _make_private_dir(directory)
-        with _locked(directory):
+        with directory_lock(directory):
             return cls.create(common_name, key_type, _utc(now)).save(directory)
 
     @classmethod
@@ -459,7 +459,7 @@ def ensure_dev_credentials(
     _make_private_dir(directory)
     moment = _utc(now)
     result: dict[str, tuple[Path, Path]] = {}
-    with _locked(directory):
+    with directory_lock(directory):
         ca = DevCA._load_or_create_unlocked(directory, DEFAULT_CA_NAME, "ecdsa-p256", moment)
         for key_type in key_types:
             if key_type not in KEY_TYPES:
@@ -519,7 +519,7 @@ def _write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def directory_lock(directory: Path) -> Iterator[None]:
     """Serialise CA creation between processes (e.g. pytest-xdist workers)."""
     try:
         import fcntl
