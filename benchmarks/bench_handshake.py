@@ -138,11 +138,12 @@ def _ssl_step(obj: ssl.SSLObject) -> bool:
         return False
 
 
-def ssl_handshake(cctx: ssl.SSLContext, sctx: ssl.SSLContext
+def ssl_handshake(cctx: ssl.SSLContext, sctx: ssl.SSLContext,
+                  session: ssl.SSLSession | None = None
                   ) -> tuple[ssl.SSLObject, ssl.SSLObject, ssl.MemoryBIO, ssl.MemoryBIO,
                              ssl.MemoryBIO, ssl.MemoryBIO]:
     c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    c = cctx.wrap_bio(c_in, c_out, server_hostname="localhost")
+    c = cctx.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
     s = sctx.wrap_bio(s_in, s_out, server_side=True)
     c_done = s_done = False
     while not (c_done and s_done):

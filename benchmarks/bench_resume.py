@@ -64,7 +64,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import cryptography
-from bench_handshake import _rate, _ssl_step, rerun_with_aes128, ssl_setup, tlsmith_setup
+from bench_handshake import _rate, rerun_with_aes128, ssl_setup, tlsmith_setup
+from bench_handshake import ssl_handshake as full_ssl_handshake
 
 from tlsmith.codec.enums import ProtocolVersion
 from tlsmith.config import ClientConfig, ServerConfig
@@ -169,19 +170,9 @@ def ssl_contexts(cert: Path, key: Path, ca: Path, version: ProtocolVersion
 
 def ssl_handshake(cctx: ssl.SSLContext, sctx: ssl.SSLContext,
                   session: ssl.SSLSession | None) -> ssl.SSLObject:
-    """One handshake as in bench_handshake.ssl_handshake, then the client reads what the
+    """One handshake (bench_handshake.ssl_handshake), then the client reads what the
     server sent after it (TLS 1.3 NewSessionTicket) so ``client.session`` has it."""
-    c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-    c = cctx.wrap_bio(c_in, c_out, server_hostname="localhost", session=session)
-    s = sctx.wrap_bio(s_in, s_out, server_side=True)
-    c_done = s_done = False
-    while not (c_done and s_done):
-        c_done = c_done or _ssl_step(c)
-        s_in.write(c_out.read())
-        s_done = s_done or _ssl_step(s)
-        c_in.write(s_out.read())
-    _ssl_step(c)
-    s_in.write(c_out.read())
+    c = full_ssl_handshake(cctx, sctx, session)[0]
     try:
         c.read(1)  # processes the NewSessionTicket(s); no application data comes
     except ssl.SSLWantReadError:

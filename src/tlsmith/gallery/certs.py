@@ -9,10 +9,8 @@ is made here with ``cryptography``; validity windows are relative to now, so an
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,7 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from tlsmith.x509.devca import directory_lock  # one CA-creation lock for both
+from tlsmith.x509.devca import (  # shared with the dev CA
+    directory_lock,
+    key_pem,
+    write_atomic,
+)
 from tlsmith.x509.keys import PrivateKey
 
 CA_FILE = "ca.pem"
@@ -80,11 +82,6 @@ def _der(cert: x509.Certificate) -> bytes:
 
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 def _key_usage(*, ca: bool, key_encipherment: bool = False) -> x509.KeyUsage:
@@ -236,20 +233,6 @@ def _revoked_response(leaf: x509.Certificate, ca: _Issuer, now: datetime) -> byt
 # --- files -------------------------------------------------------------------------------
 
 
-def _write(path: Path, data: bytes, *, private: bool = False) -> None:
-    """Atomically (temporary file + rename): a client never reads half a CA file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o600 if private else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _load_or_create_ca(directory: Path, now: datetime) -> _Issuer:
     """The gallery CA in ``directory``, kept across runs so a client that trusts
     ``ca.pem`` once keeps trusting it; created when missing, unreadable or expiring."""
@@ -271,8 +254,8 @@ def _load_or_create_ca_unlocked(ca_path: Path, key_path: Path, now: datetime) ->
     except Exception:  # missing, unreadable, not ours: make a new one
         pass
     issuer = _ca(CA_NAME, now)
-    _write(key_path, _key_pem(issuer.key), private=True)
-    _write(ca_path, _pem(issuer.certificate))
+    write_atomic(key_path, key_pem(issuer.key), private=True)
+    write_atomic(ca_path, _pem(issuer.certificate))
     return issuer
 
 
@@ -322,10 +305,10 @@ def build_pki(directory: str | os.PathLike[str], aia_url: str,
 
     for name, cred in creds.items():
         chain_pem = b"".join(_pem(x509.load_der_x509_certificate(d)) for d in cred.chain)
-        _write(directory / f"{name}.pem", chain_pem)
-        _write(directory / f"{name}.key", _key_pem(cred.key), private=True)
+        write_atomic(directory / f"{name}.pem", chain_pem)
+        write_atomic(directory / f"{name}.key", key_pem(cred.key), private=True)
     intermediate_der = _der(intermediate.certificate)
-    _write(directory / INTERMEDIATE_FILE, intermediate_der)
+    write_atomic(directory / INTERMEDIATE_FILE, intermediate_der)
     return GalleryPKI(directory=directory, cafile=directory / CA_FILE,
                       ca_certificate=ca.certificate, intermediate_der=intermediate_der,
                       credentials=creds)

@@ -99,7 +99,7 @@ def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | hashes.S
     return None
 
 
-def _key_pem(key: PrivateKey) -> bytes:
+def key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -137,9 +137,9 @@ class Issued:
         cert_path = directory / f"{stem}.pem"
         key_path = directory / f"{stem}.key"
         chain_path = directory / f"{stem}-chain.pem"
-        _write_atomic(key_path, self.key_pem, private=True)
-        _write_atomic(cert_path, self.cert_pem)
-        _write_atomic(chain_path, self.chain_pem)
+        write_atomic(key_path, self.key_pem, private=True)
+        write_atomic(cert_path, self.cert_pem)
+        write_atomic(chain_path, self.chain_pem)
         return replace(self, cert_path=cert_path, key_path=key_path, chain_path=chain_path)
 
     def write_bundle(self, directory: str | os.PathLike[str], stem: str) -> Issued:
@@ -151,8 +151,8 @@ class Issued:
         directory.mkdir(parents=True, exist_ok=True)
         chain_path = directory / f"{stem}.pem"
         key_path = directory / f"{stem}-key.pem"
-        _write_atomic(key_path, self.key_pem, private=True)
-        _write_atomic(chain_path, self.chain_pem)
+        write_atomic(key_path, self.key_pem, private=True)
+        write_atomic(chain_path, self.chain_pem)
         return replace(self, cert_path=chain_path, key_path=key_path, chain_path=chain_path)
 
 
@@ -242,8 +242,8 @@ class DevCA:
         """Write ``ca.pem`` and ``ca.key`` (0600) into ``directory``; returns self."""
         directory = Path(directory)
         _make_private_dir(directory)
-        _write_atomic(directory / CA_KEY_FILE, _key_pem(self.private_key), private=True)
-        _write_atomic(directory / CA_FILE, self.ca_pem)
+        write_atomic(directory / CA_KEY_FILE, key_pem(self.private_key), private=True)
+        write_atomic(directory / CA_FILE, self.ca_pem)
         self.ca_path = directory / CA_FILE
         self.key_path = directory / CA_KEY_FILE
         return self
@@ -381,7 +381,7 @@ class DevCA:
             .sign(self.private_key, _signature_hash(self.private_key))
         )
         cert_pem = _cert_pem(certificate)
-        return Issued(cert_pem=cert_pem, key_pem=_key_pem(key), chain_pem=cert_pem + self.ca_pem)
+        return Issued(cert_pem=cert_pem, key_pem=key_pem(key), chain_pem=cert_pem + self.ca_pem)
 
     def issued(self, certificate: x509.Certificate) -> bool:
         """Whether this CA signed ``certificate``."""
@@ -504,7 +504,7 @@ def _make_private_dir(directory: Path) -> None:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
+def write_atomic(path: Path, data: bytes, *, private: bool = False) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
