@@ -60,9 +60,11 @@ from tlsmith.handshake import start
 from tlsmith.handshake.base import State
 from tlsmith.observe import (
     CheckTrace,
+    CompleteTrace,
     Epoch,
     MessageTrace,
     NoteTrace,
+    RecordTrace,
     SecretTrace,
     TraceRecord,
 )
@@ -220,8 +222,12 @@ class TLSConnection:
         append = self._out.append
         self._key_update_queued = False  # data follows our KeyUpdate: it is as good as sent
         try:
-            for piece in fragment(memoryview(data), self.config.max_fragment):
-                append(protect(ContentType.APPLICATION_DATA, piece))
+            if self._observer is None:
+                for piece in fragment(memoryview(data), self.config.max_fragment):
+                    append(protect(ContentType.APPLICATION_DATA, piece))
+            else:
+                for piece in fragment(memoryview(data), self.config.max_fragment):
+                    self._append_traced(ContentType.APPLICATION_DATA, piece)
         except Exception as exc:
             self._send_failed(exc)
             raise
@@ -319,6 +325,8 @@ class TLSConnection:
             epoch = Epoch.PLAINTEXT
         else:
             content_type, payload = self._read.unprotect(record)
+        if self._observer is not None:
+            self._trace_received(record, content_type, payload, epoch)
         self._process_plain(content_type, payload, epoch)
 
     def _process_plain(self, content_type: ContentType, payload: bytes,
@@ -373,6 +381,8 @@ class TLSConnection:
                 pass
             else:
                 self._skip_early = None
+                if self._observer is not None:
+                    self._trace_received(record, content_type, payload, self.read_epoch)
                 self._process_plain(content_type, payload, self.read_epoch)
                 return
         left = (self._skip_early or 0) - size
@@ -393,8 +403,11 @@ class TLSConnection:
         if self._handshake.has_partial():
             raise UnexpectedMessage("change_cipher_spec inside a fragmented handshake message")
         self._no_progress("change_cipher_spec records")
-        self._trace(MessageTrace("received", "ChangeCipherSpec", None, 6, self.read_epoch,
-                                 self.now()))
+        if self._observer is not None:
+            self._trace_received(record, ContentType.CHANGE_CIPHER_SPEC, b"\x01",
+                                 Epoch.PLAINTEXT)
+            self._trace(MessageTrace("received", "ChangeCipherSpec", None, 6,
+                                     self.read_epoch, self.now(), b"\x01"))
         self._state = self._state.change_cipher_spec(self._io)
 
     def _drain_handshake(self) -> None:
@@ -432,8 +445,9 @@ class TLSConnection:
 
     def _alert(self, payload: bytes, epoch: Epoch) -> None:
         level, description = parse_alert(payload)
-        self._trace(MessageTrace("received", "Alert", (level, description), 2,
-                                 epoch, self.now()))
+        if self._observer is not None:
+            self._trace(MessageTrace("received", "Alert", (level, description), 2,
+                                     epoch, self.now(), bytes(payload[:2])))
         if description == AlertDescription.CLOSE_NOTIFY:
             self.peer_closed = True
             self._events.append(ConnectionClosed(clean=True))
@@ -488,19 +502,43 @@ class TLSConnection:
         if self._observer is not None:
             self._observer(record)
 
+    def _append_traced(self, content_type: ContentType, piece: bytes | memoryview) -> None:
+        """Protect and queue one record, and tell the observer (only when there is one)."""
+        wire = self._write.protect(content_type, piece)
+        self._out.append(wire)
+        epoch = self.write_epoch
+        self._trace(RecordTrace("sent", content_type, epoch, epoch != Epoch.PLAINTEXT,
+                                bytes(wire), bytes(piece), self.now()))
+
+    def _trace_received(self, record: Record, content_type: ContentType,
+                        payload: bytes | memoryview, epoch: Epoch) -> None:
+        fragment_ = bytes(record.fragment)
+        wire = encode_record_header(record.content_type, record.legacy_version,
+                                    len(fragment_)) + fragment_
+        self._trace(RecordTrace("received", content_type, epoch, epoch != Epoch.PLAINTEXT,
+                                wire, bytes(payload), self.now()))
+
     def _flush_handshake(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, bytearray()
+        if self._observer is not None:
+            for piece in fragment(memoryview(pending), self.config.max_fragment):
+                self._append_traced(ContentType.HANDSHAKE, piece)
+            return
         protect = self._write.protect
         for piece in fragment(memoryview(pending), self.config.max_fragment):
             self._out.append(protect(ContentType.HANDSHAKE, piece))
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._flush_handshake()
-        self._out.append(self._write.protect(ContentType.ALERT, bytes((level, description))))
+        body = bytes((level, description))
+        if self._observer is None:
+            self._out.append(self._write.protect(ContentType.ALERT, body))
+            return
+        self._append_traced(ContentType.ALERT, body)
         self._trace(MessageTrace("sent", "Alert", (level, description), 2, self.write_epoch,
-                                 self.now()))
+                                 self.now(), body))
 
     def _fail(self, exc: ProtocolError) -> None:
         """Turn an error into its alert; the connection is dead afterwards."""
@@ -614,6 +652,10 @@ class _Channel:
         c = self._c
         c._flush_handshake()
         c._key_update_queued = False
+        if c._observer is not None:
+            for piece in fragment(memoryview(data), c.config.max_fragment):
+                c._append_traced(ContentType.APPLICATION_DATA, piece)
+            return
         protect = c._write.protect
         for piece in fragment(memoryview(data), c.config.max_fragment):
             c._out.append(protect(ContentType.APPLICATION_DATA, piece))
@@ -642,7 +684,7 @@ class _Channel:
         c._pending += raw
         if c._observer is not None:
             c._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
-                                  c.write_epoch, c.now()))
+                                  c.write_epoch, c.now(), bytes(raw)))
 
     def received(self, message: object, raw: bytes) -> None:
         c = self._c
@@ -654,13 +696,17 @@ class _Channel:
             c._skip_early = None
         if c._observer is not None:
             c._trace(MessageTrace("received", type(message).__name__, message, len(raw),
-                                  c.read_epoch, c.now()))
+                                  c.read_epoch, c.now(), bytes(raw)))
 
     def send_change_cipher_spec(self) -> None:
         c = self._c
         c._flush_handshake()
         c._out.append(_CCS_RECORD)
-        c._trace(MessageTrace("sent", "ChangeCipherSpec", None, 6, c.write_epoch, c.now()))
+        if c._observer is not None:
+            c._trace(RecordTrace("sent", ContentType.CHANGE_CIPHER_SPEC, Epoch.PLAINTEXT,
+                                 False, _CCS_RECORD, b"\x01", c.now()))
+            c._trace(MessageTrace("sent", "ChangeCipherSpec", None, 6, c.write_epoch,
+                                  c.now(), b"\x01"))
 
     def send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._c._send_alert(level, description)
@@ -711,6 +757,8 @@ class _Channel:
             if self.early_data is not None and event.info.early_data_accepted is not True:
                 event = self._early_data_refused(event)
             c.info = event.info
+            if c._observer is not None:
+                c._trace(CompleteTrace(event.info, c.now()))
         c._events.append(event)
 
     def _early_data_refused(self, event: HandshakeComplete) -> HandshakeComplete:

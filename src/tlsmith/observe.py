@@ -7,7 +7,7 @@ ladder diagram, JSON, the NSS key log — lives above the core (trace.py, keylog
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -33,6 +33,33 @@ class MessageTrace:
     length: int  # bytes on the wire for the message itself (header included)
     epoch: Epoch
     time: float
+    # The message's bytes (handshake: the 4-byte header and body; alert: 2 bytes; CCS:
+    # b"\x01"), kept out of repr() (it may be large, and Finished is a MAC).
+    raw: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTrace:
+    """A record that crossed the wire (RFC 8446 §5 / RFC 5246 §6.2): the bytes as sent
+    (``wire``: 5-byte header and fragment, ciphertext when protected) and what they carry
+    (``content_type`` and ``plaintext``: for TLS 1.3 the inner type and content, without
+    padding). Application data appears here only when someone observes."""
+
+    direction: Direction
+    content_type: int  # the real (inner) content type
+    epoch: Epoch
+    protected: bool
+    wire: bytes = field(repr=False)
+    plaintext: bytes = field(repr=False)
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteTrace:
+    """The handshake is complete (the ``HandshakeComplete`` event was emitted)."""
+
+    info: Any  # events.HandshakeInfo
+    time: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +67,7 @@ class SecretTrace:
     """A secret the key schedule derived; ``nss_label`` is set for key-log lines."""
 
     name: str  # RFC 8446 name, e.g. "client_handshake_traffic_secret"
-    value: bytes
+    value: bytes = field(repr=False)
     client_random: bytes
     nss_label: str | None
     time: float
@@ -64,7 +91,8 @@ class NoteTrace:
     time: float
 
 
-TraceRecord = MessageTrace | SecretTrace | CheckTrace | NoteTrace
+TraceRecord = (MessageTrace | RecordTrace | SecretTrace | CheckTrace | NoteTrace
+               | CompleteTrace)
 Observer = Callable[[TraceRecord], None]
 
 

@@ -6,7 +6,6 @@ This module sits above the core: the core only calls an observer with records
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
@@ -43,15 +42,19 @@ _TLS12_ONLY = frozenset({*_WIRE_NAMES, "ServerHelloDone", "HelloRequest", "Certi
 
 @dataclass
 class TraceCollector:
-    """An observer that keeps every record (and when it arrived)."""
+    """An observer that keeps every record, and its time relative to the first one --
+    read from the connection's injected clock (``config.clock``), so a replayed handshake
+    with the same clock gives an identical trace."""
 
     records: list[TraceRecord] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
+    started: float | None = None
     offsets: list[float] = field(default_factory=list)
 
     def __call__(self, record: TraceRecord) -> None:
+        if self.started is None:
+            self.started = record.time
         self.records.append(record)
-        self.offsets.append(time.monotonic() - self.started)
+        self.offsets.append(record.time - self.started)
 
 
 def _name(v: Any) -> str:

@@ -383,6 +383,7 @@ class ExpectFinished(_State13):
         verify_finished(io, suite, h.shts, h.transcript.digest(), fin, "server")
         h.transcript.update(raw)
         master = h.hs.master_secret()
+        io.secret("master_secret", master.secret, None)
         th = h.transcript.digest()
         cats = master.client_application_traffic_secret_0(th)
         sats = master.server_application_traffic_secret_0(th)

@@ -68,7 +68,11 @@ def handshake_secrets(io: HandshakeIO, suite: SuiteInfo, shared_secret: bytes | 
     keys for its role."""
     if early is None:
         early = schedule13.EarlySecret.derive(suite.hash_name, None)
+    if shared_secret is not None:
+        io.secret("ecdhe_shared_secret", shared_secret, None)
+    io.secret("early_secret", early.secret, None)
     hs = early.handshake_secret(shared_secret)
+    io.secret("handshake_secret", hs.secret, None)
     chts = hs.client_handshake_traffic_secret(transcript_hash)
     shts = hs.server_handshake_traffic_secret(transcript_hash)
     announce(io, "client_handshake_traffic_secret", chts)

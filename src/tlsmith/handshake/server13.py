@@ -397,6 +397,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     transcript.update(raw)
 
     master = hs.master_secret()
+    io.secret("master_secret", master.secret, None)
     th = transcript.digest()
     cats = master.client_application_traffic_secret_0(th)
     sats = master.server_application_traffic_secret_0(th)
