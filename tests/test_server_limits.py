@@ -211,6 +211,56 @@ def test_tlsserver_caps_concurrent_connections(tls_server: Callable[..., TLSServ
             tls.close()
 
 
+def test_tlsserver_caps_handshakes_apart_from_connections(
+        tls_server: Callable[..., TLSServer], cert: CertFiles) -> None:
+    """max_handshakes: silent clients hold the handshake slots until their deadline,
+    while clients already served keep theirs; once the silent ones are cut, new clients
+    are served again."""
+    release = threading.Event()
+
+    def handler(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
+        tls.sendall(b"hi")
+        release.wait(10)
+
+    server = tls_server(handler, max_concurrent=8, max_handshakes=2,
+                        handshake_timeout=DEADLINE)
+    assert server.max_handshakes == 2
+    port = server.server_address[1]
+    served = tlsmith.connect("127.0.0.1", port, client_config(cert), timeout=10)
+    assert served.recv_exactly(2) == b"hi"  # in its handler: no handshake slot held
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+    done: list[float] = []
+    start = time.monotonic()
+
+    def late() -> None:
+        with tlsmith.connect("127.0.0.1", port, client_config(cert), timeout=10) as tls:
+            tls.recv_exactly(2)
+            done.append(time.monotonic() - start)
+
+    t = threading.Thread(target=late, daemon=True)
+    t.start()
+    try:
+        time.sleep(DEADLINE / 2)
+        assert not done  # both handshake slots are held by the silent ones
+        t.join(DEADLINE + SLACK + 5)
+        # Served once the deadline cut the silent clients, not before.
+        assert done and DEADLINE - 0.2 <= done[0] <= DEADLINE + SLACK + 2
+    finally:
+        release.set()
+        served.close()
+        for sock in silent:
+            sock.close()
+    with pytest.raises(UsageError):
+        TLSServer(server_config(cert), ("127.0.0.1", 0), echo_handler, max_handshakes=0)
+    # Never more handshakes than connections.
+    capped = TLSServer(server_config(cert), ("127.0.0.1", 0), echo_handler,
+                       max_concurrent=4, max_handshakes=64)
+    try:
+        assert capped.max_handshakes == 4
+    finally:
+        capped.sock.close()
+
+
 def test_tlsserver_idle_timeout_after_the_handshake(
         tls_server: Callable[..., TLSServer], cert: CertFiles,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -294,6 +344,36 @@ def test_aio_cuts_slowloris_at_the_deadline(cert: CertFiles,
     assert_cut_by_deadline(cut_after)
     lines = [r.getMessage() for r in caplog.records if r.name == "tlsmith.aio"]
     assert sum("handshake deadline exceeded" in m for m in lines) == 2, lines
+
+
+def test_aio_caps_handshakes(cert: CertFiles) -> None:
+    async def main() -> tuple[bool, float]:
+        server = await aio.start_server(_aio_echo, "127.0.0.1", 0, server_config(cert),
+                                        handshake_timeout=DEADLINE, max_handshakes=1)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            silent = socket.create_connection(("127.0.0.1", port), timeout=5)
+            await asyncio.sleep(0.2)
+            start = time.monotonic()
+            reader, writer = await aio.open_connection("127.0.0.1", port,
+                                                       client_config(cert))
+            writer.write(b"ping")
+            await asyncio.wait_for(reader.readexactly(4), DEADLINE + 5)
+            waited = time.monotonic() - start
+            writer.close()
+            await writer.wait_closed()
+            silent.close()
+            return True, waited
+        finally:
+            server.close()
+            await asyncio.wait_for(server.wait_closed(), 5)
+
+    ok, waited = asyncio.run(asyncio.wait_for(main(), 30))
+    # The only handshake slot was the silent client's until its deadline.
+    assert ok and DEADLINE - 0.4 <= waited <= DEADLINE + SLACK + 2
+    with pytest.raises(UsageError):
+        asyncio.run(aio.start_server(_aio_echo, "127.0.0.1", 0, server_config(cert),
+                                     max_handshakes=0))
 
 
 def test_aio_idle_timeout(cert: CertFiles, caplog: pytest.LogCaptureFixture) -> None:

@@ -28,7 +28,7 @@ from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
 from tlsmith.events import ClientCertificateReceived, HandshakeInfo, SessionTicketReceived
-from tlsmith.io.blocking import DEFAULT_MAX_CONCURRENT, with_keylog
+from tlsmith.io.blocking import DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_HANDSHAKES, with_keylog
 from tlsmith.io.driver import Step, TLSDriver
 from tlsmith.session import Session
 from tlsmith.stores import ClientSessionCache
@@ -493,6 +493,7 @@ async def start_server(handler: Handler, host: str | None, port: int | None,
                        config: ServerConfig, *,
                        handshake_timeout: float | None = 10.0,
                        max_concurrent: int | None = DEFAULT_MAX_CONCURRENT,
+                       max_handshakes: int | None = DEFAULT_MAX_HANDSHAKES,
                        idle_timeout: float | None = 300.0,
                        keylog: str | os.PathLike[str] | None = None,
                        **kw: Any) -> asyncio.Server:
@@ -506,7 +507,9 @@ async def start_server(handler: Handler, host: str | None, port: int | None,
     its bytes. ``max_concurrent`` (default 256; None: no bound): at most that many
     connections are handshaking or in the handler at once; the others stay accepted (by
     the kernel and asyncio: a socket and a small task each, no buffers) but wait for a
-    slot, and their handshake timeout starts once they have one. ``idle_timeout``
+    slot, and their handshake timeout starts once they have one. ``max_handshakes``
+    (default 64; None: no own bound): of those, at most that many in their handshake at
+    once, so clients that never finish one cannot hold every slot. ``idle_timeout``
     (default 300 s; None: none): after the handshake, a read that waits longer than
     that for the client raises TimeoutError in the handler (logged, the connection
     closed). Memory per connection: TLS records are read only when the handler reads,
@@ -517,6 +520,8 @@ async def start_server(handler: Handler, host: str | None, port: int | None,
         raise UsageError("ssl= is Python's TLS; tlsmith.aio does TLS itself")
     if max_concurrent is not None and max_concurrent < 1:
         raise UsageError("max_concurrent must be at least 1")
+    if max_handshakes is not None and max_handshakes < 1:
+        raise UsageError("max_handshakes must be at least 1")
     for name, value in (("handshake_timeout", handshake_timeout),
                         ("idle_timeout", idle_timeout)):
         if value is not None and value <= 0:
@@ -524,13 +529,22 @@ async def start_server(handler: Handler, host: str | None, port: int | None,
     config = with_keylog(config, keylog)
     limit = kw.get("limit", _DEFAULT_LIMIT)
     slots = asyncio.Semaphore(max_concurrent) if max_concurrent is not None else None
+    handshake_slots = (asyncio.Semaphore(max_handshakes) if max_handshakes is not None
+                       else None)
+
+    async def establish(stream: TLSStream) -> None:
+        if handshake_slots is None:
+            await stream.establish(handshake_timeout)
+        else:
+            async with handshake_slots:
+                await stream.establish(handshake_timeout)
 
     async def serve_one(plain_reader: asyncio.StreamReader,
                         plain_writer: asyncio.StreamWriter) -> None:
         peer = plain_writer.get_extra_info("peername")
         stream = TLSStream(plain_reader, plain_writer, TLSConnection(config), limit=limit)
         try:
-            await stream.establish(handshake_timeout)
+            await establish(stream)
         except TimeoutError as exc:
             logger.warning("TLS handshake with %s failed: %s (handshake deadline exceeded "
                            "after %s s): connection closed", peer, exc, handshake_timeout)

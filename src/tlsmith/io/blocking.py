@@ -29,6 +29,7 @@ logger = logging.getLogger("tlsmith.server")
 
 #: TLSServer's default bound on connections served at once (one thread each).
 DEFAULT_MAX_CONCURRENT = 256
+DEFAULT_MAX_HANDSHAKES = 64
 
 
 class HandshakeTimeout(TimeoutError):
@@ -464,6 +465,12 @@ class TLSServer:
     it new connections are refused or time out, as the kernel decides. Never more than
     ``max_concurrent`` + 1 threads. None: no bound (one thread per connection).
 
+    ``max_handshakes`` (default 64, at most ``max_concurrent``): of those, at most that
+    many may be in their handshake at once -- the expensive, attacker-paced phase -- so
+    connections that never finish a handshake (until the deadline cuts them) cannot take
+    every slot from clients already served. The accept loop waits for a handshake slot
+    too. None: only ``max_concurrent`` applies.
+
     Memory per connection is bounded: a TLSSocket reads from the socket only when the
     handler needs bytes, so its plaintext buffer holds at most one read (64 KiB) and one
     record beyond what the handler asked for (``TLSDriver.MAX_BUFFERED`` when a helper
@@ -477,11 +484,16 @@ class TLSServer:
                  max_concurrent: int | None = DEFAULT_MAX_CONCURRENT,
                  handshake_timeout: float | None = 10.0,
                  idle_timeout: float | _Unset | None = _UNSET,
-                 sock: socket.socket | None = None) -> None:
+                 sock: socket.socket | None = None,
+                 max_handshakes: int | None = DEFAULT_MAX_HANDSHAKES) -> None:
         """``sock``: an already bound and listening socket to serve on instead of binding
         ``address`` (e.g. one of several SO_REUSEPORT sockets sharing a port)."""
         if max_concurrent is not None and max_concurrent < 1:
             raise UsageError("max_concurrent must be at least 1")
+        if max_handshakes is not None and max_handshakes < 1:
+            raise UsageError("max_handshakes must be at least 1")
+        if max_handshakes is not None and max_concurrent is not None:
+            max_handshakes = min(max_handshakes, max_concurrent)
         for name, value in (("timeout", timeout), ("handshake_timeout", handshake_timeout),
                             ("idle_timeout", idle_timeout)):
             if isinstance(value, int | float) and value <= 0:
@@ -496,6 +508,9 @@ class TLSServer:
         self.max_concurrent = max_concurrent
         self._slots = (threading.BoundedSemaphore(max_concurrent)
                        if max_concurrent is not None else None)
+        self.max_handshakes = max_handshakes
+        self._handshake_slots = (threading.BoundedSemaphore(max_handshakes)
+                                 if max_handshakes is not None else None)
         if sock is None:
             family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -510,9 +525,14 @@ class TLSServer:
     def serve_forever(self) -> None:
         self.sock.settimeout(0.2)
         slots = self._slots
+        handshake_slots = self._handshake_slots
         while not self._stop.is_set():
             # Bounded: take a slot before accepting (checking _stop every 0.2 s).
             if slots is not None and not slots.acquire(timeout=0.2):
+                continue
+            if handshake_slots is not None and not handshake_slots.acquire(timeout=0.2):
+                if slots is not None:
+                    slots.release()
                 continue
             try:
                 client_sock, addr = self.sock.accept()
@@ -536,18 +556,24 @@ class TLSServer:
                     continue
                 raise
 
-    def _release(self) -> None:
+    def _release(self, *, handshake: bool = True) -> None:
+        """Give back the slots taken for one connection (its handshake slot unless it
+        was given back when the handshake ended)."""
+        if handshake and self._handshake_slots is not None:
+            self._handshake_slots.release()
         if self._slots is not None:
             self._slots.release()
 
     def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...]) -> None:
+        in_handshake = True
         try:
             client_sock.settimeout(self.timeout)
             tls = TLSSocket(client_sock, TLSConnection(self.config))
-            in_handshake = True
             try:
                 tls.do_handshake(self.handshake_timeout)
                 in_handshake = False
+                if self._handshake_slots is not None:
+                    self._handshake_slots.release()
                 client_sock.settimeout(self.idle_timeout)
                 self.handler(tls, addr)
             except BaseException as exc:  # one client's failure never stops the server
@@ -558,7 +584,7 @@ class TLSServer:
                 with contextlib.suppress(Exception):
                     tls.close()
         finally:
-            self._release()
+            self._release(handshake=in_handshake)
 
     def _log_cut(self, addr: tuple[Any, ...], exc: BaseException, in_handshake: bool
                  ) -> None:
