@@ -30,6 +30,7 @@ test: $(STAMP) peers lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_handshake.py
 	$(BIN)/python benchmarks/bench_resume.py
+	$(BIN)/python benchmarks/bench_sockets.py --serve
 
 # 300 slowloris connections, garbage and valid clients against tlsmith serve and TLSServer
 # (SOAK_SECONDS each); fails if a valid client is refused or a slow one outlives its deadline.
