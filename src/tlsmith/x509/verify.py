@@ -53,6 +53,7 @@ from tlsmith.errors import (
     certificate_error,
 )
 from tlsmith.x509.keys import key_description
+from tlsmith.x509.leaf import load_certificate
 
 __all__ = [
     "SYSTEM_BUNDLE_PATHS",
@@ -103,6 +104,7 @@ class TrustStore:
 
     def __init__(self, certificates: Iterable[x509.Certificate], *, source: str) -> None:
         self.certificates: tuple[x509.Certificate, ...] = tuple(certificates)
+        self._members = frozenset(self.certificates)  # `in` without a scan
         #: Where the anchors came from, for messages ("/etc/ssl/certs/...", "3 certificates").
         self.source = source
         if not self.certificates:
@@ -258,7 +260,7 @@ class TrustStore:
         return list(self._by_subject.get(_name_key(cert.issuer), ()))
 
     def __contains__(self, cert: object) -> bool:
-        return cert in self.certificates
+        return cert in self._members
 
 
 @functools.lru_cache(maxsize=8)
@@ -639,14 +641,7 @@ def _parse_chain(cert_chain_der: Sequence[bytes], role: str) -> list[x509.Certif
             else f"certificate #{index} in the chain the {role} sent"
         )
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-                cert = x509.load_der_x509_certificate(bytes(der))
-                cert.subject  # noqa: B018 -- force the lazy parses
-                cert.issuer  # noqa: B018
-                cert.not_valid_before_utc  # noqa: B018
-                cert.not_valid_after_utc  # noqa: B018
-                cert.extensions  # noqa: B018
+            cert = load_certificate(der)
         except Exception as exc:  # ValueError, x509.InvalidVersion, ...
             raise BadCertificate(
                 f"{which} is not valid DER X.509 "
