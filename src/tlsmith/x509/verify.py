@@ -31,6 +31,7 @@ from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
@@ -483,7 +484,7 @@ def _verify_server_chain(
     now = _utc(now)
     certs = _parse_chain(cert_chain_der, "server")
     leaf, intermediates = certs[0], certs[1:]
-    _check_validity(leaf, now, _describe_role(leaf, "the server's certificate"))
+    _check_validity(leaf, now, "the server's certificate")
 
     checked_name: str | None = None
     if server_name is None:
@@ -525,8 +526,6 @@ def _check_key_strength(certs: list[x509.Certificate], trust: TrustStore, role: 
     """Refuse a chain whose leaf or intermediates have a weak key (what OpenSSL's
     default security level refuses as "key too small"); trust anchors are the user's
     choice and are not judged."""
-    from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
-
     for position, cert in enumerate(certs):
         if cert in trust:
             continue
@@ -619,7 +618,7 @@ def verify_client_chain(
     now = _utc(now)
     certs = _parse_chain(cert_chain_der, "client")
     leaf, intermediates = certs[0], certs[1:]
-    _check_validity(leaf, now, _describe_role(leaf, "the client's certificate"))
+    _check_validity(leaf, now, "the client's certificate")
     try:
         verifier = PolicyBuilder().store(trust.store).time(now).build_client_verifier()
         verified = verifier.verify(leaf, intermediates)
@@ -653,6 +652,7 @@ def _parse_chain(cert_chain_der: Sequence[bytes], role: str) -> list[x509.Certif
     return certs
 
 
+@functools.lru_cache(maxsize=256)
 def _subject_for(server_name: str) -> tuple[Subject, str]:
     """The RFC 6125 reference identity for ``server_name``: an IP-ID (§6.4.4) or a DNS-ID."""
     name = server_name.strip()
@@ -1008,8 +1008,12 @@ def _eku_names(cert: x509.Certificate) -> str:
 # --- validity -----------------------------------------------------------------------
 
 
-def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
-    error = _validity_error(cert, now, what)
+def _check_validity(cert: x509.Certificate, now: datetime, role: str) -> None:
+    """Raise if ``cert`` (the leaf, ``role``: "the server's certificate") is not valid
+    at ``now``; its description is built only then."""
+    if cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        return
+    error = _validity_error(cert, now, _describe_role(cert, role))
     if error is not None:
         raise error
 
@@ -1017,6 +1021,8 @@ def _check_validity(cert: x509.Certificate, now: datetime, what: str) -> None:
 def _validity_error(cert: x509.Certificate, now: datetime, what: str) -> CertificateExpired | None:
     # RFC 5280 §4.1.2.5: valid from notBefore to notAfter, both inclusive.
     not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if not_before <= now <= not_after:
+        return None
     subject = cert.subject.rfc4514_string()
     if now < not_before:
         return CertificateExpired(
