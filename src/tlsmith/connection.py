@@ -137,6 +137,9 @@ class TLSConnection:
         self.closed = False
         self.info: HandshakeInfo | None = None
         self.client_random = b""
+        # The first ClientHello as on the wire (handshake header included): the one we
+        # sent (client) or received (server) -- e.g. for its JA3/JA4 fingerprint.
+        self.first_client_hello = b""
         self.received_ccs = 0
         # RFC 8446 §4.2.6: whether the (last) ClientHello offered post_handshake_auth.
         self.post_handshake_auth_offered = False
@@ -677,6 +680,8 @@ class _Channel:
         if isinstance(message, ClientHello):
             c.client_random = message.random
             c.post_handshake_auth_offered = _offers_pha(message)
+            if not c.first_client_hello:
+                c.first_client_hello = bytes(raw)
         elif isinstance(message, KeyUpdate):
             c._key_update_queued = True
             if message.request_update == KeyUpdateRequest.UPDATE_REQUESTED:
@@ -691,6 +696,8 @@ class _Channel:
         if isinstance(message, ClientHello) and not c.is_client:
             c.client_random = message.random
             c.post_handshake_auth_offered = _offers_pha(message)
+            if not c.first_client_hello:
+                c.first_client_hello = bytes(raw)
             # RFC 8446 §4.2.10: the 0-RTT records skipped after a HelloRetryRequest all
             # precede the second ClientHello; nothing after it is skipped.
             c._skip_early = None

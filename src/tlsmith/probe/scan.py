@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from tlsmith import fingerprint
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     AlertDescription,
@@ -900,25 +901,14 @@ def describe_chain(chain: Sequence[bytes], server_name: str | None) -> dict[str,
 
 # -- JA4S --------------------------------------------------------------------------------
 def ja4s(a: HelloAnswer, *, raw: bool = False) -> str:
-    """JA4S (FoxIO JA4+ spec): ``t`` (TCP) + version (``13``/``12``/``11``/``10``, from
-    supported_versions when present) + extension count (2 digits) + ALPN (first and last
-    character of the chosen protocol, ``00`` if none -- in TLS 1.3 ALPN is encrypted, so
-    ``00``), ``_`` the chosen suite in 4 hex digits, ``_`` the first 12 hex digits of
-    SHA-256 over the ServerHello's extension types in wire order, as 4-hex-digit values
-    joined by commas (``000000000000`` with no extensions). ``raw``: the list instead of
-    its hash."""
+    """JA4S (FoxIO JA4+ spec) of the answer's ServerHello: ``t`` (TCP), version,
+    extension count, ALPN, ``_`` the chosen suite, ``_`` the truncated SHA-256 of the
+    extension types in wire order. ``raw``: the list instead of its hash. One
+    implementation: tlsmith.fingerprint."""
     sh = a.server_hello
     assert sh is not None
-    version = int(a.version or sh.legacy_version)
-    vtext = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}.get(
-        version, "00")
-    exts = [int(e.extension_type) for e in sh.extensions]
-    alpn = a.alpn or ""
-    alpn_text = (alpn[0] + alpn[-1]) if alpn else "00"
-    ext_text = ",".join(f"{e:04x}" for e in exts)
-    digest = hashlib.sha256(ext_text.encode()).hexdigest()[:12] if exts else "000000000000"
-    head = f"t{vtext}{min(len(exts), 99):02d}{alpn_text}_{int(sh.cipher_suite):04x}"
-    return f"{head}_{ext_text if raw else digest}"
+    hello = sh.serialize()
+    return fingerprint.ja4s_raw(hello) if raw else fingerprint.ja4s(hello)
 
 
 # -- ROBOT -------------------------------------------------------------------------------
