@@ -427,7 +427,7 @@ def test_tlsmith_serve_cli_with_curl(certs: dict[str, CertFiles], log_dir: Path)
     try:
         page = curl(cert, serve.port)
         assert "TLSv1.3" in page
-        assert "<h1>tlsmith: your TLS handshake</h1>" in page
+        assert page.startswith("tlsmith: your TLS handshake\n")  # curl gets text
         assert serve.wait(timeout=10) == 0  # --max-connections 1
     finally:
         serve.stop()
