@@ -29,12 +29,14 @@ from tlsmith.errors import (
 )
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
+from tlsmith.fingerprint import fingerprints
 from tlsmith.io.blocking import TLSSocket, with_keylog
 from tlsmith.observe import MessageTrace
 from tlsmith.session import Session, Session13
-from tlsmith.trace import TraceCollector, records_to_json, render_ladder
+from tlsmith.trace import TraceCollector, records_to_json, render_ladder, write_json_lines
 
 if TYPE_CHECKING:
+    from tlsmith.capture import TcpConnection
     from tlsmith.x509.verify import TrustStore
 
 
@@ -195,6 +197,7 @@ class _Outcome:
     handshake_seconds: float = 0.0
     error: BaseException | None = None
     why: str = ""
+    tcp: TcpConnection | None = None  # the socket's addresses and times, for --pcap
 
 
 def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: list[NamedGroup],
@@ -207,7 +210,9 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                 strict: bool = False, crl_files: tuple[str, ...] = (),
                 require_revocation: bool = False, resume: bool = False,
                 early_data: bytes | None = None, sess_in: str | None = None,
-                sess_out: str | None = None) -> int:
+                sess_out: str | None = None, pcap: str | None = None,
+                explain_file: str | None = None, verbose: bool = False,
+                show_secrets: bool = False, trace_json: str | None = None) -> int:
     def make_config(collector: TraceCollector) -> ClientConfig:
         config = build_client_config(host=host, ciphers=ciphers, groups=groups, alpn=alpn,
                                      keylog=keylog, servername=servername, cafile=cafile,
@@ -264,6 +269,11 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                                   "session (ticket or session ID) within the wait: the "
                                   "second handshake offers nothing to resume")
     failed = outcomes[-1].error is not None
+    if pcap is not None and not write_pcap(pcap, outcomes, err_console, quiet=as_json):
+        return 2
+    if explain_file is not None and not write_explain(explain_file, outcomes[-1],
+                                                      err_console, quiet=as_json):
+        return 2
     saved_ok: bool | None = None
     if sess_out is not None and not failed:
         newest = outcomes[-1].session
@@ -282,6 +292,14 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
             err_console.print("[bold yellow]warning:[/bold yellow] the server sent no "
                               f"session to save: {escape(sess_out)} was not written")
 
+    if trace_json is not None:
+        if not write_trace_json(trace_json, outcomes, console, err_console,
+                                include_secrets=show_secrets):
+            return 2
+        if trace_json == "-":  # stdout carries the JSON lines alone
+            if failed:
+                err_console.print(f"[bold red]error:[/bold red] {outcomes[-1].why}")
+            return 1 if failed else 0
     if as_json:
         objects = []
         for outcome in outcomes:
@@ -297,13 +315,15 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
                          "connection 1: resuming --sess-in" if outcome.offered is not None
                          else "connection 1: full handshake")
         if trace:
-            render_ladder(outcome.collector, console)
+            render_ladder(outcome.collector, console, verbose=verbose,
+                          show_secrets=show_secrets)
             console.print()
         if outcome.error is not None:
             err_console.print(f"[bold red]error:[/bold red] {outcome.why}")
             continue
         assert outcome.info is not None
-        print_summary(console, outcome.info, host, port, verdict=outcome.verdict)
+        print_summary(console, outcome.info, host, port, verdict=outcome.verdict,
+                      prints=fingerprints(outcome.collector.records))
         _print_early_data(console, outcome)
         if outcome.reply:
             console.rule("reply")
@@ -313,6 +333,32 @@ def run_connect(*, host: str, port: int, ciphers: list[CipherSuite], groups: lis
         console.rule("resumption")
         console.print(savings(outcomes[0], outcomes[1]), highlight=False)
     return 1 if failed else 0
+
+
+def write_trace_json(path: str, outcomes: list[_Outcome], console: Console,
+                     err_console: Console, *, include_secrets: bool) -> bool:
+    """--trace-json FILE ('-': stdout): each connection's trace as JSON lines
+    (docs/trace-schema.md), ``connection`` numbering them from 1. With secrets the file
+    is made readable by its owner only."""
+    try:
+        if path == "-":
+            stream = console.file
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                         0o600 if include_secrets else 0o644)
+            stream = os.fdopen(fd, "w", encoding="utf-8")
+        try:
+            for number, outcome in enumerate(outcomes, 1):
+                write_json_lines(outcome.collector, stream, include_secrets=include_secrets,
+                                 connection=number)
+        finally:
+            if path != "-":
+                stream.close()
+    except OSError as exc:
+        err_console.print(f"[bold red]error:[/bold red] cannot write {escape(path)}: "
+                          f"{exc.strerror or exc}")
+        return False
+    return True
 
 
 def _one_connection(outcome: _Outcome, *, config: ClientConfig, host: str, port: int,
@@ -333,7 +379,9 @@ def _one_connection(outcome: _Outcome, *, config: ClientConfig, host: str, port:
             err_console.print(f"[bold yellow]note:[/bold yellow] {why_not}: the early data "
                               "will be sent after the handshake instead")
     try:
+        opened = config.clock()
         sock = socket.create_connection((host, port), timeout=timeout)
+        outcome.tcp = _tcp_connection(sock, opened)
         try:
             conn = TLSConnection(config, session=outcome.offered,
                                  early_data=early if outcome.early_in_0rtt else None)
@@ -400,6 +448,54 @@ def _one_connection(outcome: _Outcome, *, config: ClientConfig, host: str, port:
             tls.close()
         elif sock is not None:
             sock.close()
+        if outcome.tcp is not None:
+            outcome.tcp = replace(outcome.tcp, closed=config.clock())
+
+
+def _tcp_connection(sock: socket.socket, opened: float) -> TcpConnection:
+    from tlsmith.capture import TcpConnection
+
+    return TcpConnection.of_socket(sock, opened=opened)
+
+
+def write_pcap(path: str, outcomes: list[_Outcome], err_console: Console, *,
+               quiet: bool = False) -> bool:
+    """--pcap FILE: the connections as a pcapng file, their secrets embedded (one TCP
+    stream each; a connection that never connected is left out). False if unwritable."""
+    from tlsmith.capture import write_pcapng
+
+    sessions = [(o.tcp, o.collector.records) for o in outcomes if o.tcp is not None]
+    try:
+        wrote = write_pcapng(path, sessions)
+    except OSError as exc:
+        err_console.print(f"[bold red]error:[/bold red] cannot write {escape(path)}: "
+                          f"{exc.strerror or exc}")
+        return False
+    if not quiet:
+        streams = f"{wrote.streams} TCP stream" + ("s" if wrote.streams != 1 else "")
+        keys = (f"{wrote.secrets} secrets embedded: Wireshark and tshark decrypt it"
+                if wrote.secrets else "no secrets were derived: nothing to decrypt")
+        err_console.print(f"[dim]capture written to {escape(path)} ({streams}, "
+                          f"{wrote.packets} packets; {keys})[/dim]")
+    return True
+
+
+def write_explain(path: str, outcome: _Outcome, err_console: Console, *,
+                  quiet: bool = False) -> bool:
+    """--explain FILE.html: the byte-level explainer page of one connection (written on
+    failure too: it shows how far the handshake got). False if unwritable."""
+    from tlsmith.explainer import write_explainer
+
+    try:
+        write_explainer(path, outcome.collector.records, local="client")
+    except OSError as exc:
+        err_console.print(f"[bold red]error:[/bold red] cannot write {escape(path)}: "
+                          f"{exc.strerror or exc}")
+        return False
+    if not quiet:
+        err_console.print(f"[dim]explainer written to {escape(path)} (every record, byte "
+                          "by byte; it contains this connection's secrets)[/dim]")
+    return True
 
 
 def _why_no_0rtt(session: Session | None, data: bytes, now: float) -> str | None:
@@ -451,6 +547,7 @@ def _outcome_json(outcome: _Outcome) -> dict[str, Any]:
         out["verification_skipped"] = outcome.skipped
     if outcome.reply:
         out["reply"] = outcome.reply.decode("utf-8", "replace")
+    out.update(fingerprints(outcome.collector.records))  # ja3, ja4, ja3s, ja4s
     out["trace"] = records_to_json(outcome.collector)
     return out
 
@@ -513,6 +610,7 @@ def failure_json(exc: BaseException, why: str, collector: TraceCollector) -> dic
     if isinstance(exc, CertificateError):
         out["reason"] = exc.reason
         out["peer_chain"] = exc.peer_chain
+    out.update(fingerprints(collector.records))  # those of the hellos that crossed
     out["trace"] = records_to_json(collector)
     return out
 
@@ -538,7 +636,7 @@ def _read_reply(tls: TLSSocket, *, until_close: bool) -> bytes:
 
 
 def print_summary(console: Console, info: HandshakeInfo, host: str, port: int, *,
-                  verdict: str = "accepted") -> None:
+                  verdict: str = "accepted", prints: dict[str, str] | None = None) -> None:
     from tlsmith.x509.leaf import parse_der
     from tlsmith.x509.verify import describe_certificate
 
@@ -577,6 +675,11 @@ def print_summary(console: Console, info: HandshakeInfo, host: str, port: int, *
         colour = {"good": "green", "not_checked": "yellow"}.get(info.revocation_state or "",
                                                                  "red")
         table.add_row("revocation", f"[{colour}]{escape(info.revocation)}[/{colour}]")
+    # Fingerprints (fingerprint.py): of our ClientHello, and of the server's first hello.
+    for key, label in (("ja4", "JA4 (our hello)"), ("ja3", "JA3 (our hello)"),
+                       ("ja4s", "JA4S (server's)")):
+        if prints and key in prints:
+            table.add_row(label, prints[key])
     console.print(table)
     for i, der in enumerate(info.peer_certificates):
         d = describe_certificate(parse_der(der))

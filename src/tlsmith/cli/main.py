@@ -94,6 +94,14 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with "
               "--resume: a list of two).")
 @click.option("--trace/--no-trace", default=False, help="Show the handshake ladder.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the ladder with every field of "
+              "every message and every record (implies --trace).")
+@click.option("--show-secrets", is_flag=True, help="Show the ladder with each secret's "
+              "value and derivation (implies --trace); --trace-json then includes secret "
+              "values and decrypted records.")
+@click.option("--trace-json", "trace_json", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Write the trace as JSON lines (docs/trace-schema.md) "
+              "to FILE ('-': stdout, instead of the summary).")
 @click.option("--cert", "client_cert", type=click.Path(exists=True, dir_okay=False),
               default=None, help="Client certificate chain PEM, sent if the server asks "
               "(mutual TLS; needs --key).")
@@ -119,6 +127,17 @@ def main() -> None:
               "ticket) to FILE (PEM, mode 0600).")
 @click.option("--sess-in", "sess_in", type=click.Path(dir_okay=False), default=None,
               help="Resume the session saved in FILE by --sess-out.")
+@click.option("--pcap", "pcap", type=click.Path(dir_okay=False), default=None,
+              help="Write the connection (with --resume: both) to FILE as pcapng, its TLS "
+              "secrets embedded (Decryption Secrets Block): Wireshark and tshark show it "
+              "decrypted, no key log needed. Written on failure too. The TCP packets are "
+              "rebuilt from the trace of TLS records: bytes that never formed a whole "
+              "record are not in it. Mode 0600.")
+@click.option("--explain", "explain_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE.html", help="Write one self-contained HTML page showing every "
+              "record of this connection (with --resume: the last) as hex, each byte "
+              "labelled, protected records decrypted, and the key derivation recomputed "
+              "step by step. It contains the connection's secrets. Mode 0600.")
 def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             alpn: tuple[str, ...], keylog: str | None, tls13: bool, tls12: bool,
             allow_no_ems: bool,
@@ -129,7 +148,9 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
             strict: bool = False, crl_files: tuple[str, ...] = (),
             require_revocation: bool = False, resume: bool = False,
             early_text: str | None = None, sess_out: str | None = None,
-            sess_in: str | None = None) -> None:
+            sess_in: str | None = None, pcap: str | None = None,
+            explain_file: str | None = None, verbose: bool = False,
+            show_secrets: bool = False, trace_json: str | None = None) -> None:
     """Connect to HOST[:PORT] (default port 443) and show what was negotiated."""
     from tlsmith.cli.connect_cmd import run_connect, unescape
 
@@ -145,12 +166,14 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
         min_version=min_version, max_version=max_version, allow_no_ems=allow_no_ems,
         groups=[parse_group(g) for g in groups], alpn=list(alpn), keylog=keylog,
         servername=servername, cafile=cafile, insecure=insecure, send_text=send_text,
-        http=http, timeout=timeout, as_json=as_json, trace=trace,
+        http=http, timeout=timeout, as_json=as_json,
+        trace=trace or verbose or show_secrets, verbose=verbose, show_secrets=show_secrets,
+        trace_json=trace_json,
         console=console, err_console=err_console, client_cert=client_cert,
         client_key=client_key, capath=capath, strict=strict, crl_files=crl_files,
         require_revocation=require_revocation, resume=resume,
         early_data=unescape(early_text) if early_text is not None else None,
-        sess_in=sess_in, sess_out=sess_out)
+        sess_in=sess_in, sess_out=sess_out, pcap=pcap, explain_file=explain_file)
     sys.exit(code)
 
 
@@ -166,6 +189,9 @@ def connect(target: str, ciphers: tuple[str, ...], groups: tuple[str, ...],
               help="Accept TLS 1.2 RSA key transport (TLS_RSA_WITH_*: no forward secrecy).")
 @click.option("--echo", is_flag=True, help="Echo application data instead of answering HTTP.")
 @click.option("--trace/--no-trace", default=False, help="Print each handshake's ladder.")
+@click.option("--trace-json", "trace_json", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="Append each handshake's trace to FILE as JSON lines "
+              "(docs/trace-schema.md), numbered by connection.")
 @click.option("--max-connections", default=0, type=int, hidden=True,
               help="Exit after this many connections (for tests).")
 @click.option("--client-ca", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -218,8 +244,10 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
           tickets: int = 2, early_data: bool = False, max_early_data: int | None = None,
           store_url: str = "memory", workers: int = 1,
           max_concurrent: int | None = 256, handshake_timeout: float = 10.0,
-          idle_timeout: float = 30.0) -> None:
-    """Serve TLS on HOST:PORT, answering HTTP with a page about the handshake."""
+          idle_timeout: float = 30.0, trace_json: str | None = None) -> None:
+    """Serve TLS on HOST:PORT, answering HTTP with a page about the client's own
+    handshake: HTML for a browser, text for curl, JSON at /json, and every byte of the
+    connection explained at the /explain/<id> link the page gives."""
     from tlsmith.cli.serve_cmd import run_serve
 
     min_version, max_version = _versions(tls12, tls13)
@@ -229,6 +257,16 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         raise click.UsageError("--require-client-cert needs --client-ca FILE")
     if max_early_data is not None and not early_data:
         raise click.UsageError("--max-early-data goes with --early-data")
+    if not echo:
+        from tlsmith.cli.serve_page import HTTP_ALPN, unspoken_alpn
+
+        if unspoken := unspoken_alpn(alpn):
+            # RFC 7301 §3.2: agreeing to a protocol means speaking it; HTTP mode answers
+            # HTTP/1.x only (a client told "h2" would speak HTTP/2 and get no reply).
+            raise click.BadParameter(
+                f"{', '.join(unspoken)}: tlsmith serve answers HTTP/1.x only, so it can "
+                f"offer only {' or '.join(HTTP_ALPN)} (--echo takes any protocol name)",
+                param_hint="--alpn")
     if early_data and tickets == 0:
         raise click.UsageError("--early-data needs tickets (0-RTT data rides on a TLS 1.3 "
                                "ticket): drop --tickets 0")
@@ -244,37 +282,57 @@ def serve(host: str, port: int, certs: tuple[str, ...], keys: tuple[str, ...],
         post_handshake_auth=post_handshake_auth, tickets=tickets,
         max_early_data=(max_early_data or 16384) if early_data else 0,
         store_url=store_url, workers=workers, max_concurrent=max_concurrent,
-        handshake_timeout=handshake_timeout or None, idle_timeout=idle_timeout or None))
+        handshake_timeout=handshake_timeout or None, idle_timeout=idle_timeout or None,
+        trace_json=trace_json))
 
 
 @main.command()
-@click.option("--version", "tls_version", type=click.Choice(["1.3", "1.2"]), default="1.3",
-              show_default=True, help="The TLS version to run.")
+@click.option("--version", "tls_version", type=click.Choice(["1.3", "1.2"]), default=None,
+              help="Only this TLS version (default: TLS 1.3, then TLS 1.2 ECDHE and RSA).")
 @click.option("--kx", type=click.Choice(["ecdhe", "dhe", "rsa"]), default=None,
-              help="Key exchange: ecdhe (default), dhe (ffdhe2048) or rsa (RSA key "
+              help="Only this key exchange: ecdhe, dhe (ffdhe2048) or rsa (RSA key "
                    "transport, TLS 1.2 only).")
+@click.option("--step", is_flag=True, help="Wait for Enter between steps (without a "
+              "terminal: read a line from stdin, go on at end of input).")
+@click.option("-v", "--verbose", is_flag=True, help="Show every field of every message "
+              "in the ladder.")
 @click.option("--rfc8448", is_flag=True,
               help="Walk through the RFC 8448 key schedule instead of a live handshake.")
 @click.option("--show-secrets", is_flag=True, help="Print secret values (they are "
               "throw-away: both ends live in this process).")
-def demo(tls_version: str, kx: str | None, rfc8448: bool, show_secrets: bool) -> None:
-    """A complete TLS 1.3 or 1.2 handshake between tlsmith's client and server, offline.
+@click.option("--seed", default=None, hidden=True, help="Fix randomness, clock and "
+              "credentials from this text: the same output every run (for tests).")
+@click.option("--explain", "explain_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE.html", help="Also write the byte-level explainer page of the "
+              "first handshake: every record as labelled hex, decrypted, and its keys "
+              "recomputed step by step.")
+def demo(tls_version: str | None, kx: str | None, rfc8448: bool, show_secrets: bool,
+         step: bool = False, verbose: bool = False, seed: str | None = None,
+         explain_file: str | None = None) -> None:
+    """Complete TLS handshakes between tlsmith's client and server, offline, explained.
 
     \b
-    tlsmith demo                          TLS 1.3, X25519
+    tlsmith demo                          TLS 1.3, then TLS 1.2 ECDHE, then RSA
+    tlsmith demo --version 1.3            TLS 1.3 only (X25519)
     tlsmith demo --version 1.2 --kx rsa   TLS 1.2, RSA key transport
+    tlsmith demo --step                   wait for Enter between steps
     tlsmith demo --rfc8448                the RFC 8448 key schedule, checked
+
+    Each handshake shows its ladder, the key derivation chain recomputed from its own
+    values (✓ where it matches what the connection used) and one protected application
+    record decrypted step by step.
     """
     from tlsmith.cli.demo_cmd import run_demo
 
-    if kx == "rsa" and tls_version != "1.2":
+    if kx == "rsa" and tls_version == "1.3":
         raise click.UsageError("--kx rsa needs --version 1.2: TLS 1.3 has no RSA key "
                                "transport (every TLS 1.3 key exchange is (EC)DHE)")
-    if rfc8448 and (tls_version != "1.3" or kx is not None):
+    if rfc8448 and (tls_version not in (None, "1.3") or kx is not None):
         raise click.UsageError("--rfc8448 replays the TLS 1.3 handshake of RFC 8448; it "
                                "takes neither --version 1.2 nor --kx")
     sys.exit(run_demo(console, rfc8448=rfc8448, show_secrets=show_secrets,
-                      version=tls_version, kx=kx))
+                      version=tls_version, kx=kx, step=step, verbose=verbose, seed=seed,
+                      explain=explain_file))
 
 
 @main.group()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 import socket
 import threading
 import time
@@ -16,6 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from tlsmith.cli.names import suites_for
+from tlsmith.cli.serve_page import ConnectionTraces, Request
+from tlsmith.cli.serve_page import answer as answer_page
 from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
 from tlsmith.config import (
     DEFAULT_SERVER_GROUPS,
@@ -27,44 +28,29 @@ from tlsmith.crypto.suites import TLS12_SUITES, suite_info
 from tlsmith.errors import UsageError
 from tlsmith.events import HandshakeInfo
 from tlsmith.explain import explain
+from tlsmith.fingerprint import ja4 as fingerprint_ja4
 from tlsmith.io.blocking import Handler, TLSServer, TLSSocket
+from tlsmith.observe import combine_observers
 from tlsmith.stores import MemoryStore, SessionStore
 from tlsmith.trace import TraceCollector, render_ladder
 
 
-def describe_page(info: HandshakeInfo, peer: tuple[Any, ...]) -> str:
-    rows = [
-        ("Client", f"{peer[0]}:{peer[1]}"),
-        ("Protocol", info.version_label),
-        ("Cipher suite", info.cipher_suite.name),
-        ("Key exchange (TLS 1.2)", info.key_exchange or "-"),
-        ("Extended master secret", "-" if info.extended_master_secret is None
-         else "yes" if info.extended_master_secret else "no"),
-        ("Key exchange group", info.group.name.lower() if info.group else "-"),
-        ("Signature scheme", info.signature_scheme.name.lower()
-         if info.signature_scheme else "-"),
-        ("ALPN", info.alpn or "-"),
-        ("Server name (SNI)", info.server_name or "-"),
-        ("HelloRetryRequest", "yes" if info.hello_retry_request else "no"),
-        ("Resumed", f"yes ({info.resumed_with})" if info.resumed else "no"),
-        ("Early data (0-RTT)", "-" if info.early_data_accepted is None
-         else "accepted" if info.early_data_accepted else "rejected"),
-        ("Client random", info.client_random.hex()),
-        ("Client certificate", client_identity(info)),
-    ]
-    body = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                     for k, v in rows)
-    return ("<!doctype html>\n<html><head><title>tlsmith</title></head><body>\n"
-            "<h1>tlsmith: your TLS handshake</h1>\n"
-            f"<table>\n{body}\n</table>\n</body></html>\n")
+def _ja4(client_hello: bytes) -> str | None:
+    """The client's JA4 for the log line (None for an unreadable ClientHello)."""
+    try:
+        return fingerprint_ja4(client_hello) if client_hello else None
+    except ValueError:
+        return None
 
 
-def log_line(info: HandshakeInfo, peer: tuple[Any, ...], early_bytes: int = 0) -> str:
+def log_line(info: HandshakeInfo, peer: tuple[Any, ...], early_bytes: int = 0, *,
+             ja4: str | None = None) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (f"{stamp} {peer[0]}:{peer[1]} {info.version_label} {info.cipher_suite.name} "
             f"group={info.group.name.lower() if info.group else '-'} "
             f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
-            f"hrr={'yes' if info.hello_retry_request else 'no'}"
+            + (f"ja4={ja4} " if ja4 else "")
+            + f"hrr={'yes' if info.hello_retry_request else 'no'}"
             + (f" kx={info.key_exchange} ems={'yes' if info.extended_master_secret else 'no'}"
                if info.key_exchange else "")
             + (f" resumed ({info.resumed_with})" if info.resumed else "")
@@ -175,6 +161,7 @@ class ServeOptions:
     max_concurrent: int | None
     handshake_timeout: float | None = 10.0
     idle_timeout: float | None = 30.0
+    trace_json: str | None = None  # --trace-json FILE: JSON lines, one set per handshake
 
 
 #: How long a stopping server waits for the connections it is answering.
@@ -193,7 +180,7 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
               max_early_data: int = 0, store_url: str = "memory",
               workers: int = 1, max_concurrent: int | None = 256,
               handshake_timeout: float | None = 10.0,
-              idle_timeout: float | None = 30.0) -> int:
+              idle_timeout: float | None = 30.0, trace_json: str | None = None) -> int:
     opts = ServeOptions(
         host=host, port=port, cert_key_pairs=tuple(cert_key_pairs), ciphers=tuple(ciphers),
         groups=tuple(groups), alpn=tuple(alpn), keylog=keylog, echo=echo, trace=trace,
@@ -202,7 +189,8 @@ def run_serve(*, host: str, port: int, cert_key_pairs: list[tuple[str, str]],
         require_client_cert=require_client_cert, ocsp_file=ocsp_file,
         post_handshake_auth=post_handshake_auth, tickets=tickets,
         max_early_data=max_early_data, store_url=store_url, max_concurrent=max_concurrent,
-        handshake_timeout=handshake_timeout, idle_timeout=idle_timeout)
+        handshake_timeout=handshake_timeout, idle_timeout=idle_timeout,
+        trace_json=trace_json)
     if workers > 1:
         from tlsmith.cli.serve_workers import run_fleet
 
@@ -293,7 +281,7 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
 
     def handle(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
         info = tls.info
-        say(log_line(info, peer, len(tls.early_data)))
+        say(log_line(info, peer, len(tls.early_data), ja4=_ja4(tls.conn.first_client_hello)))
         if post_handshake_auth and tls.conn.post_handshake_auth_offered and (
                 info.version == ProtocolVersion.TLS13):
             answer = tls.request_client_certificate()
@@ -311,7 +299,8 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
                     break
                 tls.sendall(data)
         else:
-            _answer_http(tls, info, peer)
+            assert pages is not None
+            _answer_http(tls, info, peer, pages)
 
     def on_error(peer: tuple[Any, ...], exc: BaseException) -> None:
         cut = _cut_reason(exc, opts)
@@ -324,6 +313,12 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
     cfg = config
     if opts.trace:
         cfg = _with_trace(config, console, lock, prefix)
+    if opts.trace_json:
+        cfg = _with_trace_json(cfg, opts.trace_json, fleet=bool(prefix))
+    # HTTP mode: each connection's trace, for its page and its /explain/<id>.
+    pages = None if echo else ConnectionTraces(config)
+    if pages is not None:
+        cfg = replace(cfg, observer=combine_observers(cfg.observer, pages))
     try:
         server = _make_server(cfg, opts, handler, on_error, reuse_port=listening is not None)
     except OSError as exc:
@@ -450,6 +445,8 @@ def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock,
     """One ladder per connection: the observer is per-connection via a thread local."""
     from dataclasses import replace
 
+    from tlsmith.observe import CompleteTrace
+
     local = threading.local()
 
     def observer(record: Any) -> None:
@@ -457,27 +454,56 @@ def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock,
         if collector is None:
             collector = local.collector = TraceCollector()
         collector(record)
-        if getattr(record, "name", "") == "Finished":
-            # The handshake ends when both Finished messages have crossed: the client's
-            # last in TLS 1.3, the server's last in TLS 1.2.
-            seen = local.finished = getattr(local, "finished", frozenset()) | {
-                getattr(record, "direction", "")}
-            if len(seen) == 2:
-                with lock:
-                    if prefix:
-                        console.print(f"{prefix}handshake ladder:", markup=False)
-                    render_ladder(collector, console, local_is_left=False)
-                local.collector = None
-                local.finished = frozenset()
+        if isinstance(record, CompleteTrace):  # the ladder ends with "handshake complete"
+            with lock:
+                if prefix:
+                    console.print(f"{prefix}handshake ladder:", markup=False)
+                render_ladder(collector, console, local_is_left=False)
+            local.collector = None
 
     return replace(config, observer=observer)
+
+
+def _with_trace_json(config: ServerConfig, path: str, *, fleet: bool) -> ServerConfig:
+    """--trace-json FILE: each handshake's trace as JSON lines (docs/trace-schema.md),
+    appended once it completes, numbered by ``connection`` ("PID:N" with --workers, whose
+    processes append to the same file: one write per connection keeps lines whole)."""
+    import itertools
+    import json
+    import os
+
+    from tlsmith.observe import CompleteTrace, MessageTrace, combine_observers
+    from tlsmith.trace import records_to_json
+
+    local = threading.local()
+    numbers = itertools.count(1)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def observer(record: Any) -> None:
+        if isinstance(record, MessageTrace) and record.name == "ClientHello" and (
+                record.direction == "received" and getattr(local, "complete", True)):
+            local.collector, local.complete = TraceCollector(), False  # a new connection
+        collector = getattr(local, "collector", None)
+        if collector is None:
+            return
+        collector(record)
+        if isinstance(record, CompleteTrace):
+            n = next(numbers)
+            items = records_to_json(collector, connection=f"{os.getpid()}:{n}" if fleet
+                                    else n)
+            os.write(fd, "".join(json.dumps(i, ensure_ascii=False) + "\n"
+                                 for i in items).encode())
+            local.collector, local.complete = None, True
+
+    return replace(config, observer=combine_observers(config.observer, observer))
 
 
 #: Methods safe to act on when they may be a replay (RFC 8446 §8, RFC 8470 §3).
 _EARLY_OK = (b"GET", b"HEAD")
 
 
-def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...]) -> None:
+def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...],
+                 pages: ConnectionTraces) -> None:
     request = bytearray()
     while b"\r\n\r\n" not in request and len(request) < 65536:
         try:
@@ -496,7 +522,8 @@ def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...]) -> 
                     b"Content-Length: " + str(len(body)).encode()
                     + b"\r\nConnection: close\r\n\r\n" + body)
         return
-    page = describe_page(info, peer).encode()
-    head = (f"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
-            f"Content-Length: {len(page)}\r\nConnection: close\r\n\r\n").encode()
-    tls.sendall(head + page)
+    # The page of this connection's own handshake (serve_page.py).
+    parsed = Request.parse(bytes(request))
+    captured = pages.capture(info, peer, client_identity(info))
+    reply = answer_page(parsed, captured, pages)
+    tls.sendall(reply.to_bytes(head_only=parsed.method == "HEAD"))
