@@ -47,7 +47,17 @@ ENV = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
 
 
 def cli(*args: str, input: str | None = None) -> tuple[int, str]:
-    result = CliRunner().invoke(main, ["demo", *args], input=input, env={"COLUMNS": "100"})
+    # rich fixes a console's width when it is made if COLUMNS is set then: the CLI's
+    # console may have been made by an earlier test, so set its width for this run.
+    from tlsmith.cli import main as cli_main
+
+    saved = cli_main.console._width
+    cli_main.console.width = 100
+    try:
+        result = CliRunner().invoke(main, ["demo", *args], input=input,
+                                    env={"COLUMNS": "100", "TERM": "xterm"})
+    finally:
+        cli_main.console._width = saved
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.output

@@ -750,6 +750,10 @@ class _Channel:
         if c._observer is not None:
             c._trace(CheckTrace(name, ok, detail, c.now()))
 
+    @property
+    def observed(self) -> bool:
+        return self._c._observer is not None
+
     def note(self, text: str) -> None:
         c = self._c
         if c._observer is not None:

@@ -99,13 +99,41 @@ def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted
                 chain, trust=cfg.trust, server_name=cfg.server_name,
                 now=datetime.fromtimestamp(io.now(), tz=UTC), strict=cfg.strict)
         except Exception as exc:
-            io.check("certificate chain", False, str(exc))
+            io.check(_FAILED_CHECK.get(getattr(exc, "reason", ""), "certificate chain"),
+                     False, str(exc))
             raise
-        io.check("certificate chain", True,
-                 f"chains to a trusted root and is valid for {cfg.server_name!r}")
+        if io.observed:
+            report_certificate_checks(io, verified, cfg.server_name)
     else:
         io.check("certificate chain", False, "NOT checked (verification disabled)")
     return ChainAccepted(verified, chain, _MINT)
+
+
+#: Which of the certificate checks a verification error (by its ``reason``) failed.
+_FAILED_CHECK = {
+    "expired": "certificate validity",
+    "not_yet_valid": "certificate validity",
+    "hostname_mismatch": "certificate name",
+}
+
+
+def report_certificate_checks(io: HandshakeIO, verified: VerifiedChain,
+                              server_name: str | None) -> None:
+    """One trace line per certificate check that passed: validity (RFC 5280 §4.1.2.5),
+    name (RFC 6125 §6), chain to a trusted root (RFC 5280 §6); revocation has its own."""
+    leaf = verified.leaf
+    io.check("certificate validity", True,
+             f"now is within {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%SZ} .. "
+             f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}")
+    if verified.hostname is not None:
+        io.check("certificate name", True,
+                 f"{verified.hostname!r} is a name the certificate is valid for")
+    else:
+        io.check("certificate name", False, f"NOT checked (no server name: {server_name!r})")
+    path = " <- ".join(c.subject.rfc4514_string() or "(empty subject)"
+                       for c in verified.chain)
+    io.check("certificate chain", True,
+             f"{len(verified.chain)} certificate(s) to a trusted root: {path}")
 
 
 NOT_VERIFIED_SENTENCE = ("revocation: not checked — certificate verification is disabled "
