@@ -27,7 +27,7 @@ from tlsmith.connection import TLSConnection
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.kx import deterministic_random
 from tlsmith.crypto.suites import suite_info
-from tlsmith.demo_keyschedule import (
+from tlsmith.demo_walk import (
     Narrator,
     RandomTape,
     explain_record,

@@ -24,7 +24,7 @@ from tlsmith.config import DEFAULT_SUITES, CertifiedKey, ClientConfig, ServerCon
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto import kx as kx_mod
 from tlsmith.crypto.suites import suite_info
-from tlsmith.demo_keyschedule import (
+from tlsmith.demo_walk import (
     HIDDEN,
     Narrator,
     RandomTape,
