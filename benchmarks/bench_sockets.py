@@ -133,6 +133,8 @@ def worker(stack: str, version: str, kind: str, creds: Creds) -> None:
         ctx.num_tickets = 1
         while True:
             raw, _ = listener.accept()
+            # As TLSSocket does: no Nagle delay on small handshake writes.
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 with ctx.wrap_socket(raw, server_side=True) as s:
 
@@ -221,7 +223,9 @@ class Client:
 
     def open(self, port: int, session: Any = None) -> Any:
         if self.stack == "ssl":
-            raw = socket.create_connection(("127.0.0.1", port))
+            # The same socket setup as tlsmith.connect: a 10 s timeout, TCP_NODELAY.
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return self.ctx.wrap_socket(raw, server_hostname="localhost", session=session)
         import tlsmith
 
