@@ -6,15 +6,17 @@
     master_secret --PRF <exporter label>--> exported keying material (RFC 5705)
 
 Every function takes the PRF hash by name (``"sha256"`` or ``"sha384"``, the suite's
-``hash_name``). HMAC is ``cryptography``'s, keyed once per PRF call and copied per step.
+``hash_name``). HMAC is ``tlsmith.crypto.mac.HmacKey`` (hashlib states keyed once per PRF
+call and copied per step).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives import hashes
 
+from tlsmith.crypto.mac import HmacKey
 from tlsmith.crypto.suites import SuiteInfo
 
 # -- labels (RFC 5246 §8.1, §6.3, §7.4.9; RFC 7627 §4) -----------------------------------
@@ -58,18 +60,15 @@ def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -
     """
     if length < 0:
         raise ValueError(f"negative PRF output length {length}")
-    base = hmac.HMAC(secret, _algorithm(hash_name))
+    if hash_name not in _PRF_HASHES:
+        raise ValueError(f"unsupported TLS 1.2 PRF hash {hash_name!r}")
+    mac = HmacKey(secret, hash_name).digest
     full_seed = label + seed
     out = bytearray()
     a = full_seed  # A(0)
     while len(out) < length:
-        h = base.copy()
-        h.update(a)
-        a = h.finalize()  # A(i)
-        h = base.copy()
-        h.update(a)
-        h.update(full_seed)
-        out += h.finalize()
+        a = mac(a)  # A(i)
+        out += mac(a, full_seed)
     return bytes(out[:length])
 
 
