@@ -226,7 +226,11 @@ class TLSConnection:
         self._key_update_queued = False  # data follows our KeyUpdate: it is as good as sent
         try:
             if self._observer is None:
-                for piece in fragment(memoryview(data), self.config.max_fragment):
+                max_fragment = self.config.max_fragment
+                if type(data) is bytes and 0 < len(data) <= max_fragment:
+                    append(protect(ContentType.APPLICATION_DATA, data))  # one record
+                    return
+                for piece in fragment(memoryview(data), max_fragment):
                     append(protect(ContentType.APPLICATION_DATA, piece))
             else:
                 for piece in fragment(memoryview(data), self.config.max_fragment):
@@ -439,8 +443,7 @@ class TLSConnection:
                 else:
                     self._idle = 0
             self._read_changed = False
-            self._state = state.handle(self._io, HandshakeType(msg_type), memoryview(body),
-                                       raw)
+            self._state = state.handle(self._io, msg_type, body, raw)
             if self._read_changed and self._handshake.has_partial():
                 # RFC 8446 §5.1: a key change must fall on a record boundary.
                 raise UnexpectedMessage("handshake data after a key change was in the same "
@@ -530,6 +533,9 @@ class TLSConnection:
                 self._append_traced(ContentType.HANDSHAKE, piece)
             return
         protect = self._write.protect
+        if len(pending) <= self.config.max_fragment:  # (the usual flight: one record)
+            self._out.append(protect(ContentType.HANDSHAKE, pending))
+            return
         for piece in fragment(memoryview(pending), self.config.max_fragment):
             self._out.append(protect(ContentType.HANDSHAKE, piece))
 

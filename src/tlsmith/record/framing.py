@@ -119,7 +119,9 @@ DEFAULT_MAX_HANDSHAKE_BODY: Mapping[HandshakeType, int] = MappingProxyType({
 """Default local cap on the body length per type; above it: ``IllegalParameter``.
 Where no policy applies this is the structural maximum of ``HANDSHAKE_BODY_RANGES``."""
 
+_HANDSHAKE_TYPES: dict[int, HandshakeType] = {t.value: t for t in HandshakeType}
 _HEADER = struct.Struct(">BHH")
+_unpack_header_from = _HEADER.unpack_from
 _KNOWN_CONTENT_TYPES: dict[int, ContentType] = {
     t.value: t
     for t in (ContentType.CHANGE_CIPHER_SPEC, ContentType.ALERT, ContentType.HANDSHAKE,
@@ -215,7 +217,11 @@ class RecordReader:
         """The next complete record, or None if more data is needed."""
         if self._size < RECORD_HEADER_LEN:
             return None
-        type_byte, version, length = self._peek_header()
+        first = self._chunks[0]
+        if len(first) >= RECORD_HEADER_LEN:
+            type_byte, version, length = _unpack_header_from(first)
+        else:
+            type_byte, version, length = self._peek_header()
         content_type = _KNOWN_CONTENT_TYPES.get(type_byte)
         if content_type is None:
             # RFC 8446 §5: an unexpected record type MUST be answered with
@@ -227,8 +233,17 @@ class RecordReader:
                 f"{content_type.name.lower()} record of {length} bytes exceeds the limit of "
                 f"{self.max_ciphertext}"
             )
-        if self._size < RECORD_HEADER_LEN + length:
+        total = RECORD_HEADER_LEN + length
+        if self._size < total:
             return None
+        if length and len(first) >= total:
+            # The whole record lies in the first chunk (the common case): one slice.
+            self._size -= total
+            if len(first) == total:
+                self._chunks.popleft()
+            else:
+                self._chunks[0] = first[total:]
+            return Record(content_type, version, first[RECORD_HEADER_LEN:total])
         self._take(RECORD_HEADER_LEN)
         return Record(content_type, version, self._take(length))
 
@@ -349,16 +364,24 @@ class HandshakeReassembler:
         total = HANDSHAKE_HEADER_LEN + length
         if available < total:
             return None
-        with memoryview(buf) as view:
-            raw = view[off : off + total].tobytes()
-        self._off = off + total
-        if self._off == len(buf):
+        if off == 0 and total == available:  # the buffer holds exactly this message
+            raw = bytes(buf)
             buf.clear()
-            self._off = 0
             self._frags = 0
         else:
-            self._frags = 1  # the next message began in the last record fed
-        return HandshakeType(raw[0]), memoryview(raw)[HANDSHAKE_HEADER_LEN:], raw
+            with memoryview(buf) as view:
+                raw = view[off : off + total].tobytes()
+            self._off = off + total
+            if self._off == len(buf):
+                buf.clear()
+                self._off = 0
+                self._frags = 0
+            else:
+                self._frags = 1  # the next message began in the last record fed
+        msg_type = _HANDSHAKE_TYPES.get(raw[0])
+        if msg_type is None:
+            msg_type = HandshakeType(raw[0])
+        return msg_type, memoryview(raw)[HANDSHAKE_HEADER_LEN:], raw
 
     def has_partial(self) -> bool:
         """True if any bytes are buffered that ``next_message`` has not returned.

@@ -14,6 +14,8 @@ import struct
 from collections.abc import Callable
 from typing import ClassVar, Protocol
 
+from cryptography.exceptions import InvalidTag
+
 from tlsmith.codec.enums import ContentType, ProtocolVersion
 from tlsmith.crypto.aead import Aead
 from tlsmith.crypto.suites import SuiteInfo
@@ -47,6 +49,7 @@ _TLS13_INNER_TYPES: dict[int, ContentType] = {
     # RFC 8446 §5: a protected change_cipher_spec is unexpected_message.
     t.value: t for t in (ContentType.ALERT, ContentType.HANDSHAKE, ContentType.APPLICATION_DATA)
 }
+_TLS13_INNER_TYPE_BYTES: dict[int, bytes] = {t: _TYPE_BYTES[t] for t in _TLS13_INNER_TYPES}
 
 
 class RecordEncrypter(Protocol):
@@ -217,7 +220,7 @@ class TLS13Encrypter(_Tls13Base):
                  *, seq: int = 0) -> None:
         super().__init__(suite, key, iv, seq)
         self._padding = padding
-        self._seal = self._aead.seal
+        self._seal = self._aead.raw_encrypt
 
     def protect(self, content_type: ContentType, data: Bytes) -> bytes:
         n = len(data)
@@ -228,16 +231,20 @@ class TLS13Encrypter(_Tls13Base):
         if n == 0 and content_type != _APPLICATION_DATA:
             # RFC 8446 §5.4: no zero-length Handshake or Alert content.
             raise InternalError(f"refusing to send an empty {content_type.name} record")
-        if content_type not in _TLS13_INNER_TYPES:
+        type_byte = _TLS13_INNER_TYPE_BYTES.get(content_type)
+        if type_byte is None:
             raise InternalError(f"{content_type} records are never encrypted in TLS 1.3")
         padding = self._padding
-        pad = padding(n) if callable(padding) else padding
-        # RFC 8446 §5.4: the whole TLSInnerPlaintext stays within 2^14 + 1 bytes.
-        pad = max(0, min(pad, room))
+        if padding:
+            pad = padding(n) if callable(padding) else padding
+            # RFC 8446 §5.4: the whole TLSInnerPlaintext stays within 2^14 + 1 bytes.
+            pad = max(0, min(pad, room))
+        else:
+            pad = 0
         seq = self._seq
-        _check_seq(seq)
+        if seq >= SEQ_LIMIT:
+            _check_seq(seq)
         self._seq = seq + 1
-        type_byte = _TYPE_BYTES[content_type]
         inner = b"".join((data, type_byte, bytes(pad))) if pad else b"".join((data, type_byte))
         # RFC 8446 §5.2: opaque_type 23, legacy_record_version 0x0303; the header is the AAD.
         header = _pack_header(23, TLS12, len(inner) + self._tag_len)
@@ -253,7 +260,7 @@ class TLS13Decrypter(_Tls13Base):
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, *, seq: int = 0) -> None:
         super().__init__(suite, key, iv, seq)
-        self._open = self._aead.open
+        self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
         if record.content_type != _APPLICATION_DATA:
@@ -267,10 +274,14 @@ class TLS13Decrypter(_Tls13Base):
             # RFC 8446 §5.2: TLSCiphertext.length MUST NOT exceed 2^14 + 256.
             raise RecordOverflow(f"protected record of {n} bytes exceeds 2^14 + 256")
         seq = self._seq
-        _check_seq(seq)
+        if seq >= SEQ_LIMIT:
+            _check_seq(seq)
         aad = _pack_header(record.content_type, record.legacy_version, n)
         nonce = (self._iv ^ seq).to_bytes(self._nonce_len, "big")
-        plaintext = self._open(nonce, fragment, aad)  # BadRecordMac on failure (§5.2)
+        try:
+            plaintext = self._open(nonce, fragment, aad)
+        except InvalidTag:
+            raise self._aead.auth_failure() from None  # bad_record_mac (RFC 8446 §5.2)
         self._seq = seq + 1
         if len(plaintext) > self.max_plaintext + 1:
             # RFC 8446 §5.4: TLSInnerPlaintext MUST NOT exceed 2^14 + 1 bytes.
@@ -327,7 +338,7 @@ class TLS12AeadEncrypter(_Tls12AeadBase):
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, *, seq: int = 0,
                  legacy_version: int = TLS12) -> None:
         super().__init__(suite, key, fixed_iv, seq)
-        self._seal = self._aead.seal
+        self._seal = self._aead.raw_encrypt
         self.legacy_version = legacy_version
 
     def protect(self, content_type: ContentType, data: Bytes) -> bytes:
@@ -357,7 +368,7 @@ class TLS12AeadDecrypter(_Tls12AeadBase):
 
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, *, seq: int = 0) -> None:
         super().__init__(suite, key, fixed_iv, seq)
-        self._open = self._aead.open
+        self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
         fragment = record.fragment
@@ -381,7 +392,10 @@ class TLS12AeadDecrypter(_Tls12AeadBase):
             body = fragment
         aad = seq.to_bytes(8, "big") + _pack_header(
             record.content_type, record.legacy_version, plain_len)
-        plaintext = self._open(nonce, body, aad)  # BadRecordMac (RFC 5246 §6.2.3.3)
+        try:
+            plaintext = self._open(nonce, body, aad)
+        except InvalidTag:
+            raise self._aead.auth_failure() from None  # bad_record_mac (RFC 5246 §6.2.3.3)
         self._seq = seq + 1
         if plain_len > self.max_plaintext:
             # RFC 5246 §6.2.1/§7.2.2: the decrypted fragment is at most 2^14 bytes.
