@@ -291,10 +291,25 @@ class TLSSocket:
 
     def recv(self, bufsize: int = _RECV) -> bytes:
         """Up to ``bufsize`` bytes of application data; b"" once the peer has closed."""
-        while not self.driver.plaintext:
-            if self.driver.eof or not self._pump():
+        driver = self.driver
+        while not driver.plaintext:
+            # (_pump() inlined, with step_take(): a record that fits is returned as is.)
+            if driver.eof:
                 return b""
-        return self.driver.take(bufsize)
+            try:
+                got = driver.step_take(bufsize)
+            except TLSError:
+                with contextlib.suppress(OSError):
+                    self._flush()  # the alert the core queued for the peer
+                raise
+            self._flush()
+            if type(got) is bytes:
+                return got
+            if got is Step.NEED_DATA:
+                driver.receive_data(self._recv())
+            elif got is Step.CLOSED:
+                return b""
+        return driver.take(bufsize)
 
     def recv_exactly(self, n: int) -> bytes:
         out = bytearray()

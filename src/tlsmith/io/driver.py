@@ -101,6 +101,18 @@ class TLSDriver:
             return Step.CLOSED if self.eof else Step.NEED_DATA
         return self.handle(event)
 
+    def step_take(self, n: int) -> bytes | Step:
+        """``step()``, except that application data arriving while no plaintext is
+        buffered, and fitting in ``n`` bytes, is returned as is: the bytes the record
+        layer produced, not copied into ``plaintext`` and out again."""
+        event = self.conn.next_event()
+        if event is NEED_DATA:
+            return Step.CLOSED if self.eof else Step.NEED_DATA
+        if (type(event) is ApplicationData and not event.early and not self.plaintext
+                and len(event.data) <= n):
+            return event.data
+        return self.handle(event)
+
     def handle(self, event: Event) -> Step:
         if isinstance(event, ApplicationData):
             if event.early:
