@@ -169,6 +169,7 @@ def _memory_store() -> SessionStore:
     return MemoryStore()
 
 
+@functools.cache  # (a handful of (lo, hi) pairs; asked several times per handshake)
 def _versions_between(lo: ProtocolVersion, hi: ProtocolVersion) -> tuple[ProtocolVersion, ...]:
     return tuple(v for v in SUPPORTED_VERSIONS if lo <= v <= hi)
 

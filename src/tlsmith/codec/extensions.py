@@ -111,6 +111,7 @@ __all__ = [
     "find_extension_type",
     "parse_extensions",
     "registered_class",
+    "remember_wire",
     "require_well_formed",
     "serialize_extensions",
 ]
@@ -248,6 +249,49 @@ _TLS12_ONLY_IN_CLIENT_HELLO: frozenset[tuple[int, ExtensionContext]] = frozenset
 
 _TYPE_AND_LENGTH = struct.Struct(">HH").unpack  # extension_type, extension_data length
 
+# The parsers of each context, by extension type: one lookup by a plain int per
+# extension (ExtensionContext is a plain Enum, whose hash runs in Python).
+_PARSERS_BY_CONTEXT: dict[ExtensionContext, dict[int, _Parser]] = {
+    ctx: {t: parse for (t, c), parse in _PARSERS.items() if c is ctx}
+    for ctx in ExtensionContext
+}
+
+# Parsed bodies kept for reuse: extensions whose body is the same on every connection
+# from a given peer (its configuration, not its randomness) -- a server sees the same
+# supported_groups, signature_algorithms, ... from every client of one kind. Extension
+# objects are frozen, so one parsed object can serve many hellos. Only successful
+# parses of short bodies are kept; the table is emptied when full (the peer chooses
+# the bodies, so it must stay bounded).
+_CACHEABLE_TYPES: frozenset[int] = frozenset(int(t) for t in (
+    ExtensionType.SERVER_NAME, ExtensionType.STATUS_REQUEST, ExtensionType.SUPPORTED_GROUPS,
+    ExtensionType.EC_POINT_FORMATS, ExtensionType.SIGNATURE_ALGORITHMS,
+    ExtensionType.APPLICATION_LAYER_PROTOCOL_NEGOTIATION, ExtensionType.ENCRYPT_THEN_MAC,
+    ExtensionType.EXTENDED_MASTER_SECRET, ExtensionType.RECORD_SIZE_LIMIT,
+    ExtensionType.SUPPORTED_VERSIONS, ExtensionType.PSK_KEY_EXCHANGE_MODES,
+    ExtensionType.POST_HANDSHAKE_AUTH, ExtensionType.SIGNATURE_ALGORITHMS_CERT,
+    ExtensionType.RENEGOTIATION_INFO,
+))
+_PARSED_MAX_BODY = 512
+_PARSED_MAX_ENTRIES = 1024
+_PARSED: dict[ExtensionContext, dict[tuple[int, bytes], Extension]] = {
+    ctx: {} for ctx in ExtensionContext
+}
+
+
+def _parse_one(ext_type: int, body: memoryview, context: ExtensionContext,
+               parse: _Parser | None) -> Extension:
+    if parse is None:
+        return UnknownExtension(ExtensionType(ext_type), bytes(body))
+    try:
+        return parse(body, context)
+    except UndefinedForm:
+        return UnknownExtension(ExtensionType(ext_type), bytes(body))
+    except DecodeError as exc:
+        if (ext_type, context) not in _TLS12_ONLY_IN_CLIENT_HELLO:
+            raise
+        # RFC 8446 §4.1.2: judged only if TLS 1.2 is negotiated.
+        return MalformedExtension(ExtensionType(ext_type), bytes(body), exc.message)
+
 
 def registered_class(
     extension_type: ExtensionType | int, context: ExtensionContext
@@ -267,7 +311,9 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
     block = r.vector(2, what=f"{context.value} extensions")
     out: list[Extension] = []
     seen: set[int] = set()
-    parsers = _PARSERS
+    parsers = _PARSERS_BY_CONTEXT[context]
+    parsed = _PARSED[context]
+    cacheable = _CACHEABLE_TYPES
     while not block.at_end():
         ext_type, length = _TYPE_AND_LENGTH(block.view(4))
         body = block.view(length)
@@ -277,20 +323,17 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
             raise IllegalParameter(
                 f"{context.value}: duplicate {ext_name(ExtensionType(ext_type))} extension")
         seen.add(ext_type)
-        parse = parsers.get((ext_type, context))
-        ext: Extension
-        if parse is None:
-            ext = UnknownExtension(ExtensionType(ext_type), bytes(body))
+        ext: Extension | None
+        if ext_type in cacheable and length <= _PARSED_MAX_BODY:
+            key = (ext_type, bytes(body))
+            ext = parsed.get(key)
+            if ext is None:
+                ext = _parse_one(ext_type, body, context, parsers.get(ext_type))
+                if len(parsed) >= _PARSED_MAX_ENTRIES:
+                    parsed.clear()
+                parsed[key] = ext
         else:
-            try:
-                ext = parse(body, context)
-            except UndefinedForm:
-                ext = UnknownExtension(ExtensionType(ext_type), bytes(body))
-            except DecodeError as exc:
-                if (ext_type, context) not in _TLS12_ONLY_IN_CLIENT_HELLO:
-                    raise
-                # RFC 8446 §4.1.2: judged only if TLS 1.2 is negotiated.
-                ext = MalformedExtension(ExtensionType(ext_type), bytes(body), exc.message)
+            ext = _parse_one(ext_type, body, context, parsers.get(ext_type))
         out.append(ext)
     if (
         context is ExtensionContext.CLIENT_HELLO
@@ -303,10 +346,37 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
     return tuple(out)
 
 
+# Extension objects built once and reused for many messages (a client configuration's
+# constant ClientHello extensions) with their wire form (type, length, body): keyed by
+# id(), the object itself kept alongside so the id cannot be reused while listed.
+_WIRE: dict[int, tuple[Extension, bytes]] = {}
+_WIRE_MAX = 4096
+
+
+def remember_wire(ext: Extension) -> None:
+    """Serialize ``ext`` now and reuse those bytes whenever this very object is
+    serialized again (extensions are frozen, so the bytes cannot go stale)."""
+    w = Writer()
+    try:
+        w.u16(ext.extension_type)
+        with w.vector(2):
+            ext.write_body(w)
+    except ValueError:
+        return  # not serializable: let the message's own serialization say so
+    if len(_WIRE) >= _WIRE_MAX:
+        _WIRE.clear()
+    _WIRE[id(ext)] = (ext, w.getvalue())
+
+
 def serialize_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
     """Write ``Extension extensions<0..2^16-1>`` (length prefix included)."""
+    wire = _WIRE
     with w.vector(2):
         for ext in extensions:
+            known = wire.get(id(ext))
+            if known is not None and known[0] is ext:
+                w.raw(known[1])
+                continue
             w.u16(ext.extension_type)
             with w.vector(2):
                 ext.write_body(w)

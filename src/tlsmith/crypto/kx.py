@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeGuard, cast
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
@@ -287,18 +288,31 @@ class KeyShareSecret(ABC):
         return f"<{type(self).__name__} {self.group}>"
 
 
+_X25519_BY_TYPE: dict[type, bool] = {}
+
+
+def _is_x25519(private: object) -> TypeGuard[x25519.X25519PrivateKey]:
+    """isinstance(private, X25519PrivateKey), remembered per class (an ABC check)."""
+    t = type(private)
+    known = _X25519_BY_TYPE.get(t)
+    if known is None:
+        known = _X25519_BY_TYPE[t] = isinstance(private, x25519.X25519PrivateKey)
+    return known
+
+
 def _x_exchange(
     private: x25519.X25519PrivateKey | x448.X448PrivateKey, peer: bytes, group: NamedGroup
 ) -> bytes:
     try:
-        if isinstance(private, x25519.X25519PrivateKey):
+        if _is_x25519(private):
             if len(peer) != _X25519_LEN:
                 raise IllegalParameter(f"x25519 public key of {len(peer)} bytes, expected 32")
             shared = private.exchange(x25519.X25519PublicKey.from_public_bytes(peer))
         else:
             if len(peer) != _X448_LEN:
                 raise IllegalParameter(f"x448 public key of {len(peer)} bytes, expected 56")
-            shared = private.exchange(x448.X448PublicKey.from_public_bytes(peer))
+            shared = cast(x448.X448PrivateKey, private).exchange(
+                x448.X448PublicKey.from_public_bytes(peer))
     except ValueError:
         # OpenSSL refuses low-order points because they give an all-zero secret.
         shared = b""

@@ -96,15 +96,36 @@ def _info(scheme: SignatureScheme | int) -> _SchemeInfo | None:
     return _SCHEMES.get(SignatureScheme(scheme))
 
 
+_KIND_BY_TYPE: dict[type, str] = {}
+
+
+def _key_kind(key: object) -> str:
+    """"ecdsa", "ed25519", "ed448", "rsa" or "" (none of them), remembered per key
+    class: the isinstance tests go through ABC machinery (the key classes are
+    cryptography's Rust types registered with its ABCs), ~1 µs each, per handshake."""
+    t = type(key)
+    kind = _KIND_BY_TYPE.get(t)
+    if kind is None:
+        if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+            kind = "ecdsa"
+        elif isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
+            kind = "ed25519"
+        elif isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
+            kind = "ed448"
+        elif isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+            kind = "rsa"
+        else:
+            kind = ""
+        _KIND_BY_TYPE[t] = kind
+    return kind
+
+
 def _family_fits_key(info: _SchemeInfo, key: object, rsa_pss_key: bool | None) -> bool:
     family = info.family
-    if family == "ecdsa":
-        return isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
-    if family == "ed25519":
-        return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
-    if family == "ed448":
-        return isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey)
-    if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+    kind = _key_kind(key)
+    if family in ("ecdsa", "ed25519", "ed448"):
+        return kind == family
+    if kind != "rsa":
         return False
     if rsa_pss_key is None:
         return True  # rsaEncryption or RSASSA-PSS: cannot tell (see the module docstring)

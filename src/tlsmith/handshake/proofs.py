@@ -5,6 +5,7 @@ their constructor refuses any caller that does not hold this module's private ke
 
 from __future__ import annotations
 
+import functools
 import hmac
 import itertools
 from collections.abc import Collection
@@ -136,6 +137,11 @@ def report_certificate_checks(io: HandshakeIO, verified: VerifiedChain,
              f"{len(verified.chain)} certificate(s) to a trusted root: {path}")
 
 
+# RFC 7633 must-staple of a leaf: one extension lookup per certificate, not per
+# handshake (parsed certificates are shared between handshakes by x509.leaf's cache).
+_must_staple = functools.lru_cache(maxsize=512)(revocation.must_staple)
+
+
 NOT_VERIFIED_SENTENCE = ("revocation: not checked — certificate verification is disabled "
                          "(verify_certificates=False)")
 
@@ -171,7 +177,7 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
             if ca_status.state == "revoked":
                 statuses.append(ca_status)
     status = revocation.decide(statuses, require=cfg.require_revocation,
-                               must_staple=revocation.must_staple(leaf),
+                               must_staple=_must_staple(leaf),
                                stapled=staple is not None)
     if status.fatal:
         io.check("revocation", False, status.detail)
@@ -232,8 +238,10 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         if isinstance(exc, ProtocolError) and exc.check is None:
             exc.check = "signature_invalid"
         raise
-    io.check(what, True, f"{SignatureScheme(scheme).name} signature is valid")
-    return SignatureVerified(chain, SignatureScheme(scheme), _MINT)
+    scheme = SignatureScheme(scheme)
+    if io.observed:
+        io.check(what, True, f"{scheme.name} signature is valid")
+    return SignatureVerified(chain, scheme, _MINT)
 
 
 def key_transport_server(chain: ChainAccepted) -> KeyTransportServer:
