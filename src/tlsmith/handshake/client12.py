@@ -170,7 +170,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         transcript.update(sent.transcript.raw())
     transcript.set_hash(suite.hash_name)
     transcript.update(raw)
-    io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
+    if io.observed:
+        io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     status_requested = ext.find_extension(sh.extensions, ext.StatusRequest) is not None
     ticket_expected = ext.find_extension(sh.extensions, ext.SessionTicket) is not None
     h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn,
@@ -457,8 +458,9 @@ class ExpectNewSessionTicket(_State12):
         io.received(nst, raw)
         self.hs.transcript.update(raw)  # RFC 5077 §3.3: part of the Finished hash
         if nst.ticket:
-            io.note(f"the server issued a session ticket ({len(nst.ticket)} bytes, "
-                    f"lifetime hint {nst.ticket_lifetime_hint} s)")
+            if io.observed:
+                io.note(f"the server issued a session ticket ({len(nst.ticket)} bytes, "
+                        f"lifetime hint {nst.ticket_lifetime_hint} s)")
         else:
             io.note("the server sent an empty NewSessionTicket: no ticket this time "
                     "(RFC 5077 §3.3)")

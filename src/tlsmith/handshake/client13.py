@@ -219,10 +219,11 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         # (With 0-RTT in flight the early key stays until EncryptedExtensions says
         # whether the server reads it.)
         io.set_write(encrypter(info, chts), Epoch.HANDSHAKE)
-    how = "no (EC)DHE (psk_ke)" if group is None else group.name
-    io.note(f"negotiated TLS 1.3 with {CipherSuite(info.suite).name} over {how}"
-            + ("" if chosen is None else
-               f", resuming with PSK identity {psk_sh.selected_identity if psk_sh else 0}"))
+    if io.observed:
+        how = "no (EC)DHE (psk_ke)" if group is None else group.name
+        io.note(f"negotiated TLS 1.3 with {CipherSuite(info.suite).name} over {how}"
+                + ("" if chosen is None else
+                   f", resuming with PSK identity {psk_sh.selected_identity if psk_sh else 0}"))
     neg = Negotiated(info, group, sent.hrr is not None, psk=chosen,
                      ccs_sent=sent.ccs_sent, early_data_sent=sent.early_data)
     return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts))
@@ -267,7 +268,8 @@ class ExpectEncryptedExtensions(_State13):
             if not accepted and not neg.hello_retry_request:
                 io.set_write(encrypter(neg.suite, h.chts), Epoch.HANDSHAKE)
         h.transcript.update(raw)
-        h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted))
+        if alpn != neg.alpn or accepted != neg.early_data_accepted:
+            h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted))
         if neg.psk is not None:
             # RFC 8446 §2.2: a PSK handshake has no Certificate/CertificateVerify.
             return ExpectFinished(h, neg.psk)

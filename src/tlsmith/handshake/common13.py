@@ -227,10 +227,11 @@ class Connected13(State[IO]):
                 peer_certificates=ctx.peer_certificates if ctx else (),
                 certificate_verified=ctx.certificate_verified if ctx else False,
             )
-            io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "
-                    f"{ticket.ticket_lifetime} s"
-                    + (f", early data up to {session.max_early_data} bytes" if early
-                       else "") + ")")
+            if io.observed:
+                io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "
+                        f"{ticket.ticket_lifetime} s"
+                        + (f", early data up to {session.max_early_data} bytes" if early
+                           else "") + ")")
             io.emit(SessionTicketReceived(
                 session=session, ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
                 max_early_data_size=early.max_early_data_size if early else None,

@@ -351,8 +351,9 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
         ticket = seal_ticket(keys, state, io.random(12))
         msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, early)
         io.send_handshake(msg, msg.serialize())
-    io.note(f"sent {cfg.tickets} session ticket(s), lifetime {cfg.ticket_lifetime} s"
-            + (f", early data up to {cfg.max_early_data} bytes" if early else ""))
+    if io.observed:
+        io.note(f"sent {cfg.tickets} session ticket(s), lifetime {cfg.ticket_lifetime} s"
+                + (f", early data up to {cfg.max_early_data} bytes" if early else ""))
     return cfg.tickets
 
 

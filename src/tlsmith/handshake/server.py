@@ -21,8 +21,9 @@ class ExpectClientHello(State[ServerIO]):
         io.received(ch, raw)
         offered = offer(ch)
         version = choose_version(io.config, offered)
-        io.note(f"the client offers {', '.join(v.label for v in offered.versions)}; "
-                f"chose {version.label}")
+        if io.observed:  # (the sentence costs more than the rest of this function)
+            io.note(f"the client offers {', '.join(v.label for v in offered.versions)}; "
+                    f"chose {version.label}")
         if version == ProtocolVersion.TLS13:
             return server13.start(io, offered, raw)
         return server12.start(io, offered, raw)

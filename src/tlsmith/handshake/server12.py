@@ -321,7 +321,8 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
                      choice.etm, alpn, choice, offered.server_name, session_id=session_id,
                      issue_ticket=issue_ticket)
     _send(io, h, sh)
-    io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
+    if io.observed:
+        io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     _send(io, h, Certificate12(choice.cert.certified.chain))
     if staple is not None:
         _send(io, h, CertificateStatus(CertificateStatusType.OCSP, staple))
@@ -551,7 +552,7 @@ def _send_ticket(io: ServerIO, transcript: Transcript, state: ServerSessionState
         io.note(f"warning: the session store is unavailable ({exc}): empty ticket")
         ticket, lifetime = b"", 0
     send_message(io, transcript, NewSessionTicket12(lifetime, ticket))
-    if ticket:
+    if ticket and io.observed:
         io.note(f"issued a session ticket ({len(ticket)} bytes, lifetime {lifetime} s)")
 
 

@@ -407,7 +407,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     announce(io, "exporter_master_secret", ems)
     io.set_write(encrypter(suite, sats), Epoch.APPLICATION)
     state = psk.state if psk is not None else None
-    offered_early = any(e.extension_type == ExtensionType.EARLY_DATA for e in ch.extensions)
+    ch_types = {e.extension_type for e in ch.extensions}
+    offered_early = ExtensionType.EARLY_DATA in ch_types
     info = HandshakeInfo(
         version=ProtocolVersion.TLS13,
         cipher_suite=CipherSuite(suite.suite),
@@ -424,7 +425,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         client_certificate_verified=(state.client_certificate_verified
                                      if state is not None else False),
     )
-    pha = any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH for e in ch.extensions)
+    pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
                                 post_handshake_auth=pha)
     if choice.early_data and psk is not None and early is not None:
