@@ -1,7 +1,10 @@
 """(Re)generate the seed corpora in fuzz/corpus/<target>/ from RFC 8448 and from
 recorded deterministic tlsmith handshakes (fuzz/targets.py).
 
-    .venv/bin/python fuzz/make_corpus.py
+    .venv/bin/python fuzz/make_corpus.py [--prune]
+
+``--prune`` also deletes the recorded seeds a changed handshake no longer produces (a
+file named like a generated origin, with another hash).
 
 Files are named ``<origin>-<sha1 prefix>`` so regenerating is idempotent; inputs the
 fuzzer found and that are worth keeping may be added by hand next to them.
@@ -75,7 +78,8 @@ def _extension_seeds(raw: bytes, tls12: bool) -> list[bytes]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    prune = "--prune" in (sys.argv[1:] if argv is None else argv)
     seeds: dict[str, dict[str, bytes]] = {name: {} for name in t.TARGETS}
 
     def put(target: str, origin: str, data: bytes) -> None:
@@ -118,6 +122,8 @@ def main() -> int:
     put("server12", "tls12-client", r12.client_flights[1])
     put("client13_flight", "tls13-server", flight13.plaintext)
     put("server13_client_flight", "mtls-client", mtls.plaintext)
+    for target, origin, data in t.flow_seeds():
+        put(target, origin, data)
 
     streams = [
         (_plain_handshake(r13.client_flights[0]), False),
@@ -141,12 +147,23 @@ def main() -> int:
             for seed in _extension_seeds(raw, tls12):
                 put("extensions", "tls12" if tls12 else "tls13", seed)
 
+    pruned = 0
     for target, files in seeds.items():
         directory = t.corpus_dir(target)
         directory.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (directory / name).write_bytes(data)
+        if prune:
+            # A recorded seed the handshake no longer sends: the same <origin>, another
+            # hash. Files under other names (kept by hand) stay.
+            origins = {name.rsplit("-", 1)[0] for name in files}
+            for path in directory.iterdir():
+                if path.name not in files and path.name.rsplit("-", 1)[0] in origins:
+                    path.unlink()
+                    pruned += 1
         print(f"{target}: {len(files)} seeds")
+    if pruned:
+        print(f"pruned {pruned} stale seed(s)")
     return 0
 
 
