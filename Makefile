@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit interop peers bench clean fuzz soak mutate
+.PHONY: demo test lint typecheck unit interop peers bench clean fuzz soak mutate bogo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,38 @@ FUZZ_JOBS ?= 1
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install --quiet atheris || echo "atheris unavailable: mutation fallback"
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS)
+
+# BoringSSL's conformance runner (BoGo) against tlsmith's shim (python -m tlsmith.bogo,
+# tests/bogo/shim), TLS tests only (DTLS, QUIC, TLS 1.0/1.1 and the other entries of
+# tests/bogo/config.json disabled); not part of `make test`. BOGO_RUNNER: the runner binary
+# (BoringSSL's ssl/test/runner built with `go test -c`), e.g.
+#   make bogo BOGO_RUNNER=../shared/bogo/runner.test
+# BOGO_JSON: where the runner's -json-output goes; its -pipe log, the shim's list of
+# unimplemented flags and the fork server's socket go next to it. A warm fork server
+# (tlsmith.bogo.forkserver) saves importing tlsmith once per test. Prints passed / failed /
+# unimplemented / disabled per side (exact with the runner's tls-test-names.txt beside it)
+# and fails on any unexpected result.
+BOGO_RUNNER ?=
+BOGO_JSON ?= /tmp/tlsmith-bogo/bogo.json
+bogo: $(STAMP)
+	@test -n "$(BOGO_RUNNER)" || { echo "set BOGO_RUNNER to BoringSSL's runner binary"; exit 2; }
+	@mkdir -p "$(dir $(abspath $(BOGO_JSON)))"
+	@base="$(basename $(abspath $(BOGO_JSON)))"; sock="$$base.sock"; \
+	rm -f "$$base.unimplemented" "$$sock"; \
+	TLSMITH_BOGO_UNIMPLEMENTED_LOG="$$base.unimplemented" \
+	    $(BIN)/python -m tlsmith.bogo.forkserver "$$sock" & fs=$$!; \
+	trap 'kill $$fs 2>/dev/null; rm -f "$$sock"' EXIT; \
+	for i in $$(seq 50); do [ -S "$$sock" ] && break; sleep 0.2; done; \
+	echo "running the BoGo TLS tests (log: $$base.log)"; \
+	TLSMITH_BOGO_FORKSERVER="$$sock" nice -n 10 "$(abspath $(BOGO_RUNNER))" \
+	    -shim-path "$(CURDIR)/tests/bogo/shim" -shim-config "$(CURDIR)/tests/bogo/config.json" \
+	    -num-workers 2 -allow-unimplemented -pipe -json-output "$(abspath $(BOGO_JSON))" \
+	    > "$$base.log" 2>&1; status=$$?; \
+	$(BIN)/python scripts/bogo_summary.py "$(abspath $(BOGO_JSON))" \
+	    --config tests/bogo/config.json \
+	    --names "$(dir $(abspath $(BOGO_RUNNER)))tls-test-names.txt" \
+	    --unimplemented "$$base.unimplemented" || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,769 @@
+"""The BoGo shim: one test, ``1 + -resume-count`` connections to the runner.
+
+Each connection: TCP to the runner's port, the shim id as 8 bytes little-endian, then
+TLS (server if ``-server``) over a blocking socket with ``TLSConnection``; after the
+handshake the checks the flags ask for, then the echo (every byte XOR 0xFF) until the
+runner closes. See ``tlsmith.bogo`` and ``tlsmith.bogo.flags``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tlsmith.bogo.errors import describe_error
+from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
+from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.config import (
+    DEFAULT_GROUPS,
+    DEFAULT_SERVER_GROUPS,
+    DEFAULT_SIGNATURE_SCHEMES,
+    DEFAULT_SUITES,
+    CertifiedKey,
+    ClientConfig,
+    Limits,
+    ServerConfig,
+)
+from tlsmith.connection import TLSConnection
+from tlsmith.crypto.kx import SUPPORTED_GROUPS
+from tlsmith.crypto.sig import SUPPORTED_SIGNATURE_SCHEMES
+from tlsmith.crypto.suites import TLS12_SUITES, TLS13_SUITES
+from tlsmith.errors import TLSError, UsageError
+from tlsmith.events import (
+    NEED_DATA,
+    ApplicationData,
+    ConnectionClosed,
+    Event,
+    HandshakeComplete,
+    HandshakeInfo,
+    SessionTicketReceived,
+)
+from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
+from tlsmith.session import Session, Session12, Session13
+from tlsmith.stores import MemoryStore
+from tlsmith.x509.keys import der_chain, load_certificate_chain
+from tlsmith.x509.verify import TrustStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+EXIT_UNIMPLEMENTED = 89
+#: The runner sends handshake messages one byte per record (SplitHandshakeRecords), which
+#: tlsmith's default bound on fragments per message (a DoS limit) refuses; the shim lifts
+#: it so that those tests exercise reassembly instead.
+SHIM_LIMITS = Limits(max_handshake_fragments_per_message=2**17)
+_TLS12 = ProtocolVersion.TLS12
+_TLS13 = ProtocolVersion.TLS13
+#: Every suite tlsmith implements, defaults first (BoringSSL enables RSA key transport
+#: and CBC by default; the runner asks for each suite by name).
+ALL_SUITES: tuple[CipherSuite, ...] = (
+    *DEFAULT_SUITES,
+    *(s for s in (*TLS13_SUITES, *TLS12_SUITES) if s not in DEFAULT_SUITES),
+)
+
+
+class ShimFailure(Exception):
+    """A check the flags asked for did not hold (BoringSSL's shim prints and fails)."""
+
+
+class Unimplemented(Exception):
+    """The flags ask for something tlsmith does not do (exit 89)."""
+
+
+@dataclass
+class Watch:
+    """What the observer saw on one connection (the public trace, no internals)."""
+
+    sent_certificate: tuple[bytes, ...] | None = None
+    peer_cv_scheme: SignatureScheme | None = None
+    server_hello_session_id: bytes | None = None
+    secrets: dict[str, bytes] = field(default_factory=dict)
+
+    def __call__(self, record: TraceRecord) -> None:
+        debug = os.environ.get("TLSMITH_BOGO_TRACE")  # a file: one line per message
+        if debug and isinstance(record, MessageTrace):
+            with open(debug, "a", encoding="utf-8") as f:
+                f.write(f"{os.getpid()} {record.direction} {record.name} "
+                        f"{record.message!r}"[:200] + "\n")
+        if isinstance(record, SecretTrace):
+            self.secrets[record.name] = record.value
+            return
+        if not isinstance(record, MessageTrace):
+            return
+        msg = record.message
+        name = record.name.removesuffix("12")  # Certificate12 etc. in TLS 1.2
+        if name == "Certificate" and record.direction == "sent":
+            entries = getattr(msg, "certificate_list", ())
+            self.sent_certificate = tuple(
+                e if isinstance(e, bytes) else e.cert_data for e in entries)
+        elif name == "CertificateVerify" and record.direction == "received":
+            self.peer_cv_scheme = SignatureScheme(msg.algorithm)
+        elif name == "ServerHello":
+            self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
+
+
+@dataclass
+class Shared:
+    """State that lives across the connections of one test (one process)."""
+
+    store: MemoryStore = field(default_factory=MemoryStore)
+    cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))
+    clock_offset: float = 0.0
+    session: Session | None = None
+    # BoringSSL reports the peer's signature algorithm of the session (a resumption
+    # signs nothing): remember the full handshake's.
+    peer_signature: SignatureScheme | None = None
+    group: NamedGroup | None = None
+    resumed_before: bool = False  # a server: this is not the first connection
+
+    def clock(self) -> float:
+        return time.time() + self.clock_offset
+
+
+def main(argv: list[str]) -> int:
+    if "-is-handshaker-supported" in argv:
+        print("No")
+        return 0
+    try:
+        flags = parse(argv)
+    except UnimplementedFlag as exc:
+        print(f"unimplemented flag {exc}", file=sys.stderr)
+        _log_unimplemented(f"flag {exc}")
+        return EXIT_UNIMPLEMENTED
+    except FlagError as exc:
+        print(f"flag error: {exc}", file=sys.stderr)
+        return 1
+    return run(flags)
+
+
+#: When set, every unimplemented test appends "<why>" here (one line), so that ``make
+#: bogo`` can say which missing features hold back the most tests.
+UNIMPLEMENTED_LOG = "TLSMITH_BOGO_UNIMPLEMENTED_LOG"
+
+
+def _log_unimplemented(why: str) -> None:
+    path = os.environ.get(UNIMPLEMENTED_LOG)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(why.replace("\n", " ") + "\n")
+
+
+def run(flags: ParsedFlags) -> int:
+    first = flags.options(0)
+    shared = Shared()
+    if first.resumption_delay or flags.options(1).resumption_delay:
+        _log_unimplemented("-resumption-delay (BoringSSL's simulated clock)")
+        print("unimplemented: -resumption-delay", file=sys.stderr)
+        return EXIT_UNIMPLEMENTED
+    for i in range(first.resume_count + 1):
+        opts = flags.options(i)
+        try:
+            run_connection(opts, shared, resume=i > 0, retry=flags.retry_options())
+        except Unimplemented as exc:
+            print(f"unimplemented: {exc}", file=sys.stderr)
+            _log_unimplemented(str(exc))
+            return EXIT_UNIMPLEMENTED
+        except ShimFailure as exc:
+            print(f"shim check failed on connection {i + 1}: {exc}", file=sys.stderr)
+            return 1
+        except TLSError as exc:
+            print(describe_error(exc), file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"<TransportError> connection {i + 1}: {exc!r}", file=sys.stderr)
+            return 1
+        shared.resumed_before = True
+    return 0
+
+
+# ------------------------------------------------------------------ configuration
+_CS, _NG, _SS = CipherSuite, NamedGroup, SignatureScheme
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A BoringSSL compliance policy (ssl_lib.cc): TLS 1.2-1.3 with these suites,
+    groups and signature schemes (for signing and for verifying)."""
+
+    suites: tuple[CipherSuite, ...]
+    groups: tuple[NamedGroup, ...]
+    schemes: tuple[SignatureScheme, ...]
+
+
+POLICIES: dict[str, Policy] = {
+    # NIST SP 800-52r2: AES-GCM with ECDHE, P-256/P-384, no SHA-1, no EdDSA.
+    "fips_202205": Policy(
+        suites=(_CS.TLS_AES_128_GCM_SHA256, _CS.TLS_AES_256_GCM_SHA384,
+                _CS.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                _CS.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+        groups=(_NG.SECP256R1, _NG.SECP384R1),
+        schemes=(_SS.RSA_PKCS1_SHA256, _SS.RSA_PKCS1_SHA384, _SS.RSA_PKCS1_SHA512,
+                 _SS.ECDSA_SECP256R1_SHA256, _SS.ECDSA_SECP384R1_SHA384,
+                 _SS.RSA_PSS_RSAE_SHA256, _SS.RSA_PSS_RSAE_SHA384, _SS.RSA_PSS_RSAE_SHA512)),
+    # WPA3 192-bit: AES-256-GCM, P-384, SHA-384 and up.
+    "wpa_202304": Policy(
+        suites=(_CS.TLS_AES_256_GCM_SHA384, _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
+        groups=(_NG.SECP384R1,),
+        schemes=(_SS.RSA_PKCS1_SHA384, _SS.RSA_PKCS1_SHA512, _SS.ECDSA_SECP384R1_SHA384,
+                 _SS.RSA_PSS_RSAE_SHA384, _SS.RSA_PSS_RSAE_SHA512)),
+}
+
+
+# CNSA 1.0 (March 2026 profile): AES-256-GCM (RSA key transport too), P-384 (or
+# ML-KEM-1024, which tlsmith lacks), SHA-384 signatures.
+POLICIES["cnsa1_202603"] = Policy(
+    suites=(_CS.TLS_AES_256_GCM_SHA384, _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, _CS.TLS_RSA_WITH_AES_256_GCM_SHA384),
+    groups=(_NG.SECP384R1,),
+    schemes=(_SS.RSA_PKCS1_SHA384, _SS.ECDSA_SECP384R1_SHA384, _SS.RSA_PSS_RSAE_SHA384))
+
+
+def _policy(o: Options) -> Policy | None:
+    chosen = [name for name in POLICIES if getattr(o, name)]
+    if len(chosen) > 1:
+        raise Unimplemented("two compliance policies at once")
+    return POLICIES[chosen[0]] if chosen else None
+def _versions(o: Options) -> tuple[ProtocolVersion, ProtocolVersion]:
+    lo = o.min_version or 0x0301
+    hi = o.max_version or 0x0304
+    if o.no_tls13:
+        hi = min(hi, 0x0303)
+    if o.no_tls12 and hi == 0x0304:
+        lo = max(lo, 0x0304)
+    elif o.no_tls12:
+        hi = min(hi, 0x0302)
+    if hi < 0x0303 or hi > 0x0304:
+        raise Unimplemented(f"max version {hi:#06x}: tlsmith speaks TLS 1.2 and 1.3 only")
+    lo = max(lo, 0x0303)
+    if lo > hi:
+        raise Unimplemented(f"no version enabled (min {lo:#06x} > max {hi:#06x})")
+    return ProtocolVersion(lo), ProtocolVersion(hi)
+
+
+_HYBRID = frozenset({NamedGroup.X25519MLKEM768, NamedGroup.SECP256R1MLKEM768})
+
+
+def _groups(o: Options, default: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
+    if not o.curves:
+        return default
+    missing = [c for c in o.curves if NamedGroup(c) not in SUPPORTED_GROUPS]
+    if missing:
+        raise Unimplemented(f"group(s) {missing} not implemented")
+    return tuple(dict.fromkeys(NamedGroup(c) for c in o.curves))
+
+
+def _key_shares(groups: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
+    """BoringSSL's choice: a share for the first group, and for the first post-quantum
+    hybrid when the first is classical (or the first classical one when it is not)."""
+    first = groups[0]
+    other = next((g for g in groups[1:] if (g in _HYBRID) != (first in _HYBRID)), None)
+    if other is None:
+        return (first,)
+    return tuple(g for g in groups if g in (first, other))
+
+
+def _schemes(prefs: list[int]) -> tuple[SignatureScheme, ...]:
+    if not prefs:
+        return DEFAULT_SIGNATURE_SCHEMES
+    schemes = tuple(SignatureScheme(p) for p in prefs
+                    if SignatureScheme(p) in SUPPORTED_SIGNATURE_SCHEMES)
+    if not schemes:
+        raise Unimplemented(f"none of the signature schemes {prefs} is implemented")
+    return tuple(dict.fromkeys(schemes))
+
+
+def _alpn_list(wire: str) -> tuple[str, ...]:
+    """-advertise-alpn is the wire format: length-prefixed names."""
+    raw = wire.encode("latin-1")
+    out: list[str] = []
+    i = 0
+    while i < len(raw):
+        n = raw[i]
+        out.append(raw[i + 1:i + 1 + n].decode("latin-1"))
+        i += 1 + n
+    return tuple(out)
+
+
+def _credentials(o: Options) -> list[CertifiedKey]:
+    out: list[CertifiedKey] = []
+    # BoringSSL tries the credentials added with -new-x509-credential in order, and the
+    # default one (-cert-file/-key-file before any of them) last.
+    for cred in (*o.credentials, o.default):
+        if cred.cert_file and cred.key_file:
+            try:
+                ck = CertifiedKey.from_files(cred.cert_file, cred.key_file)
+            except UsageError as exc:  # e.g. an ML-DSA key: no TLS signature scheme for it
+                raise Unimplemented("a credential whose key type tlsmith cannot sign "
+                                    "TLS handshakes with") from exc
+            if cred.ocsp_response is not None:
+                ck = CertifiedKey(ck.chain, ck.private_key, ck.names, cred.ocsp_response)
+            out.append(ck)
+        elif cred.cert_file or cred.key_file:
+            raise ShimFailure("a credential needs both -cert-file and -key-file")
+    return out
+
+
+def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
+    if o.verify_fail and not resume and not o.use_custom_verify_callback:
+        # BoringSSL's legacy verify callback refuses the peer with an X.509 error of its
+        # own; tlsmith has no such hook (a refusing custom callback is emulated below by
+        # trusting nothing, which fails the same way).
+        raise Unimplemented("a legacy certificate verification callback that refuses the "
+                            "peer")
+    if o.verify_fail:
+        # BoringSSL's verify callback refuses the peer: trust only a CA of our own that
+        # issued nothing the runner has.
+        from tlsmith.x509.devca import DevCA
+
+        return TrustStore.from_certificates([DevCA.create("tlsmith bogo: trusts nothing")
+                                             .certificate])
+    if not o.trust_cert:
+        return None
+    return TrustStore.from_pem_file(o.trust_cert)
+
+
+def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
+    lo, hi = _versions(o)
+    policy = _policy(o)
+    groups = _groups(o, policy.groups if policy else DEFAULT_GROUPS)
+    if o.key_shares is not None:
+        shares = tuple(NamedGroup(g) for g in o.key_shares if NamedGroup(g) in groups)
+        if len(shares) != len(o.key_shares):
+            raise Unimplemented(f"key shares {o.key_shares} not all implemented")
+        if not shares:
+            raise Unimplemented("-no-key-shares: tlsmith always sends a key share")
+    elif o.curves or policy:
+        shares = _key_shares(groups)
+    else:
+        shares = (NamedGroup.X25519,)
+    creds = _credentials(o)
+    if len(creds) > 1:
+        raise Unimplemented("a client with several credentials")
+    if o.enable_ocsp_stapling or o.use_ocsp_callback:
+        raise Unimplemented("a client asking for OCSP without checking the response "
+                            "(tlsmith asks only when it verifies, and then validates it)")
+    # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
+    verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
+    trust = _trust(o, resume=shared.session is not None) if verify else None
+    if verify and trust is None:
+        raise ShimFailure("-verify-peer needs -trust-cert")
+    signing = o.credentials[-1].signing_prefs if o.credentials else o.default.signing_prefs
+    if signing and not o.verify_prefs:
+        raise Unimplemented("client -signing-prefs: tlsmith picks the client signature "
+                            "from the server's list")
+    return ClientConfig(
+        server_name=o.host_name or None,
+        alpn_protocols=_alpn_list(o.advertise_alpn),
+        cipher_suites=policy.suites if policy else ALL_SUITES,
+        groups=groups,
+        key_share_groups=shares,
+        signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
+                           else policy.schemes),
+        min_version=lo,
+        max_version=hi,
+        allow_mac_then_encrypt=True,
+        send_fallback_scsv=o.fallback_scsv,
+        trust=trust,
+        certificate=creds[0] if creds else None,
+        verify_certificates=verify,
+        request_ocsp=verify,
+        max_fragment=o.max_send_fragment or 2**14,
+        session_tickets=not o.no_ticket,
+        # BoringSSL's shim does not write its 0-RTT data again after a rejection.
+        resend_rejected_early_data=False,
+        clock=shared.clock,
+        observer=watch,
+        limits=SHIM_LIMITS,
+    )
+
+
+def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
+    lo, hi = _versions(o)
+    policy = _policy(o)
+    creds = _credentials(o)
+    if not creds:
+        raise ShimFailure("a server needs -cert-file and -key-file")
+    if o.decline_ocsp_callback:
+        # BoringSSL's OCSP callback declines to staple: staple nothing. (Accepting, or
+        # setting the response in the callback, is the static -ocsp-response.)
+        creds = [CertifiedKey(ck.chain, ck.private_key, ck.names) for ck in creds]
+    prefs = {tuple(c.signing_prefs) for c in (*o.credentials, o.default)
+             if c.cert_file and c.signing_prefs}
+    if len(prefs) > 1:
+        raise Unimplemented("signing preferences per credential (tlsmith has one list)")
+    signing = list(next(iter(prefs))) if prefs else []
+    if o.verify_prefs and not signing:
+        # tlsmith has one list for the schemes a server signs with and those it accepts
+        # from clients: -verify-prefs alone must still leave our key a scheme to sign with.
+        usable = {int(s) for ck in creds for s in (*ck.tls13_schemes, *ck.tls12_schemes)}
+        if not usable & set(o.verify_prefs):
+            raise Unimplemented("server -verify-prefs that exclude every scheme our key signs "
+                                "with (tlsmith has one signature list for both)")
+    if o.require_any_client_certificate:
+        client_auth = "require"
+    elif o.verify_peer:
+        client_auth = "request"
+    else:
+        client_auth = "none"
+    client_trust: TrustStore | None = None
+    if client_auth != "none":
+        if o.use_custom_verify_callback and not o.verify_fail:
+            raise Unimplemented("server -use-custom-verify-callback accepting any client "
+                                "certificate")
+        client_trust = _trust(o, resume=shared.resumed_before)
+        if client_trust is None:
+            raise Unimplemented("client certificates without -trust-cert")
+    if o.fallback_scsv:
+        raise ShimFailure("-fallback-scsv is a client flag")
+    return ServerConfig(
+        certificates=tuple(creds),
+        alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
+        cipher_suites=policy.suites if policy else ALL_SUITES,
+        groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
+        signature_schemes=(_schemes(signing or o.verify_prefs)
+                           if signing or o.verify_prefs or not policy else policy.schemes),
+        min_version=lo,
+        max_version=hi,
+        allow_rsa_key_exchange=True,
+        allow_mac_then_encrypt=True,
+        prefer_server_cipher_order=o.server_preference,
+        max_fragment=o.max_send_fragment or 2**14,
+        cookie_secret=shared.cookie_secret,
+        client_auth=client_auth,
+        client_trust=client_trust,
+        session_store=shared.store,
+        tickets=0 if o.no_ticket else 2,
+        # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
+        max_early_data=14336 if o.enable_early_data else 0,
+        clock=shared.clock,
+        observer=watch,
+        limits=SHIM_LIMITS,
+    )
+
+
+# --------------------------------------------------------------------- one connection
+class Peer:
+    """A TLSConnection over a blocking socket to the runner."""
+
+    def __init__(self, sock: socket.socket, conn: TLSConnection, read_size: int) -> None:
+        self.sock = sock
+        self.conn = conn
+        self.read_size = read_size
+        self.info: HandshakeInfo | None = None
+        self.sessions: list[Session] = []
+        self.closed_clean: bool | None = None  # None: open; then clean or not
+        self.pending_echo: list[bytes] = []
+        # After the handshake, like BoringSSL's SSL_read, reading does not flush what
+        # the core queued (a KeyUpdate answer goes out with our next write).
+        self.lazy = False
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def next_event(self) -> Event:
+        while True:
+            try:
+                ev = self.conn.next_event()
+            except TLSError:
+                self._flush_quietly()
+                raise
+            if ev is not NEED_DATA:
+                return ev
+            if not self.lazy:
+                self.flush()
+            data = self.sock.recv(self.read_size)
+            self.conn.receive_data(data)
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except (OSError, TLSError):
+            pass
+
+    def handle(self, ev: Event) -> None:
+        if isinstance(ev, HandshakeComplete):
+            self.info = ev.info
+        elif isinstance(ev, SessionTicketReceived):
+            self.sessions.append(ev.session)
+        elif isinstance(ev, ApplicationData):
+            self.pending_echo.append(bytes(b ^ 0xFF for b in ev.data))
+        elif isinstance(ev, ConnectionClosed):
+            self.closed_clean = ev.clean
+
+    def handshake(self) -> HandshakeInfo:
+        self.flush()
+        while self.info is None:
+            ev = self.next_event()
+            self.handle(ev)
+            if self.pending_echo and not self.conn.is_client:
+                # 0-RTT data: a TLS 1.3 server may answer once its Finished is out
+                # (RFC 8446 §4.4.4); the runner waits for the echo before finishing.
+                try:
+                    self.conn.send_data(b"".join(self.pending_echo))
+                    self.pending_echo.clear()
+                    self.flush()
+                except UsageError:
+                    pass
+            if self.closed_clean is not None and self.info is None:
+                raise ShimFailure("the peer closed the connection during the handshake "
+                                  "(:UNEXPECTED_EOF:)")
+        self.flush()
+        self.lazy = True
+        return self.info
+
+    def send(self, data: bytes) -> None:
+        self.conn.send_data(data)
+        self.flush()
+
+    def echo_loop(self, on_read: Callable[[], None] | None) -> None:
+        while self.closed_clean is None:
+            if self.pending_echo:
+                if on_read is not None:
+                    on_read()
+                data = b"".join(self.pending_echo)
+                self.pending_echo.clear()
+                self.send(data)
+                continue
+            self.handle(self.next_event())
+
+
+def _connect(o: Options) -> socket.socket:
+    host = "::1" if o.ipv6 else "127.0.0.1"
+    sock = socket.create_connection((host, o.port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(struct.pack("<Q", o.shim_id))
+    return sock
+
+
+def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) -> None:
+    """One connection. ``retry``: the options (with the -on-retry- flags) that BoringSSL
+    applies when the server rejects our 0-RTT data, for the checks after it."""
+    watch = Watch()
+    if o.server:
+        config: ClientConfig | ServerConfig = server_config(o, shared, watch)
+        offer = None
+    else:
+        config = client_config(o, shared, watch)
+        offer = shared.session if resume else None
+        if resume and offer is None:
+            raise ShimFailure("no session to offer")
+        shared.session = None
+    early: bytes | None = None
+    if (not o.server and resume and o.enable_early_data and o.shim_writes_first
+            and isinstance(offer, Session13) and offer.max_early_data > 0):
+        early = b"hello"
+        if len(early) > offer.max_early_data:
+            raise Unimplemented("0-RTT data beyond the ticket's max_early_data_size (tlsmith "
+                                "refuses to send it; BoringSSL sends the rest later)")
+    sock = _connect(o)
+    try:
+        conn = TLSConnection(config, session=offer, early_data=early)
+        peer = Peer(sock, conn, o.read_size or 512)
+        info = peer.handshake()
+        if early is not None and not info.early_data_accepted:
+            o = retry  # BoringSSL's shim retries with its -on-retry- configuration
+        check_handshake(o, info, watch, shared, resume=resume)
+        if o.expect_early_data_reason:
+            _expect(early_data_reason(o, info, offer, resume=resume, sent=early is not None)
+                    == o.expect_early_data_reason,
+                    f"early data reason is not {o.expect_early_data_reason!r}")
+        after_handshake(o, peer, info, watch, early_sent=early is not None)
+        check_sessions(o, peer, info, resume=resume, offered=offer)
+        if not o.server and peer.sessions:
+            shared.session = peer.sessions[-1]
+        elif not o.server and info.resumed and info.version == _TLS12:
+            shared.session = offer  # resumed by session ID: the same session again
+        shutdown(o, peer)
+    finally:
+        _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    """Close without a reset: read what the runner still sends (closing a socket with
+    unread bytes sends RST, and the runner would miss our alert or close_notify)."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(2.0)
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    sock.close()
+
+
+def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *,
+                    early_sent: bool) -> None:
+    conn = peer.conn
+    if o.export_keying_material > 0:
+        context = o.export_context.encode() if o.use_export_context else None
+        peer.send(conn.export_keying_material(o.export_label.encode(), context,
+                                              o.export_keying_material))
+    if o.export_traffic_secrets:
+        if info.version != _TLS13:
+            raise Unimplemented("-export-traffic-secrets in TLS 1.2")
+        c = watch.secrets.get("client_application_traffic_secret_0", b"")
+        s = watch.secrets.get("server_application_traffic_secret_0", b"")
+        read, write = (c, s) if o.server else (s, c)
+        peer.send(struct.pack("<H", len(read)) + read + write)
+    if o.shim_writes_first and not early_sent:
+        peer.send(b"hello")
+    if o.shim_shuts_down:
+        return
+    on_read = None
+    if o.key_update:
+        def on_read() -> None:
+            conn.key_update(request_peer=False)
+    peer.echo_loop(on_read)
+
+
+def shutdown(o: Options, peer: Peer) -> None:
+    if not o.check_close_notify:
+        if o.shim_shuts_down:
+            peer.conn.close()
+            peer._flush_quietly()
+        return
+    peer.conn.close()
+    peer.flush()
+    if o.shim_shuts_down:
+        while peer.closed_clean is None:
+            peer.handle(peer.next_event())
+    if peer.closed_clean is not True:
+        raise ShimFailure("the peer did not send close_notify")
+
+
+# ------------------------------------------------------------------------ checks
+def _expect(ok: bool, what: str) -> None:
+    if not ok:
+        raise ShimFailure(what)
+
+
+def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Shared, *,
+                    resume: bool) -> None:
+    if not info.resumed:
+        shared.peer_signature = watch.peer_cv_scheme if o.server else info.signature_scheme
+        shared.group = info.group
+    # A TLS 1.2 resumption exchanges no key: BoringSSL reports the session's group.
+    group = info.group if info.group is not None else shared.group
+    expect_resume = resume and not o.expect_session_miss
+    _expect(info.resumed == expect_resume,
+            f"session unexpectedly was{'' if info.resumed else ' not'} reused")
+    if o.expect_version:
+        _expect(info.version == o.expect_version,
+                f"got version {info.version:#06x}, expected {o.expect_version:#06x}")
+    if o.expect_curve_id:
+        curve = int(group) if group is not None else 0
+        _expect(curve == o.expect_curve_id, f"curve {curve}, expected {o.expect_curve_id}")
+    if o.expect_hrr:
+        _expect(info.hello_retry_request, "expected a HelloRetryRequest")
+    if o.expect_no_hrr:
+        _expect(not info.hello_retry_request, "unexpected HelloRetryRequest")
+    if o.expect_alpn:
+        _expect(info.alpn == o.expect_alpn, f"ALPN {info.alpn!r}, expected {o.expect_alpn!r}")
+    if o.expect_server_name:
+        _expect(info.server_name == o.expect_server_name,
+                f"server name {info.server_name!r}, expected {o.expect_server_name!r}")
+    if o.expect_no_server_name:
+        _expect(not info.server_name, f"unexpected server name {info.server_name!r}")
+    if o.expect_extended_master_secret:
+        _expect(info.version == _TLS13 or bool(info.extended_master_secret),
+                "extended master secret not negotiated")
+    if o.expect_peer_signature_algorithm:
+        got_scheme = shared.peer_signature
+        _expect(got_scheme is not None and int(got_scheme) == o.expect_peer_signature_algorithm,
+                f"peer signature algorithm {got_scheme!r}, expected "
+                f"{o.expect_peer_signature_algorithm:#06x}")
+    if o.expect_peer_cert_file:
+        want = tuple(der_chain(load_certificate_chain(o.expect_peer_cert_file)))
+        got = info.client_certificates if o.server else info.peer_certificates
+        _expect(got == want, "the peer's certificate chain is not the expected one")
+    if o.expect_no_peer_cert:
+        got = info.client_certificates if o.server else info.peer_certificates
+        _expect(not got, "unexpected peer certificate")
+    if o.expect_selected_credential is not None and o.server:
+        _check_selected_credential(o, watch)
+    if o.expect_accept_early_data:
+        _expect(info.early_data_accepted is True, "early data was not accepted")
+    if o.expect_reject_early_data:
+        _expect(info.early_data_accepted is not True, "early data was accepted")
+    if o.expect_no_offer_early_data and resume and not o.server:
+        _expect(info.early_data_accepted is None, "client unexpectedly offered early data")
+    if o.expect_session_id or o.expect_no_session_id:
+        sid = watch.server_hello_session_id or b""
+        if info.version == _TLS12:
+            _expect(bool(sid) == o.expect_session_id,
+                    f"session id {'missing' if not sid else 'present'}")
+
+
+def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, *,
+                      resume: bool, sent: bool) -> str:
+    """BoringSSL's SSL_get_early_data_reason, where tlsmith's public state tells it."""
+    if info.early_data_accepted:
+        return "accept"
+    if not o.enable_early_data:
+        return "disabled"
+    if o.server:
+        raise Unimplemented("the server's reason for declining 0-RTT")
+    if info.version != _TLS13 and not sent:
+        return "protocol_version"
+    if not resume or offered is None:
+        return "no_session_offered"
+    if not isinstance(offered, Session13) or offered.max_early_data == 0:
+        return "unsupported_for_session"
+    if not sent:
+        raise Unimplemented("offering 0-RTT without data to send (tlsmith needs the bytes "
+                            "up front)")
+    if info.version != _TLS13:
+        return "protocol_version"
+    if info.hello_retry_request:
+        return "hello_retry_request"
+    if not info.resumed:
+        return "session_not_resumed"
+    return "peer_declined"
+
+
+def _check_selected_credential(o: Options, watch: Watch) -> None:
+    want_index = o.expect_selected_credential
+    assert want_index is not None
+    creds = [o.default] if want_index < 0 else o.credentials
+    if want_index >= len(creds):
+        raise ShimFailure(f"no credential {want_index}")
+    cred = creds[max(want_index, 0)]
+    want = tuple(der_chain(load_certificate_chain(cred.cert_file)))
+    _expect(watch.sent_certificate is not None and watch.sent_certificate[:1] == want[:1],
+            f"credential {want_index} was not the one selected")
+
+
+def check_sessions(o: Options, peer: Peer, info: HandshakeInfo, *, resume: bool,
+                   offered: Session | None) -> None:
+    if o.server:
+        return
+    sessions = peer.sessions
+    if info.version == _TLS13:
+        expect_new = not o.expect_no_session and not o.shim_shuts_down
+        _expect(bool(sessions) == expect_new,
+                f"new session was{'' if sessions else ' not'} cached, but we expected the "
+                "opposite")
+        if sessions and expect_new:
+            last = sessions[-1]
+            assert isinstance(last, Session13)
+            supports = last.max_early_data > 0
+            _expect(supports == o.expect_ticket_supports_early_data,
+                    f"new session did{'' if supports else ' not'} support early data, but we "
+                    "expected the opposite")
+        return
+    usable = [s for s in sessions if isinstance(s, Session12) and (s.session_id or s.ticket)]
+    if o.expect_no_session:
+        _expect(not usable, "unexpected session")
+    if o.expect_ticket_renewal and resume:
+        _expect(bool(usable) and isinstance(offered, Session12)
+                and usable[-1].ticket != offered.ticket, "the ticket was not renewed")
