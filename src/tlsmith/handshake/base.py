@@ -226,6 +226,12 @@ TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
 })
 
 
+# Extensions of TLS 1.2 alone (RFC 8446 §4.2's table lists none of them): recognised, so
+# one in a TLS 1.3 server message is an illegal_parameter (found by BoGo's
+# EMS-Forbidden-TLS13, RenegotiationInfo-Forbidden-TLS13, Ticket-Forbidden-TLS13).
+TLS12_ONLY_EXTENSIONS: frozenset[ExtensionType] = TLS12_SERVER_HELLO_EXTENSIONS - set(ALLOWED_IN)
+
+
 def check_server_extensions(
     extensions: Iterable[Extension], where: ExtensionContext, offered: frozenset[ExtensionType],
     *, tls12: bool = False,
@@ -242,7 +248,7 @@ def check_server_extensions(
                                            check="extension_not_allowed")
         else:
             allowed = ALLOWED_IN.get(t)
-            if allowed is not None and where not in allowed:
+            if (allowed is not None and where not in allowed) or t in TLS12_ONLY_EXTENSIONS:
                 raise IllegalParameter(f"the {t.name} extension is not allowed in "
                                        f"{where.value}", check="extension_not_allowed")
         # RFC 8446 §4.2: responses only to what was offered -- except the cookie in a

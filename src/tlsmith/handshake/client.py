@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -156,51 +156,20 @@ def build_client_hello(
     cfg = io.config
     versions = cfg.versions
     tls13 = ProtocolVersion.TLS13 in versions
-    tls12 = ProtocolVersion.TLS12 in versions and not retry
-    suites = offered_suites(io)
-    groups = tuple(cfg.groups) if tls13 else tuple(
-        g for g in cfg.groups if g not in _TLS13_ONLY_GROUPS)
-    extensions: list[ext.Extension] = []
-    sni = sni_name(cfg.server_name)
-    if sni:
-        extensions.append(ext.ServerName(sni))
-    if cfg.request_ocsp and cfg.verify_certificates:
-        # RFC 6066 §8: ask for a stapled OCSP response (no responder ids, no extensions).
-        extensions.append(ext.StatusRequest())
+    # RFC 8446 §4.1.2: the second ClientHello repeats the first (TLS 1.2 extensions
+    # included) but for key_share, early_data, cookie and the PSKs (found by BoGo's
+    # TLS13-HelloRetryRequest-Client, which compares the two hellos).
+    tls12 = ProtocolVersion.TLS12 in versions
+    parts = _hello_parts(io)  # what the configuration alone decides, built once
+    suites = parts.suites
+    extensions: list[ext.Extension] = list(parts.head)
+    if tls12 and cfg.session_tickets:
+        # RFC 5077 §3.2: our ticket, or an empty one to ask for a ticket.
+        extensions.append(ext.SessionTicket(session12.ticket if session12 else b""))
     if tls13:
-        extensions.append(ext.SupportedVersionsClientHello(versions))
-    extensions += [
-        ext.SupportedGroups(groups),
-        ext.SignatureAlgorithms(tuple(cfg.signature_schemes)),
-    ]
-    if tls12:
-        # RFC 8422 §5.1.2: only the uncompressed point format; RFC 7627 §5.1; RFC 5746
-        # §3.4 (an empty renegotiation_info in the initial handshake).
-        extensions += [
-            ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)),
-            ext.ExtendedMasterSecret(),
-            ext.RenegotiationInfo(b""),
-        ]
-        if any((i := suite_info(s)) is not None and i.cipher == "cbc" for s in suites):
-            extensions.append(ext.EncryptThenMac())  # RFC 7366 §2
-        if cfg.session_tickets:
-            # RFC 5077 §3.2: our ticket, or an empty one to ask for a ticket.
-            extensions.append(ext.SessionTicket(session12.ticket if session12 else b""))
-    if tls13:
-        modes = ((PskKeyExchangeMode.PSK_DHE_KE, PskKeyExchangeMode.PSK_KE)
-                 if cfg.offer_psk_ke else (PskKeyExchangeMode.PSK_DHE_KE,))
-        extensions += [
-            ext.KeyShareClientHello(tuple(
-                ext.KeyShareEntry(g, s.public_bytes) for g, s in shares.items())),
-            ext.PskKeyExchangeModes(modes),
-        ]
-        if cfg.certificate is not None:
-            # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
-            # after the handshake too (post-handshake authentication, §4.6.2).
-            extensions.append(ext.PostHandshakeAuth())
-    if cfg.alpn_protocols:
-        extensions.append(ext.ApplicationLayerProtocolNegotiation(
-            tuple(p.encode() for p in cfg.alpn_protocols)))
+        extensions.append(ext.KeyShareClientHello(tuple(
+            ext.KeyShareEntry(g, s.public_bytes) for g, s in shares.items())))
+    extensions += parts.tail
     if cookie is not None:
         extensions.append(ext.Cookie(cookie))
     if early_data:
@@ -220,6 +189,84 @@ def build_client_hello(
         legacy_compression_methods=(0,),
         extensions=tuple(extensions),
     )
+
+
+@dataclass(frozen=True)
+class _HelloParts:
+    """What a ClientHello takes from the configuration alone: the offered suites, the
+    extensions before the variable ones (session_ticket, key_share) and those after them
+    (up to the ALPN list). Built once per configuration; the extension objects are
+    shared by every hello and their wire form is remembered (``ext.remember_wire``), so
+    a new connection neither rebuilds nor reserializes them."""
+
+    suites: tuple[CipherSuite, ...]
+    head: tuple[ext.Extension, ...]
+    tail: tuple[ext.Extension, ...]
+
+
+_PARTS_ATTR = "_tlsmith_hello_parts"
+
+
+def _hello_parts(io: ClientIO) -> _HelloParts:
+    cfg = io.config
+    # Kept on the (frozen) configuration object itself, outside its fields: it lives
+    # exactly as long as the configuration, and dataclasses.replace() starts afresh.
+    attrs: dict[str, Any] | None = getattr(cfg, "__dict__", None)
+    parts: _HelloParts | None = attrs.get(_PARTS_ATTR) if attrs is not None else None
+    if parts is None:
+        parts = _build_hello_parts(io)
+        for e in (*parts.head, *parts.tail):
+            ext.remember_wire(e)
+        if attrs is not None:
+            attrs[_PARTS_ATTR] = parts
+    return parts
+
+
+def _build_hello_parts(io: ClientIO) -> _HelloParts:
+    cfg = io.config
+    versions = cfg.versions
+    tls13 = ProtocolVersion.TLS13 in versions
+    tls12 = ProtocolVersion.TLS12 in versions
+    suites = offered_suites(io)
+    groups = tuple(cfg.groups) if tls13 else tuple(
+        g for g in cfg.groups if g not in _TLS13_ONLY_GROUPS)
+    head: list[ext.Extension] = []
+    sni = sni_name(cfg.server_name)
+    if sni:
+        head.append(ext.ServerName(sni))
+    if cfg.request_ocsp and cfg.verify_certificates:
+        # RFC 6066 §8: ask for a stapled OCSP response (no responder ids, no extensions).
+        head.append(ext.StatusRequest())
+    if tls13:
+        head.append(ext.SupportedVersionsClientHello(versions))
+    head += [
+        ext.SupportedGroups(groups),
+        ext.SignatureAlgorithms(tuple(cfg.signature_schemes)),
+    ]
+    if tls12:
+        # RFC 8422 §5.1.2: only the uncompressed point format; RFC 7627 §5.1; RFC 5746
+        # §3.4 (an empty renegotiation_info in the initial handshake).
+        head += [
+            ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)),
+            ext.ExtendedMasterSecret(),
+            ext.RenegotiationInfo(b""),
+        ]
+        if any((i := suite_info(s)) is not None and i.cipher == "cbc" for s in suites):
+            head.append(ext.EncryptThenMac())  # RFC 7366 §2
+    # (session_ticket, then key_share, go here: see build_client_hello.)
+    tail: list[ext.Extension] = []
+    if tls13:
+        modes = ((PskKeyExchangeMode.PSK_DHE_KE, PskKeyExchangeMode.PSK_KE)
+                 if cfg.offer_psk_ke else (PskKeyExchangeMode.PSK_DHE_KE,))
+        tail.append(ext.PskKeyExchangeModes(modes))
+        if cfg.certificate is not None:
+            # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
+            # after the handshake too (post-handshake authentication, §4.6.2).
+            tail.append(ext.PostHandshakeAuth())
+    if cfg.alpn_protocols:
+        tail.append(ext.ApplicationLayerProtocolNegotiation(
+            tuple(p.encode() for p in cfg.alpn_protocols)))
+    return _HelloParts(suites, tuple(head), tuple(tail))
 
 
 def _versions_text(versions: tuple[ProtocolVersion, ...]) -> str:
@@ -275,7 +322,8 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
                 psks = psk13.for_retry(io, self.sent.psks, hrr.suite.hash_name)
                 hello2 = build_client_hello(io, self.sent.hello.random,
                                             self.sent.hello.legacy_session_id, shares,
-                                            hrr.cookie, retry=True, psks=psks)
+                                            hrr.cookie, retry=True, psks=psks,
+                                            session12=self.sent.session12)
                 if psks:
                     hello2 = psk13.bind(hello2, psks, transcript)
                 raw2 = hello2.serialize()

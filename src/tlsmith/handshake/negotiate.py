@@ -8,6 +8,8 @@ TLS 1.2) run in ``server13`` / ``server12`` on the same view.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -31,6 +33,11 @@ from tlsmith.errors import (
 )
 from tlsmith.handshake.base import ALLOWED_IN
 from tlsmith.x509.leaf import name_matches
+
+# A certificate name against the client's SNI: a pure function of two strings, asked on
+# every handshake (its IP-literal test alone costs microseconds); bounded, since the SNI
+# is the peer's choice.
+_name_matches = functools.lru_cache(maxsize=1024)(name_matches)
 
 _E = TypeVar("_E")
 
@@ -127,18 +134,26 @@ def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
             f"the client offers at most {legacy.label} (legacy_version "
             f"0x{int(legacy):04x}); this server accepts "
             + " and ".join(v.label for v in ours))
+    # RFC 8446 §4.2.1: without supported_versions a client speaks TLS 1.2 or below, even
+    # if legacy_version says 0x0304 or more; RFC 5246 §E.1: a legacy_version above ours
+    # (0x03ff, 0x0400, ...) is answered with the highest version we have (found by BoGo
+    # ClientHelloVersionTooHigh, MinorVersionTolerance, MajorVersionTolerance).
+    offers = (offered.versions if offered.supported_versions_sent
+              else (ProtocolVersion.TLS12,))
     for v in ours:  # highest first
-        if v in offered.versions:
+        if v in offers:
             if offered.fallback_scsv and v < max(ours):
                 # RFC 7507 §3: a fallback to a version below our highest is an attack.
                 raise InappropriateFallback(
                     f"the client signalled a fallback (TLS_FALLBACK_SCSV) to {v.label}, "
                     f"but this server supports {max(ours).label}")
             return v
-    theirs = " and ".join(ProtocolVersion(v).label for v in offered.versions)
+    theirs = " and ".join(ProtocolVersion(v).label for v in offers)
+    if not offered.supported_versions_sent:
+        theirs += " (no supported_versions: TLS 1.2 at most)"
     raise ProtocolVersionError(
         f"no protocol version in common: the client offers {theirs}; this server accepts "
-        + " and ".join(v.label for v in ours), check="alpn_no_overlap")
+        + " and ".join(v.label for v in ours), check="version_no_overlap")
 
 
 def choose_alpn(cfg: ServerConfig, offered: Offered) -> str | None:
@@ -160,6 +175,14 @@ class CertChoice:
     sni_matched: bool
 
 
+@functools.lru_cache(maxsize=256)
+def _usable_schemes(ours: Iterable[SignatureScheme], configured: Iterable[SignatureScheme]
+                    ) -> frozenset[int]:
+    """The schemes a key can produce that the configuration allows (per key and
+    configuration, not per handshake)."""
+    return frozenset(ours) & frozenset(configured)
+
+
 def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
                        key_type: str | None = None, signs: bool = True) -> CertChoice | None:
     """A certificate whose key can sign with a scheme the client accepts (and, in TLS 1.2,
@@ -177,13 +200,16 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             continue
         scheme: SignatureScheme | None = None
         if signs:
-            ours = ck.tls13_schemes if tls13 else ck.tls12_schemes
-            scheme = next((SignatureScheme(s) for s in client_schemes
-                           if s in ours and s in cfg.signature_schemes), None)
-            if scheme is None:
+            configured = cfg.signature_schemes
+            usable = _usable_schemes(ck.tls13_schemes if tls13 else ck.tls12_schemes,
+                                     configured if isinstance(configured, tuple)
+                                     else tuple(configured))
+            first = next((s for s in client_schemes if s in usable), None)
+            if first is None:
                 continue
+            scheme = SignatureScheme(first)
         sni = offered.server_name
-        if sni and any(name_matches(n, sni) for n in ck.names):
+        if sni and any(_name_matches(n, sni) for n in ck.names):
             return CertChoice(ck, scheme, True)
         if fallback is None:
             fallback = CertChoice(ck, scheme, False)
