@@ -342,8 +342,19 @@ def recording(kind: str) -> Recording:
     """Run a deterministic client/server pair of ``kind`` to completion."""
     cspy, sspy = _SecretSpy(), _SecretSpy()
     client, server = new_client(kind, cspy), new_server(kind, sspy)
+    cflights, sflights, _ = run_flights(client, server)
+    if not (client.handshake_complete and server.handshake_complete):
+        raise RuntimeError(f"the {kind} fuzz handshake did not complete")
+    return Recording(tuple(cflights), tuple(sflights), {**cspy.secrets, **sspy.secrets})
+
+
+def run_flights(client: TLSConnection, server: TLSConnection
+                ) -> tuple[list[bytes], list[bytes], list[Any]]:
+    """Move bytes both ways until both sides are quiet (at most 8 rounds); returns the
+    client's flights, the server's flights and the client's events."""
     cflights: list[bytes] = []
     sflights: list[bytes] = []
+    events: list[Any] = []
     for _ in range(8):
         moved = False
         data = client.data_to_send()
@@ -356,13 +367,11 @@ def recording(kind: str) -> Recording:
         if data:
             sflights.append(data)
             client.receive_data(data)
-            client.events()
+            events += client.events()
             moved = True
         if not moved:
             break
-    if not (client.handshake_complete and server.handshake_complete):
-        raise RuntimeError(f"the {kind} fuzz handshake did not complete")
-    return Recording(tuple(cflights), tuple(sflights), {**cspy.secrets, **sspy.secrets})
+    return cflights, sflights, events
 
 
 def split_records(data: bytes) -> list[tuple[int, bytes]]:
@@ -540,25 +549,7 @@ def _run_flow(kind: str, tag: str, *, session: Session | None = None,
     store = fresh_store(sessions, replayed)
     client = extra_client(kind, tag, cspy, session, early_data)
     server = extra_server(kind, tag, sspy, store)
-    cflights: list[bytes] = []
-    sflights: list[bytes] = []
-    events: list[Any] = []
-    for _ in range(8):
-        moved = False
-        data = client.data_to_send()
-        if data:
-            cflights.append(data)
-            server.receive_data(data)
-            server.events()
-            moved = True
-        data = server.data_to_send()
-        if data:
-            sflights.append(data)
-            client.receive_data(data)
-            events += client.events()
-            moved = True
-        if not moved:
-            break
+    cflights, sflights, events = run_flights(client, server)
     if not (client.handshake_complete and server.handshake_complete):
         raise RuntimeError(f"the {kind}{tag} fuzz handshake did not complete")
     flow = Flow(tuple(cflights), tuple(sflights), {**cspy.secrets, **sspy.secrets},
