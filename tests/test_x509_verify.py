@@ -282,6 +282,56 @@ def test_verify_client_chain_expired(devca: DevCA, trust: TrustStore) -> None:
         verify_client_chain(chain_of(issued), trust=trust, now=NOW)
 
 
+def _anonymous_client_leaf(
+    key_usage: x509.KeyUsage | None = None,
+) -> tuple[x509.Certificate, x509.Certificate]:
+    """(root, leaf): a client leaf with an empty subject and a non-critical SAN."""
+    root_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(2))
+    root = _sign("Root", "Root", root_key, root_key, ca=True)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([]))
+        .issuer_name(root.subject)
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("test")]), False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+    )
+    if key_usage is not None:
+        builder = builder.add_extension(key_usage, True)
+    return root, builder.sign(root_key, hashes.SHA256())
+
+
+def test_verify_client_chain_lenient_by_default_strict_on_request() -> None:
+    # BoringSSL's runner (and many private CAs) issue client certificates with an empty
+    # subject and a non-critical subjectAltName: the strict Web PKI profile refuses
+    # them (RFC 5280 §4.2.1.6), OpenSSL and the default policy accept them.
+    root, leaf = _anonymous_client_leaf()
+    trust = TrustStore.from_certificates([root])
+    verified = verify_client_chain(der_chain([leaf]), trust=trust, now=NOW)
+    assert verified.chain == (leaf, root)
+    with pytest.raises(CertificateUnknown):
+        verify_client_chain(der_chain([leaf]), trust=trust, now=NOW, strict=True)
+
+
+def test_verify_client_chain_key_usage_must_allow_signing() -> None:
+    # RFC 5280 §4.2.1.3: the client signs CertificateVerify with this key.
+    encipher_only = x509.KeyUsage(False, False, True, False, False, False, False, False, False)
+    root, leaf = _anonymous_client_leaf(encipher_only)
+    trust = TrustStore.from_certificates([root])
+    with pytest.raises(UnsupportedCertificate, match="does not allow this use"):
+        verify_client_chain(der_chain([leaf]), trust=trust, now=NOW)
+
+
+def test_verify_client_chain_lenient_still_requires_client_auth_eku(
+    server: Issued, trust: TrustStore
+) -> None:
+    with pytest.raises(UnsupportedCertificate, match="TLS client"):
+        verify_client_chain(chain_of(server), trust=trust, now=NOW, strict=False)
+
+
 # --- trust stores ------------------------------------------------------------------------
 
 

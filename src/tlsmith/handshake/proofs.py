@@ -207,7 +207,8 @@ def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...]) -> ChainAccepted
     assert trust is not None  # ServerConfig guarantees it when client_auth != "none"
     try:
         verified = verify_client_chain(chain, trust=trust,
-                                       now=datetime.fromtimestamp(io.now(), tz=UTC))
+                                       now=datetime.fromtimestamp(io.now(), tz=UTC),
+                                       strict=io.config.strict)
     except Exception as exc:
         io.check("client certificate chain", False, str(exc))
         raise

@@ -396,8 +396,29 @@ def _ee_server_eku(
         raise ValueError("required EKU not found (serverAuth)")
 
 
+def _ee_client_eku(
+    _policy: object, _cert: x509.Certificate, value: x509.ExtendedKeyUsage | None
+) -> None:
+    # RFC 5280 §4.2.1.12: present, it must allow clientAuth (or anyExtendedKeyUsage).
+    if value is not None and not (
+            ExtendedKeyUsageOID.CLIENT_AUTH in value
+            or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in value):
+        raise ValueError("required EKU not found (clientAuth)")
+
+
+def _ee_client_key_usage(
+    _policy: object, _cert: x509.Certificate, value: x509.KeyUsage | None
+) -> None:
+    # RFC 5280 §4.2.1.3 / RFC 8446 §4.4.2.2: a client certificate signs the
+    # CertificateVerify, so a keyUsage present must allow digitalSignature.
+    if value is not None and not value.digital_signature:
+        raise ValueError("keyUsage of a client certificate must allow digitalSignature")
+
+
 @functools.cache
-def _lenient_policies(leaf_is_anchor: bool) -> tuple[ExtensionPolicy, ExtensionPolicy]:
+def _lenient_policies(
+    leaf_is_anchor: bool, client: bool = False
+) -> tuple[ExtensionPolicy, ExtensionPolicy]:
     """(CA, EE) extension policies that accept what OpenSSL and browsers accept.
 
     Relative to cryptography's Web PKI defaults: no authorityKeyIdentifier needed
@@ -405,7 +426,7 @@ def _lenient_policies(leaf_is_anchor: bool) -> tuple[ExtensionPolicy, ExtensionP
     without keyUsage or with a non-critical basicConstraints (RFC 5280 "SHOULD"s). A
     leaf the user trusts directly (``openssl req -x509`` marks it CA:TRUE) may be a CA
     certificate, as in Python's ssl, curl and gnutls-cli; name and validity are still
-    checked.
+    checked. ``client``: the leaf must allow clientAuth rather than serverAuth.
     """
     ca = (
         ExtensionPolicy.webpki_defaults_ca()
@@ -417,8 +438,11 @@ def _lenient_policies(leaf_is_anchor: bool) -> tuple[ExtensionPolicy, ExtensionP
         ExtensionPolicy.webpki_defaults_ee()
         .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
         .require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
-        .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _ee_server_eku)
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC,
+                        _ee_client_eku if client else _ee_server_eku)
     )
+    if client and not leaf_is_anchor:
+        ee = ee.may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ee_client_key_usage)
     if leaf_is_anchor:
         ee = ee.may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, None).may_be_present(
             x509.KeyUsage, Criticality.AGNOSTIC, None
@@ -606,9 +630,14 @@ def _profile_error(leaf: x509.Certificate, failure: str) -> CertificateError:
 
 
 def verify_client_chain(
-    cert_chain_der: Sequence[bytes], *, trust: TrustStore, now: datetime
+    cert_chain_der: Sequence[bytes], *, trust: TrustStore, now: datetime, strict: bool = False
 ) -> VerifiedChain:
     """Verify a client's certificate chain for mutual TLS (clientAuth purpose).
+
+    As for server chains, the default policy accepts what OpenSSL accepts (see
+    ``_lenient_policies``: e.g. a subjectAltName of any criticality with an empty
+    subject, RFC 5280 §4.2.1.6); ``strict=True`` applies cryptography's Web PKI client
+    profile unchanged.
 
     An empty chain raises CertificateRequired (RFC 8446 §4.4.2.4); a server for which
     the client certificate is optional should not call this for an empty chain.
@@ -619,9 +648,12 @@ def verify_client_chain(
     certs = _parse_chain(cert_chain_der, "client")
     leaf, intermediates = certs[0], certs[1:]
     _check_validity(leaf, now, "the client's certificate")
+    builder = PolicyBuilder().store(trust.store).time(now)
+    if not strict:
+        ca_policy, ee_policy = _lenient_policies(leaf in trust, client=True)
+        builder = builder.extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
     try:
-        verifier = PolicyBuilder().store(trust.store).time(now).build_client_verifier()
-        verified = verifier.verify(leaf, intermediates)
+        verified = builder.build_client_verifier().verify(leaf, intermediates)
     except VerificationError as exc:
         raise _explain(certs, trust, now, str(exc), "client", None) from exc
     _check_key_strength(certs, trust, "client")
