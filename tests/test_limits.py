@@ -234,16 +234,49 @@ def test_key_update_requests_coalesced(certs: dict[str, CertFiles]) -> None:
     assert server.data_to_send() != b""
 
 
+def test_key_update_requests_while_silent_one_reply_across_flushes(
+    certs: dict[str, CertFiles],
+) -> None:
+    """RFC 8446 §4.6.3: update_requested KeyUpdates that arrive one by one, each
+    flushed, while we send no application data get a single KeyUpdate in total (a
+    flush is not data: BoGo's KeyUpdate burst tests)."""
+    client, server, _cspy, _sspy = connected(certs)
+    replies = []
+    for _ in range(3):
+        client.key_update(request_peer=True)
+        server.receive_data(client.data_to_send())
+        assert run(server) == [KeyUpdated(update_requested=True)]
+        replies.append(server.data_to_send())
+    assert replies[0] != b"" and replies[1:] == [b"", b""]
+    client.receive_data(replies[0])
+    assert run(client) == [KeyUpdated(update_requested=False)]
+    server.send_data(b"pong")
+    client.send_data(b"ping")
+    cev, sev = pump(client, server)
+    assert cev == [ApplicationData(b"pong")] and sev == [ApplicationData(b"ping")]
+    # After our application data, a new request gets a new reply.
+    client.key_update(request_peer=True)
+    server.receive_data(client.data_to_send())
+    assert run(server) == [KeyUpdated(update_requested=True)]
+    assert server.data_to_send() != b""
+
+
 def test_answers_to_our_requests_do_not_count(certs: dict[str, CertFiles]) -> None:
     """A server that keeps asking a silent client for new keys is not flooded by the
-    answers (a long download: only the server sends data)."""
+    answers (a long download: only the server sends data). RFC 8446 §4.6.3: the silent
+    client answers once; after it sends data, it answers again."""
     client, server, _cspy, _sspy = connected(certs)
-    for _ in range(LIMITS.max_key_updates_without_data + 5):
-        server.key_update(request_peer=True)
-        server.send_data(b"chunk")
-        cev, sev = pump(client, server)
-        assert ApplicationData(b"chunk") in cev
-        assert sev == [KeyUpdated(update_requested=False)]
+    for round_ in range(2):
+        for i in range(LIMITS.max_key_updates_without_data + 5):
+            server.key_update(request_peer=True)
+            server.send_data(b"chunk")
+            cev, sev = pump(client, server)
+            assert ApplicationData(b"chunk") in cev
+            assert sev == ([KeyUpdated(update_requested=False)] if i == 0 else [])
+        if round_ == 0:
+            client.send_data(b"ack")
+            _, sev = pump(client, server)
+            assert sev == [ApplicationData(b"ack")]
 
 
 # -- handshake fragments ------------------------------------------------------------------

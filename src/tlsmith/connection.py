@@ -116,11 +116,14 @@ class TLSConnection:
         # the last application data (both reset by progress, see _process_plain).
         self._idle = 0
         self._key_updates = 0
-        # RFC 8446 §4.6.3: a KeyUpdate of ours is queued and not yet handed to the
-        # transport (no application data after it): it answers any update_requested.
+        # RFC 8446 §4.6.3: we sent a KeyUpdate and no application data since: it answers
+        # any update_requested ("an implementation which receives multiple KeyUpdates
+        # while it is silent" responds with a single update), however often we flush.
         self._key_update_queued = False
         # We sent update_requested: the peer's next KeyUpdate is the answer we asked for.
         self._key_update_asked = False
+        # RFC 8446 §D.4: our compatibility CCS is due before the next protected record.
+        self._ccs_owed = False
         self._read: RecordDecrypter = PlaintextDecrypter()
         # RFC 8446 §5.1 / RFC 5246 §E.1: the first ClientHello may use record version 0x0301.
         self._write: RecordEncrypter = PlaintextEncrypter(0x0301 if self.is_client else 0x0303)
@@ -251,7 +254,6 @@ class TLSConnection:
         out = self._out
         if not out:
             return b""
-        self._key_update_queued = False
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
@@ -541,6 +543,8 @@ class TLSConnection:
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._flush_handshake()
+        if self._ccs_owed:
+            self._io.send_change_cipher_spec()
         body = bytes((level, description))
         if self._observer is None:
             self._out.append(self._write.protect(ContentType.ALERT, body))
@@ -714,12 +718,16 @@ class _Channel:
     def send_change_cipher_spec(self) -> None:
         c = self._c
         c._flush_handshake()
+        c._ccs_owed = False
         c._out.append(_CCS_RECORD)
         if c._observer is not None:
             c._trace(RecordTrace("sent", ContentType.CHANGE_CIPHER_SPEC, Epoch.PLAINTEXT,
                                  False, _CCS_RECORD, b"\x01", c.now()))
             c._trace(MessageTrace("sent", "ChangeCipherSpec", None, 6, c.write_epoch,
                                   c.now(), b"\x01"))
+
+    def owe_change_cipher_spec(self) -> None:
+        self._c._ccs_owed = True
 
     def send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._c._send_alert(level, description)

@@ -49,6 +49,11 @@ class HandshakeIO(Protocol):
 
     def send_change_cipher_spec(self) -> None: ...
 
+    def owe_change_cipher_spec(self) -> None:
+        """RFC 8446 §D.4: the compatibility CCS must precede our next protected record;
+        sent by ``send_change_cipher_spec`` or, if an alert comes first, before it."""
+        ...
+
     def send_alert(self, level: AlertLevel, description: AlertDescription) -> None: ...
 
     def drop_compatibility_ccs(self) -> None: ...
@@ -80,7 +85,7 @@ class HandshakeIO(Protocol):
         ...
 
     def key_update_reply_pending(self) -> bool:
-        """A KeyUpdate of ours is queued and no application data follows it yet: it
+        """We sent a KeyUpdate and no application data since (flushed or not): it
         already answers a peer's update_requested (RFC 8446 §4.6.3)."""
         ...
 

@@ -217,7 +217,11 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     if not sent.early_data or sent.hrr is not None:
         # Alerts from here on are protected with our handshake key, as OpenSSL does.
         # (With 0-RTT in flight the early key stays until EncryptedExtensions says
-        # whether the server reads it.)
+        # whether the server reads it.) RFC 8446 §D.4: the compatibility CCS precedes
+        # our first protected record, whatever it is: with our second flight, or an
+        # alert about the server's flight, so a middlebox or peer can read that alert.
+        if io.config.middlebox_compat and not sent.ccs_sent:
+            io.owe_change_cipher_spec()
         io.set_write(encrypter(info, chts), Epoch.HANDSHAKE)
     if io.observed:
         how = "no (EC)DHE (psk_ke)" if group is None else group.name
