@@ -101,3 +101,97 @@ def test_second_client_hello_repeats_the_first(certs: dict[str, CertFiles]) -> N
     assert first == second
     assert hellos[0].cipher_suites == hellos[1].cipher_suites
 
+
+
+def test_client_sends_compatibility_ccs_before_an_alert_about_the_server_flight(
+        certs: dict[str, CertFiles]) -> None:
+    """BoGo UnencryptedEncryptedExtensions, WrongMessageType-TLS13-*, ...: an alert about
+    the server's first flight goes out under our handshake key; in middlebox
+    compatibility mode the CCS must come before it (RFC 8446 §D.4), or a peer that
+    waits for it cannot read the alert. Without an alert it still precedes the second
+    flight only."""
+    from dataclasses import replace
+
+    from tlsmith.errors import TLSError
+
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"])
+    client = TLSConnection(replace(client_cfg, server_name="wrong.example"))
+    server = TLSConnection(server_cfg)
+    server.receive_data(client.data_to_send())
+    server.events()
+    client.receive_data(server.data_to_send())
+    with pytest.raises(TLSError):
+        client.events()
+    out = client.data_to_send()
+    assert out[:6] == _record(ContentType.CHANGE_CIPHER_SPEC, b"\x01")
+    assert out[6] == ContentType.APPLICATION_DATA  # the protected alert
+    assert len(out) == 6 + 5 + int.from_bytes(out[9:11], "big")
+
+
+@pytest.mark.parametrize(("modes", "tickets"), [
+    (None, False), ((), False), ((0x7F,), False), ((1,), True), ((0,), True), ((0x7F, 1), True),
+])
+def test_tls13_server_sends_tickets_only_to_a_client_that_can_resume(
+        modes: tuple[int, ...] | None, tickets: bool) -> None:
+    """BoGo TLS13-ExpectNoSessionTicketOnBadKEMode-Server: RFC 8446 §4.2.9, servers
+    SHOULD NOT send NewSessionTickets a client cannot use: none when its
+    psk_key_exchange_modes lists no mode we know (or is absent)."""
+    from tlsmith.codec import extensions as ext
+    from tlsmith.codec.enums import CipherSuite
+    from tlsmith.codec.messages import ClientHello
+    from tlsmith.handshake.server13 import _can_resume
+
+    exts = () if modes is None else (ext.PskKeyExchangeModes(modes),)
+    hello = ClientHello(legacy_version=0x0303, random=bytes(32), legacy_session_id=b"",
+                        cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
+                        legacy_compression_methods=b"\x00", extensions=exts)
+    assert _can_resume(hello) is tickets
+
+
+def test_server_credential_signing_schemes_apart_from_accepted_schemes(
+        certs: dict[str, CertFiles]) -> None:
+    """BoGo Server-Verify-*-TLS13 (-verify-prefs): ServerConfig.signature_schemes is what
+    we accept from clients; a credential with its own signing_schemes signs with those,
+    even when the accepted list holds none of them."""
+    from dataclasses import replace
+
+    from pair import pump
+    from tlsmith.codec.enums import SignatureScheme as S
+    from tlsmith.errors import HandshakeFailure
+
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"])
+    server_cfg = replace(server_cfg, signature_schemes=(S.RSA_PSS_RSAE_SHA256,))
+    with pytest.raises(HandshakeFailure):
+        pump(TLSConnection(client_cfg), TLSConnection(server_cfg))
+    own = tuple(replace(ck, signing_schemes=(S.ECDSA_SECP256R1_SHA256,))
+                for ck in server_cfg.certificates)
+    client = TLSConnection(client_cfg)
+    pump(client, TLSConnection(replace(server_cfg, certificates=own)))
+    assert client.info is not None and client.info.signature_scheme == S.ECDSA_SECP256R1_SHA256
+
+
+@pytest.mark.parametrize(("types", "expected"), [
+    ((1,), None),                                 # rsa_sign only: our key is ECDSA
+    ((64,), "ECDSA_SECP256R1_SHA256"),            # ecdsa_sign
+    ((1, 64), "ECDSA_SECP256R1_SHA256"),
+])
+def test_tls12_client_certificate_must_be_of_a_requested_type(
+        certs: dict[str, CertFiles], types: tuple[int, ...], expected: str | None) -> None:
+    """BoGo CheckClientCertificateTypes: RFC 5246 §7.4.6, the client sends only a
+    certificate of a type CertificateRequest.certificate_types lists (else an empty
+    Certificate)."""
+    from types import SimpleNamespace
+
+    from tlsmith.codec.enums import ClientCertificateType, SignatureScheme
+    from tlsmith.codec.messages12 import CertificateRequest12
+    from tlsmith.config import CertifiedKey
+    from tlsmith.handshake.client12 import client_signature_scheme12
+
+    files = certs["ecdsa-p256"]
+    key = CertifiedKey.from_files(files.chain_path, files.key_path)
+    io = SimpleNamespace(config=SimpleNamespace(certificate=key))
+    request = CertificateRequest12(tuple(ClientCertificateType(t) for t in types),
+                                   (SignatureScheme.ECDSA_SECP256R1_SHA256,
+                                    SignatureScheme.RSA_PSS_RSAE_SHA256))
+    scheme = client_signature_scheme12(io, request)  # type: ignore[arg-type]
+    assert (scheme.name if scheme is not None else None) == expected

@@ -253,3 +253,36 @@ def test_certificate_request_position(pair_cfg, client_certs, version) -> None: 
         done = server_sent.index("ServerHelloDone")
         assert server_sent[done - 1] == "CertificateRequest12"
         assert client_sent[1] == "Certificate12" and client_sent[3] == "CertificateVerify"
+
+
+def test_certified_key_signing_schemes_restrict_and_order(client_certs) -> None:  # type: ignore[no-untyped-def]
+    """CertifiedKey.signing_schemes: the schemes the key signs with, in that order;
+    those the key cannot make are ignored."""
+    from tlsmith.codec.enums import SignatureScheme as S
+
+    rsa = client_certs["rsa-2048"]
+    assert rsa.signing_schemes is None and S.RSA_PSS_RSAE_SHA256 in rsa.tls13_schemes
+    prefs = replace(rsa, signing_schemes=(S.ECDSA_SECP256R1_SHA256, S.RSA_PKCS1_SHA384,
+                                          S.RSA_PSS_RSAE_SHA512))
+    assert prefs.tls12_schemes == (S.RSA_PKCS1_SHA384, S.RSA_PSS_RSAE_SHA512)
+    assert prefs.tls13_schemes == frozenset({S.RSA_PSS_RSAE_SHA512})
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_client_signs_with_its_signing_schemes(pair_cfg, client_certs, version) -> None:  # type: ignore[no-untyped-def]
+    """BoGo Client-Sign-*: the client's own signing preference (apart from the
+    signature_schemes it accepts from the server) picks its CertificateVerify scheme."""
+    from tlsmith.codec.enums import SignatureScheme as S
+
+    sent: list[object] = []
+
+    def observer(record: object) -> None:
+        if (isinstance(record, MessageTrace) and record.direction == "sent"
+                and record.name == "CertificateVerify"):
+            sent.append(record.message)
+
+    cert = replace(client_certs["rsa-2048"], signing_schemes=(S.RSA_PSS_RSAE_SHA384,))
+    ccfg, scfg = pair_cfg(version, "require", cert)
+    out = run(replace(ccfg, observer=observer), scfg)
+    assert out.client_error is None and out.server_error is None
+    assert [getattr(m, "algorithm", None) for m in sent] == [S.RSA_PSS_RSAE_SHA384]

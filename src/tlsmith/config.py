@@ -185,20 +185,31 @@ class CertifiedKey:
     # (RFC 6066 §8): in TLS 1.3 in the leaf's CertificateEntry (RFC 8446 §4.4.2.1), in
     # TLS 1.2 as a CertificateStatus message after Certificate. None: staple nothing.
     ocsp_response: bytes | None = None
+    # The schemes this key may sign with, most preferred first (those the key cannot
+    # make are ignored); None: every scheme the key can make, in tlsmith's order. Its
+    # own list, apart from the config's signature_schemes (then only what we accept from
+    # the peer; without it, a server signs only with schemes that list also holds).
+    signing_schemes: tuple[SignatureScheme, ...] | None = None
+
+    def _restrict(self, schemes: list[SignatureScheme]) -> list[SignatureScheme]:
+        if self.signing_schemes is None:
+            return schemes
+        return [s for s in self.signing_schemes if s in schemes]
 
     @functools.cached_property
     def tls13_schemes(self) -> frozenset[SignatureScheme]:
         """The TLS 1.3 signature schemes this key can produce (computed once)."""
         from tlsmith.crypto.sig import schemes_for_private_key
 
-        return frozenset(schemes_for_private_key(self.private_key, tls13=True))
+        return frozenset(self._restrict(schemes_for_private_key(self.private_key,
+                                                                tls13=True)))
 
     @functools.cached_property
     def tls12_schemes(self) -> tuple[SignatureScheme, ...]:
         """The TLS 1.2 signature schemes this key can produce, most preferred first."""
         from tlsmith.crypto.sig import schemes_for_private_key
 
-        return tuple(schemes_for_private_key(self.private_key, tls13=False))
+        return tuple(self._restrict(schemes_for_private_key(self.private_key, tls13=False)))
 
     @functools.cached_property
     def ecdsa_group(self) -> NamedGroup | None:
@@ -327,6 +338,9 @@ class ServerConfig:
     client_auth: str = "none"
     # The CAs client certificates must chain to (required unless client_auth == "none").
     client_trust: TrustStore | None = None
+    # Apply cryptography's Web PKI client profile unchanged when verifying client chains
+    # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
+    strict: bool = False
     # Resumption (issue 7; design in tlsmith/tickets.py). The store holds the TLS 1.2
     # session-ID cache, 0-RTT single-use marks and the ticket keys; share one store (or a
     # RedisStore) between servers that should resume each other's sessions.

@@ -13,7 +13,7 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from tlsmith.bogo.errors import describe_error
@@ -292,7 +292,9 @@ def _alpn_list(wire: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _credentials(o: Options) -> list[CertifiedKey]:
+def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKey]:
+    """The credentials in BoringSSL's order; ``signing_prefs``: each with its own
+    -signing-prefs (CertifiedKey.signing_schemes)."""
     out: list[CertifiedKey] = []
     # BoringSSL tries the credentials added with -new-x509-credential in order, and the
     # default one (-cert-file/-key-file before any of them) last.
@@ -304,7 +306,9 @@ def _credentials(o: Options) -> list[CertifiedKey]:
                 raise Unimplemented("a credential whose key type tlsmith cannot sign "
                                     "TLS handshakes with") from exc
             if cred.ocsp_response is not None:
-                ck = CertifiedKey(ck.chain, ck.private_key, ck.names, cred.ocsp_response)
+                ck = replace(ck, ocsp_response=cred.ocsp_response)
+            if signing_prefs and cred.signing_prefs:
+                ck = replace(ck, signing_schemes=_schemes(cred.signing_prefs))
             out.append(ck)
         elif cred.cert_file or cred.key_file:
             raise ShimFailure("a credential needs both -cert-file and -key-file")
@@ -344,7 +348,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         shares = _key_shares(groups)
     else:
         shares = (NamedGroup.X25519,)
-    creds = _credentials(o)
+    creds = _credentials(o, signing_prefs=True)
     if len(creds) > 1:
         raise Unimplemented("a client with several credentials")
     if o.enable_ocsp_stapling or o.use_ocsp_callback:
@@ -355,10 +359,6 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     trust = _trust(o, resume=shared.session is not None) if verify else None
     if verify and trust is None:
         raise ShimFailure("-verify-peer needs -trust-cert")
-    signing = o.credentials[-1].signing_prefs if o.credentials else o.default.signing_prefs
-    if signing and not o.verify_prefs:
-        raise Unimplemented("client -signing-prefs: tlsmith picks the client signature "
-                            "from the server's list")
     return ClientConfig(
         server_name=o.host_name or None,
         alpn_protocols=_alpn_list(o.advertise_alpn),
@@ -388,25 +388,19 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
-    creds = _credentials(o)
+    # Each credential signs with its own -signing-prefs (CertifiedKey.signing_schemes);
+    # -verify-prefs is only what we accept from clients (ServerConfig.signature_schemes),
+    # so a credential without preferences then signs with any scheme tlsmith offers.
+    creds = _credentials(o, signing_prefs=True)
     if not creds:
         raise ShimFailure("a server needs -cert-file and -key-file")
+    if o.verify_prefs:
+        creds = [ck if ck.signing_schemes is not None
+                 else replace(ck, signing_schemes=DEFAULT_SIGNATURE_SCHEMES) for ck in creds]
     if o.decline_ocsp_callback:
         # BoringSSL's OCSP callback declines to staple: staple nothing. (Accepting, or
         # setting the response in the callback, is the static -ocsp-response.)
-        creds = [CertifiedKey(ck.chain, ck.private_key, ck.names) for ck in creds]
-    prefs = {tuple(c.signing_prefs) for c in (*o.credentials, o.default)
-             if c.cert_file and c.signing_prefs}
-    if len(prefs) > 1:
-        raise Unimplemented("signing preferences per credential (tlsmith has one list)")
-    signing = list(next(iter(prefs))) if prefs else []
-    if o.verify_prefs and not signing:
-        # tlsmith has one list for the schemes a server signs with and those it accepts
-        # from clients: -verify-prefs alone must still leave our key a scheme to sign with.
-        usable = {int(s) for ck in creds for s in (*ck.tls13_schemes, *ck.tls12_schemes)}
-        if not usable & set(o.verify_prefs):
-            raise Unimplemented("server -verify-prefs that exclude every scheme our key signs "
-                                "with (tlsmith has one signature list for both)")
+        creds = [replace(ck, ocsp_response=None) for ck in creds]
     if o.require_any_client_certificate:
         client_auth = "require"
     elif o.verify_peer:
@@ -428,8 +422,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
         cipher_suites=policy.suites if policy else ALL_SUITES,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
-        signature_schemes=(_schemes(signing or o.verify_prefs)
-                           if signing or o.verify_prefs or not policy else policy.schemes),
+        signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
+                           else policy.schemes),
         min_version=lo,
         max_version=hi,
         allow_rsa_key_exchange=True,

@@ -200,10 +200,15 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             continue
         scheme: SignatureScheme | None = None
         if signs:
-            configured = cfg.signature_schemes
-            usable = _usable_schemes(ck.tls13_schemes if tls13 else ck.tls12_schemes,
-                                     configured if isinstance(configured, tuple)
-                                     else tuple(configured))
+            ours = ck.tls13_schemes if tls13 else ck.tls12_schemes
+            if ck.signing_schemes is not None:
+                # The credential's own signing list replaces the configuration's
+                # (which then only says what we accept from the client).
+                usable = frozenset[int](ours)
+            else:
+                configured = cfg.signature_schemes
+                usable = _usable_schemes(ours, configured if isinstance(configured, tuple)
+                                         else tuple(configured))
             first = next((s for s in client_schemes if s in usable), None)
             if first is None:
                 continue

@@ -427,7 +427,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
-                                post_handshake_auth=pha)
+                                post_handshake_auth=pha, tickets=_can_resume(ch))
     if choice.early_data and psk is not None and early is not None:
         # RFC 8446 §4.2.10: read 0-RTT under client_early_traffic_secret until
         # EndOfEarlyData.
@@ -533,15 +533,25 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
         return then
 
 
+def _can_resume(ch: ClientHello) -> bool:
+    """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know
+    (or that sent none) cannot resume; servers SHOULD NOT send it tickets."""
+    modes = next((e for e in ch.extensions if isinstance(e, ext.PskKeyExchangeModes)), None)
+    return modes is not None and any(
+        mode in (PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE)
+        for mode in modes.ke_modes)
+
+
 class ExpectClientFinished(Tls13Handshaking[ServerIO]):
     expects = frozenset({HandshakeType.FINISHED})
     version = ProtocolVersion.TLS13
 
     def __init__(self, suite: SuiteInfo, transcript: Transcript,
                  master: schedule13.MasterSecret, chts: bytes, cats: bytes, sats: bytes,
-                 ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False
-                 ) -> None:
+                 ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False,
+                 tickets: bool = True) -> None:
         self.suite, self.transcript, self.master = suite, transcript, master
+        self.tickets = tickets  # the client can resume with a ticket (RFC 8446 §4.2.9)
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
         self.info = info
         self.post_handshake_auth = post_handshake_auth  # the client offered it
@@ -555,9 +565,12 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         rms = self.master.resumption_master_secret(self.transcript.digest())
         io.set_read(decrypter(self.suite, self.cats), Epoch.APPLICATION)
         info = self.info
-        psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
-                           alpn=info.alpn, client_certificates=info.client_certificates,
-                           client_certificate_verified=info.client_certificate_verified)
+        if self.tickets:
+            psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
+                               alpn=info.alpn, client_certificates=info.client_certificates,
+                               client_certificate_verified=info.client_certificate_verified)
+        else:
+            io.note("no tickets: the client's psk_key_exchange_modes allow no resumption")
         io.emit(HandshakeComplete(info))
         io.handshake_done()
         return Connected13(TrafficSecrets(self.suite, read_secret=self.cats,
