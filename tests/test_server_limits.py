@@ -411,3 +411,30 @@ def test_serve_handshake_timeout_cuts_a_silent_client(
         assert closed_by_peer(sock, DEADLINE + SLACK + 1)
         assert time.monotonic() - start <= DEADLINE + SLACK
     serve.wait_for("closed: handshake deadline exceeded after 1 s", timeout=5)
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["close_notify", "bare_eof"])
+def test_tlssocket_recv_tells_truncation_from_close_notify(
+        tls_server: Callable[..., TLSServer], cert: CertFiles, clean: bool) -> None:
+    """recv() returns b"" at the end either way; closed_cleanly says which end it was
+    (a bare EOF must not pass for a close_notify: a truncation attack would go unseen)."""
+    seen: list[bool | None] = []
+    done = threading.Event()
+
+    def handler(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
+        assert tls.recv() == b"ping"
+        assert tls.recv() == b""
+        seen.append(tls.closed_cleanly)
+        done.set()
+
+    server = tls_server(handler)
+    tls = tlsmith.connect("127.0.0.1", server.server_address[1], client_config(cert),
+                          timeout=10)
+    tls.sendall(b"ping")
+    if clean:
+        tls.close()
+    else:
+        tls.sock.shutdown(socket.SHUT_RDWR)  # no close_notify: the TCP stream just ends
+        tls.sock.close()
+    assert done.wait(10)
+    assert seen == [clean]

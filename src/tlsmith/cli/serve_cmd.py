@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -36,16 +37,94 @@ from tlsmith.trace import TraceCollector, render_ladder
 
 
 def _ja4(client_hello: bytes) -> str | None:
-    """The client's JA4 for the log line (None for an unreadable ClientHello)."""
+    """The client's JA4 for the log line (None for an unreadable ClientHello).
+
+    Clients of one kind send ClientHellos that differ only in what JA4 does not read
+    (random, session ID, key shares, SNI value, padding, PSK), so the JA4 is cached
+    under what it does read (``_ja4_key``): a quick walk over the bytes instead of a
+    full fingerprint parse per handshake."""
+    if not client_hello:
+        return None
+    key = _ja4_key(client_hello)
+    if key is not None:
+        found = _JA4_CACHE.get(key)
+        if found is not None:
+            return found
     try:
-        return fingerprint_ja4(client_hello) if client_hello else None
+        value = fingerprint_ja4(client_hello)
     except ValueError:
         return None
+    if key is not None:
+        if len(_JA4_CACHE) >= _JA4_CACHE_SIZE:
+            _JA4_CACHE.clear()
+        _JA4_CACHE[key] = value
+    return value
+
+
+_JA4_CACHE: dict[bytes, str] = {}
+_JA4_CACHE_SIZE = 512
+#: Extensions whose bodies JA4 reads: ALPN (first protocol), signature_algorithms,
+#: supported_versions; of the others only the type counts.
+_JA4_BODIES = frozenset((16, 13, 43))
+
+
+def _ja4_key(raw: bytes) -> bytes | None:
+    """Everything JA4 reads from a ClientHello handshake message (type, 3-byte length,
+    body), as one bytes key: legacy_version, cipher_suites, the extension types in order
+    and the bodies of ALPN, signature_algorithms and supported_versions. None if the
+    bytes do not walk cleanly (the full parser then decides)."""
+    try:
+        if raw[0] != 1 or int.from_bytes(raw[1:4]) != len(raw) - 4:
+            return None
+        at = 4 + 2 + 32
+        at += 1 + raw[at]  # legacy_session_id
+        suites_len = int.from_bytes(raw[at:at + 2])
+        parts = [raw[4:6], raw[at:at + 2 + suites_len]]
+        at += 2 + suites_len
+        at += 1 + raw[at]  # legacy_compression_methods
+        if at == len(raw):
+            return _join(parts)  # (no extensions block)
+        end = at + 2 + int.from_bytes(raw[at:at + 2])
+        if end != len(raw):
+            return None
+        at += 2
+        while at < end:
+            ext_type = raw[at:at + 2]
+            size = int.from_bytes(raw[at + 2:at + 4])
+            if at + 4 + size > end:
+                return None
+            if int.from_bytes(ext_type) in _JA4_BODIES:
+                parts.append(raw[at:at + 4 + size])
+            else:
+                parts.append(ext_type)
+            at += 4 + size
+        if at != end:
+            return None
+    except IndexError:
+        return None
+    return _join(parts)
+
+
+def _join(parts: list[bytes]) -> bytes:
+    """Parts as one unambiguous key (each prefixed with its length)."""
+    return b"".join(len(p).to_bytes(4) + p for p in parts)
+
+
+#: The log lines' UTC timestamp of the current second: (second, text), made once a second.
+_stamp: tuple[int, str] = (-1, "")
+
+
+def _timestamp() -> str:
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamp[1]
 
 
 def log_line(info: HandshakeInfo, peer: tuple[Any, ...], early_bytes: int = 0, *,
              ja4: str | None = None) -> str:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = _timestamp()
     return (f"{stamp} {peer[0]}:{peer[1]} {info.version_label} {info.cipher_suite.name} "
             f"group={info.group.name.lower() if info.group else '-'} "
             f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
@@ -253,29 +332,61 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
     served = [0]
     post_handshake_auth, echo = opts.post_handshake_auth, opts.echo
 
+    plain = _plain_output(console)
+    # Plain output to a real file and nothing else printing meanwhile (--trace prints
+    # ladders): one os.write per line, no lock -- lines stay whole (one write each) and
+    # the connections' threads do not queue behind each other's writes.
+    fd = _fileno(console.file) if plain and not opts.trace else None
+    encoding = getattr(console.file, "encoding", None) or "utf-8"
+
     def say(text: str) -> None:
+        if fd is not None:
+            data = (prefix + text + "\n").encode(encoding, "replace")
+            while data:
+                data = data[os.write(fd, data):]
+            return
         with lock:
-            console.print(prefix + text, markup=False, highlight=False)
+            if plain:
+                # The same text rich would print (no markup, no highlighting, soft
+                # wrap), without rich's rendering: a log line per handshake adds up.
+                out = console.file
+                out.write(prefix + text + "\n")
+                out.flush()
+            else:
+                console.print(prefix + text, markup=False, highlight=False)
+
+    # ``lock`` orders the output (log lines, ladders); ``state`` guards the counters.
+    # Both are taken only when needed: every connection's thread contends for them.
+    state = threading.Lock()
 
     def count() -> None:
         if served_one is not None:
             served_one()
-        with lock:
+        if not max_connections:
+            return
+        with state:
             served[0] += 1
-            if max_connections and served[0] >= max_connections:
+            if served[0] >= max_connections:
                 done.set()
 
-    idle = threading.Condition(lock)
+    idle = threading.Condition(state)
     active = [0]  # connections in the handler (a stopping worker lets them finish)
+    track_active = listening is not None  # (only a --workers process waits for them)
 
     def handler(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
-        with lock:
+        if not track_active:
+            try:
+                handle(tls, peer)
+            finally:
+                count()
+            return
+        with state:
             active[0] += 1
         try:
             handle(tls, peer)
         finally:
             count()
-            with lock:
+            with state:
                 active[0] -= 1
                 idle.notify_all()
 
@@ -311,16 +422,26 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
         count()
 
     cfg = config
+    # Per-connection observer state lives in thread locals; TLSServer reuses its
+    # threads, so each is reset before every connection's handshake.
+    begins: list[Callable[[], None]] = []
     if opts.trace:
-        cfg = _with_trace(config, console, lock, prefix)
+        cfg = _with_trace(config, console, lock, prefix, begins)
     if opts.trace_json:
-        cfg = _with_trace_json(cfg, opts.trace_json, fleet=bool(prefix))
+        cfg = _with_trace_json(cfg, opts.trace_json, fleet=bool(prefix), begins=begins)
     # HTTP mode: each connection's trace, for its page and its /explain/<id>.
     pages = None if echo else ConnectionTraces(config)
     if pages is not None:
         cfg = replace(cfg, observer=combine_observers(cfg.observer, pages))
+        begins.append(pages.begin)
+
+    def on_connection() -> None:
+        for begin in begins:
+            begin()
+
     try:
-        server = _make_server(cfg, opts, handler, on_error, reuse_port=listening is not None)
+        server = _make_server(cfg, opts, handler, on_error, reuse_port=listening is not None,
+                              on_connection=on_connection if begins else None)
     except OSError as exc:
         console.print(f"{escape(prefix)}[bold red]error:[/bold red] cannot listen on "
                       f"{opts.host}:{opts.port}: {exc}")
@@ -344,9 +465,27 @@ def _serve(config: ServerConfig, opts: ServeOptions, console: Console, *,
         if listening is not None:
             # A worker told to stop (a rolling restart, Ctrl-C): no new connections now;
             # give those being answered a moment, not forever (--echo ones may idle).
-            with lock:
+            with state:
                 idle.wait_for(lambda: active[0] == 0, timeout=_DRAIN_SECONDS)
     return 0
+
+
+def _plain_output(console: Console) -> bool:
+    """Whether serve's log lines can go to the console's file as plain text: it is not a
+    terminal (no styles, no width to fit) and the console neither records nor wraps
+    (``soft_wrap``), so rich would write the text unchanged."""
+    return bool(console.soft_wrap and not console.is_terminal and not console.record
+                and not console.is_jupyter)
+
+
+def _fileno(file: Any) -> int | None:
+    """The descriptor under a text file (flushed first), or None (e.g. a StringIO)."""
+    try:
+        fd = file.fileno()
+        file.flush()
+    except (AttributeError, OSError, ValueError):  # (io.UnsupportedOperation: OSError)
+        return None
+    return fd if isinstance(fd, int) else None
 
 
 def _cut_reason(exc: BaseException, opts: ServeOptions) -> str | None:
@@ -387,8 +526,10 @@ def _banner(config: ServerConfig, opts: ServeOptions, port: int, workers: int = 
 
 def _make_server(cfg: ServerConfig, opts: ServeOptions, handler: Handler,
                  on_error: Callable[[tuple[Any, ...], BaseException], None], *,
-                 reuse_port: bool) -> TLSServer:
+                 reuse_port: bool, on_connection: Callable[[], None] | None = None
+                 ) -> TLSServer:
     kwargs: dict[str, Any] = {"on_error": on_error, "keylog": opts.keylog,
+                              "on_connection": on_connection,
                               "max_concurrent": opts.max_concurrent,
                               "handshake_timeout": opts.handshake_timeout,
                               "idle_timeout": opts.idle_timeout}
@@ -441,13 +582,17 @@ def _session_store(url: str, console: Console) -> Any:
 
 
 def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock,
-                prefix: str = "") -> ServerConfig:
-    """One ladder per connection: the observer is per-connection via a thread local."""
+                prefix: str = "", begins: list[Callable[[], None]] | None = None
+                ) -> ServerConfig:
+    """One ladder per connection: the observer is per-connection via a thread local
+    (reset by the function added to ``begins``, before each connection)."""
     from dataclasses import replace
 
     from tlsmith.observe import CompleteTrace
 
     local = threading.local()
+    if begins is not None:
+        begins.append(lambda: setattr(local, "collector", None))
 
     def observer(record: Any) -> None:
         collector = getattr(local, "collector", None)
@@ -464,7 +609,8 @@ def _with_trace(config: ServerConfig, console: Console, lock: threading.Lock,
     return replace(config, observer=observer)
 
 
-def _with_trace_json(config: ServerConfig, path: str, *, fleet: bool) -> ServerConfig:
+def _with_trace_json(config: ServerConfig, path: str, *, fleet: bool,
+                     begins: list[Callable[[], None]] | None = None) -> ServerConfig:
     """--trace-json FILE: each handshake's trace as JSON lines (docs/trace-schema.md),
     appended once it completes, numbered by ``connection`` ("PID:N" with --workers, whose
     processes append to the same file: one write per connection keeps lines whole)."""
@@ -477,6 +623,12 @@ def _with_trace_json(config: ServerConfig, path: str, *, fleet: bool) -> ServerC
 
     local = threading.local()
     numbers = itertools.count(1)
+
+    def begin() -> None:
+        local.collector, local.complete = None, True
+
+    if begins is not None:
+        begins.append(begin)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def observer(record: Any) -> None:
@@ -513,8 +665,11 @@ def _answer_http(tls: TLSSocket, info: HandshakeInfo, peer: tuple[Any, ...],
         if not chunk:
             break
         request += chunk
-    if not request and tls.closed_cleanly is not None:
-        return  # the client closed without asking anything (e.g. connect --resume)
+    if not request and (tls.closed_cleanly is not None or tls.driver.eof):
+        # The client closed without asking anything (e.g. connect --resume, or a client
+        # that only handshakes): no page to build. (``driver.eof``: a bare EOF ends
+        # recv() before the core reports it, so ``closed_cleanly`` may still be None.)
+        return
     # Early data is the head of the stream: a request that began in it may be a replay.
     if tls.early_data and request.split(b" ", 1)[0] not in _EARLY_OK:
         body = b"Too Early: send this request again after the handshake (RFC 8470)\n"

@@ -84,10 +84,13 @@ class Captured:
 @dataclass
 class ConnectionTraces:
     """The observer ``serve`` adds in HTTP mode. TLSServer runs each connection (its
-    handshake and handler) in a thread of its own, so a thread-local list is that
-    connection's trace; ``capture`` files it under a random id, and only the newest
-    ``keep`` connections are kept. A connection keeps at most ``max_records`` records
-    (a page's request and reply take a handful)."""
+    handshake and handler) in one thread, so a thread-local list is that connection's
+    trace -- ``begin()`` starts a new one (TLSServer's ``on_connection``: its threads
+    serve one connection after another). Observing costs a list append per record;
+    the page's facts are built from the records only when a request comes
+    (``capture`` then ``gather``). ``capture`` files the trace under a random id, and
+    only the newest ``keep`` connections are kept. A connection keeps at most
+    ``max_records`` records (a page's request and reply take a handful)."""
 
     config: ServerConfig
     keep: int = 64
@@ -103,6 +106,11 @@ class ConnectionTraces:
             records = self._local.records = []
         if len(records) < self.max_records:
             records.append(record)
+
+    def begin(self) -> None:
+        """A new connection in the calling thread: its trace starts empty (the list a
+        capture of the previous connection holds is left to it)."""
+        self._local.records = []
 
     def current_records(self) -> list[TraceRecord]:
         """The calling thread's connection's records so far (the list itself)."""

@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -294,8 +295,10 @@ class TLSSocket:
         driver = self.driver
         while not driver.plaintext:
             # (_pump() inlined, with step_take(): a record that fits is returned as is.)
-            if driver.eof:
+            if driver.eof and driver.closed_cleanly is not None:
                 return b""
+            # (At a bare EOF the core still has to say so -- ConnectionClosed(clean=False)
+            # -- so that closed_cleanly tells a truncation from a close_notify.)
             try:
                 got = driver.step_take(bufsize)
             except TLSError:
@@ -453,7 +456,13 @@ _UNSET = _Unset()
 
 
 class TLSServer:
-    """Accepts connections on a listening socket and serves each in its own thread.
+    """Accepts connections on a listening socket and serves each in a thread of its own
+    while it lasts: threads come from a pool that grows on demand (up to
+    ``max_concurrent``) and are reused for later connections -- starting a thread per
+    connection costs more than a short handshake's bookkeeping. A handler that keeps
+    per-connection state in a ``threading.local`` resets it in ``on_connection``, which
+    runs in the serving thread before each connection's handshake. Idle threads end
+    after ``POOL_IDLE_SECONDS`` without work.
 
     ``config`` is used as given for every connection, so its ``session_store`` (ticket
     keys, session IDs, 0-RTT anti-replay marks), ``tickets`` and ``max_early_data`` are
@@ -474,11 +483,12 @@ class TLSServer:
     TimeoutError); None: no limit.
 
     ``max_concurrent`` (default 256): at most that many connections are served
-    (handshake + handler, one thread each) at once. The accept loop waits for a free slot
-    before it accepts the next connection, so the others wait in the kernel's listen
-    backlog (128) -- their TCP handshake completes, their ClientHello waits -- and beyond
-    it new connections are refused or time out, as the kernel decides. Never more than
-    ``max_concurrent`` + 1 threads. None: no bound (one thread per connection).
+    (handshake + handler, one thread each while it lasts) at once. The accept loop
+    waits for a free slot before it accepts the next connection, so the others wait in
+    the kernel's listen backlog (128) -- their TCP handshake completes, their
+    ClientHello waits -- and beyond it new connections are refused or time out, as the
+    kernel decides. Never more than ``max_concurrent`` + 1 threads (pooled threads only
+    start when none is idle). None: no bound (a thread per connection served at once).
 
     ``max_handshakes`` (default 64, at most ``max_concurrent``): of those, at most that
     many may be in their handshake at once -- the expensive, attacker-paced phase -- so
@@ -500,9 +510,12 @@ class TLSServer:
                  handshake_timeout: float | None = 10.0,
                  idle_timeout: float | _Unset | None = _UNSET,
                  sock: socket.socket | None = None,
-                 max_handshakes: int | None = DEFAULT_MAX_HANDSHAKES) -> None:
+                 max_handshakes: int | None = DEFAULT_MAX_HANDSHAKES,
+                 on_connection: Callable[[], None] | None = None) -> None:
         """``sock``: an already bound and listening socket to serve on instead of binding
-        ``address`` (e.g. one of several SO_REUSEPORT sockets sharing a port)."""
+        ``address`` (e.g. one of several SO_REUSEPORT sockets sharing a port).
+        ``on_connection``: called in the serving thread before each connection's
+        handshake (threads are reused: reset per-connection thread-local state there)."""
         if max_concurrent is not None and max_concurrent < 1:
             raise UsageError("max_concurrent must be at least 1")
         if max_handshakes is not None and max_handshakes < 1:
@@ -536,6 +549,74 @@ class TLSServer:
         self.server_address: tuple[Any, ...] = self.sock.getsockname()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.on_connection = on_connection
+        # The worker pool: idle workers wait on _jobs; _idle counts those not yet handed
+        # a job (under _pool_lock, with the put, so no job is left without a worker).
+        self._jobs: queue.SimpleQueue[tuple[socket.socket, tuple[Any, ...]] | None] = (
+            queue.SimpleQueue())
+        self._pool_lock = threading.Lock()
+        self._idle = 0
+
+    #: How long an idle pooled thread waits for another connection before it ends.
+    POOL_IDLE_SECONDS = 5.0
+
+    def _dispatch(self, client_sock: socket.socket, addr: tuple[Any, ...]) -> None:
+        """Hand the connection to an idle worker, or start one for it."""
+        with self._pool_lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put((client_sock, addr))
+                return
+        threading.Thread(target=self._work, args=(client_sock, addr), daemon=True).start()
+
+    def _work(self, client_sock: socket.socket, addr: tuple[Any, ...]) -> None:
+        """A pooled thread: serve the connection, then wait for the next one. It counts
+        itself idle *before* its connection's slot is given back, so the accept loop,
+        once it has that slot, finds it idle instead of starting another thread."""
+        job: tuple[socket.socket, tuple[Any, ...]] | None = (client_sock, addr)
+        counted = [False]
+
+        def ready() -> None:
+            with self._pool_lock:
+                if not self._stop.is_set():
+                    self._idle += 1
+                    counted[0] = True
+
+        while job is not None:
+            counted[0] = False
+            try:
+                self._serve_one(*job, ready=ready)
+            except BaseException:
+                self._retire(counted[0])
+                raise
+            if not counted[0]:
+                return  # stopping
+            try:
+                job = self._jobs.get(timeout=self.POOL_IDLE_SECONDS)
+            except queue.Empty:
+                with self._pool_lock:
+                    try:  # a job handed over while the wait timed out
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
+    def _retire(self, counted: bool) -> None:
+        """A worker ends on an exception: if it had counted itself idle, take that back,
+        or -- a connection was handed over meanwhile -- give the connection a new
+        worker."""
+        if not counted:
+            return
+        with self._pool_lock:
+            if self._idle:
+                self._idle -= 1
+                return
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+        if job is not None:
+            threading.Thread(target=self._work, args=job, daemon=True).start()
 
     def serve_forever(self) -> None:
         self.sock.settimeout(0.2)
@@ -560,8 +641,7 @@ class TLSServer:
                     break
                 raise
             try:
-                threading.Thread(target=self._serve_one, args=(client_sock, addr),
-                                 daemon=True).start()
+                self._dispatch(client_sock, addr)
             except BaseException as exc:
                 client_sock.close()
                 self._release()
@@ -579,9 +659,18 @@ class TLSServer:
         if self._slots is not None:
             self._slots.release()
 
-    def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...]) -> None:
+    def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...], *,
+                   ready: Callable[[], None] | None = None) -> None:
+        """Serve one connection; ``ready`` is called once it is over, just before its
+        slots are given back."""
         in_handshake = True
         try:
+            if self.on_connection is not None:
+                try:
+                    self.on_connection()
+                except BaseException:
+                    client_sock.close()
+                    raise
             client_sock.settimeout(self.timeout)
             tls = TLSSocket(client_sock, TLSConnection(self.config))
             try:
@@ -599,7 +688,11 @@ class TLSServer:
                 with contextlib.suppress(Exception):
                     tls.close()
         finally:
-            self._release(handshake=in_handshake)
+            try:
+                if ready is not None:
+                    ready()
+            finally:
+                self._release(handshake=in_handshake)
 
     def _log_cut(self, addr: tuple[Any, ...], exc: BaseException, in_handshake: bool
                  ) -> None:
@@ -626,6 +719,10 @@ class TLSServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.sock.close()
+        with self._pool_lock:  # idle workers end now (busy ones when their job ends)
+            for _ in range(self._idle):
+                self._jobs.put(None)
+            self._idle = 0
 
     def __enter__(self) -> TLSServer:
         return self

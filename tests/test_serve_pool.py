@@ -1,0 +1,89 @@
+"""``TLSServer``'s thread pool and ``tlsmith serve``'s per-handshake shortcuts (the
+performance issue): pooled threads serve one connection after another, so per-connection
+thread-local state is reset in ``on_connection`` (the page's trace starts empty for each
+connection); the log line's JA4 comes from a cache keyed on what JA4 reads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from helpers import CertFiles
+from pair import configs
+from tlsmith.cli.serve_cmd import _ja4, _ja4_key, _timestamp
+from tlsmith.cli.serve_page import ConnectionTraces
+from tlsmith.codec.enums import ProtocolVersion
+from tlsmith.connection import TLSConnection
+from tlsmith.fingerprint import ja4
+from tlsmith.io.blocking import TLSServer, TLSSocket, connect
+from tlsmith.observe import MessageTrace
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+def ecdsa(certs: dict[str, CertFiles]) -> CertFiles:
+    return certs["ecdsa-p256"]
+
+
+@pytest.mark.parametrize("client_kw", [
+    {}, {"alpn_protocols": ("h2", "http/1.1")}, {"max_version": ProtocolVersion.TLS12},
+    {"server_name": None},
+])
+def test_log_ja4_cache_matches_the_fingerprint(ecdsa: CertFiles, client_kw: Any) -> None:
+    client_cfg, _ = configs(ecdsa)
+    hellos = [TLSConnection(replace(client_cfg, **client_kw)).first_client_hello
+              for _ in range(3)]  # (other randoms and key shares: the same key)
+    assert len({_ja4_key(h) for h in hellos}) == 1
+    for hello in hellos:
+        assert _ja4(hello) == ja4(hello)
+    assert _ja4(b"") is None
+    assert _ja4(b"\x01\x00\x00\x05junk") is None  # unreadable: no JA4, no cache entry
+
+
+def test_log_timestamp_format() -> None:
+    stamp = _timestamp()
+    assert len(stamp) == 20 and stamp[10] == "T" and stamp.endswith("Z")
+
+
+def test_pool_reuses_threads_and_each_connection_gets_its_own_trace(
+        ecdsa: CertFiles) -> None:
+    client_cfg, server_cfg = configs(ecdsa)
+    traces = ConnectionTraces(server_cfg)
+    seen: list[tuple[int, list[Any]]] = []
+    done = threading.Semaphore(0)
+
+    def handler(tls: TLSSocket, peer: tuple[Any, ...]) -> None:
+        captured = traces.capture(tls.info, peer)
+        seen.append((threading.get_ident(), list(captured.records)))
+        tls.sendall(b"ok")
+        done.release()
+
+    server = TLSServer(replace(server_cfg, observer=traces), ("127.0.0.1", 0), handler,
+                       on_connection=traces.begin)
+    with server.start():
+        port = server.server_address[1]
+        for i in range(3):
+            if i:  # let the last connection's thread go idle: the next one reuses it
+                deadline = time.monotonic() + TIMEOUT
+                while not server._idle and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            with connect("127.0.0.1", port, client_cfg, timeout=TIMEOUT) as tls:
+                assert tls.recv_exactly(2) == b"ok"
+            assert done.acquire(timeout=TIMEOUT)
+            # A connection that fails its handshake leaves records behind in its thread.
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
+                raw.sendall(b"\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")
+                raw.recv(100)
+    assert len(seen) == 3
+    for _, records in seen:
+        hellos = [r for r in records if isinstance(r, MessageTrace)
+                  and r.name == "ClientHello"]
+        assert len(hellos) == 1  # this connection's own, nothing from the one before
+        assert not [r for r in records if isinstance(r, MessageTrace) and r.name == "Alert"]
+    assert len({ident for ident, _ in seen}) < 3  # threads were reused
