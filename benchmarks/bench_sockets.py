@@ -21,7 +21,13 @@ Figures:
 * bulk MiB/s client -> server and server -> client (16 KiB writes, 8 MiB per transfer).
 
 ``--serve`` adds ``tlsmith serve`` vs ``openssl s_server`` (both HTTP-less handshakes:
-connect, handshake, close) driven by 1 and by 50 concurrent Python ``ssl`` clients.
+connect, handshake, close) driven by 1 and by 50 concurrent Python ``ssl`` clients, with
+each server process's CPU per handshake (from /proc). Both servers are one process;
+s_server is single-threaded and serves one connection at a time, tlsmith serve a
+connection per (pooled) thread under the GIL. The clients are threads of this one
+Python process, so at 50 clients the rate can be bounded by the clients (and by the
+machine's two cores, shared by clients and server): the CPU per handshake is the figure
+that does not depend on that.
 
 Usage: python benchmarks/bench_sockets.py [--seconds 6] [--rounds 6] [--quick] [--json]
        [--serve]
@@ -464,11 +470,21 @@ def crypto_floor(version: str, kind: str, creds: Creds) -> tuple[float, dict[str
 
 
 # ----------------------------------------------------------------- serve vs s_server
+def _process_cpu(pid: int) -> float | None:
+    """A process's user + system CPU seconds (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serve_vs_s_server(creds: Creds, seconds: float, rounds: int, clients: int
-                      ) -> tuple[list[float], list[float]]:
+                      ) -> tuple[list[float], list[float], list[float], list[float]]:
     """Handshakes/s completed by `tlsmith serve` and by `openssl s_server` (TLS 1.3,
     ECDSA), each driven by ``clients`` concurrent Python ssl clients that connect, finish
-    the handshake and close."""
+    the handshake and close; and each server's CPU seconds per handshake (empty lists
+    where /proc is not there)."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise SystemExit("openssl not found")
@@ -504,7 +520,8 @@ def serve_vs_s_server(creds: Creds, seconds: float, rounds: int, clients: int
                         raise SystemExit(f"server on {port} did not start") from None
                     time.sleep(0.05)
 
-        def drive(port: int, span: float) -> float:
+        def drive(port: int, span: float, pid: int) -> tuple[float, float | None]:
+            cpu0 = _process_cpu(pid)
             stop = time.perf_counter() + span
             done = [0] * clients
 
@@ -523,19 +540,27 @@ def serve_vs_s_server(creds: Creds, seconds: float, rounds: int, clients: int
                 t.start()
             for t in threads:
                 t.join()
-            return sum(done) / (time.perf_counter() - t0)
+            rate = sum(done) / (time.perf_counter() - t0)
+            cpu1 = _process_cpu(pid)
+            per = ((cpu1 - cpu0) / sum(done) if cpu0 is not None and cpu1 is not None
+                   and sum(done) else None)
+            return rate, per
 
-        drive(p1, 0.3)
-        drive(p2, 0.3)
+        drive(p1, 0.3, ours.pid)
+        drive(p2, 0.3, theirs.pid)
         a: list[float] = []
         b: list[float] = []
+        cpu: tuple[list[float], list[float]] = ([], [])
         for r in range(rounds):
-            pair = [(a, p1), (b, p2)]
+            pair = [(a, p1, ours.pid, cpu[0]), (b, p2, theirs.pid, cpu[1])]
             if r % 2:
                 pair.reverse()
-            for out, port in pair:
-                out.append(drive(port, seconds / rounds))
-        return a, b
+            for out, port, pid, cpu_out in pair:
+                rate, per = drive(port, seconds / rounds, pid)
+                out.append(rate)
+                if per is not None:
+                    cpu_out.append(per)
+        return a, b, *cpu
     finally:
         ours.kill()
         theirs.kill()
@@ -631,12 +656,16 @@ def main() -> int:
                 lines.append(_row(entry))
         if args.serve:
             for n in (1, 50):
-                a, b = serve_vs_s_server(creds["ecdsa"], args.seconds, args.rounds, n)
+                a, b, cpu_a, cpu_b = serve_vs_s_server(creds["ecdsa"], args.seconds,
+                                                       args.rounds, n)
                 entry = {"figure": f"serve vs s_server, {n} client(s), hs/s",
                          "tlsmith": statistics.median(a), "openssl": statistics.median(b),
                          "ratio": statistics.median(a) / statistics.median(b),
                          "ratio_min": min(x / y for x, y in zip(a, b, strict=True)),
                          "ratio_max": max(x / y for x, y in zip(a, b, strict=True))}
+                if cpu_a and cpu_b:
+                    entry |= {"tlsmith_server_cpu_ms": statistics.median(cpu_a) * 1e3,
+                              "openssl_server_cpu_ms": statistics.median(cpu_b) * 1e3}
                 results["figures"].append(entry)
                 lines.append(_row(entry))
     if args.json:
@@ -658,6 +687,9 @@ def _row(e: dict[str, Any]) -> str:
     if "tlsmith_client_cpu_ms" in e:
         text += (f"  {e['tlsmith_client_cpu_ms']:.2f}+{e['tlsmith_server_cpu_ms']:.2f} | "
                  f"{e['ssl_client_cpu_ms']:.2f}+{e['ssl_server_cpu_ms']:.2f}")
+    if "openssl_server_cpu_ms" in e:
+        text += (f"  server CPU ms/hs {e['tlsmith_server_cpu_ms']:.2f} | "
+                 f"{e['openssl_server_cpu_ms']:.2f}")
     if "cpu_over_floor" in e:
         text += f"; {e['cpu_over_floor']:.1f}x floor ({e['crypto_floor_ms']:.2f} ms)"
     return text
