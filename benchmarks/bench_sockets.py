@@ -60,9 +60,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_handshake import _OPENSSL_CONF  # noqa: E402  (one copy of the AES-128 conf)
+from bench_handshake import rerun_with_aes128  # noqa: E402  (one copy of the rerun)
 
-_CHILD = "TLSMITH_BENCH_SOCKETS_CHILD"
 _REQ = struct.Struct("!cQ")  # op, length
 BULK = 8 << 20
 BLOCK = bytes(16384)
@@ -575,16 +574,11 @@ def main() -> int:
         creds = make_creds_from(Path(tmp), kind)
         worker(stack, version, kind, creds)
         return 0
-    if not os.environ.get(_CHILD):
-        # Python's ssl cannot choose TLS 1.3 suites: narrow OpenSSL's to AES-128-GCM in
-        # a configuration file read at import (as bench_handshake.py does), for the
-        # server workers (children inherit the environment) and the ssl clients.
-        with tempfile.TemporaryDirectory() as tmp:
-            conf = Path(tmp, "openssl.cnf")
-            conf.write_text(_OPENSSL_CONF)
-            env = {**os.environ, "OPENSSL_CONF": str(conf), _CHILD: "1"}
-            return subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=env,
-                                  check=False).returncode
+    # Python's ssl cannot choose TLS 1.3 suites: run again with OpenSSL's narrowed to
+    # AES-128-GCM (as bench_handshake.py does); the server workers inherit it.
+    status = rerun_with_aes128(__file__)
+    if status is not None:
+        return status
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=6.0, help="time per figure")
