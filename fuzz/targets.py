@@ -428,12 +428,17 @@ def _suite_of(server_flight: bytes) -> SuiteInfo:
 def server_flight13() -> Protected:
     """The TLS 1.3 server flight: ServerHello + CCS in plaintext, the rest decrypted."""
     rec = recording("13")
-    flight = rec.server_flights[0]
+    return _open_server_flight(rec.server_flights[0],
+                               rec.secrets["server_handshake_traffic_secret"])
+
+
+def _open_server_flight(flight: bytes, secret: bytes) -> Protected:
+    """A server flight: its plaintext records as they are, the protected ones opened
+    under ``secret`` (the server handshake traffic secret)."""
     records = split_records(flight)
     prefix = b"".join(r for t, r in records if t != ContentType.APPLICATION_DATA)
     protected = [r for t, r in records if t == ContentType.APPLICATION_DATA]
     suite = _suite_of(flight)
-    secret = rec.secrets["server_handshake_traffic_secret"]
     key, iv = schedule13.traffic_keys(suite.hash_name, secret, suite.key_len, suite.iv_len)
     return Protected(prefix, _open_records(protected, suite, secret), suite, key, iv)
 
@@ -692,14 +697,8 @@ def hrr_server_flight() -> Protected:
     """After the HelloRetryRequest: the second ServerHello in plaintext, the rest of the
     server flight decrypted (the seed of ``client13_hrr_flight``)."""
     rec = flow("hrr")
-    flight = rec.server_flights[1]
-    records = split_records(flight)
-    prefix = b"".join(r for t, r in records if t != ContentType.APPLICATION_DATA)
-    protected = [r for t, r in records if t == ContentType.APPLICATION_DATA]
-    suite = _suite_of(flight)
-    secret = rec.secrets["server_handshake_traffic_secret"]
-    key, iv = schedule13.traffic_keys(suite.hash_name, secret, suite.key_len, suite.iv_len)
-    return Protected(prefix, _open_records(protected, suite, secret), suite, key, iv)
+    return _open_server_flight(rec.server_flights[1],
+                               rec.secrets["server_handshake_traffic_secret"])
 
 
 @functools.cache
