@@ -15,11 +15,11 @@ import pytest
 
 from helpers import CertFiles
 from pair import configs
-from tlsmith.cli.serve_cmd import _ja4, _ja4_key, _timestamp
+from tlsmith.cli.serve_cmd import _timestamp
 from tlsmith.cli.serve_page import ConnectionTraces
 from tlsmith.codec.enums import ProtocolVersion
 from tlsmith.connection import TLSConnection
-from tlsmith.fingerprint import ja4
+from tlsmith.fingerprint import _ja4_key, cached_ja4, ja4
 from tlsmith.io.blocking import TLSServer, TLSSocket, connect
 from tlsmith.observe import MessageTrace
 
@@ -41,9 +41,9 @@ def test_log_ja4_cache_matches_the_fingerprint(ecdsa: CertFiles, client_kw: Any)
               for _ in range(3)]  # (other randoms and key shares: the same key)
     assert len({_ja4_key(h) for h in hellos}) == 1
     for hello in hellos:
-        assert _ja4(hello) == ja4(hello)
-    assert _ja4(b"") is None
-    assert _ja4(b"\x01\x00\x00\x05junk") is None  # unreadable: no JA4, no cache entry
+        assert cached_ja4(hello) == ja4(hello)
+    assert cached_ja4(b"") is None
+    assert cached_ja4(b"\x01\x00\x00\x05junk") is None  # unreadable: no JA4, no cache entry
 
 
 def test_log_timestamp_format() -> None:

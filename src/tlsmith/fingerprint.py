@@ -37,9 +37,86 @@ from dataclasses import dataclass
 
 from tlsmith.observe import MessageTrace, TraceRecord
 
+
+def cached_ja4(client_hello: bytes) -> str | None:
+    """``ja4(client_hello)``, or None for an empty or unreadable ClientHello -- for a
+    server that fingerprints every client (e.g. ``tlsmith serve``'s log line).
+
+    Clients of one kind send ClientHellos that differ only in what JA4 does not read
+    (random, session ID, key shares, SNI value, padding, PSK), so the JA4 is cached
+    under what it does read (``_ja4_key``): a quick walk over the bytes instead of a
+    full fingerprint parse per handshake."""
+    if not client_hello:
+        return None
+    key = _ja4_key(client_hello)
+    if key is not None:
+        found = _JA4_CACHE.get(key)
+        if found is not None:
+            return found
+    try:
+        value = ja4(client_hello)
+    except ValueError:
+        return None
+    if key is not None:
+        if len(_JA4_CACHE) >= _JA4_CACHE_SIZE:
+            _JA4_CACHE.clear()
+        _JA4_CACHE[key] = value
+    return value
+
+
+_JA4_CACHE: dict[bytes, str] = {}
+_JA4_CACHE_SIZE = 512
+#: Extensions whose bodies JA4 reads: ALPN (first protocol), signature_algorithms,
+#: supported_versions; of the others only the type counts.
+_JA4_BODIES = frozenset((16, 13, 43))
+
+
+def _ja4_key(raw: bytes) -> bytes | None:
+    """Everything JA4 reads from a ClientHello handshake message (type, 3-byte length,
+    body), as one bytes key: legacy_version, cipher_suites, the extension types in order
+    and the bodies of ALPN, signature_algorithms and supported_versions. None if the
+    bytes do not walk cleanly (the full parser then decides)."""
+    try:
+        if raw[0] != 1 or int.from_bytes(raw[1:4]) != len(raw) - 4:
+            return None
+        at = 4 + 2 + 32
+        at += 1 + raw[at]  # legacy_session_id
+        suites_len = int.from_bytes(raw[at:at + 2])
+        parts = [raw[4:6], raw[at:at + 2 + suites_len]]
+        at += 2 + suites_len
+        at += 1 + raw[at]  # legacy_compression_methods
+        if at == len(raw):
+            return _join(parts)  # (no extensions block)
+        end = at + 2 + int.from_bytes(raw[at:at + 2])
+        if end != len(raw):
+            return None
+        at += 2
+        while at < end:
+            ext_type = raw[at:at + 2]
+            size = int.from_bytes(raw[at + 2:at + 4])
+            if at + 4 + size > end:
+                return None
+            if int.from_bytes(ext_type) in _JA4_BODIES:
+                parts.append(raw[at:at + 4 + size])
+            else:
+                parts.append(ext_type)
+            at += 4 + size
+        if at != end:
+            return None
+    except IndexError:
+        return None
+    return _join(parts)
+
+
+def _join(parts: list[bytes]) -> bytes:
+    """Parts as one unambiguous key (each prefixed with its length)."""
+    return b"".join(len(p).to_bytes(4) + p for p in parts)
+
+
 __all__ = [
     "ClientHelloFields",
     "ServerHelloFields",
+    "cached_ja4",
     "fingerprints",
     "is_grease",
     "ja3",
