@@ -60,7 +60,8 @@ fuzz: $(STAMP)
 # unimplemented flags and the fork server's socket go next to it. A warm fork server
 # (tlsmith.bogo.forkserver) saves importing tlsmith once per test. Prints passed / failed /
 # unimplemented / disabled per side (exact with the runner's tls-test-names.txt beside it)
-# and fails on any unexpected result.
+# and fails on any unexpected result. BOGO_TEST / BOGO_SKIP: the runner's -test / -skip
+# (`;`-separated globs on test names) to run a part of the suite.
 BOGO_RUNNER ?=
 BOGO_JSON ?= /tmp/tlsmith-bogo/bogo.json
 bogo: $(STAMP)
@@ -76,6 +77,7 @@ bogo: $(STAMP)
 	TLSMITH_BOGO_FORKSERVER="$$sock" nice -n 10 "$(abspath $(BOGO_RUNNER))" \
 	    -shim-path "$(CURDIR)/tests/bogo/shim" -shim-config "$(CURDIR)/tests/bogo/config.json" \
 	    -num-workers 2 -allow-unimplemented -pipe -json-output "$(abspath $(BOGO_JSON))" \
+	    $(if $(BOGO_TEST),-test '$(BOGO_TEST)') $(if $(BOGO_SKIP),-skip '$(BOGO_SKIP)') \
 	    > "$$base.log" 2>&1; status=$$?; \
 	$(BIN)/python scripts/bogo_summary.py "$(abspath $(BOGO_JSON))" \
 	    --config tests/bogo/config.json \

@@ -8,6 +8,7 @@ runner closes. See ``tlsmith.bogo`` and ``tlsmith.bogo.flags``.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -126,6 +127,7 @@ class Shared:
 
 
 def main(argv: list[str]) -> int:
+    _ARGV[:] = argv
     if "-is-handshaker-supported" in argv:
         print("No")
         return 0
@@ -144,6 +146,10 @@ def main(argv: list[str]) -> int:
 #: When set, every unimplemented test appends "<why>" here (one line), so that ``make
 #: bogo`` can say which missing features hold back the most tests.
 UNIMPLEMENTED_LOG = "TLSMITH_BOGO_UNIMPLEMENTED_LOG"
+#: When set, the same as JSON lines with the test's arguments: which other flags the
+#: unimplemented tests need, to choose what to build next.
+UNIMPLEMENTED_ARGV_LOG = "TLSMITH_BOGO_UNIMPLEMENTED_ARGV_LOG"
+_ARGV: list[str] = []
 
 
 def _log_unimplemented(why: str) -> None:
@@ -151,6 +157,10 @@ def _log_unimplemented(why: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as f:
             f.write(why.replace("\n", " ") + "\n")
+    path = os.environ.get(UNIMPLEMENTED_ARGV_LOG)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"why": why, "argv": _ARGV}) + "\n")
 
 
 def run(flags: ParsedFlags) -> int:
