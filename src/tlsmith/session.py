@@ -193,6 +193,9 @@ class ExternalPsk:
     identity: bytes
     key: bytes = field(repr=False)
     hash_name: str = "sha256"
+    # RFC 9258: ``identity`` is a serialized ImportedIdentity and ``key`` its ipskx (the
+    # binder then uses "imp binder"); made by ImportedPsk.imported(), not by hand.
+    imported_from: ImportedPsk | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.identity:
@@ -202,6 +205,65 @@ class ExternalPsk:
         if len(self.key) < 16:
             raise UsageError("an external PSK key must be at least 16 bytes")
 
+    @property
+    def configured_identity(self) -> bytes:
+        """The identity as configured (an imported PSK's external_identity)."""
+        return self.imported_from.identity if self.imported_from else self.identity
 
-__all__ = ["ExternalPsk", "Session", "Session12", "Session13", "session_from_bytes",
-           "session_from_pem"]
+
+#: RFC 9258 §4.1 / §10.2: the target protocol (TLS 1.3) and the TLS KDF identifiers.
+_TARGET_PROTOCOL_TLS13 = 0x0304
+_TARGET_KDFS = {"sha256": 0x0001, "sha384": 0x0002}  # HKDF_SHA256, HKDF_SHA384
+
+
+@dataclass(frozen=True)
+class ImportedPsk:
+    """An external PSK imported for TLS 1.3 (RFC 9258): the identity and key (EPSK) both
+    sides know, an optional context, and the EPSK's hash. It becomes one ExternalPsk per
+    target KDF (SHA-256 and SHA-384): identity = ImportedIdentity, key = ipskx."""
+
+    identity: bytes
+    key: bytes = field(repr=False)
+    context: bytes = b""
+    hash_name: str = "sha256"
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.identity) <= 0xFFFF or len(self.context) > 0xFFFF:
+            raise UsageError("an imported PSK's identity must be 1..65535 bytes and its "
+                             "context at most 65535 (RFC 9258 §4.1)")
+        if self.hash_name not in _TARGET_KDFS:
+            raise UsageError("an imported PSK's hash must be sha256 or sha384")
+        if len(self.key) < 16:
+            raise UsageError("an imported PSK's key must be at least 16 bytes")
+
+    def imported_identity(self, target_hash: str) -> bytes:
+        """The ImportedIdentity struct (RFC 9258 §4.1) for TLS 1.3 and ``target_hash``."""
+        w = Writer()
+        w.opaque(2, self.identity)
+        w.opaque(2, self.context)
+        w.u16(_TARGET_PROTOCOL_TLS13)
+        w.u16(_TARGET_KDFS[target_hash])
+        return w.getvalue()
+
+    def imported(self) -> tuple[ExternalPsk, ...]:
+        """The imported PSKs (RFC 9258 §4.2), SHA-256's first."""
+        from tlsmith.crypto.schedule13 import imported_psk
+
+        out = []
+        for target in _TARGET_KDFS:
+            ident = self.imported_identity(target)
+            out.append(ExternalPsk(ident, imported_psk(self.hash_name, self.key, ident,
+                                                       target), target, imported_from=self))
+        return tuple(out)
+
+
+def expand_psks(psks: tuple[ExternalPsk | ImportedPsk, ...]) -> tuple[ExternalPsk, ...]:
+    """The PSKs as offered / looked up on the wire: each ImportedPsk's imports in place."""
+    out: list[ExternalPsk] = []
+    for p in psks:
+        out.extend(p.imported() if isinstance(p, ImportedPsk) else (p,))
+    return tuple(out)
+
+
+__all__ = ["ExternalPsk", "ImportedPsk", "Session", "Session12", "Session13", "expand_psks",
+           "session_from_bytes", "session_from_pem"]

@@ -361,6 +361,10 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             raise ProtocolVersionError(
                 f"the server chose {server_version.label} after we sent 0-RTT data",
                                        check="early_data_version")
+        if server_version == ProtocolVersion.TLS12 and io.config.require_psk:
+            raise ProtocolVersionError(
+                "the server chose TLS 1.2, but require_psk accepts only a TLS 1.3 "
+                "handshake with one of our external PSKs", check="psk_required_tls12")
         if server_version == ProtocolVersion.TLS12 and server_version in versions:
             return client12.handle_server_hello(io, self.sent, sh, raw)
         raise ProtocolVersionError(
