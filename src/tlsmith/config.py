@@ -277,7 +277,8 @@ class ClientConfig:
     # secrecy for the resumed connection); psk_dhe_ke is always offered.
     offer_psk_ke: bool = False
     # RFC 8446 §4.2.11: external PSKs offered (after a resumption ticket, if any); an
-    # ImportedPsk (RFC 9258) is offered as its SHA-256 and SHA-384 imports.
+    # ImportedPsk (RFC 9258) is offered as its SHA-256 and SHA-384 imports. TLS 1.2 PSK
+    # suites (RFC 4279, RFC 5489), when listed in cipher_suites, use the ExternalPsks.
     external_psks: tuple[ExternalPsk | ImportedPsk, ...] = ()
     # Accept only a TLS 1.3 handshake authenticated by one of external_psks (or a
     # ticket from one): a ServerHello without pre_shared_key is missing_extension, a
@@ -368,6 +369,9 @@ class ServerConfig:
     # preferred in this order; with any, ``certificates`` may be empty (a PSK-only
     # server: a client without one of them gets handshake_failure).
     external_psks: tuple[ExternalPsk | ImportedPsk, ...] = ()
+    # TLS 1.2 PSK suites (RFC 4279 §5.2): the identity hint in ServerKeyExchange (empty:
+    # none; a plain PSK server then sends no ServerKeyExchange).
+    psk_identity_hint: bytes = b""
     # When a client offers one of our external PSKs and a certificate would do too:
     # False authenticates with the PSK, True with the certificate.
     prefer_certificates_to_psks: bool = False

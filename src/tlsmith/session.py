@@ -196,14 +196,20 @@ class ExternalPsk:
     # RFC 9258: ``identity`` is a serialized ImportedIdentity and ``key`` its ipskx (the
     # binder then uses "imp binder"); made by ImportedPsk.imported(), not by hand.
     imported_from: ImportedPsk | None = field(default=None, compare=False)
+    # Also a TLS 1.3 external PSK (False: only TLS 1.2 PSK suites use it).
+    tls13: bool = True
 
     def __post_init__(self) -> None:
-        if not self.identity:
-            raise UsageError("an external PSK needs a non-empty identity")
+        # RFC 4279 §2 / RFC 8446 §4.2.11: identity<0..2^16-1> (TLS 1.3: at least one
+        # byte, so an empty identity is for TLS 1.2 PSK suites only); psk<0..2^16-1>. A
+        # short key (a password) can be guessed offline from one handshake (RFC 4279
+        # §7): use 16 or more random bytes.
+        if len(self.identity) > 0xFFFF:
+            raise UsageError("an external PSK's identity must be at most 65535 bytes")
         if self.hash_name not in ("sha256", "sha384"):
             raise UsageError("an external PSK's hash must be sha256 or sha384")
-        if len(self.key) < 16:
-            raise UsageError("an external PSK key must be at least 16 bytes")
+        if not 1 <= len(self.key) <= 0xFFFF:
+            raise UsageError("an external PSK key must be 1..65535 bytes")
 
     @property
     def configured_identity(self) -> bytes:
@@ -258,10 +264,12 @@ class ImportedPsk:
 
 
 def expand_psks(psks: tuple[ExternalPsk | ImportedPsk, ...]) -> tuple[ExternalPsk, ...]:
-    """The PSKs as offered / looked up on the wire: each ImportedPsk's imports in place."""
+    """The PSKs TLS 1.3 offers / looks up: each ImportedPsk's imports in place (an empty
+    identity is TLS 1.2's only)."""
     out: list[ExternalPsk] = []
     for p in psks:
-        out.extend(p.imported() if isinstance(p, ImportedPsk) else (p,))
+        out.extend(p.imported() if isinstance(p, ImportedPsk)
+                   else (p,) if p.identity and p.tls13 else ())
     return tuple(out)
 
 

@@ -61,6 +61,9 @@ KINDS: dict[str, Kind] = {
     "-psk-importer-context": Kind.B64,
     "-psk-importer-sha256": Kind.BOOL,
     "-psk-importer-sha384": Kind.BOOL,
+    # TLS 1.2 PSK suites (RFC 4279, RFC 5489): the key, and the identity (and hint)
+    "-psk": Kind.STR,
+    "-psk-identity": Kind.STR,
     "-expect-selected-credential": Kind.INT,
     "-verify-peer": Kind.BOOL,
     "-require-any-client-certificate": Kind.BOOL,
@@ -173,9 +176,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "Channel ID": (
         "-enable-channel-id", "-send-channel-id", "-expect-channel-id",
-    ),
-    "TLS 1.2 PSK cipher suites (RFC 4279, RFC 5489)": (
-        "-psk", "-psk-identity",
     ),
     "Encrypted Client Hello": (
         "-ech-config-list", "-expect-ech-accept", "-ech-server-config", "-ech-server-key",
@@ -360,6 +360,8 @@ class Options:
     set_ocsp_in_callback: bool = False
     decline_ocsp_callback: bool = False
     wpa_202304: bool = False
+    psk: str = ""
+    psk_identity: str = ""
     send_alert: bool = False
     ignored: list[str] = field(default_factory=list)
 

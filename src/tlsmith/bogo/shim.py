@@ -33,7 +33,7 @@ from tlsmith.config import (
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto.kx import SUPPORTED_GROUPS
 from tlsmith.crypto.sig import SUPPORTED_SIGNATURE_SCHEMES
-from tlsmith.crypto.suites import TLS12_SUITES, TLS13_SUITES
+from tlsmith.crypto.suites import TLS12_PSK_SUITES, TLS12_SUITES, TLS13_SUITES
 from tlsmith.errors import TLSError, UsageError
 from tlsmith.events import (
     NEED_DATA,
@@ -45,7 +45,7 @@ from tlsmith.events import (
     SessionTicketReceived,
 )
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
-from tlsmith.session import ImportedPsk, Session, Session12, Session13
+from tlsmith.session import ExternalPsk, ImportedPsk, Session, Session12, Session13
 from tlsmith.stores import MemoryStore
 from tlsmith.x509.keys import der_chain, load_certificate_chain
 from tlsmith.x509.verify import TrustStore
@@ -65,6 +65,7 @@ _TLS13 = ProtocolVersion.TLS13
 ALL_SUITES: tuple[CipherSuite, ...] = (
     *DEFAULT_SUITES,
     *(s for s in (*TLS13_SUITES, *TLS12_SUITES) if s not in DEFAULT_SUITES),
+    *TLS12_PSK_SUITES,  # used only with -psk
 )
 
 
@@ -332,6 +333,14 @@ def _psks(o: Options) -> tuple[ImportedPsk, ...]:
                  for c in o.credentials if c.psk)
 
 
+def _tls12_psk(o: Options) -> tuple[ExternalPsk, ...]:
+    """-psk / -psk-identity: BoringSSL's PSK callbacks, which only TLS 1.2 PSK suites
+    use (the identity is also the server's hint)."""
+    if not o.psk:
+        return ()
+    return (ExternalPsk(o.psk_identity.encode(), o.psk.encode(), tls13=False),)
+
+
 def _certificate_first(o: Options) -> bool:
     """Whether an X.509 credential comes before the first PSK one (the default
     credential, -cert-file before any -new-*-credential, is tried last)."""
@@ -416,7 +425,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         request_ocsp=verify,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
-        external_psks=psks,
+        external_psks=(*psks, *_tls12_psk(o)),
         require_psk=require_psk,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
@@ -434,7 +443,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     # so a credential without preferences then signs with any scheme tlsmith offers.
     creds = _credentials(o, signing_prefs=True)
     psks = _psks(o)
-    if not creds and not psks:
+    if not creds and not psks and not o.psk:
         raise ShimFailure("a server needs -cert-file and -key-file")
     if o.verify_prefs:
         creds = [ck if ck.signing_schemes is not None
@@ -479,7 +488,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         client_trust=client_trust,
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
-        external_psks=psks,
+        external_psks=(*psks, *_tls12_psk(o)),
+        psk_identity_hint=o.psk_identity.encode(),
         # BoringSSL prefers its credentials in their order, PSKs and certificates alike.
         prefer_certificates_to_psks=_certificate_first(o),
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
