@@ -21,7 +21,7 @@ from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
 from tlsmith.codec.messages12 import ClientKeyExchangePSK, ServerKeyExchangePSK
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
-from tlsmith.errors import BadRecordMac, UnknownPskIdentity, UsageError
+from tlsmith.errors import BadRecordMac, DecodeError, UnknownPskIdentity, UsageError
 from tlsmith.events import Event, HandshakeComplete
 from tlsmith.handshake.psk12 import premaster_secret
 from tlsmith.io.blocking import connect
@@ -55,6 +55,17 @@ def test_message_encodings() -> None:
     cke = ClientKeyExchangePSK(b"id", b"\x04" * 65)
     assert ClientKeyExchangePSK.parse_body(cke.serialize_body(), ecdhe=True) == cke
     assert ClientKeyExchangePSK(b"").serialize_body() == b"\x00\x00"
+
+
+def test_malformed_psk_messages_are_decode_errors() -> None:
+    with pytest.raises(DecodeError):
+        ServerKeyExchangePSK.parse_body(b"\x00\x04hin")  # hint shorter than its length
+    with pytest.raises(DecodeError):
+        ServerKeyExchangePSK.parse_body(b"\x00\x00extra")  # bytes after the hint
+    with pytest.raises(DecodeError):
+        ClientKeyExchangePSK.parse_body(b"\x00\x02id", ecdhe=True)  # no ECDH point
+    with pytest.raises(DecodeError):
+        ClientKeyExchangePSK.parse_body(b"\x00\x02id\x00", ecdhe=True)  # empty point
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hmac as c_hmac
 
 from helpers import CertFiles
 from pair import configs, pump
-from tlsmith.codec.enums import CipherSuite, ProtocolVersion
+from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto import schedule13
@@ -29,6 +29,7 @@ from tlsmith.errors import (
     ProtocolVersionError,
     UsageError,
 )
+from tlsmith.events import SessionTicketReceived
 from tlsmith.session import ExternalPsk, ImportedPsk, expand_psks
 
 pytestmark = pytest.mark.timeout(60)
@@ -203,3 +204,25 @@ def test_require_psk_refuses_certificates(pair: Any) -> None:
         client.events()
     with pytest.raises(UsageError):
         replace(client_cfg, require_psk=True)
+
+
+def test_imported_psk_after_hrr_then_resumed(pair: Any) -> None:
+    """The second ClientHello keeps only the import whose hash is the HRR's suite's, its
+    binder over message_hash + HRR; the session it makes resumes with a ticket."""
+    client_cfg, server_cfg = pair
+    client_cfg = replace(client_cfg, external_psks=(BOGO_PSK,), require_psk=True,
+                         verify_certificates=False, trust=None,
+                         cipher_suites=(CipherSuite.TLS_AES_256_GCM_SHA384,))
+    server_cfg = replace(server_cfg, certificates=(), external_psks=(BOGO_PSK,),
+                         groups=(NamedGroup.SECP256R1,))
+    client, server = TLSConnection(client_cfg), TLSConnection(server_cfg)
+    cev, _ = pump(client, server)
+    assert client.info is not None and client.info.hello_retry_request
+    assert client.info.resumed_with == "external_psk" and client.info.psk_identity == b"psk1"
+    tickets = [e.session for e in cev if isinstance(e, SessionTicketReceived)]
+    assert tickets
+    client = TLSConnection(client_cfg, session=tickets[0])
+    server = TLSConnection(server_cfg)
+    pump(client, server)
+    assert client.info is not None and client.info.resumed_with == "psk_dhe_ke"
+    assert server.info is not None and server.info.psk_identity is None
