@@ -264,7 +264,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
             # RFC 8446 §4.2.10: after an HRR, skip the client's 0-RTT records.
             io.skip_early_data(max(io.config.max_early_data, 2**14))
         return _retry(io, offered.hello, choice, transcript,
-                      psk.identity if psk is not None else None)
+                      choice.psk.identity if choice.psk is not None else None)
     if psk is not None and offered.early_data:
         choice = replace(choice, early_data=psk13.early_data_verdict(
             io, offered, psk, choice.suite, choice.alpn, hrr=False))
