@@ -38,7 +38,7 @@ def test_unknown_flag_exits_1_and_unimplemented_exits_89(capsys: pytest.CaptureF
                                                          ) -> None:
     assert shim.main(["-port", "1", "-no-such-flag"]) == 1
     assert shim.main(["-port", "1", "-enable-channel-id"]) == 89
-    assert shim.main(["-port", "1", "-on-resume-psk", "x"]) == 89
+    assert shim.main(["-port", "1", "-on-resume-srtp-profiles", "x"]) == 89
     assert shim.main(["-port", "notanumber"]) == 1
     capsys.readouterr()
 

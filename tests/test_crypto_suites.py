@@ -6,6 +6,7 @@ import pytest
 
 from tlsmith.codec.enums import CipherSuite
 from tlsmith.crypto.suites import (
+    TLS12_PSK_SUITES,
     TLS12_SUITES,
     TLS13_SUITES,
     UNSUPPORTED_TLS12_SUITES,
@@ -112,7 +113,7 @@ def test_suites_every_named_suite_is_classified() -> None:
                   CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV,
                   CipherSuite.TLS_FALLBACK_SCSV}
     for suite in CipherSuite:
-        groups = [suite in TLS13_SUITES, suite in TLS12_SUITES,
+        groups = [suite in TLS13_SUITES, suite in TLS12_SUITES, suite in TLS12_PSK_SUITES,
                   suite in UNSUPPORTED_TLS12_SUITES, suite in signalling]
         assert groups.count(True) == 1, suite
 
@@ -121,7 +122,7 @@ def test_suites_gcm_and_chacha_tls12_suites_are_all_supported() -> None:
     for suite in CipherSuite:
         if suite.rfc_name.startswith("TLS_") and "_WITH_" in suite.rfc_name and (
                 "_GCM_" in suite.rfc_name or "CHACHA20" in suite.rfc_name):
-            assert suite in TLS12_SUITES
+            assert suite in TLS12_SUITES or suite in TLS12_PSK_SUITES
 
 
 def test_suites_suite_info_lookup() -> None:

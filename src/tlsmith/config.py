@@ -20,7 +20,7 @@ from tlsmith.observe import Observer
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from tlsmith.session import ExternalPsk
+    from tlsmith.session import ExternalPsk, ImportedPsk
     from tlsmith.stores import SessionStore
     from tlsmith.x509.keys import PrivateKey
     from tlsmith.x509.verify import TrustStore
@@ -276,8 +276,14 @@ class ClientConfig:
     # RFC 8446 §4.2.9: also offer psk_ke (resumption without a fresh (EC)DHE: no forward
     # secrecy for the resumed connection); psk_dhe_ke is always offered.
     offer_psk_ke: bool = False
-    # RFC 8446 §4.2.11: external PSKs offered (after a resumption ticket, if any).
-    external_psks: tuple[ExternalPsk, ...] = ()
+    # RFC 8446 §4.2.11: external PSKs offered (after a resumption ticket, if any); an
+    # ImportedPsk (RFC 9258) is offered as its SHA-256 and SHA-384 imports. TLS 1.2 PSK
+    # suites (RFC 4279, RFC 5489), when listed in cipher_suites, use the ExternalPsks.
+    external_psks: tuple[ExternalPsk | ImportedPsk, ...] = ()
+    # Accept only a TLS 1.3 handshake authenticated by one of external_psks (or a
+    # ticket from one): a ServerHello without pre_shared_key is missing_extension, a
+    # TLS 1.2 one protocol_version. No trust store is needed.
+    require_psk: bool = False
     # RFC 8446 §4.2.10: if the server rejects our 0-RTT data, send it again as ordinary
     # application data once the handshake completes.
     resend_rejected_early_data: bool = True
@@ -309,7 +315,9 @@ class ClientConfig:
             raise UsageError("require_revocation (--require-revocation) needs certificate "
                              "verification (verify_certificates=True, no --insecure): "
                              "revocation is checked only on a verified chain")
-        if self.verify_certificates and self.trust is None:
+        if self.require_psk and not self.external_psks:
+            raise UsageError("require_psk needs external_psks")
+        if self.verify_certificates and self.trust is None and not self.require_psk:
             raise UsageError(
                 "certificate verification needs a trust store: pass trust=TrustStore..., "
                 "or verify_certificates=False to accept any certificate (insecure)"
@@ -357,7 +365,16 @@ class ServerConfig:
     early_data_window: float = 10.0
     # RFC 8446 §4.2.9: accept psk_ke (no (EC)DHE on resumption) when offered.
     allow_psk_ke: bool = False
-    external_psks: tuple[ExternalPsk, ...] = ()
+    # External PSKs (RFC 8446 §4.2.11) and imported ones (RFC 9258) a client may use,
+    # preferred in this order; with any, ``certificates`` may be empty (a PSK-only
+    # server: a client without one of them gets handshake_failure).
+    external_psks: tuple[ExternalPsk | ImportedPsk, ...] = ()
+    # TLS 1.2 PSK suites (RFC 4279 §5.2): the identity hint in ServerKeyExchange (empty:
+    # none; a plain PSK server then sends no ServerKeyExchange).
+    psk_identity_hint: bytes = b""
+    # When a client offers one of our external PSKs and a certificate would do too:
+    # False authenticates with the PSK, True with the certificate.
+    prefer_certificates_to_psks: bool = False
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -372,8 +389,9 @@ class ServerConfig:
     def __post_init__(self) -> None:
         _validate_common(self.cipher_suites, self.groups, self.min_version, self.max_version,
                          self.max_fragment)
-        if not self.certificates:
-            raise UsageError("a server needs at least one certificate and key")
+        if not self.certificates and not self.external_psks:
+            raise UsageError("a server needs at least one certificate and key (or external "
+                             "PSKs)")
         if len(self.cookie_secret) < 16:
             raise UsageError("cookie_secret must be at least 16 bytes")
         if self.client_auth not in CLIENT_AUTH_MODES:

@@ -51,6 +51,9 @@ class HandshakeInfo:
     # sent 0-RTT data, whether the server accepted it (None: none was sent/offered).
     resumed_with: str | None = None
     early_data_accepted: bool | None = None
+    # The external PSK that authenticated the handshake (its identity as configured:
+    # an ImportedPsk's external identity); None otherwise.
+    psk_identity: bytes | None = None
 
     @property
     def version_label(self) -> str:

@@ -193,15 +193,85 @@ class ExternalPsk:
     identity: bytes
     key: bytes = field(repr=False)
     hash_name: str = "sha256"
+    # RFC 9258: ``identity`` is a serialized ImportedIdentity and ``key`` its ipskx (the
+    # binder then uses "imp binder"); made by ImportedPsk.imported(), not by hand.
+    imported_from: ImportedPsk | None = field(default=None, compare=False)
+    # Also a TLS 1.3 external PSK (False: only TLS 1.2 PSK suites use it).
+    tls13: bool = True
 
     def __post_init__(self) -> None:
-        if not self.identity:
-            raise UsageError("an external PSK needs a non-empty identity")
+        # RFC 4279 §2 / RFC 8446 §4.2.11: identity<0..2^16-1> (TLS 1.3: at least one
+        # byte, so an empty identity is for TLS 1.2 PSK suites only); psk<0..2^16-1>. A
+        # short key (a password) can be guessed offline from one handshake (RFC 4279
+        # §7): use 16 or more random bytes.
+        if len(self.identity) > 0xFFFF:
+            raise UsageError("an external PSK's identity must be at most 65535 bytes")
         if self.hash_name not in ("sha256", "sha384"):
             raise UsageError("an external PSK's hash must be sha256 or sha384")
+        if not 1 <= len(self.key) <= 0xFFFF:
+            raise UsageError("an external PSK key must be 1..65535 bytes")
+
+    @property
+    def configured_identity(self) -> bytes:
+        """The identity as configured (an imported PSK's external_identity)."""
+        return self.imported_from.identity if self.imported_from else self.identity
+
+
+#: RFC 9258 §4.1 / §10.2: the target protocol (TLS 1.3) and the TLS KDF identifiers.
+_TARGET_PROTOCOL_TLS13 = 0x0304
+_TARGET_KDFS = {"sha256": 0x0001, "sha384": 0x0002}  # HKDF_SHA256, HKDF_SHA384
+
+
+@dataclass(frozen=True)
+class ImportedPsk:
+    """An external PSK imported for TLS 1.3 (RFC 9258): the identity and key (EPSK) both
+    sides know, an optional context, and the EPSK's hash. It becomes one ExternalPsk per
+    target KDF (SHA-256 and SHA-384): identity = ImportedIdentity, key = ipskx."""
+
+    identity: bytes
+    key: bytes = field(repr=False)
+    context: bytes = b""
+    hash_name: str = "sha256"
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.identity) <= 0xFFFF or len(self.context) > 0xFFFF:
+            raise UsageError("an imported PSK's identity must be 1..65535 bytes and its "
+                             "context at most 65535 (RFC 9258 §4.1)")
+        if self.hash_name not in _TARGET_KDFS:
+            raise UsageError("an imported PSK's hash must be sha256 or sha384")
         if len(self.key) < 16:
-            raise UsageError("an external PSK key must be at least 16 bytes")
+            raise UsageError("an imported PSK's key must be at least 16 bytes")
+
+    def imported_identity(self, target_hash: str) -> bytes:
+        """The ImportedIdentity struct (RFC 9258 §4.1) for TLS 1.3 and ``target_hash``."""
+        w = Writer()
+        w.opaque(2, self.identity)
+        w.opaque(2, self.context)
+        w.u16(_TARGET_PROTOCOL_TLS13)
+        w.u16(_TARGET_KDFS[target_hash])
+        return w.getvalue()
+
+    def imported(self) -> tuple[ExternalPsk, ...]:
+        """The imported PSKs (RFC 9258 §4.2), SHA-256's first."""
+        from tlsmith.crypto.schedule13 import imported_psk
+
+        out = []
+        for target in _TARGET_KDFS:
+            ident = self.imported_identity(target)
+            out.append(ExternalPsk(ident, imported_psk(self.hash_name, self.key, ident,
+                                                       target), target, imported_from=self))
+        return tuple(out)
 
 
-__all__ = ["ExternalPsk", "Session", "Session12", "Session13", "session_from_bytes",
-           "session_from_pem"]
+def expand_psks(psks: tuple[ExternalPsk | ImportedPsk, ...]) -> tuple[ExternalPsk, ...]:
+    """The PSKs TLS 1.3 offers / looks up: each ImportedPsk's imports in place (an empty
+    identity is TLS 1.2's only)."""
+    out: list[ExternalPsk] = []
+    for p in psks:
+        out.extend(p.imported() if isinstance(p, ImportedPsk)
+                   else (p,) if p.identity and p.tls13 else ())
+    return tuple(out)
+
+
+__all__ = ["ExternalPsk", "ImportedPsk", "Session", "Session12", "Session13", "expand_psks",
+           "session_from_bytes", "session_from_pem"]

@@ -41,6 +41,8 @@ _WIRE_NAMES = {
     "ClientKeyExchangeECDHE": "ClientKeyExchange",
     "ClientKeyExchangeDHE": "ClientKeyExchange",
     "ClientKeyExchangeRSA": "ClientKeyExchange",
+    "ServerKeyExchangePSK": "ServerKeyExchange",
+    "ClientKeyExchangePSK": "ClientKeyExchange",
 }
 # Messages that exist only in TLS 1.2: seeing one tells which version a trace is.
 _TLS12_ONLY = frozenset({*_WIRE_NAMES, "ServerHelloDone", "HelloRequest", "CertificateStatus"})
@@ -231,6 +233,15 @@ def summarize(message: Any, name: str | None = None, *,
         parts += ["ECDHE", f"public={len(message.public)}B"]
     elif kind == "ClientKeyExchangeDHE":
         parts += ["DHE", f"Yc={len(message.dh_Yc)}B"]
+    elif kind == "ServerKeyExchangePSK":  # RFC 4279 §2, RFC 5489 §2
+        parts += ["ECDHE_PSK" if message.named_curve is not None else "PSK",
+                  f"hint={len(message.psk_identity_hint)}B"]
+        if message.named_curve is not None:
+            parts += [_name(message.named_curve), f"public={len(message.public)}B"]
+    elif kind == "ClientKeyExchangePSK":
+        parts += ["PSK", f"identity={len(message.psk_identity)}B"]
+        if message.public is not None:
+            parts.append(f"public={len(message.public)}B")
     elif kind == "ClientKeyExchangeRSA":
         parts += ["RSA", "encrypted_pre_master_secret="
                   f"{len(message.encrypted_pre_master_secret)}B"]

@@ -70,6 +70,8 @@ _PRE_MASTER = {
             "RFC 5246 §8.1.2"),
     "RSA": ("client_version (2 bytes) + 46 random bytes, sent encrypted to the server's "
             "RSA key in ClientKeyExchange", "RFC 5246 §8.1.1"),
+    "PSK": ("other_secret (N zero bytes for PSK, the ECDH secret for ECDHE_PSK) and the "
+            "PSK, each with a 2-byte length", "RFC 4279 §2, RFC 5489 §2"),
 }
 _MASTER_12 = ('master_secret = PRF(pre_master_secret, "master secret", ClientHello.random '
               "+ ServerHello.random)[0..47]", "RFC 5246 §8.1")

@@ -54,6 +54,16 @@ KINDS: dict[str, Kind] = {
     "-key-file": Kind.STR,
     "-trust-cert": Kind.STR,
     "-new-x509-credential": Kind.BOOL,
+    # RFC 9258 imported PSKs: -new-psk-credential starts one, the importer flags fill it
+    "-new-psk-credential": Kind.BOOL,
+    "-psk-importer-key": Kind.B64,
+    "-psk-importer-identity": Kind.B64,
+    "-psk-importer-context": Kind.B64,
+    "-psk-importer-sha256": Kind.BOOL,
+    "-psk-importer-sha384": Kind.BOOL,
+    # TLS 1.2 PSK suites (RFC 4279, RFC 5489): the key, and the identity (and hint)
+    "-psk": Kind.STR,
+    "-psk-identity": Kind.STR,
     "-expect-selected-credential": Kind.INT,
     "-verify-peer": Kind.BOOL,
     "-require-any-client-certificate": Kind.BOOL,
@@ -129,7 +139,9 @@ KINDS: dict[str, Kind] = {
 }
 
 #: Flags that belong to one credential once ``-new-x509-credential`` has started one.
-CREDENTIAL_FLAGS = frozenset({"-cert-file", "-key-file", "-ocsp-response", "-signing-prefs"})
+CREDENTIAL_FLAGS = frozenset({"-cert-file", "-key-file", "-ocsp-response", "-signing-prefs",
+                              "-psk-importer-key", "-psk-importer-identity",
+                              "-psk-importer-context"})
 
 #: BoringSSL shim flags for features tlsmith does not have (exit 89), by feature.
 UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
@@ -164,11 +176,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "Channel ID": (
         "-enable-channel-id", "-send-channel-id", "-expect-channel-id",
-    ),
-    "external PSKs and PSK importers (flags)": (
-        "-psk", "-psk-identity", "-new-psk-credential", "-psk-importer-context",
-        "-psk-importer-key", "-psk-importer-identity", "-psk-importer-sha256",
-        "-psk-importer-sha384",
     ),
     "Encrypted Client Hello": (
         "-ech-config-list", "-expect-ech-accept", "-ech-server-config", "-ech-server-key",
@@ -266,6 +273,12 @@ class Credential:
     key_file: str = ""
     ocsp_response: bytes | None = None
     signing_prefs: list[int] = field(default_factory=list)
+    # -new-psk-credential: an RFC 9258 external PSK to import
+    psk: bool = False
+    psk_importer_key: bytes = b""
+    psk_importer_identity: bytes = b""
+    psk_importer_context: bytes = b""
+    psk_importer_hash: str = "sha256"
 
 
 @dataclass
@@ -347,6 +360,8 @@ class Options:
     set_ocsp_in_callback: bool = False
     decline_ocsp_callback: bool = False
     wpa_202304: bool = False
+    psk: str = ""
+    psk_identity: str = ""
     send_alert: bool = False
     ignored: list[str] = field(default_factory=list)
 
@@ -355,6 +370,13 @@ class Options:
         parsed = _parse_value(flag, kind, value)
         if flag == "-new-x509-credential":
             self.credentials.append(Credential())
+            return
+        if flag == "-new-psk-credential":
+            self.credentials.append(Credential(psk=True))
+            return
+        if flag in ("-psk-importer-sha256", "-psk-importer-sha384"):
+            target = self.credentials[-1] if self.credentials else self.default
+            target.psk_importer_hash = flag.removeprefix("-psk-importer-")
             return
         if flag == "-no-key-shares":
             self.key_shares = []

@@ -33,7 +33,7 @@ from tlsmith.config import (
 from tlsmith.connection import TLSConnection
 from tlsmith.crypto.kx import SUPPORTED_GROUPS
 from tlsmith.crypto.sig import SUPPORTED_SIGNATURE_SCHEMES
-from tlsmith.crypto.suites import TLS12_SUITES, TLS13_SUITES
+from tlsmith.crypto.suites import TLS12_PSK_SUITES, TLS12_SUITES, TLS13_SUITES
 from tlsmith.errors import TLSError, UsageError
 from tlsmith.events import (
     NEED_DATA,
@@ -45,7 +45,7 @@ from tlsmith.events import (
     SessionTicketReceived,
 )
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
-from tlsmith.session import Session, Session12, Session13
+from tlsmith.session import ExternalPsk, ImportedPsk, Session, Session12, Session13
 from tlsmith.stores import MemoryStore
 from tlsmith.x509.keys import der_chain, load_certificate_chain
 from tlsmith.x509.verify import TrustStore
@@ -65,6 +65,7 @@ _TLS13 = ProtocolVersion.TLS13
 ALL_SUITES: tuple[CipherSuite, ...] = (
     *DEFAULT_SUITES,
     *(s for s in (*TLS13_SUITES, *TLS12_SUITES) if s not in DEFAULT_SUITES),
+    *TLS12_PSK_SUITES,  # used only with -psk
 )
 
 
@@ -325,6 +326,40 @@ def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKe
     return out
 
 
+def _psks(o: Options) -> tuple[ImportedPsk, ...]:
+    """The -new-psk-credential credentials, in order (RFC 9258 imported PSKs)."""
+    return tuple(ImportedPsk(c.psk_importer_identity, c.psk_importer_key,
+                             c.psk_importer_context, c.psk_importer_hash)
+                 for c in o.credentials if c.psk)
+
+
+def _tls12_psk(o: Options) -> tuple[ExternalPsk, ...]:
+    """-psk / -psk-identity: BoringSSL's PSK callbacks, which only TLS 1.2 PSK suites
+    use (the identity is also the server's hint)."""
+    if not o.psk:
+        return ()
+    return (ExternalPsk(o.psk_identity.encode(), o.psk.encode(), tls13=False),)
+
+
+def _certificate_first(o: Options) -> bool:
+    """Whether an X.509 credential comes before the first PSK one (the default
+    credential, -cert-file before any -new-*-credential, is tried last)."""
+    for c in o.credentials:
+        if c.psk:
+            return False
+        if c.cert_file:
+            return True
+    return False
+
+
+def _trust_nothing() -> TrustStore:
+    """A trust store with only a CA of our own that issued nothing the runner has."""
+    from tlsmith.x509.devca import DevCA
+
+    return TrustStore.from_certificates([DevCA.create("tlsmith bogo: trusts nothing")
+                                         .certificate])
+
+
 def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
     if o.verify_fail and not resume and not o.use_custom_verify_callback:
         # BoringSSL's legacy verify callback refuses the peer with an X.509 error of its
@@ -335,10 +370,7 @@ def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
     if o.verify_fail:
         # BoringSSL's verify callback refuses the peer: trust only a CA of our own that
         # issued nothing the runner has.
-        from tlsmith.x509.devca import DevCA
-
-        return TrustStore.from_certificates([DevCA.create("tlsmith bogo: trusts nothing")
-                                             .certificate])
+        return _trust_nothing()
     if not o.trust_cert:
         return None
     return TrustStore.from_pem_file(o.trust_cert)
@@ -361,12 +393,18 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     creds = _credentials(o, signing_prefs=True)
     if len(creds) > 1:
         raise Unimplemented("a client with several credentials")
+    psks = _psks(o)
+    # BoringSSL: a client with PSK credentials accepts certificates only with -verify-peer.
+    require_psk = bool(psks) and not o.verify_peer
+
     if o.enable_ocsp_stapling or o.use_ocsp_callback:
         raise Unimplemented("a client asking for OCSP without checking the response "
                             "(tlsmith asks only when it verifies, and then validates it)")
     # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
     verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
     trust = _trust(o, resume=shared.session is not None) if verify else None
+    if verify and trust is None and psks:
+        trust = _trust_nothing()  # BoringSSL: PSKs, or a certificate nothing vouches for
     if verify and trust is None:
         raise ShimFailure("-verify-peer needs -trust-cert")
     return ClientConfig(
@@ -387,6 +425,8 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         request_ocsp=verify,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
+        external_psks=(*psks, *_tls12_psk(o)),
+        require_psk=require_psk,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -402,7 +442,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     # -verify-prefs is only what we accept from clients (ServerConfig.signature_schemes),
     # so a credential without preferences then signs with any scheme tlsmith offers.
     creds = _credentials(o, signing_prefs=True)
-    if not creds:
+    psks = _psks(o)
+    if not creds and not psks and not o.psk:
         raise ShimFailure("a server needs -cert-file and -key-file")
     if o.verify_prefs:
         creds = [ck if ck.signing_schemes is not None
@@ -423,6 +464,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
             raise Unimplemented("server -use-custom-verify-callback accepting any client "
                                 "certificate")
         client_trust = _trust(o, resume=shared.resumed_before)
+        if client_trust is None and not creds:
+            client_trust = _trust_nothing()  # PSK-only: no certificate is ever asked for
         if client_trust is None:
             raise Unimplemented("client certificates without -trust-cert")
     if o.fallback_scsv:
@@ -445,6 +488,10 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         client_trust=client_trust,
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
+        external_psks=(*psks, *_tls12_psk(o)),
+        psk_identity_hint=o.psk_identity.encode(),
+        # BoringSSL prefers its credentials in their order, PSKs and certificates alike.
+        prefer_certificates_to_psks=_certificate_first(o),
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
         max_early_data=14336 if o.enable_early_data else 0,
         clock=shared.clock,
@@ -659,8 +706,10 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     # A TLS 1.2 resumption exchanges no key: BoringSSL reports the session's group.
     group = info.group if info.group is not None else shared.group
     expect_resume = resume and not o.expect_session_miss
-    _expect(info.resumed == expect_resume,
-            f"session unexpectedly was{'' if info.resumed else ' not'} reused")
+    # An external PSK authenticates a new session: BoringSSL does not call it reused.
+    resumed = info.resumed and info.resumed_with != "external_psk"
+    _expect(resumed == expect_resume,
+            f"session unexpectedly was{'' if resumed else ' not'} reused")
     if o.expect_version:
         _expect(info.version == o.expect_version,
                 f"got version {info.version:#06x}, expected {o.expect_version:#06x}")
@@ -693,8 +742,8 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     if o.expect_no_peer_cert:
         got = info.client_certificates if o.server else info.peer_certificates
         _expect(not got, "unexpected peer certificate")
-    if o.expect_selected_credential is not None and o.server:
-        _check_selected_credential(o, watch)
+    if o.expect_selected_credential is not None:
+        _check_selected_credential(o, watch, info)
     if o.expect_accept_early_data:
         _expect(info.early_data_accepted is True, "early data was not accepted")
     if o.expect_reject_early_data:
@@ -735,13 +784,17 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
     return "peer_declined"
 
 
-def _check_selected_credential(o: Options, watch: Watch) -> None:
+def _check_selected_credential(o: Options, watch: Watch, info: HandshakeInfo) -> None:
     want_index = o.expect_selected_credential
     assert want_index is not None
     creds = [o.default] if want_index < 0 else o.credentials
     if want_index >= len(creds):
         raise ShimFailure(f"no credential {want_index}")
     cred = creds[max(want_index, 0)]
+    if cred.psk:
+        _expect(info.psk_identity == cred.psk_importer_identity,
+                f"PSK credential {want_index} was not the one selected")
+        return
     want = tuple(der_chain(load_certificate_chain(cred.cert_file)))
     _expect(watch.sent_certificate is not None and watch.sent_certificate[:1] == want[:1],
             f"credential {want_index} was not the one selected")

@@ -284,6 +284,58 @@ class ClientKeyExchangeRSA(MessageBase):
 
 
 @dataclass(frozen=True, slots=True)
+class ServerKeyExchangePSK(MessageBase):
+    """RFC 4279 §2: opaque psk_identity_hint<0..2^16-1>; for ECDHE_PSK (RFC 5489 §2) the
+    hint is followed by ServerECDHParams, unsigned (``named_curve`` None: plain PSK)."""
+
+    msg_type: ClassVar[HandshakeType] = _H.SERVER_KEY_EXCHANGE
+    psk_identity_hint: bytes
+    named_curve: NamedGroup | None = None
+    public: bytes = b""
+
+    def write_body(self, w: Writer) -> None:
+        w.opaque(2, self.psk_identity_hint)
+        if self.named_curve is not None:
+            w.u8(ECCurveType.NAMED_CURVE)
+            w.u16(self.named_curve)
+            w.opaque(1, self.public)
+
+    @classmethod
+    def parse_body(cls, body: bytes | memoryview, *, ecdhe: bool = False) -> Self:
+        with Reader(body, "ServerKeyExchange") as r:
+            hint = r.opaque(2)
+            if not ecdhe:
+                return cls(hint)
+            if ECCurveType(r.u8()) != ECCurveType.NAMED_CURVE:
+                raise IllegalParameter("ServerKeyExchange: unsupported curve_type")
+            curve = NamedGroup(r.u16())
+            public = r.opaque(1, min_len=1)
+        return cls(hint, curve, public)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKeyExchangePSK(MessageBase):
+    """RFC 4279 §2: opaque psk_identity<0..2^16-1>; for ECDHE_PSK (RFC 5489 §2) followed
+    by ClientECDiffieHellmanPublic (opaque point<1..2^8-1>; ``public`` None: plain PSK)."""
+
+    msg_type: ClassVar[HandshakeType] = _H.CLIENT_KEY_EXCHANGE
+    psk_identity: bytes
+    public: bytes | None = None
+
+    def write_body(self, w: Writer) -> None:
+        w.opaque(2, self.psk_identity)
+        if self.public is not None:
+            w.opaque(1, self.public)
+
+    @classmethod
+    def parse_body(cls, body: bytes | memoryview, *, ecdhe: bool = False) -> Self:
+        with Reader(body, "ClientKeyExchange") as r:
+            identity = r.opaque(2)
+            public = r.opaque(1, min_len=1) if ecdhe else None
+        return cls(identity, public)
+
+
+@dataclass(frozen=True, slots=True)
 class NewSessionTicket12(MessageBase):
     """RFC 5077 §3.3: uint32 ticket_lifetime_hint; opaque ticket<0..2^16-1>."""
 

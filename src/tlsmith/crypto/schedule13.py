@@ -35,6 +35,8 @@ from tlsmith.crypto.mac import HmacKey, hmac_digest
 # one place. HKDF-Expand-Label prefixes each with "tls13 ".
 LABEL_EXT_BINDER = b"ext binder"
 LABEL_RES_BINDER = b"res binder"
+LABEL_IMP_BINDER = b"imp binder"  # RFC 9258 §4.2: an imported PSK's binder
+LABEL_DERIVED_PSK = b"derived psk"  # RFC 9258 §4.2: ipskx from epskx
 LABEL_C_E_TRAFFIC = b"c e traffic"
 LABEL_E_EXP_MASTER = b"e exp master"
 LABEL_DERIVED = b"derived"
@@ -58,6 +60,8 @@ LABEL_PREFIX = b"tls13 "
 LABELS: dict[bytes, str] = {
     LABEL_EXT_BINDER: "binder_key (external PSK)",
     LABEL_RES_BINDER: "binder_key (resumption PSK)",
+    LABEL_IMP_BINDER: "binder_key (imported PSK)",
+    LABEL_DERIVED_PSK: "ipskx (imported PSK, RFC 9258)",
     LABEL_C_E_TRAFFIC: "client_early_traffic_secret",
     LABEL_E_EXP_MASTER: "early_exporter_master_secret",
     LABEL_DERIVED: "derived secret (salt of the next extraction)",
@@ -197,9 +201,11 @@ class EarlySecret:
         ikm = _zeros(hash_name) if psk is None else psk
         return cls(hash_name, hkdf_extract(hash_name, _zeros(hash_name), ikm))
 
-    def binder_key(self, *, external: bool) -> bytes:
-        """binder_key = Derive-Secret(., "ext binder" | "res binder", "") -- RFC 8446 §7.1."""
-        label = LABEL_EXT_BINDER if external else LABEL_RES_BINDER
+    def binder_key(self, *, external: bool, imported: bool = False) -> bytes:
+        """binder_key = Derive-Secret(., "ext binder" | "res binder", "") -- RFC 8446 §7.1;
+        "imp binder" for a PSK imported per RFC 9258 §4.2."""
+        label = (LABEL_IMP_BINDER if imported else LABEL_EXT_BINDER if external
+                 else LABEL_RES_BINDER)
         return derive_secret(self.hash_name, self.secret, label, empty_hash(self.hash_name))
 
     def client_early_traffic_secret(self, transcript_hash: bytes) -> bytes:
@@ -314,6 +320,17 @@ def next_traffic_secret(hash_name: str, secret: bytes) -> bytes:
     """application_traffic_secret_N+1 = HKDF-Expand-Label(application_traffic_secret_N,
     "traffic upd", "", Hash.length) -- RFC 8446 §7.2 (KeyUpdate)."""
     return hkdf_expand_label(hash_name, secret, LABEL_TRAFFIC_UPD, b"", hash_length(hash_name))
+
+
+def imported_psk(epsk_hash: str, epsk: bytes, imported_identity: bytes,
+                 target_hash: str) -> bytes:
+    """RFC 9258 §4.2: epskx = HKDF-Extract(0, epsk); ipskx = HKDF-Expand-Label(epskx,
+    "derived psk", Hash(ImportedIdentity), L) -- both with the EPSK's hash, L the
+    target KDF's output length."""
+    epskx = hkdf_extract(epsk_hash, b"", epsk)
+    context = hashlib.new(epsk_hash, imported_identity).digest()
+    return hkdf_expand_label(epsk_hash, epskx, LABEL_DERIVED_PSK, context,
+                             hash_length(target_hash))
 
 
 def resumption_psk(hash_name: str, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:

@@ -179,11 +179,26 @@ TLS12_SUITES: dict[CipherSuite, SuiteInfo] = {
     )
 }
 
+# RFC 4279 (PSK), RFC 5489 (ECDHE_PSK), RFC 7905 (ChaCha20-Poly1305): authenticated by
+# an external PSK, no certificate. Apart from TLS12_SUITES: used only when a PSK is
+# configured and the suite is asked for (ClientConfig/ServerConfig.cipher_suites).
+TLS12_PSK_SUITES: dict[CipherSuite, SuiteInfo] = {
+    s.suite: s
+    for s in (
+        _tls12_cbc(_CS.TLS_PSK_WITH_AES_128_CBC_SHA, "psk", "psk", 16, "sha1"),
+        _tls12_cbc(_CS.TLS_PSK_WITH_AES_256_CBC_SHA, "psk", "psk", 32, "sha1"),
+        _tls12_cbc(_CS.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA, "ecdhe_psk", "psk", 16, "sha1"),
+        _tls12_cbc(_CS.TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA, "ecdhe_psk", "psk", 32, "sha1"),
+        _tls12(_CS.TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256, "ecdhe_psk", "psk",
+               "chacha20-poly1305", 32, "sha256"),
+    )
+}
+
 UNSUPPORTED_TLS12_SUITES: frozenset[CipherSuite] = frozenset()
 """Named TLS 1.2 suites we recognise but cannot use (none at the moment; kept so that
 callers can go on asking)."""
 
-_ALL: dict[CipherSuite, SuiteInfo] = {**TLS13_SUITES, **TLS12_SUITES}
+_ALL: dict[CipherSuite, SuiteInfo] = {**TLS13_SUITES, **TLS12_SUITES, **TLS12_PSK_SUITES}
 
 
 def suite_info(s: CipherSuite | int) -> SuiteInfo | None:

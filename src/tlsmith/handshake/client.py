@@ -30,6 +30,7 @@ from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
+from tlsmith.handshake import psk12
 from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import PlaintextEncrypter
@@ -83,6 +84,8 @@ def offered_suites(io: ClientIO) -> tuple[CipherSuite, ...]:
         info = suite_info(s)
         if info is None:
             out.append(s)  # unknown/signalling values are the caller's business
+        elif psk12.is_psk_suite(info) and not psk12.tls12_psks(io.config.external_psks):
+            continue  # RFC 4279: only with a PSK to use
         elif (ProtocolVersion.TLS13 if info.tls13 else ProtocolVersion.TLS12) in versions:
             out.append(s)
     return tuple(out)
@@ -361,6 +364,11 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             raise ProtocolVersionError(
                 f"the server chose {server_version.label} after we sent 0-RTT data",
                                        check="early_data_version")
+        if (server_version == ProtocolVersion.TLS12 and io.config.require_psk
+                and not ((i := suite_info(sh.cipher_suite)) and psk12.is_psk_suite(i))):
+            raise ProtocolVersionError(
+                "the server chose TLS 1.2, but require_psk accepts only a TLS 1.3 "
+                "handshake with one of our external PSKs", check="psk_required_tls12")
         if server_version == ProtocolVersion.TLS12 and server_version in versions:
             return client12.handle_server_hello(io, self.sent, sh, raw)
         raise ProtocolVersionError(

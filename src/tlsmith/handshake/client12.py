@@ -33,12 +33,14 @@ from tlsmith.codec.messages12 import (
     CertificateStatus,
     ClientKeyExchangeDHE,
     ClientKeyExchangeECDHE,
+    ClientKeyExchangePSK,
     ClientKeyExchangeRSA,
     MessageBase,
     NewSessionTicket12,
     ServerHelloDone,
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
+    ServerKeyExchangePSK,
 )
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
@@ -51,6 +53,7 @@ from tlsmith.errors import (
     UnsupportedCertificate,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo, SessionTicketReceived
+from tlsmith.handshake import psk12
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.client13 import checked_alpn
@@ -68,11 +71,13 @@ from tlsmith.handshake.common12 import (
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
+    PskServer,
     ServerAuthenticated,
     SignatureVerified,
     accept_server_chain,
     check_revocation,
     key_transport_server,
+    psk_server,
     verify_signature,
 )
 from tlsmith.observe import Epoch
@@ -107,6 +112,8 @@ class Handshake12:
     session_id: bytes = b""  # what the server gave (the echo, when resuming)
     new_ticket: bytes = b""  # from NewSessionTicket (empty: none, RFC 5077 §3.3)
     ticket_lifetime: int = 0  # its ticket_lifetime_hint
+    psk_hint: bytes = b""  # PSK suites: the server's identity hint (RFC 4279 §2)
+    psk_identity: bytes | None = None  # PSK suites: the identity we sent
 
 
 def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: bytes
@@ -182,6 +189,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         return _resume(io, h, sent.session12)
     if sent.session12 is not None:
         io.note("the server did not resume our TLS 1.2 session: full handshake")
+    if psk12.is_psk_suite(suite):
+        return ExpectPskServerKeyExchange(h)
     return ExpectCertificate(h)
 
 
@@ -339,13 +348,44 @@ class ExpectServerKeyExchange(_State12):
         return ExpectServerHelloDone(h, proof)
 
 
+class ExpectPskServerKeyExchange(_State12):
+    """A PSK suite: no Certificate. ECDHE_PSK: ServerKeyExchange with the hint and the
+    curve (RFC 5489 §2); plain PSK: one with the hint, or none (RFC 4279 §2)."""
+
+    def __init__(self, hs: Handshake12) -> None:
+        super().__init__(hs)
+        self.ecdhe = hs.suite.key_exchange == "ecdhe_psk"
+        self.expects = frozenset({HandshakeType.SERVER_KEY_EXCHANGE} if self.ecdhe else
+                                 {HandshakeType.SERVER_KEY_EXCHANGE,
+                                  HandshakeType.SERVER_HELLO_DONE})
+
+    def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ClientIO]:
+        h = self.hs
+        if msg_type == HandshakeType.SERVER_HELLO_DONE:
+            return ExpectServerHelloDone(h, psk_server(b"")).handle(io, msg_type, body, raw)
+        ske = ServerKeyExchangePSK.parse_body(body, ecdhe=self.ecdhe)
+        io.received(ske, raw)
+        if ske.named_curve is not None:
+            offered = ext.find_extension(h.hello.extensions, ext.SupportedGroups)
+            if offered is None or ske.named_curve not in offered.named_group_list or not (
+                    kx.group_available(ske.named_curve)):
+                raise IllegalParameter(f"the server chose the curve {ske.named_curve.name}, "
+                                       "which we did not offer", check="group_not_offered")
+            h = replace(h, group=ske.named_curve, server_public=ske.public)
+        h = replace(h, psk_hint=ske.psk_identity_hint)
+        h.transcript.update(raw)
+        return ExpectServerHelloDone(h, psk_server(ske.psk_identity_hint))
+
+
 class ExpectServerHelloDone(_State12):
     expects = frozenset({HandshakeType.SERVER_HELLO_DONE, HandshakeType.CERTIFICATE_REQUEST})
 
     def __init__(self, hs: Handshake12, auth: ServerAuthenticated) -> None:
         super().__init__(hs)
         self.auth = auth
-        if hs.cert_requested:
+        if hs.cert_requested or isinstance(auth, PskServer):
+            # RFC 4279 §2: no CertificateRequest with a PSK suite.
             self.expects = frozenset({HandshakeType.SERVER_HELLO_DONE})
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
@@ -385,7 +425,18 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
             _send(io, h, Certificate12(()))  # RFC 5246 §7.4.6: no certificate to offer
     suite = h.suite
     cke: MessageBase
-    if suite.key_exchange == "ecdhe":
+    if psk12.is_psk_suite(suite):
+        psk = psk12.for_hint(psk12.tls12_psks(io.config.external_psks), h.psk_hint)
+        other: bytes | None = None
+        public: bytes | None = None
+        if suite.key_exchange == "ecdhe_psk":
+            assert h.group is not None
+            share = kx.generate_key_share(h.group, io.random)
+            other, public = share.exchange(h.server_public), share.public_bytes
+        pms = psk12.premaster_secret(psk.key, other)
+        cke = ClientKeyExchangePSK(psk.identity, public)
+        h = replace(h, psk_identity=psk.identity)
+    elif suite.key_exchange == "ecdhe":
         assert h.group is not None
         share = kx.generate_key_share(h.group, io.random)
         pms = share.exchange(h.server_public)
@@ -516,6 +567,7 @@ class ExpectFinished(_State12):
             client_certificate_sent=self.sent_certificate,
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
+            psk_identity=h.psk_identity,
         )))
         if h.session_id or h.new_ticket:
             # RFC 5246 §7.4.1.3 / RFC 5077 §3.3: something to resume this session with.

@@ -184,6 +184,10 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             raise IllegalParameter("the server accepted a PSK we never offered",
                                    check="psk_not_offered")
         chosen = psk13.check_selected_identity(sent.psks, psk_sh.selected_identity, info)
+    elif io.config.require_psk:
+        # ClientConfig.require_psk: no certificate is acceptable, only our PSKs.
+        raise MissingExtension("the server did not accept our PSK (require_psk: no "
+                               "certificate authentication)", check="psk_required")
     key_share = ext.find_extension(sh.extensions, ext.KeyShareServerHello)
     group: NamedGroup | None = None
     shared: bytes | None = None
@@ -445,6 +449,8 @@ class ExpectFinished(_State13):
             revocation_state=rev.state if rev is not None else None,
             resumed_with=resumed_with,
             early_data_accepted=neg.early_data_accepted if neg.early_data_sent else None,
+            psk_identity=(proof.source.configured_identity
+                          if isinstance(proof, OfferedPsk) and proof.source else None),
         )))
         io.handshake_done()
         # RFC 8446 §4.6.2: keep the transcript through our Finished for post-handshake

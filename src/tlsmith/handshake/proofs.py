@@ -86,7 +86,25 @@ class FinishedVerified:
         _minted(self)
 
 
-ServerAuthenticated = SignatureVerified | KeyTransportServer
+@dataclass(frozen=True)
+class PskServer:
+    """TLS 1.2 PSK suite (RFC 4279, RFC 5489): no certificate; the server proves it knows
+    the PSK by its Finished, which the client checks (RFC 4279 §2)."""
+
+    identity: bytes
+    chain: ChainAccepted
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _minted(self)
+
+
+def psk_server(identity: bytes) -> PskServer:
+    """The server of a PSK suite, authenticated by the Finished still to come."""
+    return PskServer(identity, ChainAccepted(None, (), _MINT), _MINT)
+
+
+ServerAuthenticated = SignatureVerified | KeyTransportServer | PskServer
 
 
 def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted:

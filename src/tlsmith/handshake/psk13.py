@@ -31,7 +31,7 @@ from tlsmith.handshake.client import sni_name
 from tlsmith.handshake.common13 import announce, encrypter
 from tlsmith.handshake.negotiate import Offered
 from tlsmith.observe import Epoch
-from tlsmith.session import ExternalPsk, Session13
+from tlsmith.session import ExternalPsk, Session13, expand_psks
 from tlsmith.stores import StoreUnavailable
 from tlsmith.tickets import ServerSessionState, TicketKeys, open_ticket, seal_ticket
 
@@ -48,6 +48,11 @@ class OfferedPsk:
     hash_name: str
     external: bool
     session: Session13 | None = None
+    source: ExternalPsk | None = None  # the external PSK (its imported_from, if any)
+
+    @property
+    def imported(self) -> bool:
+        return self.source is not None and self.source.imported_from is not None
 
     @property
     def hash_len(self) -> int:
@@ -88,9 +93,10 @@ def to_offer(io: ClientIO) -> tuple[OfferedPsk, ...]:
                                   info.hash_name, external=False, session=session))
             io.note(f"offering a session ticket ({len(session.ticket)} bytes, "
                     f"{int(now - session.received_at)} s old)")
-    for epsk in io.config.external_psks:
+    for epsk in expand_psks(io.config.external_psks):
         if epsk.hash_name in hashes:
-            out.append(OfferedPsk(epsk.identity, 0, epsk.key, epsk.hash_name, external=True))
+            out.append(OfferedPsk(epsk.identity, 0, epsk.key, epsk.hash_name, external=True,
+                                  source=epsk))
     return tuple(out)
 
 
@@ -105,7 +111,8 @@ def for_retry(io: ClientIO, psks: tuple[OfferedPsk, ...], hash_name: str
 
 
 def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
-    binder_key = psk.early_secret().binder_key(external=psk.external)
+    binder_key = psk.early_secret().binder_key(external=psk.external,
+                                               imported=psk.imported)
     return schedule13.binder_value(psk.hash_name, binder_key, truncated_hash)
 
 
@@ -158,6 +165,7 @@ class SelectedPsk:
     state: ServerSessionState | None  # None for an external PSK
     obfuscated_age: int = 0
     identity: bytes = field(default=b"", repr=False)
+    source: ExternalPsk | None = None  # the external PSK chosen
 
     @property
     def resumed_with(self) -> str:
@@ -202,32 +210,41 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
     now = io.now()
     keys: TicketKeys | None = None
     keys_tried = False
+    externals = expand_psks(cfg.external_psks)
+    ours = {e.identity for e in externals}
     for index, ident in enumerate(psk_ext.identities):
-        external = next((e for e in cfg.external_psks
-                         if hmac.compare_digest(e.identity, ident.identity)), None)
-        state: ServerSessionState | None = None
-        if external is not None:
-            if external.hash_name != suite.hash_name:
-                io.note("an external PSK with another hash than the suite's: skipped")
-                continue
-            key = external.key
-        else:
-            if not keys_tried:
-                keys, keys_tried = _ticket_keys(io), True
-            if keys is None:
-                continue
-            opened = open_ticket(keys, ident.identity)
-            if opened is None:
-                io.note("a PSK identity that is not one of our tickets: ignored")
-                continue
-            state = opened.state
-            if not _ticket_usable(io, state, offered, suite, now):
-                continue
-            key = state.secret
-        _verify_binder(io, psk_ext, index, key, external, suite, raw_hello,
+        if ident.identity in ours:
+            continue  # an external PSK: chosen below, in our order
+        if not keys_tried:
+            keys, keys_tried = _ticket_keys(io), True
+        if keys is None:
+            break
+        opened = open_ticket(keys, ident.identity)
+        if opened is None:
+            io.note("a PSK identity that is not one of our tickets: ignored")
+            continue
+        state = opened.state
+        if not _ticket_usable(io, state, offered, suite, now):
+            continue
+        _verify_binder(io, psk_ext, index, state.secret, None, suite, raw_hello,
                        transcript_before)
-        return SelectedPsk(index, key, external is not None, mode, state,
+        return SelectedPsk(index, state.secret, False, mode, state,
                            ident.obfuscated_ticket_age, ident.identity)
+    # No ticket to resume: an external PSK the client offers, the first in
+    # ServerConfig.external_psks order (RFC 8446 §4.2.11 leaves the choice to us).
+    offered_ids = [ident.identity for ident in psk_ext.identities]
+    for external in externals:
+        if external.identity not in offered_ids:
+            continue
+        if external.hash_name != suite.hash_name:
+            io.note("an external PSK with another hash than the suite's: skipped")
+            continue
+        index = offered_ids.index(external.identity)
+        _verify_binder(io, psk_ext, index, external.key, external, suite, raw_hello,
+                       transcript_before)
+        return SelectedPsk(index, external.key, True, mode, None,
+                           psk_ext.identities[index].obfuscated_ticket_age,
+                           external.identity, external)
     return None
 
 
@@ -265,8 +282,10 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
     else:
         th = transcript_before.digest_with(truncated)
     early = schedule13.EarlySecret.derive(suite.hash_name, key)
+    imported = external is not None and external.imported_from is not None
     expected = schedule13.binder_value(
-        suite.hash_name, early.binder_key(external=external is not None), th)
+        suite.hash_name, early.binder_key(external=external is not None, imported=imported),
+        th)
     ok = hmac.compare_digest(expected, psk_ext.binders[index])
     io.check("PSK binder", ok, f"binder of PSK identity {index} "
              + ("matches" if ok else "does not match") + " (RFC 8446 §4.2.11.2)")

@@ -39,19 +39,22 @@ from tlsmith.codec.messages12 import (
     CertificateStatus,
     ClientKeyExchangeDHE,
     ClientKeyExchangeECDHE,
+    ClientKeyExchangePSK,
     ClientKeyExchangeRSA,
     MessageBase,
     NewSessionTicket12,
     ServerHelloDone,
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
+    ServerKeyExchangePSK,
 )
 from tlsmith.config import ServerConfig
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import DecodeError, HandshakeFailure, IllegalParameter
+from tlsmith.errors import DecodeError, HandshakeFailure, IllegalParameter, UnknownPskIdentity
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.handshake import psk12
 from tlsmith.handshake.base import ServerIO, State, Tls12State
 from tlsmith.handshake.common12 import (
     AwaitChangeCipherSpec,
@@ -92,12 +95,12 @@ _TLS12_CURVES = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.X448,
 class Choice12:
     suite: SuiteInfo
     group: NamedGroup | None  # the ECDHE curve or FFDHE group; None for RSA transport
-    cert: CertChoice
+    cert: CertChoice | None  # None: a PSK suite (RFC 4279, no certificate)
     etm: bool
 
 
 def _group_for(cfg: ServerConfig, offered: Offered, kx_name: str | None) -> NamedGroup | None:
-    if kx_name == "ecdhe":
+    if kx_name in ("ecdhe", "ecdhe_psk"):
         curves = [g for g in cfg.groups if g in _TLS12_CURVES and kx.group_available(g)]
         if offered.groups is None:
             # RFC 8422 §4: no supported_groups -> the client supports any curve.
@@ -136,14 +139,18 @@ def choose12(cfg: ServerConfig, offered: Offered) -> Choice12:
             skipped.append(f"{info.name} (CBC without encrypt_then_mac)")
             continue
         group = _group_for(cfg, offered, info.key_exchange)
-        if info.key_exchange in ("ecdhe", "dhe") and group is None:
+        if info.key_exchange in ("ecdhe", "dhe", "ecdhe_psk") and group is None:
+            continue
+        etm = info.cipher == "cbc" and offered.encrypt_then_mac
+        if psk12.is_psk_suite(info):
+            if psk12.tls12_psks(cfg.external_psks):
+                return Choice12(info, group, None, etm)
             continue
         signs = info.key_exchange != "rsa"
         cert = choose_certificate(cfg, offered, tls13=False, key_type=info.authentication,
                                   signs=signs)
         if cert is None:
             continue
-        etm = info.cipher == "cbc" and offered.encrypt_then_mac
         return Choice12(info, group, cert, etm)
     why = f" (skipped: {'; '.join(skipped)})" if skipped else ""
     raise HandshakeFailure(
@@ -263,6 +270,8 @@ def _unusable(cfg: ServerConfig, offered: Offered, state: ServerSessionState, no
         return f"its suite {CipherSuite(state.cipher_suite).name} is not offered here"
     if info.key_exchange == "rsa" and not cfg.allow_rsa_key_exchange:
         return "RSA key exchange is off"
+    if psk12.is_psk_suite(info) and not psk12.tls12_psks(cfg.external_psks):
+        return "a PSK suite, and this server has no PSK for TLS 1.2"
     if info.cipher == "cbc" and not offered.encrypt_then_mac and (
             not cfg.allow_mac_then_encrypt):
         return "CBC without encrypt_then_mac"
@@ -297,11 +306,11 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     session_id = io.random(32) if cfg.session_ids else b""
     if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
         exts.append(ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)))  # RFC 8422 §5.2
-    if offered.server_name and choice.cert.sni_matched:
+    if offered.server_name and choice.cert is not None and choice.cert.sni_matched:
         exts.append(ext.ServerName(None))  # RFC 6066 §3
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
-    staple = staple_for(choice.cert.certified, offered)
+    staple = staple_for(choice.cert.certified, offered) if choice.cert else None
     if staple is not None:
         exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
     sh = ServerHello(
@@ -323,6 +332,8 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     _send(io, h, sh)
     if io.observed:
         io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
+    if choice.cert is None:
+        return _psk_flight(io, h)
     _send(io, h, Certificate12(choice.cert.certified.chain))
     if staple is not None:
         _send(io, h, CertificateStatus(CertificateStatusType.OCSP, staple))
@@ -355,6 +366,21 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     return ExpectClientKeyExchange(h, share)
 
 
+def _psk_flight(io: ServerIO, h: Handshake12S) -> State[ServerIO]:
+    """A PSK suite: [ServerKeyExchange] ServerHelloDone -- the hint, and for ECDHE_PSK
+    our share (RFC 5489 §2); plain PSK without a hint omits it (RFC 4279 §2). No
+    CertificateRequest: client certificates need a certificate-based suite."""
+    hint = io.config.psk_identity_hint
+    share: kx.KeyShareSecret | None = None
+    if h.choice.group is not None:
+        share = kx.generate_key_share(h.choice.group, io.random)
+        _send(io, h, ServerKeyExchangePSK(hint, h.choice.group, share.public_bytes))
+    elif hint:
+        _send(io, h, ServerKeyExchangePSK(hint))
+    _send(io, h, ServerHelloDone())
+    return ExpectClientKeyExchange(h, share)
+
+
 def _int_bytes(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
@@ -375,6 +401,7 @@ class Handshake12S:
     client_chain: ChainAccepted | None = None  # mutual TLS: a verified client chain
     session_id: bytes = b""  # the new session's ID (empty: not cached)
     issue_ticket: bool = False  # RFC 5077 §3.3: NewSessionTicket before our CCS
+    psk_identity: bytes | None = None  # PSK suites: the client's identity
 
 
 def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
@@ -427,8 +454,22 @@ class ExpectClientKeyExchange(_State12):
                ) -> State[ServerIO]:
         h = self.hs
         kx_name = h.suite.key_exchange
-        cke: ClientKeyExchangeECDHE | ClientKeyExchangeDHE | ClientKeyExchangeRSA
-        if kx_name == "ecdhe":
+        cke: (ClientKeyExchangeECDHE | ClientKeyExchangeDHE | ClientKeyExchangeRSA
+              | ClientKeyExchangePSK)
+        if psk12.is_psk_suite(h.suite):
+            cke = ClientKeyExchangePSK.parse_body(body, ecdhe=self.share is not None)
+            io.received(cke, raw)
+            psk = psk12.for_identity(psk12.tls12_psks(io.config.external_psks),
+                                     cke.psk_identity)
+            if psk is None:
+                # RFC 4279 §2: an identity we do not know.
+                raise UnknownPskIdentity("the client's PSK identity is not one of ours",
+                                         check="psk_identity_unknown")
+            other = (self.share.exchange(cke.public)
+                     if self.share is not None and cke.public is not None else None)
+            pms = psk12.premaster_secret(psk.key, other)
+            h = replace(h, psk_identity=psk.identity)
+        elif kx_name == "ecdhe":
             cke = ClientKeyExchangeECDHE.parse_body(body)
             io.received(cke, raw)
             assert self.share is not None
@@ -441,6 +482,7 @@ class ExpectClientKeyExchange(_State12):
         else:
             cke = ClientKeyExchangeRSA.parse_body(body)
             io.received(cke, raw)
+            assert h.choice.cert is not None
             key = h.choice.cert.certified.private_key
             # RFC 5246 §7.4.7.1: any failure -> a random pre-master secret, same path.
             pms = rsa_kx.decrypt_pre_master_secret(
@@ -502,7 +544,7 @@ class ExpectFinished(_State12):
             version=ProtocolVersion.TLS12,
             cipher_suite=CipherSuite(h.suite.suite),
             group=choice.group,
-            signature_scheme=choice.cert.scheme,
+            signature_scheme=choice.cert.scheme if choice.cert else None,
             alpn=h.alpn,
             server_name=h.server_name,
             hello_retry_request=False,
@@ -514,6 +556,7 @@ class ExpectFinished(_State12):
             client_certificates=h.client_chain.chain if h.client_chain else (),
             client_certificate_verified=(h.client_chain is not None
                                          and h.client_chain.verified is not None),
+            psk_identity=h.psk_identity,
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)

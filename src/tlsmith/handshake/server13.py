@@ -167,6 +167,10 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
     info = choose_suite(cfg, offered)
     group, share = choose_group(cfg, offered)
     alpn = choose_alpn(cfg, offered)
+    if psk is not None and psk.external and cfg.prefer_certificates_to_psks:
+        cert = choose_certificate(cfg, offered, tls13=True) if group is not None else None
+        if cert is not None and cert.scheme is not None:
+            psk = None  # ServerConfig.prefer_certificates_to_psks
     if psk is not None:
         if psk.mode == PskKeyExchangeMode.PSK_KE:
             group, share = None, None
@@ -174,6 +178,8 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
             raise HandshakeFailure("psk_dhe_ke without a key share")
         return Choice(info, group, share, None, None, alpn, offered.server_name, False,
                       psk=psk)
+    if not cfg.certificates:
+        raise _no_psk(cfg, offered)
     if group is None:
         raise MissingExtension("ClientHello has no key_share, and no PSK of its is usable")
     cert = choose_certificate(cfg, offered, tls13=True)
@@ -181,6 +187,19 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         raise no_certificate(offered)
     return Choice(info, group, share, cert.certified, cert.scheme, alpn,
                   offered.server_name, cert.sni_matched, staple_for(cert.certified, offered))
+
+
+def _no_psk(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | MissingExtension:
+    """A server with only external PSKs, and none of them usable here."""
+    if offered.psk is None:
+        return MissingExtension("this server authenticates only with external PSKs; the "
+                                "ClientHello offers none", check="psk_missing")
+    have_share = offered.key_shares is not None
+    if psk13.psk_mode(cfg, offered, have_share=have_share) is None:
+        return HandshakeFailure("the client's psk_key_exchange_modes leave nothing we "
+                                "accept", check="no_supported_psk_mode")
+    return HandshakeFailure("none of the client's PSK identities is one of our external "
+                            "PSKs", check="psk_identity_not_found")
 
 
 def _resumption(io: ServerIO, offered: Offered, raw: bytes,
@@ -244,15 +263,16 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         if offered.early_data:
             # RFC 8446 §4.2.10: after an HRR, skip the client's 0-RTT records.
             io.skip_early_data(max(io.config.max_early_data, 2**14))
-        return _retry(io, offered.hello, choice, transcript)
+        return _retry(io, offered.hello, choice, transcript,
+                      choice.psk.identity if choice.psk is not None else None)
     if psk is not None and offered.early_data:
         choice = replace(choice, early_data=psk13.early_data_verdict(
             io, offered, psk, choice.suite, choice.alpn, hrr=False))
     return send_server_flight(io, offered.hello, choice, transcript, hrr=False, ccs_sent=False)
 
 
-def _retry(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript
-           ) -> State[ServerIO]:
+def _retry(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript,
+           psk_identity: bytes | None) -> State[ServerIO]:
     assert choice.group is not None  # choose(): a group or a psk_ke PSK
     cookie = _make_cookie(io.config.cookie_secret, CipherSuite(choice.suite.suite),
                           choice.group, transcript.digest())
@@ -264,7 +284,7 @@ def _retry(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript
     ccs = bool(ch.legacy_session_id)
     if ccs:
         io.send_change_cipher_spec()  # RFC 8446 §D.4: right after the first message
-    return ExpectClientHelloAgain(ch, ccs_sent=ccs)
+    return ExpectClientHelloAgain(ch, ccs_sent=ccs, psk_identity=psk_identity)
 
 
 class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
@@ -274,9 +294,11 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
 
     expects = frozenset({HandshakeType.CLIENT_HELLO})
 
-    def __init__(self, first: ClientHello, *, ccs_sent: bool) -> None:
+    def __init__(self, first: ClientHello, *, ccs_sent: bool,
+                 psk_identity: bytes | None = None) -> None:
         self.first = first
         self.ccs_sent = ccs_sent
+        self.psk_identity = psk_identity  # the PSK chosen on the first ClientHello
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
@@ -315,6 +337,12 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
         transcript.update(hrr.serialize())
         # RFC 8446 §4.2.11.2: the binders of the second ClientHello cover the
         # message_hash and the HelloRetryRequest too.
+        if (self.psk_identity is not None and offered.psk is not None
+                and all(i.identity != self.psk_identity for i in offered.psk.identities)):
+            # RFC 8446 §4.1.2: the second ClientHello may drop only the PSKs the HRR's
+            # suite rules out; the one we chose is compatible.
+            raise IllegalParameter("the second ClientHello dropped the PSK the first one "
+                                   "offered and we chose", check="psk_identity_not_found")
         psk = _resumption(io, offered, raw, transcript)
         choice = choose(io.config, offered, psk=psk)
         if choice.suite.suite != suite:
@@ -424,6 +452,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         client_certificates=state.client_certificates if state is not None else (),
         client_certificate_verified=(state.client_certificate_verified
                                      if state is not None else False),
+        psk_identity=(psk.source.configured_identity
+                      if psk is not None and psk.source is not None else None),
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
