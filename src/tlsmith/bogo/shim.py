@@ -40,6 +40,7 @@ from tlsmith.events import (
     ApplicationData,
     ConnectionClosed,
     Event,
+    FalseStart,
     HandshakeComplete,
     HandshakeInfo,
     SessionTicketReceived,
@@ -387,6 +388,10 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         request_ocsp=verify,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
+        next_protocols=(("",) if o.select_empty_next_proto
+                        else (o.select_next_proto,) if o.select_next_proto else None),
+        false_start=o.false_start,
+        false_start_without_alpn=o.allow_false_start_without_alpn,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -430,6 +435,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     return ServerConfig(
         certificates=tuple(creds),
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
+        next_protocols=(() if o.advertise_empty_npn
+                        else _alpn_list(o.advertise_npn) if o.advertise_npn else None),
         cipher_suites=policy.suites if policy else ALL_SUITES,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
@@ -468,6 +475,10 @@ class Peer:
         # After the handshake, like BoringSSL's SSL_read, reading does not flush what
         # the core queued (a KeyUpdate answer goes out with our next write).
         self.lazy = False
+        # -false-start: what to write once the core says we may (before the server's
+        # Finished); True once written.
+        self.false_start_data = b""
+        self.false_started = False
 
     def flush(self) -> None:
         data = self.conn.data_to_send()
@@ -503,6 +514,9 @@ class Peer:
             self.pending_echo.append(bytes(b ^ 0xFF for b in ev.data))
         elif isinstance(ev, ConnectionClosed):
             self.closed_clean = ev.clean
+        elif isinstance(ev, FalseStart) and self.false_start_data:
+            self.send(self.false_start_data)
+            self.false_started = True
 
     def handshake(self) -> HandshakeInfo:
         self.flush()
@@ -573,6 +587,13 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
     try:
         conn = TLSConnection(config, session=offer, early_data=early)
         peer = Peer(sock, conn, o.read_size or 512)
+        if o.handshake_never_done and not o.false_start:
+            raise Unimplemented("-handshake-never-done without -false-start")
+        if o.false_start and (o.handshake_twice or o.export_keying_material):
+            raise Unimplemented("-false-start with a second handshake call or keying "
+                                "material exported before the server's Finished")
+        if o.false_start and o.shim_writes_first and early is None:
+            peer.false_start_data = b"hello"
         info = peer.handshake()
         if early is not None and not info.early_data_accepted:
             o = retry  # BoringSSL's shim retries with its -on-retry- configuration
@@ -581,7 +602,8 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
             _expect(early_data_reason(o, info, offer, resume=resume, sent=early is not None)
                     == o.expect_early_data_reason,
                     f"early data reason is not {o.expect_early_data_reason!r}")
-        after_handshake(o, peer, info, watch, early_sent=early is not None)
+        after_handshake(o, peer, info, watch,
+                        early_sent=early is not None or peer.false_started)
         check_sessions(o, peer, info, resume=resume, offered=offer)
         if not o.server and peer.sessions:
             shared.session = peer.sessions[-1]
@@ -673,6 +695,11 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         _expect(not info.hello_retry_request, "unexpected HelloRetryRequest")
     if o.expect_alpn:
         _expect(info.alpn == o.expect_alpn, f"ALPN {info.alpn!r}, expected {o.expect_alpn!r}")
+    if o.expect_next_proto:
+        _expect(info.next_protocol == o.expect_next_proto,
+                f"NPN {info.next_protocol!r}, expected {o.expect_next_proto!r}")
+    if o.expect_no_next_proto:
+        _expect(not info.next_protocol, f"NPN {info.next_protocol!r}, expected none")
     if o.expect_server_name:
         _expect(info.server_name == o.expect_server_name,
                 f"server name {info.server_name!r}, expected {o.expect_server_name!r}")

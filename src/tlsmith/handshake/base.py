@@ -228,6 +228,7 @@ TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
     ExtensionType.SESSION_TICKET,
     ExtensionType.RENEGOTIATION_INFO,
     ExtensionType.RECORD_SIZE_LIMIT,
+    ExtensionType.NEXT_PROTOCOL_NEGOTIATION,
 })
 
 

@@ -266,6 +266,13 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
     if cfg.alpn_protocols:
         tail.append(ext.ApplicationLayerProtocolNegotiation(
             tuple(p.encode() for p in cfg.alpn_protocols)))
+        if tls13 and cfg.application_settings:
+            # draft-vvv-tls-alps §3: the protocols we have settings for (ALPS needs ALPN).
+            alps = (ext.ApplicationSettingsNewClientHello if cfg.alps_new_codepoint
+                    else ext.ApplicationSettingsClientHello)
+            tail.append(alps(tuple(p.encode() for p, _ in cfg.application_settings)))
+    if tls12 and cfg.next_protocols is not None:
+        tail.append(ext.NextProtocolNegotiation())  # draft-agl-tls-nextprotoneg §3: empty
     return _HelloParts(suites, tuple(head), tuple(tail))
 
 
