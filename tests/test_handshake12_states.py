@@ -39,8 +39,8 @@ from tlsmith.codec.messages12 import (
     CertificateRequest12,
     CertificateStatus,
     HelloRequest,
-    NextProtocol,
     NewSessionTicket12,
+    NextProtocol,
 )
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
@@ -203,8 +203,6 @@ def samples(certs: dict[str, CertFiles]) -> dict[HandshakeType, bytes]:
         H.CERTIFICATE_STATUS: CertificateStatus(CertificateStatusType.OCSP,
                                                 b"\x30\x00").serialize(),
         H.NEXT_PROTOCOL: NextProtocol(b"h2").serialize(),
-        H.CLIENT_ENCRYPTED_EXTENSIONS: handshake_message(H.CLIENT_ENCRYPTED_EXTENSIONS,
-                                                         b"\x00\x00"),
         H.SUPPLEMENTAL_DATA: handshake_message(
             H.SUPPLEMENTAL_DATA, len(supplemental).to_bytes(3, "big") + supplemental),
         H.KEY_UPDATE: KeyUpdate(KeyUpdateRequest.UPDATE_NOT_REQUESTED).serialize(),

@@ -206,8 +206,6 @@ def samples(certs: dict[str, CertFiles]) -> dict[HandshakeType, bytes]:
         H.CERTIFICATE_STATUS: CertificateStatus(CertificateStatusType.OCSP,
                                                 b"\x30\x00").serialize(),
         H.NEXT_PROTOCOL: handshake_message(H.NEXT_PROTOCOL, b"\x02h2" + bytes(29)),
-        H.CLIENT_ENCRYPTED_EXTENSIONS: handshake_message(H.CLIENT_ENCRYPTED_EXTENSIONS,
-                                                         b"\x00\x00"),
         # RFC 4680 §2: SupplementalDataEntry supp_data<1..2^24-1>
         H.SUPPLEMENTAL_DATA: handshake_message(
             H.SUPPLEMENTAL_DATA, len(supplemental).to_bytes(3, "big") + supplemental),

@@ -107,6 +107,12 @@ KINDS: dict[str, Kind] = {
     "-false-start": Kind.BOOL,
     "-allow-false-start-without-alpn": Kind.BOOL,
     "-handshake-never-done": Kind.BOOL,
+    # ALPS (draft-vvv-tls-alps); -defer-alps (choose settings after the hello callback)
+    # changes nothing for tlsmith, which chooses them from the configuration.
+    "-application-settings": Kind.STR,
+    "-expect-peer-application-settings": Kind.STR,
+    "-alps-use-new-codepoint": Kind.INT,
+    "-defer-alps": Kind.BOOL,
     # sessions
     "-no-ticket": Kind.BOOL,
     "-expect-session-miss": Kind.BOOL,
@@ -167,10 +173,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "compliance policies": (
         "-cnsa2-202603", "-cnsa-202407",
-    ),
-    "ALPS": (
-        "-alps-use-new-codepoint", "-application-settings",
-        "-expect-peer-application-settings", "-defer-alps",
     ),
     "Channel ID": (
         "-enable-channel-id", "-send-channel-id", "-expect-channel-id",
@@ -331,6 +333,10 @@ class Options:
     allow_false_start_without_alpn: bool = False
     handshake_twice: bool = False
     handshake_never_done: bool = False
+    application_settings: str | None = None  # "protocol,settings"
+    expect_peer_application_settings: str | None = None
+    alps_use_new_codepoint: int = 0
+    defer_alps: bool = False
     allow_unknown_alpn_protos: bool = False
     no_ticket: bool = False
     expect_session_miss: bool = False

@@ -45,6 +45,7 @@ from tlsmith.events import (
     HandshakeInfo,
     SessionTicketReceived,
 )
+from tlsmith.handshake import alps
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import Session, Session12, Session13
 from tlsmith.stores import MemoryStore
@@ -291,6 +292,14 @@ def _schemes(prefs: list[int]) -> tuple[SignatureScheme, ...]:
     return tuple(dict.fromkeys(schemes))
 
 
+def _alps(o: Options) -> tuple[tuple[str, bytes], ...]:
+    """-application-settings "protocol,settings" (split at the first comma)."""
+    if o.application_settings is None:
+        return ()
+    proto, _, settings = o.application_settings.partition(",")
+    return ((proto, settings.encode("latin-1")),)
+
+
 def _alpn_list(wire: str) -> tuple[str, ...]:
     """-advertise-alpn is the wire format: length-prefixed names."""
     raw = wire.encode("latin-1")
@@ -392,6 +401,8 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
                         else (o.select_next_proto,) if o.select_next_proto else None),
         false_start=o.false_start,
         false_start_without_alpn=o.allow_false_start_without_alpn,
+        application_settings=_alps(o),
+        alps_new_codepoint=o.alps_use_new_codepoint == 1,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -437,6 +448,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
         next_protocols=(() if o.advertise_empty_npn
                         else _alpn_list(o.advertise_npn) if o.advertise_npn else None),
+        application_settings=_alps(o),
+        alps_new_codepoint=o.alps_use_new_codepoint == 1,
         cipher_suites=policy.suites if policy else ALL_SUITES,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
@@ -700,6 +713,13 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
                 f"NPN {info.next_protocol!r}, expected {o.expect_next_proto!r}")
     if o.expect_no_next_proto:
         _expect(not info.next_protocol, f"NPN {info.next_protocol!r}, expected none")
+    peer_alps = info.peer_application_settings
+    if o.expect_peer_application_settings is not None:
+        alps_want = o.expect_peer_application_settings.encode("latin-1")
+        _expect(peer_alps == alps_want,
+                f"peer ALPS settings {peer_alps!r}, expected {alps_want!r}")
+    else:
+        _expect(peer_alps is None, "ALPS was negotiated unexpectedly")
     if o.expect_server_name:
         _expect(info.server_name == o.expect_server_name,
                 f"server name {info.server_name!r}, expected {o.expect_server_name!r}")
@@ -750,6 +770,8 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
         return "no_session_offered"
     if not isinstance(offered, Session13) or offered.max_early_data == 0:
         return "unsupported_for_session"
+    if alps.early_data_mismatch(offered.application_settings, _alps(o), offered.alpn):
+        return "alps_mismatch"
     if not sent:
         raise Unimplemented("offering 0-RTT without data to send (tlsmith needs the bytes "
                             "up front)")

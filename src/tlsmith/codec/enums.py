@@ -93,7 +93,6 @@ class HandshakeType(OpenEnum):
     KEY_UPDATE = 24
     COMPRESSED_CERTIFICATE = 25
     NEXT_PROTOCOL = 67  # draft-agl-tls-nextprotoneg §3 (NPN)
-    CLIENT_ENCRYPTED_EXTENSIONS = 203  # draft-vvv-tls-alps (BoringSSL)
     MESSAGE_HASH = 254
 
 
