@@ -60,7 +60,7 @@ def test_next_protocol_is_padded_to_32_bytes(proto: bytes) -> None:
     pad = body[1 + len(proto):]
     assert pad[0] == len(pad) - 1 and pad[1:] == bytes(len(pad) - 1)
     assert NextProtocol.parse_body(body) == NextProtocol(proto)
-    assert NextProtocol(proto).serialize()[0] == HandshakeType.NEXT_PROTOCOL == 67
+    assert NextProtocol(proto).serialize()[0] == int(HandshakeType.NEXT_PROTOCOL) == 67
 
 
 @pytest.mark.parametrize("body", [b"", b"\x02h2", b"\x02h2\x00\x00", b"\x05h2"],
