@@ -178,6 +178,21 @@ def test_false_start_sends_data_before_the_server_finished(
     assert client.handshake_complete
 
 
+def test_keying_material_exported_during_false_start(certs: dict[str, CertFiles]) -> None:
+    """As BoringSSL allows: the keys are final once our Finished is out."""
+    client, server, _ = _until_false_start(
+        certs["ecdsa-p256"], false_start=True, false_start_without_alpn=True,
+        cipher_suites=(ECDHE_GCM,), **TLS12)
+    early = client.export_keying_material(b"EXPORTER-test", b"ctx", 48)
+    server.receive_data(client.data_to_send())
+    server.events()
+    assert server.export_keying_material(b"EXPORTER-test", b"ctx", 48) == early
+    client, _, _ = _until_false_start(certs["ecdsa-p256"], cipher_suites=(ECDHE_GCM,),
+                                      **TLS12)
+    with pytest.raises(UsageError):
+        client.export_keying_material(b"EXPORTER-test", None, 16)
+
+
 def test_false_start_still_checks_the_server_finished(certs: dict[str, CertFiles]) -> None:
     client, server, _ = _until_false_start(
         certs["ecdsa-p256"], false_start=True, false_start_without_alpn=True,

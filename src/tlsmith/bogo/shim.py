@@ -489,8 +489,8 @@ class Peer:
         # the core queued (a KeyUpdate answer goes out with our next write).
         self.lazy = False
         # -false-start: what to write once the core says we may (before the server's
-        # Finished); True once written.
-        self.false_start_data = b""
+        # Finished), and whether it was written.
+        self.on_false_start: Callable[[], None] | None = None
         self.false_started = False
 
     def flush(self) -> None:
@@ -527,8 +527,8 @@ class Peer:
             self.pending_echo.append(bytes(b ^ 0xFF for b in ev.data))
         elif isinstance(ev, ConnectionClosed):
             self.closed_clean = ev.clean
-        elif isinstance(ev, FalseStart) and self.false_start_data:
-            self.send(self.false_start_data)
+        elif isinstance(ev, FalseStart) and self.on_false_start is not None:
+            self.on_false_start()
             self.false_started = True
 
     def handshake(self) -> HandshakeInfo:
@@ -602,11 +602,17 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
         peer = Peer(sock, conn, o.read_size or 512)
         if o.handshake_never_done and not o.false_start:
             raise Unimplemented("-handshake-never-done without -false-start")
-        if o.false_start and (o.handshake_twice or o.export_keying_material):
-            raise Unimplemented("-false-start with a second handshake call or keying "
-                                "material exported before the server's Finished")
-        if o.false_start and o.shim_writes_first and early is None:
-            peer.false_start_data = b"hello"
+        if o.false_start and o.handshake_twice:
+            raise Unimplemented("-false-start with a second handshake call")
+        if o.false_start and early is None and (o.shim_writes_first
+                                                or o.export_keying_material > 0):
+            def false_start_writes() -> None:
+                # What BoringSSL's shim writes once SSL_do_handshake returns early.
+                if o.export_keying_material > 0:
+                    _send_keying_material(o, peer)
+                if o.shim_writes_first:
+                    peer.send(b"hello")
+            peer.on_false_start = false_start_writes
         info = peer.handshake()
         if early is not None and not info.early_data_accepted:
             o = retry  # BoringSSL's shim retries with its -on-retry- configuration
@@ -615,8 +621,8 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
             _expect(early_data_reason(o, info, offer, resume=resume, sent=early is not None)
                     == o.expect_early_data_reason,
                     f"early data reason is not {o.expect_early_data_reason!r}")
-        after_handshake(o, peer, info, watch,
-                        early_sent=early is not None or peer.false_started)
+        after_handshake(o, peer, info, watch, early_sent=early is not None,
+                        false_started=peer.false_started)
         check_sessions(o, peer, info, resume=resume, offered=offer)
         if not o.server and peer.sessions:
             shared.session = peer.sessions[-1]
@@ -640,13 +646,17 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
+def _send_keying_material(o: Options, peer: Peer) -> None:
+    context = o.export_context.encode() if o.use_export_context else None
+    peer.send(peer.conn.export_keying_material(o.export_label.encode(), context,
+                                               o.export_keying_material))
+
+
 def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *,
-                    early_sent: bool) -> None:
+                    early_sent: bool, false_started: bool = False) -> None:
     conn = peer.conn
-    if o.export_keying_material > 0:
-        context = o.export_context.encode() if o.use_export_context else None
-        peer.send(conn.export_keying_material(o.export_label.encode(), context,
-                                              o.export_keying_material))
+    if o.export_keying_material > 0 and not false_started:
+        _send_keying_material(o, peer)
     if o.export_traffic_secrets:
         if info.version != _TLS13:
             raise Unimplemented("-export-traffic-secrets in TLS 1.2")
@@ -654,7 +664,7 @@ def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *
         s = watch.secrets.get("server_application_traffic_secret_0", b"")
         read, write = (c, s) if o.server else (s, c)
         peer.send(struct.pack("<H", len(read)) + read + write)
-    if o.shim_writes_first and not early_sent:
+    if o.shim_writes_first and not (early_sent or false_started):
         peer.send(b"hello")
     if o.shim_shuts_down:
         return

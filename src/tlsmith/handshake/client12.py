@@ -61,6 +61,7 @@ from tlsmith.handshake.common12 import (
     Keys12,
     check_finished,
     derive_keys,
+    export12,
     finished,
     record_keys,
     resumed_keys,
@@ -443,11 +444,13 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     io.set_write(write, Epoch.APPLICATION)
     _send_next_protocol(io, h)
     _send(io, h, finished(keys, h.transcript, client=True))
-    if _can_false_start(io, h):
+    false_start = _can_false_start(io, h)
+    if false_start:
         io.note("False Start (RFC 7918): application data may go before the server's "
                 "Finished")
         io.emit(FalseStart())
-    finish = ExpectFinished(h, auth, keys, sent_certificate=sent_certificate)
+    finish = ExpectFinished(h, auth, keys, sent_certificate=sent_certificate,
+                            false_start=false_start)
     if h.ticket_expected:
         return ExpectNewSessionTicket(h, read, finish)
     return AwaitChangeCipherSpec(read, finish)
@@ -514,6 +517,10 @@ class ExpectNewSessionTicket(_State12):
         return AwaitChangeCipherSpec(self.read, self.finish.with_ticket(
             nst.ticket, nst.ticket_lifetime_hint))
 
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        return self.finish.export_keying_material(label, context, length)
+
 
 def _emit_session(io: ClientIO, session: Session12) -> None:
     io.emit(SessionTicketReceived(session=session, ticket=session.ticket,
@@ -524,15 +531,25 @@ class ExpectFinished(_State12):
     expects = frozenset({HandshakeType.FINISHED})
 
     def __init__(self, hs: Handshake12, auth: ServerAuthenticated, keys: Keys12, *,
-                 sent_certificate: bool = False) -> None:
+                 sent_certificate: bool = False, false_start: bool = False) -> None:
         super().__init__(hs)
         self.auth = auth
         self.keys = keys
         self.sent_certificate = sent_certificate
+        self.false_start = false_start
 
     def with_ticket(self, ticket: bytes, lifetime: int) -> ExpectFinished:
         return ExpectFinished(replace(self.hs, new_ticket=ticket, ticket_lifetime=lifetime),
-                              self.auth, self.keys, sent_certificate=self.sent_certificate)
+                              self.auth, self.keys, sent_certificate=self.sent_certificate,
+                              false_start=self.false_start)
+
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        """False Start: the keys are final once our Finished is out (as BoringSSL
+        allows); otherwise only after the handshake."""
+        if not self.false_start:
+            return super().export_keying_material(label, context, length)
+        return export12(self.keys, label, context, length)
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ClientIO]:
