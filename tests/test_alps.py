@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from helpers import CertFiles
+from mitm12 import expect_alert12, patch_client_hello, with_extension
 from pair import configs, pump
 from tlsmith.codec import extensions as x
 from tlsmith.codec.enums import CipherSuite, ExtensionType, HandshakeType, ProtocolVersion
@@ -187,3 +188,13 @@ def test_changed_settings_mean_no_early_data(certs: dict[str, CertFiles]) -> Non
     # A full ALPS exchange again, with the new settings.
     assert cinfo.peer_application_settings == b"server"
     assert sinfo.peer_application_settings == b"changed"
+
+
+def test_server_refuses_a_malformed_alps_offer(certs: dict[str, CertFiles],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    patch_client_hello(monkeypatch, with_extension(x.UnknownExtension(
+        ExtensionType.APPLICATION_SETTINGS, b"\x00\x01\x00")))  # an empty protocol name
+    ccfg, scfg = _alps_configs(certs["ecdsa-p256"],
+                               {"application_settings": (("h2", b"c"),)},
+                               {"application_settings": (("h2", b"s"),)})
+    expect_alert12(TLSConnection(scfg), TLSConnection(ccfg).data_to_send(), DecodeError)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from helpers import CertFiles
+from mitm12 import expect_alert12, patch_client_hello, with_extension
 from pair import configs, pump
 from tlsmith.codec import extensions as x
 from tlsmith.codec.enums import CipherSuite, ExtensionType, HandshakeType, ProtocolVersion
@@ -245,3 +246,25 @@ def test_no_false_start_on_resumption(certs: dict[str, CertFiles]) -> None:
     cev, _ = pump(client, server)
     assert _info(cev).resumed
     assert not any(isinstance(e, FalseStart) for e in cev)
+
+
+# -- malformed NPN from a peer -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [ProtocolVersion.TLS12, ProtocolVersion.TLS13])
+def test_server_npn_in_client_hello_must_be_empty(certs: dict[str, CertFiles],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  version: ProtocolVersion) -> None:
+    """§3: the client's extension is empty; a TLS 1.2 server answers decode_error, a
+    TLS 1.3 server ignores the (TLS 1.2-only) extension."""
+    patch_client_hello(monkeypatch, with_extension(x.UnknownExtension(
+        ExtensionType.NEXT_PROTOCOL_NEGOTIATION, b"\x02h2")))
+    ccfg, scfg = configs(certs["ecdsa-p256"], next_protocols=("h2",),
+                         server={"next_protocols": ("h2",), "max_version": version})
+    client, server = TLSConnection(ccfg), TLSConnection(scfg)
+    if version == ProtocolVersion.TLS12:
+        expect_alert12(server, client.data_to_send(), DecodeError,
+                       match="next_protocol_negotiation")
+        return
+    _, sev = pump(client, server)
+    assert _info(sev).version == ProtocolVersion.TLS13 and _info(sev).next_protocol is None
