@@ -66,6 +66,27 @@ def test_per_connection_flags_apply_to_their_connection() -> None:
     assert flags.options(0).default.cert_file == ""
 
 
+def test_npn_alps_and_false_start_flags_reach_the_configs(certs: dict[str, CertFiles]
+                                                          ) -> None:
+    o = parse(["-port", "1", "-advertise-alpn", "\x02h2", "-application-settings", "h2,a,b",
+               "-alps-use-new-codepoint", "1", "-select-next-proto", "foo",
+               "-false-start"]).options(0)
+    client = shim.client_config(o, shim.Shared(), shim.Watch())
+    assert client.application_settings == (("h2", b"a,b"),) and client.alps_new_codepoint
+    assert client.next_protocols == ("foo",)
+    assert client.false_start and not client.false_start_without_alpn
+    cert = certs["ecdsa-p256"]
+    o = parse(["-port", "1", "-server", "-cert-file", str(cert.chain_path), "-key-file",
+               str(cert.key_path), "-select-alpn", "h2", "-application-settings", "h2,",
+               "-alps-use-new-codepoint", "0", "-advertise-npn", "\x03foo\x03bar"]).options(0)
+    server = shim.server_config(o, shim.Shared(), shim.Watch())
+    assert server.application_settings == (("h2", b""),) and not server.alps_new_codepoint
+    assert server.next_protocols == ("foo", "bar")
+    o = parse(["-port", "1", "-server", "-cert-file", str(cert.chain_path), "-key-file",
+               str(cert.key_path), "-advertise-empty-npn"]).options(0)
+    assert shim.server_config(o, shim.Shared(), shim.Watch()).next_protocols == ()
+
+
 def test_config_json_has_reasons_and_lists() -> None:
     config = json.loads(CONFIG.read_text())
     disabled = config["DisabledTests"]

@@ -117,6 +117,16 @@ SAMPLES: list[Sample] = [
                                       x.PskIdentity(b"b", 0xFFFFFFFF)),
                                      (bytes(range(48)), b"\xff" * 255)), CH),
     Sample(x.PreSharedKeyServerHello(1), SH),
+    # draft-agl-tls-nextprotoneg §3: empty in ClientHello, an unprefixed list in ServerHello
+    Sample(x.NextProtocolNegotiation(), CH),
+    Sample(x.NextProtocolNegotiation((b"spdy/3", b"http/1.1")), SH, truncation_fails=False,
+           trailing_fails=False),
+    # draft-vvv-tls-alps §3, both codepoints: protocols in ClientHello, opaque settings after
+    Sample(x.ApplicationSettingsClientHello((b"h2", b"foo")), CH),
+    Sample(x.ApplicationSettingsNewClientHello((b"h2",)), CH),
+    Sample(x.ApplicationSettings(b"settings"), EE, truncation_fails=False,
+           trailing_fails=False),
+    Sample(x.ApplicationSettingsNew(b""), EE, truncation_fails=False, trailing_fails=False),
 ]
 
 
@@ -148,7 +158,8 @@ def _block_of(*raw_exts: bytes) -> bytes:
 # MalformedExtension (RFC 8446 §4.1.2) instead of failing the parse.
 TLS12_ONLY = frozenset({ExtensionType.EC_POINT_FORMATS, ExtensionType.ENCRYPT_THEN_MAC,
                         ExtensionType.EXTENDED_MASTER_SECRET,
-                        ExtensionType.RENEGOTIATION_INFO, ExtensionType.SESSION_TICKET})
+                        ExtensionType.RENEGOTIATION_INFO, ExtensionType.SESSION_TICKET,
+                        ExtensionType.NEXT_PROTOCOL_NEGOTIATION})
 
 
 def _kept_malformed(ext_type: int, context: ExtensionContext) -> bool:

@@ -40,6 +40,7 @@ from tlsmith.codec.messages12 import (
     CertificateStatus,
     HelloRequest,
     NewSessionTicket12,
+    NextProtocol,
 )
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
@@ -201,6 +202,7 @@ def samples(certs: dict[str, CertFiles]) -> dict[HandshakeType, bytes]:
             H.CERTIFICATE_URL, b"\x00" + len(url_and_hash).to_bytes(2, "big") + url_and_hash),
         H.CERTIFICATE_STATUS: CertificateStatus(CertificateStatusType.OCSP,
                                                 b"\x30\x00").serialize(),
+        H.NEXT_PROTOCOL: NextProtocol(b"h2").serialize(),
         H.SUPPLEMENTAL_DATA: handshake_message(
             H.SUPPLEMENTAL_DATA, len(supplemental).to_bytes(3, "big") + supplemental),
         H.KEY_UPDATE: KeyUpdate(KeyUpdateRequest.UPDATE_NOT_REQUESTED).serialize(),

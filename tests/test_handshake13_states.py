@@ -205,6 +205,7 @@ def samples(certs: dict[str, CertFiles]) -> dict[HandshakeType, bytes]:
             H.CERTIFICATE_URL, b"\x00" + len(url_and_hash).to_bytes(2, "big") + url_and_hash),
         H.CERTIFICATE_STATUS: CertificateStatus(CertificateStatusType.OCSP,
                                                 b"\x30\x00").serialize(),
+        H.NEXT_PROTOCOL: handshake_message(H.NEXT_PROTOCOL, b"\x02h2" + bytes(29)),
         # RFC 4680 §2: SupplementalDataEntry supp_data<1..2^24-1>
         H.SUPPLEMENTAL_DATA: handshake_message(
             H.SUPPLEMENTAL_DATA, len(supplemental).to_bytes(3, "big") + supplemental),

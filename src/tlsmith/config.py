@@ -163,6 +163,22 @@ def _validate_common(
         raise UsageError("max_fragment must be between 64 and 16384 bytes")
 
 
+def _validate_npn_alps(npn: tuple[str, ...] | None,
+                       alps: tuple[tuple[str, bytes], ...], *, client: bool) -> None:
+    for proto in npn or ():
+        # A client may select the empty protocol (selected_protocol<0..255>); a server
+        # advertises names of 1..255 bytes.
+        if not (0 if client else 1) <= len(proto.encode()) <= 255:
+            raise UsageError(f"NPN protocol name {proto!r} must be 1..255 bytes")
+    names = [p for p, _ in alps]
+    if len(set(names)) != len(names):
+        raise UsageError("application_settings lists a protocol twice")
+    for proto, settings in alps:
+        if not 1 <= len(proto.encode()) <= 255 or len(settings) > 0xFFFF:
+            raise UsageError(f"application_settings for {proto!r}: the name must be 1..255 "
+                             "bytes and the settings at most 65535")
+
+
 def _memory_store() -> SessionStore:
     from tlsmith.stores import MemoryStore
 
@@ -287,6 +303,20 @@ class ClientConfig:
     # RFC 8446 §4.2.10: if the server rejects our 0-RTT data, send it again as ordinary
     # application data once the handshake completes.
     resend_rejected_early_data: bool = True
+    # NPN (draft-agl-tls-nextprotoneg, TLS 1.2 only; superseded by ALPN): offered when
+    # not None. We pick the first protocol the server advertises that we list, else our
+    # first (the draft's fallback); "" selects the empty protocol.
+    next_protocols: tuple[str, ...] | None = None
+    # RFC 7918 False Start (TLS 1.2 full handshakes, ECDHE with an AEAD, ALPN or NPN
+    # negotiated unless false_start_without_alpn): send application data after our
+    # Finished, before the server's. The server's Finished is still checked.
+    false_start: bool = False
+    false_start_without_alpn: bool = False
+    # ALPS (draft-vvv-tls-alps, TLS 1.3 only): our settings for each ALPN protocol,
+    # offered in ClientHello and sent in ClientEncryptedExtensions when the server
+    # answers for the negotiated protocol. alps_new_codepoint: 17613 instead of 17513.
+    application_settings: tuple[tuple[str, bytes], ...] = ()
+    alps_new_codepoint: bool = False
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -311,6 +341,7 @@ class ClientConfig:
         for proto in self.alpn_protocols:
             if not 1 <= len(proto.encode()) <= 255:
                 raise UsageError(f"ALPN protocol name {proto!r} must be 1..255 bytes")
+        _validate_npn_alps(self.next_protocols, self.application_settings, client=True)
         if self.require_revocation and not self.verify_certificates:
             raise UsageError("require_revocation (--require-revocation) needs certificate "
                              "verification (verify_certificates=True, no --insecure): "
@@ -375,6 +406,14 @@ class ServerConfig:
     # When a client offers one of our external PSKs and a certificate would do too:
     # False authenticates with the PSK, True with the certificate.
     prefer_certificates_to_psks: bool = False
+    # NPN (draft-agl-tls-nextprotoneg, TLS 1.2 only): the protocols advertised when the
+    # client offers NPN (None: not advertised; () advertises an empty list). ALPN takes
+    # precedence: a client that offers ALPN to a server with alpn_protocols gets no NPN.
+    next_protocols: tuple[str, ...] | None = None
+    # ALPS (draft-vvv-tls-alps, TLS 1.3 only): our settings for each ALPN protocol, sent
+    # in EncryptedExtensions when the client offers ALPS for the negotiated protocol.
+    application_settings: tuple[tuple[str, bytes], ...] = ()
+    alps_new_codepoint: bool = False
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -403,6 +442,7 @@ class ServerConfig:
             raise UsageError("ticket_lifetime must be 1..604800 seconds (RFC 8446 §4.6.1)")
         if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
             raise UsageError("max_early_data must be between 0 and 2^32-1")
+        _validate_npn_alps(self.next_protocols, self.application_settings, client=False)
         if self.client_auth != "none" and self.client_trust is None:
             raise UsageError(
                 f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "

@@ -52,6 +52,7 @@ from tlsmith.events import (
     ApplicationData,
     ConnectionClosed,
     Event,
+    FalseStart,
     HandshakeComplete,
     HandshakeInfo,
     WarningAlert,
@@ -136,6 +137,8 @@ class TLSConnection:
         self._read_changed = False
         self._eof = False
         self.handshake_complete = False
+        # RFC 7918: a TLS 1.2 client may write between its Finished and the server's.
+        self.false_started = False
         self.peer_closed = False
         self.closed = False
         self.info: HandshakeInfo | None = None
@@ -218,9 +221,10 @@ class TLSConnection:
     def send_data(self, data: bytes | bytearray | memoryview) -> None:
         self._check_alive()
         if self.write_epoch != Epoch.APPLICATION or not (
-                self.handshake_complete or not self.is_client):
+                self.handshake_complete or not self.is_client or self.false_started):
             # A TLS 1.3 server may send right after its Finished (RFC 8446 §4.4.4); a
-            # TLS 1.2 client waits for the server's Finished (no False Start).
+            # TLS 1.2 client waits for the server's Finished unless it False Starts
+            # (RFC 7918, ClientConfig.false_start).
             raise UsageError("application data can be sent only after the handshake")
         if self.closed:
             raise UsageError("send_data() after close()")
@@ -228,6 +232,8 @@ class TLSConnection:
         append = self._out.append
         self._key_update_queued = False  # data follows our KeyUpdate: it is as good as sent
         try:
+            if self._pending:  # handshake messages still unframed (our False Start
+                self._flush_handshake()  # Finished) go first
             if self._observer is None:
                 max_fragment = self.config.max_fragment
                 if type(data) is bytes and 0 < len(data) <= max_fragment:
@@ -784,6 +790,8 @@ class _Channel:
             c.info = event.info
             if c._observer is not None:
                 c._trace(CompleteTrace(event.info, c.now()))
+        elif isinstance(event, FalseStart):
+            c.false_started = True
         c._events.append(event)
 
     def _early_data_refused(self, event: HandshakeComplete) -> HandshakeComplete:

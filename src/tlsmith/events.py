@@ -54,6 +54,11 @@ class HandshakeInfo:
     # The external PSK that authenticated the handshake (its identity as configured:
     # an ImportedPsk's external identity); None otherwise.
     psk_identity: bytes | None = None
+    # NPN (TLS 1.2): the protocol the client selected (None: NPN not negotiated).
+    next_protocol: str | None = None
+    # ALPS (TLS 1.3): the peer's application settings for the ALPN protocol (None: ALPS
+    # not negotiated).
+    peer_application_settings: bytes | None = None
 
     @property
     def version_label(self) -> str:
@@ -101,6 +106,14 @@ class SessionTicketReceived(Event):
     ticket: bytes = field(repr=False, default=b"")
     lifetime: int = 0
     max_early_data_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FalseStart(Event):
+    """Client, TLS 1.2 with ``ClientConfig.false_start`` (RFC 7918): our Finished is
+    out and application data may be sent now, before the server's Finished arrives. That
+    Finished is still checked (a bad one is a fatal error); ``HandshakeComplete``
+    follows it."""
 
 
 @dataclass(frozen=True, slots=True)

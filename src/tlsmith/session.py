@@ -40,6 +40,20 @@ def _write_chain(w: Writer, chain: tuple[bytes, ...]) -> None:
             w.opaque(3, der)
 
 
+def write_alps(w: Writer, settings: tuple[bytes, bytes] | None) -> None:
+    """ALPS settings as an optional trailer (absent: none), so sessions without ALPS
+    keep their earlier encoding."""
+    if settings is not None:
+        w.opaque(2, settings[0])
+        w.opaque(2, settings[1])
+
+
+def read_alps(r: Reader) -> tuple[bytes, bytes] | None:
+    if r.at_end():
+        return None
+    return r.opaque(2), r.opaque(2)
+
+
 def _read_chain(r: Reader) -> tuple[bytes, ...]:
     out = []
     with r.vector(3, what="certificate chain") as v:
@@ -67,6 +81,8 @@ class Session13:
     max_early_data: int = 0  # 0: the ticket does not allow early data
     peer_certificates: tuple[bytes, ...] = field(default=(), repr=False)
     certificate_verified: bool = False
+    # ALPS (draft-vvv-tls-alps): (our settings, the server's), None if not negotiated.
+    application_settings: tuple[bytes, bytes] | None = field(default=None, repr=False)
 
     @property
     def version_label(self) -> str:
@@ -94,6 +110,7 @@ class Session13:
         w.u32(self.max_early_data)
         w.u8(int(self.certificate_verified))
         _write_chain(w, self.peer_certificates)
+        write_alps(w, self.application_settings)
         return w.getvalue()
 
     def to_pem(self) -> str:
@@ -156,7 +173,7 @@ def session_from_bytes(data: bytes) -> Session:
                 ticket_age_add=r.u32(), lifetime=r.u32(), received_at=r.u64() / 1000,
                 server_name=_unstr(r.opaque(1)), alpn=_unstr(r.opaque(1)),
                 max_early_data=r.u32(), certificate_verified=bool(r.u8()),
-                peer_certificates=_read_chain(r))
+                peer_certificates=_read_chain(r), application_settings=read_alps(r))
         if kind == _FORMAT_12:
             return Session12(
                 session_id=r.opaque(1), ticket=r.opaque(2), master_secret=r.opaque(1),

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tlsmith.codec.buffer import Reader, Writer
 from tlsmith.codec.enums import CipherSuite, ProtocolVersion
 from tlsmith.errors import DecodeError, UsageError
+from tlsmith.session import read_alps, write_alps
 
 KEY_NAME_LEN = 16
 _NONCE_LEN = 12
@@ -93,6 +94,8 @@ class ServerSessionState:
     max_early_data: int = 0  # TLS 1.3: what the ticket allowed
     client_certificates: tuple[bytes, ...] = field(default=(), repr=False)
     client_certificate_verified: bool = False
+    # TLS 1.3 ALPS (draft-vvv-tls-alps): (our settings, the client's), None if not used.
+    application_settings: tuple[bytes, bytes] | None = field(default=None, repr=False)
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -111,6 +114,7 @@ class ServerSessionState:
         with w.vector(3):
             for der in self.client_certificates:
                 w.opaque(3, der)
+        write_alps(w, self.application_settings)
         return w.getvalue()
 
     @classmethod
@@ -133,8 +137,9 @@ class ServerSessionState:
             with r.vector(3, what="client certificates") as v:
                 while not v.at_end():
                     chain.append(v.opaque(3))
+            alps = read_alps(r)
         return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
-                   max_early, tuple(chain), verified)
+                   max_early, tuple(chain), verified, alps)
 
     def expired(self, now: float) -> bool:
         return now >= self.issued_at + self.lifetime or now < self.issued_at - 60

@@ -107,6 +107,22 @@ KINDS: dict[str, Kind] = {
     "-expect-alpn": Kind.STR,
     "-expect-advertised-alpn": Kind.STR,
     "-decline-alpn": Kind.BOOL,
+    # NPN (draft-agl-tls-nextprotoneg) and TLS 1.2 False Start (RFC 7918)
+    "-advertise-npn": Kind.STR,
+    "-advertise-empty-npn": Kind.BOOL,
+    "-select-next-proto": Kind.STR,
+    "-select-empty-next-proto": Kind.BOOL,
+    "-expect-next-proto": Kind.STR,
+    "-expect-no-next-proto": Kind.BOOL,
+    "-false-start": Kind.BOOL,
+    "-allow-false-start-without-alpn": Kind.BOOL,
+    "-handshake-never-done": Kind.BOOL,
+    # ALPS (draft-vvv-tls-alps); -defer-alps (choose settings after the hello callback)
+    # changes nothing for tlsmith, which chooses them from the configuration.
+    "-application-settings": Kind.STR,
+    "-expect-peer-application-settings": Kind.STR,
+    "-alps-use-new-codepoint": Kind.INT,
+    "-defer-alps": Kind.BOOL,
     # sessions
     "-no-ticket": Kind.BOOL,
     "-expect-session-miss": Kind.BOOL,
@@ -170,10 +186,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     "compliance policies": (
         "-cnsa2-202603", "-cnsa-202407",
     ),
-    "ALPS": (
-        "-alps-use-new-codepoint", "-application-settings",
-        "-expect-peer-application-settings", "-defer-alps",
-    ),
     "Channel ID": (
         "-enable-channel-id", "-send-channel-id", "-expect-channel-id",
     ),
@@ -183,9 +195,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-expect-ech-retry-configs", "-expect-no-ech-retry-configs", "-enable-ech-grease",
         "-reject-unusable-ech-config", "-fail-early-callback-ech-rewind",
     ),
-    "NPN": (
-        "-select-next-proto", "-advertise-npn", "-expect-next-proto",
-        "-advertise-empty-npn", "-select-empty-next-proto", "-expect-no-next-proto",
+    "NPN switched off per connection": (
         "-disable-npn",
     ),
     "renegotiation": (
@@ -196,9 +206,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "OpenSSL cipher strings": (
         "-cipher", "-expect-cipher", "-expect-cipher-aes", "-expect-cipher-no-aes",
-    ),
-    "False Start": (
-        "-false-start", "-allow-false-start-without-alpn",
     ),
     "PAKE (SPAKE2+)": (
         "-pake-password", "-pake-server-id", "-new-spake2plusv1-credential",
@@ -245,7 +252,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     "BoringSSL I/O modes": (
         "-peek-then-read", "-read-with-unfinished-write", "-write-different-record-sizes",
         "-cbc-record-splitting", "-partial-write", "-use-exporter-between-reads",
-        "-handshake-never-done", "-expect-msg-callback",
+        "-expect-msg-callback",
     ),
     "ALPN and SNI policies the API has no hook for": (
         "-no-server-name-ack", "-reject-alpn", "-select-empty-alpn",
@@ -329,6 +336,20 @@ class Options:
     expect_alpn: str = ""
     expect_advertised_alpn: str = ""
     decline_alpn: bool = False
+    advertise_npn: str = ""
+    advertise_empty_npn: bool = False
+    select_next_proto: str = ""
+    select_empty_next_proto: bool = False
+    expect_next_proto: str = ""
+    expect_no_next_proto: bool = False
+    false_start: bool = False
+    allow_false_start_without_alpn: bool = False
+    handshake_twice: bool = False
+    handshake_never_done: bool = False
+    application_settings: str | None = None  # "protocol,settings"
+    expect_peer_application_settings: str | None = None
+    alps_use_new_codepoint: int = 0
+    defer_alps: bool = False
     allow_unknown_alpn_protos: bool = False
     no_ticket: bool = False
     expect_session_miss: bool = False

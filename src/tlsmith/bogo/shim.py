@@ -40,10 +40,12 @@ from tlsmith.events import (
     ApplicationData,
     ConnectionClosed,
     Event,
+    FalseStart,
     HandshakeComplete,
     HandshakeInfo,
     SessionTicketReceived,
 )
+from tlsmith.handshake import alps
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import ExternalPsk, ImportedPsk, Session, Session12, Session13
 from tlsmith.stores import MemoryStore
@@ -291,6 +293,14 @@ def _schemes(prefs: list[int]) -> tuple[SignatureScheme, ...]:
     return tuple(dict.fromkeys(schemes))
 
 
+def _alps(o: Options) -> tuple[tuple[str, bytes], ...]:
+    """-application-settings "protocol,settings" (split at the first comma)."""
+    if o.application_settings is None:
+        return ()
+    proto, _, settings = o.application_settings.partition(",")
+    return ((proto, settings.encode("latin-1")),)
+
+
 def _alpn_list(wire: str) -> tuple[str, ...]:
     """-advertise-alpn is the wire format: length-prefixed names."""
     raw = wire.encode("latin-1")
@@ -427,6 +437,12 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         session_tickets=not o.no_ticket,
         external_psks=(*psks, *_tls12_psk(o)),
         require_psk=require_psk,
+        next_protocols=(("",) if o.select_empty_next_proto
+                        else (o.select_next_proto,) if o.select_next_proto else None),
+        false_start=o.false_start,
+        false_start_without_alpn=o.allow_false_start_without_alpn,
+        application_settings=_alps(o),
+        alps_new_codepoint=o.alps_use_new_codepoint == 1,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -473,6 +489,10 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     return ServerConfig(
         certificates=tuple(creds),
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
+        next_protocols=(() if o.advertise_empty_npn
+                        else _alpn_list(o.advertise_npn) if o.advertise_npn else None),
+        application_settings=_alps(o),
+        alps_new_codepoint=o.alps_use_new_codepoint == 1,
         cipher_suites=policy.suites if policy else ALL_SUITES,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
@@ -515,6 +535,10 @@ class Peer:
         # After the handshake, like BoringSSL's SSL_read, reading does not flush what
         # the core queued (a KeyUpdate answer goes out with our next write).
         self.lazy = False
+        # -false-start: what to write once the core says we may (before the server's
+        # Finished), and whether it was written.
+        self.on_false_start: Callable[[], None] | None = None
+        self.false_started = False
 
     def flush(self) -> None:
         data = self.conn.data_to_send()
@@ -550,6 +574,9 @@ class Peer:
             self.pending_echo.append(bytes(b ^ 0xFF for b in ev.data))
         elif isinstance(ev, ConnectionClosed):
             self.closed_clean = ev.clean
+        elif isinstance(ev, FalseStart) and self.on_false_start is not None:
+            self.on_false_start()
+            self.false_started = True
 
     def handshake(self) -> HandshakeInfo:
         self.flush()
@@ -620,6 +647,19 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
     try:
         conn = TLSConnection(config, session=offer, early_data=early)
         peer = Peer(sock, conn, o.read_size or 512)
+        if o.handshake_never_done and not o.false_start:
+            raise Unimplemented("-handshake-never-done without -false-start")
+        if o.false_start and o.handshake_twice:
+            raise Unimplemented("-false-start with a second handshake call")
+        if o.false_start and early is None and (o.shim_writes_first
+                                                or o.export_keying_material > 0):
+            def false_start_writes() -> None:
+                # What BoringSSL's shim writes once SSL_do_handshake returns early.
+                if o.export_keying_material > 0:
+                    _send_keying_material(o, peer)
+                if o.shim_writes_first:
+                    peer.send(b"hello")
+            peer.on_false_start = false_start_writes
         info = peer.handshake()
         if early is not None and not info.early_data_accepted:
             o = retry  # BoringSSL's shim retries with its -on-retry- configuration
@@ -628,7 +668,8 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
             _expect(early_data_reason(o, info, offer, resume=resume, sent=early is not None)
                     == o.expect_early_data_reason,
                     f"early data reason is not {o.expect_early_data_reason!r}")
-        after_handshake(o, peer, info, watch, early_sent=early is not None)
+        after_handshake(o, peer, info, watch, early_sent=early is not None,
+                        false_started=peer.false_started)
         check_sessions(o, peer, info, resume=resume, offered=offer)
         if not o.server and peer.sessions:
             shared.session = peer.sessions[-1]
@@ -652,13 +693,17 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
+def _send_keying_material(o: Options, peer: Peer) -> None:
+    context = o.export_context.encode() if o.use_export_context else None
+    peer.send(peer.conn.export_keying_material(o.export_label.encode(), context,
+                                               o.export_keying_material))
+
+
 def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *,
-                    early_sent: bool) -> None:
+                    early_sent: bool, false_started: bool = False) -> None:
     conn = peer.conn
-    if o.export_keying_material > 0:
-        context = o.export_context.encode() if o.use_export_context else None
-        peer.send(conn.export_keying_material(o.export_label.encode(), context,
-                                              o.export_keying_material))
+    if o.export_keying_material > 0 and not false_started:
+        _send_keying_material(o, peer)
     if o.export_traffic_secrets:
         if info.version != _TLS13:
             raise Unimplemented("-export-traffic-secrets in TLS 1.2")
@@ -666,7 +711,7 @@ def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *
         s = watch.secrets.get("server_application_traffic_secret_0", b"")
         read, write = (c, s) if o.server else (s, c)
         peer.send(struct.pack("<H", len(read)) + read + write)
-    if o.shim_writes_first and not early_sent:
+    if o.shim_writes_first and not (early_sent or false_started):
         peer.send(b"hello")
     if o.shim_shuts_down:
         return
@@ -722,6 +767,18 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         _expect(not info.hello_retry_request, "unexpected HelloRetryRequest")
     if o.expect_alpn:
         _expect(info.alpn == o.expect_alpn, f"ALPN {info.alpn!r}, expected {o.expect_alpn!r}")
+    if o.expect_next_proto:
+        _expect(info.next_protocol == o.expect_next_proto,
+                f"NPN {info.next_protocol!r}, expected {o.expect_next_proto!r}")
+    if o.expect_no_next_proto:
+        _expect(not info.next_protocol, f"NPN {info.next_protocol!r}, expected none")
+    peer_alps = info.peer_application_settings
+    if o.expect_peer_application_settings is not None:
+        alps_want = o.expect_peer_application_settings.encode("latin-1")
+        _expect(peer_alps == alps_want,
+                f"peer ALPS settings {peer_alps!r}, expected {alps_want!r}")
+    else:
+        _expect(peer_alps is None, "ALPS was negotiated unexpectedly")
     if o.expect_server_name:
         _expect(info.server_name == o.expect_server_name,
                 f"server name {info.server_name!r}, expected {o.expect_server_name!r}")
@@ -772,6 +829,8 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
         return "no_session_offered"
     if not isinstance(offered, Session13) or offered.max_early_data == 0:
         return "unsupported_for_session"
+    if alps.early_data_mismatch(offered.application_settings, _alps(o), offered.alpn):
+        return "alps_mismatch"
     if not sent:
         raise Unimplemented("offering 0-RTT without data to send (tlsmith needs the bytes "
                             "up front)")

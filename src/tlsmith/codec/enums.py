@@ -92,6 +92,7 @@ class HandshakeType(OpenEnum):
     SUPPLEMENTAL_DATA = 23
     KEY_UPDATE = 24
     COMPRESSED_CERTIFICATE = 25
+    NEXT_PROTOCOL = 67  # draft-agl-tls-nextprotoneg §3 (NPN)
     MESSAGE_HASH = 254
 
 
@@ -124,7 +125,9 @@ class ExtensionType(OpenEnum):
     POST_HANDSHAKE_AUTH = 49
     SIGNATURE_ALGORITHMS_CERT = 50
     KEY_SHARE = 51
-    APPLICATION_SETTINGS = 17513
+    NEXT_PROTOCOL_NEGOTIATION = 13172  # draft-agl-tls-nextprotoneg §3
+    APPLICATION_SETTINGS = 17513  # draft-vvv-tls-alps, the old codepoint
+    APPLICATION_SETTINGS_NEW = 17613  # draft-vvv-tls-alps, the new codepoint (0x44cd)
     ENCRYPTED_CLIENT_HELLO = 0xFE0D
     RENEGOTIATION_INFO = 0xFF01
 

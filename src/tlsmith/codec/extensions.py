@@ -33,11 +33,16 @@ from tlsmith.codec.extensions_base import (
 )
 from tlsmith.codec.extensions_common import (
     ApplicationLayerProtocolNegotiation,
+    ApplicationSettings,
+    ApplicationSettingsClientHello,
+    ApplicationSettingsNew,
+    ApplicationSettingsNewClientHello,
     CertificateStatusExtension,
     ECPointFormats,
     EncryptThenMac,
     ExtendedMasterSecret,
     MaxFragmentLength,
+    NextProtocolNegotiation,
     Padding,
     RecordSizeLimit,
     RenegotiationInfo,
@@ -70,6 +75,10 @@ from tlsmith.errors import DecodeError, IllegalParameter
 
 __all__ = [
     "ApplicationLayerProtocolNegotiation",
+    "ApplicationSettings",
+    "ApplicationSettingsClientHello",
+    "ApplicationSettingsNew",
+    "ApplicationSettingsNewClientHello",
     "CertificateAuthorities",
     "CertificateStatusExtension",
     "Cookie",
@@ -87,6 +96,7 @@ __all__ = [
     "KnownExtension",
     "MalformedExtension",
     "MaxFragmentLength",
+    "NextProtocolNegotiation",
     "OIDFilter",
     "OIDFilters",
     "Padding",
@@ -174,6 +184,9 @@ KnownExtension: TypeAlias = (
     | EarlyDataIndication
     | PreSharedKeyClientHello
     | PreSharedKeyServerHello
+    | NextProtocolNegotiation
+    | ApplicationSettingsClientHello
+    | ApplicationSettings
 )
 """Every extension class with a parsed form."""
 
@@ -224,6 +237,13 @@ _FORMS: tuple[tuple[type[KnownExtension], tuple[ExtensionContext, ...]], ...] = 
     (EarlyDataIndication, (_CH, _EE, _NST)),
     (PreSharedKeyClientHello, (_CH,)),
     (PreSharedKeyServerHello, (_SH,)),
+    # draft-agl-tls-nextprotoneg (TLS 1.2) and draft-vvv-tls-alps (TLS 1.3, both
+    # codepoints; ClientEncryptedExtensions uses the EncryptedExtensions form).
+    (NextProtocolNegotiation, (_CH, _SH)),
+    (ApplicationSettingsClientHello, (_CH,)),
+    (ApplicationSettingsNewClientHello, (_CH,)),
+    (ApplicationSettings, (_EE,)),
+    (ApplicationSettingsNew, (_EE,)),
 )
 
 _REGISTRY: dict[tuple[int, ExtensionContext], type[KnownExtension]] = {}
@@ -243,7 +263,7 @@ _PARSERS: dict[tuple[int, ExtensionContext], _Parser] = {
 _TLS12_ONLY_IN_CLIENT_HELLO: frozenset[tuple[int, ExtensionContext]] = frozenset(
     (int(cls.extension_type), _CH)
     for cls in (ECPointFormats, EncryptThenMac, ExtendedMasterSecret, RenegotiationInfo,
-                SessionTicket)
+                SessionTicket, NextProtocolNegotiation)
 )
 
 

@@ -381,3 +381,78 @@ class RenegotiationInfo(ExtensionBody):
         with ext_reader(data, cls.extension_type) as r:
             value = r.opaque(1)
         return cls(value)
+
+
+@dataclass(frozen=True, slots=True)
+class NextProtocolNegotiation(ExtensionBody):
+    """next_protocol_negotiation (draft-agl-tls-nextprotoneg-04 §3): empty in a ClientHello;
+    in a ServerHello the body is the advertised protocols, each ``opaque<1..255>``, with
+    no outer length (an empty body advertises nothing)."""
+
+    extension_type: ClassVar[ExtensionType] = _T.NEXT_PROTOCOL_NEGOTIATION
+    protocols: tuple[bytes, ...] = ()
+
+    def write_body(self, w: Writer) -> None:
+        for proto in self.protocols:
+            w.opaque(1, proto)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        if context is ExtensionContext.CLIENT_HELLO:
+            expect_empty(data, cls.extension_type)
+            return cls()
+        protos: list[bytes] = []
+        with ext_reader(data, cls.extension_type) as r:
+            while not r.at_end():
+                protos.append(r.opaque(1, min_len=1))
+        return cls(tuple(protos))
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationSettingsClientHello(ExtensionBody):
+    """application_settings in a ClientHello (draft-vvv-tls-alps-01 §3, old codepoint
+    17513): ProtocolName supported_protocols<2..2^16-1> -- the ALPN protocols the client
+    has settings for."""
+
+    extension_type: ClassVar[ExtensionType] = _T.APPLICATION_SETTINGS
+    protocols: tuple[bytes, ...]
+
+    def write_body(self, w: Writer) -> None:
+        write_opaque_list(w, 2, 1, self.protocols)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        with ext_reader(data, cls.extension_type) as r:
+            protos = read_opaque_list(r, 2, 1, min_len=2, max_len=0xFFFF, item_min=1,
+                                      item_max=0xFF, what="application_settings protocols")
+        return cls(protos)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationSettingsNewClientHello(ApplicationSettingsClientHello):
+    """The same under the new codepoint 17613 (0x44cd)."""
+
+    extension_type: ClassVar[ExtensionType] = _T.APPLICATION_SETTINGS_NEW
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationSettings(ExtensionBody):
+    """application_settings in EncryptedExtensions or ClientEncryptedExtensions
+    (draft-vvv-tls-alps-01 §3): the body is the opaque settings (maybe empty)."""
+
+    extension_type: ClassVar[ExtensionType] = _T.APPLICATION_SETTINGS
+    settings: bytes = b""
+
+    def write_body(self, w: Writer) -> None:
+        w.raw(self.settings)
+
+    @classmethod
+    def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        return cls(bytes(data))
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationSettingsNew(ApplicationSettings):
+    """The same under the new codepoint 17613 (0x44cd)."""
+
+    extension_type: ClassVar[ExtensionType] = _T.APPLICATION_SETTINGS_NEW

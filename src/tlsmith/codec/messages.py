@@ -251,6 +251,24 @@ class EncryptedExtensions(MessageBase):
 
 
 @dataclass(frozen=True, slots=True)
+class ClientEncryptedExtensions(MessageBase):
+    """draft-vvv-tls-alps-01 §4: the client's encrypted extensions, sent after the
+    server's Finished: an EncryptedExtensions message (type 8) from the client."""
+
+    msg_type: ClassVar[HandshakeType] = _H.ENCRYPTED_EXTENSIONS
+    extensions: tuple[Extension, ...]
+
+    def write_body(self, w: Writer) -> None:
+        serialize_extensions(w, self.extensions)
+
+    @classmethod
+    def parse_body(cls, body: bytes | memoryview) -> Self:
+        with Reader(body, "ClientEncryptedExtensions") as r:
+            extensions = parse_extensions(r, ExtensionContext.ENCRYPTED_EXTENSIONS)
+        return cls(extensions)
+
+
+@dataclass(frozen=True, slots=True)
 class CertificateRequest(MessageBase):
     """RFC 8446 §4.3.2: opaque certificate_request_context<0..2^8-1>; extensions.
     A missing signature_algorithms is the handshake's missing_extension."""

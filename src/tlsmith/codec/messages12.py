@@ -379,3 +379,24 @@ class CertificateStatus(MessageBase):
                                        f"{status_type}")
             response = r.opaque(3, min_len=1)
         return cls(status_type, response)
+
+
+@dataclass(frozen=True, slots=True)
+class NextProtocol(MessageBase):
+    """draft-agl-tls-nextprotoneg-04 §3: opaque selected_protocol<0..255>; opaque
+    padding<0..255>, zeros that bring the body to a multiple of 32 bytes (hiding the
+    protocol's length). Sent by the client after its ChangeCipherSpec."""
+
+    msg_type: ClassVar[HandshakeType] = _H.NEXT_PROTOCOL
+    selected_protocol: bytes
+
+    def write_body(self, w: Writer) -> None:
+        w.opaque(1, self.selected_protocol)
+        w.opaque(1, bytes(32 - (len(self.selected_protocol) + 2) % 32))
+
+    @classmethod
+    def parse_body(cls, body: bytes | memoryview) -> Self:
+        with Reader(body, "NextProtocol") as r:
+            selected = r.opaque(1)
+            r.opaque(1)  # the padding's bytes are not checked (nor by BoringSSL)
+        return cls(selected)

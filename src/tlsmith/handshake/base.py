@@ -213,6 +213,9 @@ ALLOWED_IN: dict[ExtensionType, frozenset[ExtensionContext]] = {
     # RFC 8449 §4 / RFC 8879 §3: later extensions with their own rules.
     ExtensionType.RECORD_SIZE_LIMIT: frozenset({_CH, _EE}),
     ExtensionType.COMPRESS_CERTIFICATE: frozenset({_CH, _CR}),
+    # draft-vvv-tls-alps §3 (both codepoints; also in ClientEncryptedExtensions).
+    ExtensionType.APPLICATION_SETTINGS: frozenset({_CH, _EE}),
+    ExtensionType.APPLICATION_SETTINGS_NEW: frozenset({_CH, _EE}),
 }
 
 # RFC 5246 §7.4.1.4 and the RFCs that define them: what a TLS 1.2 ServerHello may answer.
@@ -228,6 +231,7 @@ TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
     ExtensionType.SESSION_TICKET,
     ExtensionType.RENEGOTIATION_INFO,
     ExtensionType.RECORD_SIZE_LIMIT,
+    ExtensionType.NEXT_PROTOCOL_NEGOTIATION,
 })
 
 

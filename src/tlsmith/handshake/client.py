@@ -30,7 +30,7 @@ from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
-from tlsmith.handshake import psk12
+from tlsmith.handshake import alps, psk12
 from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import PlaintextEncrypter
@@ -127,6 +127,11 @@ def begin(io: ClientIO) -> ExpectServerHello:
               if tls13 else {})
     psks = psk13.to_offer(io) if tls13 else ()
     early = bool(io.early_data) and bool(psks) and psks[0].allows_early_data
+    if early and (s13 := psks[0].session) is not None and alps.early_data_mismatch(
+            s13.application_settings, cfg.application_settings, s13.alpn):
+        early = False
+        io.note("our ALPS settings changed since the session: no 0-RTT (the server would "
+                "not send its settings again)")
     if io.early_data and not early:
         io.note("the session cannot carry 0-RTT data here: not sending early data")
     hello = build_client_hello(io, client_random, session_id, shares, cookie=None,
@@ -269,6 +274,13 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
     if cfg.alpn_protocols:
         tail.append(ext.ApplicationLayerProtocolNegotiation(
             tuple(p.encode() for p in cfg.alpn_protocols)))
+        if tls13 and cfg.application_settings:
+            # draft-vvv-tls-alps §3: the protocols we have settings for (ALPS needs ALPN).
+            alps_cls = (ext.ApplicationSettingsNewClientHello if cfg.alps_new_codepoint
+                        else ext.ApplicationSettingsClientHello)
+            tail.append(alps_cls(tuple(p.encode() for p, _ in cfg.application_settings)))
+    if tls12 and cfg.next_protocols is not None:
+        tail.append(ext.NextProtocolNegotiation())  # draft-agl-tls-nextprotoneg §3: empty
     return _HelloParts(suites, tuple(head), tuple(tail))
 
 

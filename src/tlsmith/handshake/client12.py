@@ -37,6 +37,7 @@ from tlsmith.codec.messages12 import (
     ClientKeyExchangeRSA,
     MessageBase,
     NewSessionTicket12,
+    NextProtocol,
     ServerHelloDone,
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
@@ -52,7 +53,7 @@ from tlsmith.errors import (
     InsufficientSecurity,
     UnsupportedCertificate,
 )
-from tlsmith.events import HandshakeComplete, HandshakeInfo, SessionTicketReceived
+from tlsmith.events import FalseStart, HandshakeComplete, HandshakeInfo, SessionTicketReceived
 from tlsmith.handshake import psk12
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
 from tlsmith.handshake.client import HelloSent, sni_name
@@ -63,6 +64,7 @@ from tlsmith.handshake.common12 import (
     Keys12,
     check_finished,
     derive_keys,
+    export12,
     finished,
     record_keys,
     resumed_keys,
@@ -114,6 +116,23 @@ class Handshake12:
     ticket_lifetime: int = 0  # its ticket_lifetime_hint
     psk_hint: bytes = b""  # PSK suites: the server's identity hint (RFC 4279 §2)
     psk_identity: bytes | None = None  # PSK suites: the identity we sent
+    next_protocol: bytes | None = None  # NPN: what we select (None: not negotiated)
+
+    @property
+    def npn(self) -> str | None:
+        p = self.next_protocol
+        return p.decode("ascii", "replace") if p is not None else None
+
+
+def choose_next_protocol(ours: tuple[str, ...], advertised: tuple[bytes, ...]) -> bytes:
+    """draft-agl-tls-nextprotoneg-04 §3: the first advertised protocol we support; with
+    none in common, our first (the client "SHOULD select the first protocol that it
+    supports")."""
+    mine = [p.encode() for p in ours]
+    for proto in advertised:
+        if proto in mine:
+            return proto
+    return mine[0] if mine else b""
 
 
 def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: bytes
@@ -169,6 +188,14 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         raise IllegalParameter("the server's ec_point_formats lacks the uncompressed form")
     chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
     alpn = checked_alpn(hello, chosen) if chosen is not None else None
+    next_protocol = None
+    npn = ext.find_extension(sh.extensions, ext.NextProtocolNegotiation)
+    if npn is not None:
+        if alpn is not None:
+            # BoringSSL: NPN and ALPN may not both be negotiated on one connection.
+            raise IllegalParameter("the server negotiated both ALPN and NPN",
+                                   check="npn_and_alpn")
+        next_protocol = choose_next_protocol(cfg.next_protocols or (), npn.protocols)
     transcript = sent.transcript
     if cfg.certificate is not None:
         # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
@@ -183,7 +210,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     ticket_expected = ext.find_extension(sh.extensions, ext.SessionTicket) is not None
     h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn,
                     status_requested=status_requested, ticket_expected=ticket_expected,
-                    session_id=sh.legacy_session_id_echo)
+                    session_id=sh.legacy_session_id_echo, next_protocol=next_protocol)
     if resuming:
         assert sent.session12 is not None
         return _resume(io, h, sent.session12)
@@ -466,11 +493,34 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     write, read = record_keys(io, keys, client=True)
     io.send_change_cipher_spec()
     io.set_write(write, Epoch.APPLICATION)
+    _send_next_protocol(io, h)
     _send(io, h, finished(keys, h.transcript, client=True))
-    finish = ExpectFinished(h, auth, keys, sent_certificate=sent_certificate)
+    false_start = _can_false_start(io, h)
+    if false_start:
+        io.note("False Start (RFC 7918): application data may go before the server's "
+                "Finished")
+        io.emit(FalseStart())
+    finish = ExpectFinished(h, auth, keys, sent_certificate=sent_certificate,
+                            false_start=false_start)
     if h.ticket_expected:
         return ExpectNewSessionTicket(h, read, finish)
     return AwaitChangeCipherSpec(read, finish)
+
+
+def _send_next_protocol(io: ClientIO, h: Handshake12) -> None:
+    """draft-agl-tls-nextprotoneg-04 §3: NextProtocol right after our ChangeCipherSpec."""
+    if h.next_protocol is not None:
+        _send(io, h, NextProtocol(h.next_protocol))
+
+
+def _can_false_start(io: ClientIO, h: Handshake12) -> bool:
+    """RFC 7918 §3-§4 (and BoringSSL's rule): opted in, ECDHE (forward secrecy) with an
+    AEAD cipher, and an application protocol negotiated (ALPN or NPN) unless allowed
+    without one."""
+    cfg = io.config
+    return (cfg.false_start and h.suite.key_exchange == "ecdhe" and h.suite.cipher != "cbc"
+            and (h.alpn is not None or h.next_protocol is not None
+                 or cfg.false_start_without_alpn))
 
 
 _CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
@@ -518,6 +568,10 @@ class ExpectNewSessionTicket(_State12):
         return AwaitChangeCipherSpec(self.read, self.finish.with_ticket(
             nst.ticket, nst.ticket_lifetime_hint))
 
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        return self.finish.export_keying_material(label, context, length)
+
 
 def _emit_session(io: ClientIO, session: Session12) -> None:
     io.emit(SessionTicketReceived(session=session, ticket=session.ticket,
@@ -528,15 +582,25 @@ class ExpectFinished(_State12):
     expects = frozenset({HandshakeType.FINISHED})
 
     def __init__(self, hs: Handshake12, auth: ServerAuthenticated, keys: Keys12, *,
-                 sent_certificate: bool = False) -> None:
+                 sent_certificate: bool = False, false_start: bool = False) -> None:
         super().__init__(hs)
         self.auth = auth
         self.keys = keys
         self.sent_certificate = sent_certificate
+        self.false_start = false_start
 
     def with_ticket(self, ticket: bytes, lifetime: int) -> ExpectFinished:
         return ExpectFinished(replace(self.hs, new_ticket=ticket, ticket_lifetime=lifetime),
-                              self.auth, self.keys, sent_certificate=self.sent_certificate)
+                              self.auth, self.keys, sent_certificate=self.sent_certificate,
+                              false_start=self.false_start)
+
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        """False Start: the keys are final once our Finished is out (as BoringSSL
+        allows); otherwise only after the handshake."""
+        if not self.false_start:
+            return super().export_keying_material(label, context, length)
+        return export12(self.keys, label, context, length)
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ClientIO]:
@@ -554,6 +618,7 @@ class ExpectFinished(_State12):
             group=h.group,
             signature_scheme=scheme,
             alpn=h.alpn,
+            next_protocol=h.npn,
             server_name=sni_name(io.config.server_name),
             hello_retry_request=False,
             resumed=False,
@@ -611,6 +676,7 @@ class ExpectResumedFinished(_State12):
         h.transcript.update(raw)
         io.send_change_cipher_spec()
         io.set_write(self.write, Epoch.APPLICATION)
+        _send_next_protocol(io, h)
         _send(io, h, finished(self.keys, h.transcript, client=True))
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
@@ -618,6 +684,7 @@ class ExpectResumedFinished(_State12):
             group=None,
             signature_scheme=None,
             alpn=h.alpn,
+            next_protocol=h.npn,
             server_name=sni_name(io.config.server_name),
             hello_retry_request=False,
             resumed=True,

@@ -25,6 +25,7 @@ from tlsmith.codec.messages import (
     CertificateEntry,
     CertificateRequest,
     CertificateVerify,
+    ClientEncryptedExtensions,
     ClientHello,
     EncryptedExtensions,
     EndOfEarlyData,
@@ -42,6 +43,7 @@ from tlsmith.errors import (
     UnexpectedMessage,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.handshake import alps as alps_mod
 from tlsmith.handshake import psk13
 from tlsmith.handshake.base import (
     ClientIO,
@@ -85,6 +87,7 @@ class Negotiated:
     ccs_sent: bool = False  # our compatibility CCS already went out
     early_data_sent: bool = False
     early_data_accepted: bool = False
+    alps: alps_mod.Settings | None = None  # (ours, the server's) once negotiated
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,10 @@ class ExpectEncryptedExtensions(_State13):
                 raise IllegalParameter("the server accepted early data with a PSK, suite "
                                        "or ALPN it may not be used with",
                                        check="early_data_mismatch")
+        settings = _alps_answer(io, ee, alpn, neg, accepted)
+        if settings != neg.alps:
+            neg = replace(neg, alps=settings)
+            h = replace(h, neg=neg)
         if neg.early_data_sent:
             io.check("0-RTT", accepted, "the server accepted our early data" if accepted
                      else "the server rejected our early data")
@@ -282,6 +289,30 @@ class ExpectEncryptedExtensions(_State13):
             # RFC 8446 §2.2: a PSK handshake has no Certificate/CertificateVerify.
             return ExpectFinished(h, neg.psk)
         return ExpectCertificateOrRequest(h)
+
+
+def _alps_answer(io: ClientIO, ee: EncryptedExtensions, alpn: str | None, neg: Negotiated,
+                 early_accepted: bool) -> alps_mod.Settings | None:
+    """draft-vvv-tls-alps §3: the server's settings for the negotiated protocol, which
+    must be one we have settings for; none with accepted 0-RTT (the session's apply)."""
+    cfg = io.config
+    t = alps_mod.extension_type(cfg.alps_new_codepoint)
+    found = next((e for e in ee.extensions if e.extension_type == t), None)
+    session = neg.psk.session if neg.psk is not None else None
+    if early_accepted:
+        if found is not None:
+            raise IllegalParameter("the server sent application_settings with accepted "
+                                   "0-RTT data", check="alps_with_early_data")
+        return session.application_settings if session is not None else None
+    if found is None:
+        return None
+    assert isinstance(found, ext.ApplicationSettings)
+    ours = alps_mod.local_settings(cfg.application_settings, alpn)
+    if ours is None:
+        raise IllegalParameter("the server sent application_settings for an ALPN protocol "
+                               "we have no settings for", check="alps_protocol_mismatch")
+    io.note(f"ALPS: the server's settings are {len(found.settings)} bytes")
+    return ours, found.settings
 
 
 def checked_alpn(hello: ClientHello, chosen: ext.ApplicationLayerProtocolNegotiation) -> str:
@@ -411,6 +442,13 @@ class ExpectFinished(_State13):
             io.set_write(encrypter(suite, h.chts), Epoch.HANDSHAKE)
         if io.config.middlebox_compat and not neg.ccs_sent:
             io.send_change_cipher_spec()  # RFC 8446 §D.4
+        if neg.alps is not None and not neg.early_data_accepted:
+            # draft-vvv-tls-alps §4: our settings, before our Certificate and Finished.
+            cee = ClientEncryptedExtensions((alps_mod.settings_extension(
+                io.config.alps_new_codepoint, neg.alps[0]),))
+            raw_c = cee.serialize()
+            io.send_handshake(cee, raw_c)
+            h.transcript.update(raw_c)
         sent_certificate = False
         if h.cert_request is not None:
             sent_certificate = send_client_certificate(io, h.transcript, h.cert_request)
@@ -451,6 +489,7 @@ class ExpectFinished(_State13):
             early_data_accepted=neg.early_data_accepted if neg.early_data_sent else None,
             psk_identity=(proof.source.configured_identity
                           if isinstance(proof, OfferedPsk) and proof.source else None),
+            peer_application_settings=neg.alps[1] if neg.alps is not None else None,
         )))
         io.handshake_done()
         # RFC 8446 §4.6.2: keep the transcript through our Finished for post-handshake
@@ -461,7 +500,8 @@ class ExpectFinished(_State13):
                            exporter_master_secret=ems,
                            transcript=h.transcript.copy() if pha else None,
                            ticket_context=TicketContext(
-                               sni_name(io.config.server_name), neg.alpn, chain, verified))
+                               sni_name(io.config.server_name), neg.alpn, chain, verified,
+                               neg.alps))
 
 
 def client_signature_scheme(io: ClientIO, request: CertificateRequest

@@ -148,11 +148,14 @@ class Connected12(Tls12State[IO]):
 
     def export_keying_material(self, label: bytes, context: bytes | None, length: int
                                ) -> bytes:
-        """RFC 5705 §4 (RFC 7627 §5.4: only safe with the extended master secret)."""
-        k = self.keys
-        return prf12.export_keying_material(k.suite.hash_name, k.master_secret,
-                                            k.client_random, k.server_random, label,
-                                            context, length)
+        return export12(self.keys, label, context, length)
+
+
+def export12(keys: Keys12, label: bytes, context: bytes | None, length: int) -> bytes:
+    """RFC 5705 §4 (RFC 7627 §5.4: only safe with the extended master secret)."""
+    return prf12.export_keying_material(keys.suite.hash_name, keys.master_secret,
+                                        keys.client_random, keys.server_random, label,
+                                        context, length)
 
 
 class AwaitChangeCipherSpec(Tls12State[IO]):
@@ -162,6 +165,10 @@ class AwaitChangeCipherSpec(Tls12State[IO]):
     def __init__(self, decrypter: RecordDecrypter, then: State[IO]) -> None:
         self.decrypter = decrypter
         self.then = then
+
+    def export_keying_material(self, label: bytes, context: bytes | None, length: int
+                               ) -> bytes:
+        return self.then.export_keying_material(label, context, length)  # (False Start)
 
     def change_cipher_spec(self, io: IO) -> State[IO]:
         from tlsmith.observe import Epoch

@@ -103,6 +103,7 @@ class TicketContext:
     alpn: str | None
     peer_certificates: tuple[bytes, ...]
     certificate_verified: bool
+    application_settings: tuple[bytes, bytes] | None = None  # ALPS (ours, the server's)
 
 
 @dataclass
@@ -226,6 +227,7 @@ class Connected13(State[IO]):
                 max_early_data=(early.max_early_data_size or 0) if early else 0,
                 peer_certificates=ctx.peer_certificates if ctx else (),
                 certificate_verified=ctx.certificate_verified if ctx else False,
+                application_settings=ctx.application_settings if ctx else None,
             )
             if io.observed:
                 io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "

@@ -295,7 +295,8 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
 
 
 def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
-                       suite: SuiteInfo, alpn: str | None, *, hrr: bool) -> bool:
+                       suite: SuiteInfo, alpn: str | None, *, hrr: bool,
+                       alps: bytes | None = None) -> bool:
     """RFC 8446 §4.2.10, §8: accept 0-RTT only from the first identity, a ticket that
     allowed it, the same suite and ALPN, no HRR, a plausible ticket age, and a ticket
     seen for the first time (single use across every server sharing the store)."""
@@ -314,6 +315,9 @@ def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
         reason = "the cipher suite differs from the ticket's"
     elif state.alpn != alpn:
         reason = "the ALPN protocol differs from the ticket's"
+    elif (state.application_settings[0] if state.application_settings else None) != alps:
+        # draft-vvv-tls-alps: 0-RTT keeps the session's settings; ours changed.
+        reason = "the ALPS settings differ from the ticket's"
     if reason is None and state is not None:
         # RFC 8446 §8.3: the client's view of the ticket age against ours.
         client_age = (chosen.obfuscated_age - state.ticket_age_add) % 2**32 / 1000
@@ -342,7 +346,8 @@ def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
 def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes, *,
                  server_name: str | None, alpn: str | None,
                  client_certificates: tuple[bytes, ...] = (),
-                 client_certificate_verified: bool = False) -> int:
+                 client_certificate_verified: bool = False,
+                 application_settings: tuple[bytes, bytes] | None = None) -> int:
     """RFC 8446 §4.6.1: ``config.tickets`` NewSessionTickets, each with its own nonce and
     ticket_age_add, sealed under the current ticket key. Returns how many were sent."""
     cfg = io.config
@@ -366,7 +371,8 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
             server_name=server_name, alpn=alpn,
             max_early_data=cfg.max_early_data,
             client_certificates=client_certificates,
-            client_certificate_verified=client_certificate_verified)
+            client_certificate_verified=client_certificate_verified,
+            application_settings=application_settings)
         ticket = seal_ticket(keys, state, io.random(12))
         msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, early)
         io.send_handshake(msg, msg.serialize())

@@ -22,6 +22,7 @@ from tlsmith.codec.enums import (
     ClientCertificateType,
     ECCurveType,
     ECPointFormat,
+    ExtensionType,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
@@ -43,6 +44,7 @@ from tlsmith.codec.messages12 import (
     ClientKeyExchangeRSA,
     MessageBase,
     NewSessionTicket12,
+    NextProtocol,
     ServerHelloDone,
     ServerKeyExchangeDHE,
     ServerKeyExchangeECDHE,
@@ -310,6 +312,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         exts.append(ext.ServerName(None))  # RFC 6066 §3
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
+    npn = _npn_advertised(cfg, offered)
+    if npn is not None:
+        exts.append(ext.NextProtocolNegotiation(npn))
     staple = staple_for(choice.cert.certified, offered) if choice.cert else None
     if staple is not None:
         exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
@@ -328,7 +333,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     transcript.update(raw)
     h = Handshake12S(ch, random, suite, transcript, offered.extended_master_secret,
                      choice.etm, alpn, choice, offered.server_name, session_id=session_id,
-                     issue_ticket=issue_ticket)
+                     issue_ticket=issue_ticket, npn=npn is not None)
     _send(io, h, sh)
     if io.observed:
         io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
@@ -402,6 +407,51 @@ class Handshake12S:
     session_id: bytes = b""  # the new session's ID (empty: not cached)
     issue_ticket: bool = False  # RFC 5077 §3.3: NewSessionTicket before our CCS
     psk_identity: bytes | None = None  # PSK suites: the client's identity
+    npn: bool = False  # we advertised NPN: a NextProtocol precedes the client's Finished
+    next_protocol: bytes | None = None  # what the client selected
+
+
+def _npn_advertised(cfg: ServerConfig, offered: Offered) -> tuple[bytes, ...] | None:
+    """draft-agl-tls-nextprotoneg-04 §3: what to advertise (None: no NPN). Like
+    BoringSSL, ALPN takes precedence: a client offering ALPN to a server with ALPN
+    protocols gets no NPN, whether or not ALPN finds a protocol in common."""
+    if cfg.next_protocols is None or ExtensionType.NEXT_PROTOCOL_NEGOTIATION not in (
+            offered.types):
+        return None
+    if cfg.alpn_protocols and offered.alpn is not None:
+        return None
+    return tuple(p.encode() for p in cfg.next_protocols)
+
+
+def _npn_text(p: bytes | None) -> str | None:
+    return p.decode("ascii", "replace") if p is not None else None
+
+
+class ExpectNextProtocol(Tls12State[ServerIO]):
+    """draft-agl-tls-nextprotoneg-04 §3: after the client's ChangeCipherSpec and before
+    its Finished, the protocol it selected (and padding)."""
+
+    expects = frozenset({HandshakeType.NEXT_PROTOCOL})
+
+    def __init__(self, transcript: Transcript,
+                 then: ExpectFinished | ExpectResumedFinished) -> None:
+        self.transcript = transcript
+        self.then = then
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
+               ) -> State[ServerIO]:
+        msg = NextProtocol.parse_body(body)
+        io.received(msg, raw)
+        self.transcript.update(raw)
+        io.note(f"the client selected {msg.selected_protocol!r} by NPN")
+        return self.then.with_next_protocol(msg.selected_protocol)
+
+
+def _await_finished(read: RecordDecrypter, h: Handshake12S | Resumed12S,
+                    then: ExpectFinished | ExpectResumedFinished) -> State[ServerIO]:
+    if h.npn:
+        return AwaitChangeCipherSpec(read, ExpectNextProtocol(h.transcript, then))
+    return AwaitChangeCipherSpec(read, then)
 
 
 def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
@@ -494,7 +544,7 @@ class ExpectClientKeyExchange(_State12):
         write, read = record_keys(io, keys, client=False)
         if h.client_chain is not None:
             return ExpectClientCertificateVerify(h, keys, write, read)
-        return AwaitChangeCipherSpec(read, ExpectFinished(h, keys, write))
+        return _await_finished(read, h, ExpectFinished(h, keys, write))
 
 
 class ExpectClientCertificateVerify(_State12):
@@ -517,7 +567,7 @@ class ExpectClientCertificateVerify(_State12):
                          h.transcript.raw(), cv.signature, tls13=False,
                          what="client CertificateVerify", signer="client")
         h.transcript.update(raw)
-        return AwaitChangeCipherSpec(self.read, ExpectFinished(h, self.keys, self.write))
+        return _await_finished(self.read, h, ExpectFinished(h, self.keys, self.write))
 
 
 class ExpectFinished(_State12):
@@ -527,6 +577,9 @@ class ExpectFinished(_State12):
         super().__init__(hs)
         self.keys = keys
         self.write = write
+
+    def with_next_protocol(self, selected: bytes) -> ExpectFinished:
+        return ExpectFinished(replace(self.hs, next_protocol=selected), self.keys, self.write)
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ServerIO]:
@@ -546,6 +599,7 @@ class ExpectFinished(_State12):
             group=choice.group,
             signature_scheme=choice.cert.scheme if choice.cert else None,
             alpn=h.alpn,
+            next_protocol=_npn_text(h.next_protocol),
             server_name=h.server_name,
             hello_retry_request=False,
             resumed=False,
@@ -611,6 +665,8 @@ class Resumed12S:
     alpn: str | None
     server_name: str | None
     session: Resumable
+    npn: bool = False
+    next_protocol: bytes | None = None
 
 
 def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
@@ -634,6 +690,9 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
         exts.append(ext.SessionTicket())
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
+    npn = _npn_advertised(cfg, offered)
+    if npn is not None:
+        exts.append(ext.NextProtocolNegotiation(npn))
     # RFC 6066 §3: no server_name in a resuming ServerHello.
     sh = ServerHello(
         legacy_version=ProtocolVersion.TLS12,
@@ -661,8 +720,9 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     io.send_change_cipher_spec()
     io.set_write(write, Epoch.APPLICATION)
     send_message(io, transcript, finished(keys, transcript, client=False))
-    h = Resumed12S(ch, random, info, transcript, etm, alpn, offered.server_name, found)
-    return AwaitChangeCipherSpec(read, ExpectResumedFinished(h, keys))
+    h = Resumed12S(ch, random, info, transcript, etm, alpn, offered.server_name, found,
+                   npn=npn is not None)
+    return _await_finished(read, h, ExpectResumedFinished(h, keys))
 
 
 class ExpectResumedFinished(Tls12State[ServerIO]):
@@ -673,6 +733,9 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
     def __init__(self, hs: Resumed12S, keys: Keys12) -> None:
         self.hs = hs
         self.keys = keys
+
+    def with_next_protocol(self, selected: bytes) -> ExpectResumedFinished:
+        return ExpectResumedFinished(replace(self.hs, next_protocol=selected), self.keys)
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ServerIO]:
@@ -688,6 +751,7 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
             group=None,
             signature_scheme=None,
             alpn=h.alpn,
+            next_protocol=_npn_text(h.next_protocol),
             server_name=h.server_name,
             hello_retry_request=False,
             resumed=True,

@@ -28,6 +28,7 @@ from tlsmith.codec.messages import (
     CertificateEntry,
     CertificateRequest,
     CertificateVerify,
+    ClientEncryptedExtensions,
     ClientHello,
     EncryptedExtensions,
     EndOfEarlyData,
@@ -45,9 +46,10 @@ from tlsmith.errors import (
     HandshakeFailure,
     IllegalParameter,
     MissingExtension,
+    UnsupportedExtension,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
-from tlsmith.handshake import psk13
+from tlsmith.handshake import alps, psk13
 from tlsmith.handshake.base import ServerIO, State, Tls13Handshaking
 from tlsmith.handshake.common13 import (
     Connected13,
@@ -95,6 +97,7 @@ class Choice:
     staple: bytes | None = None  # a DER OCSP response for the leaf's CertificateEntry
     psk: SelectedPsk | None = None  # resumption / external PSK, binder verified
     early_data: bool = False  # 0-RTT accepted
+    alps: bytes | None = None  # ALPS negotiated: our settings for the ALPN protocol
 
 
 def check_client_hello(offered: Offered) -> None:
@@ -171,13 +174,19 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         cert = choose_certificate(cfg, offered, tls13=True) if group is not None else None
         if cert is not None and cert.scheme is not None:
             psk = None  # ServerConfig.prefer_certificates_to_psks
+    # draft-vvv-tls-alps §3: ALPS when we have settings for the protocol and the client
+    # lists it (under our codepoint).
+    settings = alps.local_settings(cfg.application_settings, alpn)
+    if settings is not None and alpn is not None and alpn.encode() not in (
+            alps.offered_protocols(offered.hello.extensions, cfg.alps_new_codepoint)):
+        settings = None
     if psk is not None:
         if psk.mode == PskKeyExchangeMode.PSK_KE:
             group, share = None, None
         elif group is None:
             raise HandshakeFailure("psk_dhe_ke without a key share")
         return Choice(info, group, share, None, None, alpn, offered.server_name, False,
-                      psk=psk)
+                      psk=psk, alps=settings)
     if not cfg.certificates:
         raise _no_psk(cfg, offered)
     if group is None:
@@ -186,7 +195,8 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
     if cert is None or cert.scheme is None:
         raise no_certificate(offered)
     return Choice(info, group, share, cert.certified, cert.scheme, alpn,
-                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered))
+                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered),
+                  alps=settings)
 
 
 def _no_psk(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | MissingExtension:
@@ -267,7 +277,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
                       choice.psk.identity if choice.psk is not None else None)
     if psk is not None and offered.early_data:
         choice = replace(choice, early_data=psk13.early_data_verdict(
-            io, offered, psk, choice.suite, choice.alpn, hrr=False))
+            io, offered, psk, choice.suite, choice.alpn, hrr=False, alps=choice.alps))
     return send_server_flight(io, offered.hello, choice, transcript, hrr=False, ccs_sent=False)
 
 
@@ -393,6 +403,9 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         ee_exts.append(ext.ApplicationLayerProtocolNegotiation((choice.alpn.encode(),)))
     if choice.early_data:
         ee_exts.append(ext.EarlyDataIndication())  # RFC 8446 §4.2.10: 0-RTT accepted
+    elif choice.alps is not None:
+        # draft-vvv-tls-alps §3 (with accepted 0-RTT the session's settings apply).
+        ee_exts.append(alps.settings_extension(io.config.alps_new_codepoint, choice.alps))
     flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
         EncryptedExtensions(tuple(ee_exts))]
     certified, scheme = choice.certified, choice.scheme
@@ -458,6 +471,9 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
                                 post_handshake_auth=pha, tickets=_can_resume(ch))
+    if choice.early_data and state is not None and state.application_settings:
+        then.alps = state.application_settings  # 0-RTT: the session's ALPS settings
+        then.info = replace(info, peer_application_settings=state.application_settings[1])
     if choice.early_data and psk is not None and early is not None:
         # RFC 8446 §4.2.10: read 0-RTT under client_early_traffic_secret until
         # EndOfEarlyData.
@@ -470,9 +486,46 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         # Rejected 0-RTT: skip what we cannot decrypt (RFC 8446 §4.2.10).
         io.skip_early_data(max(state.max_early_data if state is not None else 0,
                                io.config.max_early_data, 2**14))
+    after: State[ServerIO] = then
     if io.config.client_auth != "none" and psk is None:
-        return ExpectClientCertificate(then, require=io.config.client_auth == "require")
-    return then
+        after = ExpectClientCertificate(then, require=io.config.client_auth == "require")
+    if choice.alps is not None:
+        # draft-vvv-tls-alps §4: the client's settings come first in its flight.
+        return ExpectClientEncryptedExtensions(then, choice.alps, after)
+    return after
+
+
+class ExpectClientEncryptedExtensions(Tls13Handshaking[ServerIO]):
+    """ALPS negotiated (no 0-RTT): the client's ClientEncryptedExtensions, carrying its
+    application_settings and nothing else (draft-vvv-tls-alps §4)."""
+
+    expects = frozenset({HandshakeType.ENCRYPTED_EXTENSIONS})
+    version = ProtocolVersion.TLS13
+
+    def __init__(self, finish: ExpectClientFinished, ours: bytes,
+                 then: State[ServerIO]) -> None:
+        self.finish, self.ours, self.then = finish, ours, then
+
+    def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
+               raw: bytes) -> State[ServerIO]:
+        cee = ClientEncryptedExtensions.parse_body(body)
+        io.received(cee, raw)
+        t = alps.extension_type(io.config.alps_new_codepoint)
+        found: ext.ApplicationSettings | None = None
+        for e in cee.extensions:
+            if e.extension_type != t or not isinstance(e, ext.ApplicationSettings):
+                raise UnsupportedExtension(f"the {ExtensionType(e.extension_type).name} "
+                                           "extension in ClientEncryptedExtensions",
+                                           check="extension_not_offered")
+            found = e
+        if found is None:
+            raise MissingExtension("ClientEncryptedExtensions without application_settings")
+        finish = self.finish
+        finish.transcript.update(raw)
+        finish.alps = (self.ours, found.settings)
+        finish.info = replace(finish.info, peer_application_settings=found.settings)
+        io.note(f"ALPS: the client's settings are {len(found.settings)} bytes")
+        return self.then
 
 
 class ExpectEndOfEarlyData(Tls13Handshaking[ServerIO]):
@@ -585,6 +638,7 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
         self.info = info
         self.post_handshake_auth = post_handshake_auth  # the client offered it
+        self.alps: alps.Settings | None = None  # (ours, the client's) for the tickets
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
@@ -598,7 +652,8 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         if self.tickets:
             psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
                                alpn=info.alpn, client_certificates=info.client_certificates,
-                               client_certificate_verified=info.client_certificate_verified)
+                               client_certificate_verified=info.client_certificate_verified,
+                               application_settings=self.alps)
         else:
             io.note("no tickets: the client's psk_key_exchange_modes allow no resumption")
         io.emit(HandshakeComplete(info))

@@ -92,6 +92,8 @@ HANDSHAKE_BODY_RANGES: Mapping[HandshakeType, tuple[int, int]] = MappingProxyTyp
     _H.KEY_UPDATE: (1, 1),  # RFC 8446 §4.6.3: one KeyUpdateRequest byte
     _H.COMPRESSED_CERTIFICATE: (0, MAX_HANDSHAKE_BODY),  # RFC 8879 §4: message<1..2^24-1>
     _H.MESSAGE_HASH: (0, 64),  # RFC 8446 §4.4.1: Hash(ClientHello1); never on the wire
+    # draft-agl-tls-nextprotoneg §3: selected_protocol<0..255>, padding<0..255>
+    _H.NEXT_PROTOCOL: (2, 2 + 2 * _U8),
 })
 """Structural (minimum, maximum) body length per type; outside it: ``DecodeError``.
 Types not listed may have any length the header can express."""
