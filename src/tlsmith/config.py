@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.codec.enums import (
+    CertificateType,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from tlsmith.errors import UsageError
 from tlsmith.observe import Observer
 
@@ -163,6 +169,12 @@ def _validate_common(
         raise UsageError("max_fragment must be between 64 and 16384 bytes")
 
 
+def _check_certificate_types(types: tuple[CertificateType, ...], name: str) -> None:
+    known = (CertificateType.X509, CertificateType.RAW_PUBLIC_KEY)
+    if not types or any(t not in known for t in types) or len(set(types)) != len(types):
+        raise UsageError(f"{name} must list X509 and/or RAW_PUBLIC_KEY, each once")
+
+
 def _memory_store() -> SessionStore:
     from tlsmith.stores import MemoryStore
 
@@ -190,6 +202,22 @@ class CertifiedKey:
     # own list, apart from the config's signature_schemes (then only what we accept from
     # the peer; without it, a server signs only with schemes that list also holds).
     signing_schemes: tuple[SignatureScheme, ...] | None = None
+    # RFC 7250: ``chain`` is one DER SubjectPublicKeyInfo, sent only to a peer that
+    # negotiated the raw public key type (see ``CertifiedKey.raw``).
+    raw_public_key: bool = False
+
+    @classmethod
+    def raw(cls, private_key: PrivateKey,
+            signing_schemes: tuple[SignatureScheme, ...] | None = None) -> CertifiedKey:
+        """A raw public key credential (RFC 7250): the key's SPKI instead of a chain."""
+        from tlsmith.x509.rpk import spki_der
+
+        return cls((spki_der(private_key),), private_key, signing_schemes=signing_schemes,
+                   raw_public_key=True)
+
+    @property
+    def certificate_type(self) -> CertificateType:
+        return CertificateType.RAW_PUBLIC_KEY if self.raw_public_key else CertificateType.X509
 
     def _restrict(self, schemes: list[SignatureScheme]) -> list[SignatureScheme]:
         if self.signing_schemes is None:
@@ -255,6 +283,17 @@ class ClientConfig:
     # RFC 7507: signal a fallback retry (for testing servers; normal clients never set it).
     send_fallback_scsv: bool = False
     trust: TrustStore | None = None
+    # RFC 7250: the server certificate types we accept, most preferred first (sent as
+    # server_certificate_type unless X.509 alone). A server's raw public key is accepted
+    # only if it is one of ``trusted_raw_public_keys`` (DER SPKIs) or
+    # ``raw_public_key_verifier(spki)`` says yes; with neither, only when
+    # verify_certificates=False, and then reported as not checked.
+    server_certificate_types: tuple[CertificateType, ...] = (CertificateType.X509,)
+    trusted_raw_public_keys: frozenset[bytes] = frozenset()
+    raw_public_key_verifier: Callable[[bytes], bool] | None = None
+    # RFC 7250: the client certificate types we offer (client_certificate_type); None:
+    # the type of ``certificate``, offered when it is a raw public key.
+    client_certificate_types: tuple[CertificateType, ...] | None = None
     # Mutual TLS: the client's chain and key, sent when the server asks (RFC 8446 §4.4.2,
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
@@ -309,11 +348,21 @@ class ClientConfig:
             raise UsageError("require_revocation (--require-revocation) needs certificate "
                              "verification (verify_certificates=True, no --insecure): "
                              "revocation is checked only on a verified chain")
-        if self.verify_certificates and self.trust is None:
+        _check_certificate_types(self.server_certificate_types, "server_certificate_types")
+        if self.client_certificate_types is not None:
+            _check_certificate_types(self.client_certificate_types, "client_certificate_types")
+        x509_ok = CertificateType.X509 in self.server_certificate_types
+        if self.verify_certificates and x509_ok and self.trust is None:
             raise UsageError(
                 "certificate verification needs a trust store: pass trust=TrustStore..., "
                 "or verify_certificates=False to accept any certificate (insecure)"
             )
+        if (self.verify_certificates
+                and CertificateType.RAW_PUBLIC_KEY in self.server_certificate_types
+                and not self.trusted_raw_public_keys and self.raw_public_key_verifier is None):
+            raise UsageError(
+                "accepting raw public keys needs trusted_raw_public_keys or "
+                "raw_public_key_verifier, or verify_certificates=False (insecure)")
 
 
 @dataclass(frozen=True)
@@ -338,6 +387,12 @@ class ServerConfig:
     client_auth: str = "none"
     # The CAs client certificates must chain to (required unless client_auth == "none").
     client_trust: TrustStore | None = None
+    # RFC 7250: the client certificate types we accept, most preferred first. A client's
+    # raw public key must be one of ``trusted_client_raw_public_keys`` (DER SPKIs) or
+    # pass ``client_raw_public_key_verifier(spki)``.
+    client_certificate_types: tuple[CertificateType, ...] = (CertificateType.X509,)
+    trusted_client_raw_public_keys: frozenset[bytes] = frozenset()
+    client_raw_public_key_verifier: Callable[[bytes], bool] | None = None
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -385,7 +440,15 @@ class ServerConfig:
             raise UsageError("ticket_lifetime must be 1..604800 seconds (RFC 8446 §4.6.1)")
         if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
             raise UsageError("max_early_data must be between 0 and 2^32-1")
-        if self.client_auth != "none" and self.client_trust is None:
+        _check_certificate_types(self.client_certificate_types, "client_certificate_types")
+        if (self.client_auth != "none"
+                and CertificateType.RAW_PUBLIC_KEY in self.client_certificate_types
+                and not self.trusted_client_raw_public_keys
+                and self.client_raw_public_key_verifier is None):
+            raise UsageError("accepting clients' raw public keys needs "
+                             "trusted_client_raw_public_keys or client_raw_public_key_verifier")
+        if (self.client_auth != "none" and self.client_trust is None
+                and CertificateType.X509 in self.client_certificate_types):
             raise UsageError(
                 f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "
                 "that client certificates must chain to")

@@ -31,6 +31,12 @@ from tlsmith.codec.extensions_base import (
     UndefinedForm,
     ext_name,
 )
+from tlsmith.codec.extensions_certtype import (
+    ClientCertificateTypeChosen,
+    ClientCertificateTypeList,
+    ServerCertificateTypeChosen,
+    ServerCertificateTypeList,
+)
 from tlsmith.codec.extensions_common import (
     ApplicationLayerProtocolNegotiation,
     CertificateStatusExtension,
@@ -72,6 +78,8 @@ __all__ = [
     "ApplicationLayerProtocolNegotiation",
     "CertificateAuthorities",
     "CertificateStatusExtension",
+    "ClientCertificateTypeChosen",
+    "ClientCertificateTypeList",
     "Cookie",
     "ECPointFormats",
     "EarlyDataIndication",
@@ -97,6 +105,8 @@ __all__ = [
     "PskKeyExchangeModes",
     "RecordSizeLimit",
     "RenegotiationInfo",
+    "ServerCertificateTypeChosen",
+    "ServerCertificateTypeList",
     "ServerName",
     "SessionTicket",
     "SignatureAlgorithms",
@@ -174,6 +184,10 @@ KnownExtension: TypeAlias = (
     | EarlyDataIndication
     | PreSharedKeyClientHello
     | PreSharedKeyServerHello
+    | ClientCertificateTypeList
+    | ClientCertificateTypeChosen
+    | ServerCertificateTypeList
+    | ServerCertificateTypeChosen
 )
 """Every extension class with a parsed form."""
 
@@ -224,6 +238,10 @@ _FORMS: tuple[tuple[type[KnownExtension], tuple[ExtensionContext, ...]], ...] = 
     (EarlyDataIndication, (_CH, _EE, _NST)),
     (PreSharedKeyClientHello, (_CH,)),
     (PreSharedKeyServerHello, (_SH,)),
+    (ClientCertificateTypeList, (_CH,)),
+    (ClientCertificateTypeChosen, (_SH, _EE)),
+    (ServerCertificateTypeList, (_CH,)),
+    (ServerCertificateTypeChosen, (_SH, _EE)),
 )
 
 _REGISTRY: dict[tuple[int, ExtensionContext], type[KnownExtension]] = {}

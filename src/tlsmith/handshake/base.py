@@ -228,6 +228,8 @@ TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
     ExtensionType.SESSION_TICKET,
     ExtensionType.RENEGOTIATION_INFO,
     ExtensionType.RECORD_SIZE_LIMIT,
+    ExtensionType.CLIENT_CERTIFICATE_TYPE,  # RFC 7250 §4.2
+    ExtensionType.SERVER_CERTIFICATE_TYPE,
 })
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CertificateStatusType,
+    CertificateType,
     CipherSuite,
     ExtensionType,
     HandshakeType,
@@ -35,6 +36,7 @@ from tlsmith.codec.messages import (
     ServerHello,
     message_hash,
 )
+from tlsmith.codec.messages_rpk import parse_certificate13_rpk
 from tlsmith.config import CertifiedKey, ServerConfig
 from tlsmith.crypto import schedule13, sig
 from tlsmith.crypto.kx import group_available, server_key_share
@@ -42,12 +44,13 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
     CertificateRequired,
+    DecodeError,
     HandshakeFailure,
     IllegalParameter,
     MissingExtension,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
-from tlsmith.handshake import psk13
+from tlsmith.handshake import certtype, psk13
 from tlsmith.handshake.base import ServerIO, State, Tls13Handshaking
 from tlsmith.handshake.common13 import (
     Connected13,
@@ -72,6 +75,7 @@ from tlsmith.handshake.negotiate import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
+    accept_raw_public_key,
     verify_signature,
 )
 from tlsmith.handshake.psk13 import SelectedPsk
@@ -95,6 +99,9 @@ class Choice:
     staple: bytes | None = None  # a DER OCSP response for the leaf's CertificateEntry
     psk: SelectedPsk | None = None  # resumption / external PSK, binder verified
     early_data: bool = False  # 0-RTT accepted
+    # RFC 7250: the ClientHello's certificate type lists (None: absent).
+    server_cert_types: tuple[CertificateType, ...] | None = None
+    client_cert_types: tuple[CertificateType, ...] | None = None
 
 
 def check_client_hello(offered: Offered) -> None:
@@ -173,14 +180,16 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         elif group is None:
             raise HandshakeFailure("psk_dhe_ke without a key share")
         return Choice(info, group, share, None, None, alpn, offered.server_name, False,
-                      psk=psk)
+                      psk=psk, client_cert_types=offered.client_certificate_types)
     if group is None:
         raise MissingExtension("ClientHello has no key_share, and no PSK of its is usable")
     cert = choose_certificate(cfg, offered, tls13=True)
     if cert is None or cert.scheme is None:
         raise no_certificate(offered)
     return Choice(info, group, share, cert.certified, cert.scheme, alpn,
-                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered))
+                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered),
+                  server_cert_types=offered.server_certificate_types,
+                  client_cert_types=offered.client_certificate_types)
 
 
 def _resumption(io: ServerIO, offered: Offered, raw: bytes,
@@ -365,9 +374,14 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         ee_exts.append(ext.ApplicationLayerProtocolNegotiation((choice.alpn.encode(),)))
     if choice.early_data:
         ee_exts.append(ext.EarlyDataIndication())  # RFC 8446 §4.2.10: 0-RTT accepted
+    certified, scheme = choice.certified, choice.scheme
+    client_type = None
+    if io.config.client_auth != "none" and psk is None:
+        client_type = certtype.choose_client_type(io.config, choice.client_cert_types)
+    ee_exts += certtype.server_answer(choice.server_cert_types, choice.client_cert_types,
+                                      certified, client_type)
     flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
         EncryptedExtensions(tuple(ee_exts))]
-    certified, scheme = choice.certified, choice.scheme
     # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
     if io.config.client_auth != "none" and psk is None:
         flight.append(certificate_request(io.config))
@@ -440,8 +454,9 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         # Rejected 0-RTT: skip what we cannot decrypt (RFC 8446 §4.2.10).
         io.skip_early_data(max(state.max_early_data if state is not None else 0,
                                io.config.max_early_data, 2**14))
-    if io.config.client_auth != "none" and psk is None:
-        return ExpectClientCertificate(then, require=io.config.client_auth == "require")
+    if client_type is not None:
+        return ExpectClientCertificate(then, require=io.config.client_auth == "require",
+                                       cert_type=client_type)
     return then
 
 
@@ -481,13 +496,16 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
     expects = frozenset({HandshakeType.CERTIFICATE})
     version = ProtocolVersion.TLS13
 
-    def __init__(self, then: ExpectClientFinished, *, require: bool) -> None:
+    def __init__(self, then: ExpectClientFinished, *, require: bool,
+                 cert_type: CertificateType = CertificateType.X509) -> None:
         self.then = then
         self.require = require
+        self.cert_type = cert_type
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
-        cert = Certificate.parse_body(body)
+        rpk = self.cert_type == CertificateType.RAW_PUBLIC_KEY
+        cert = parse_certificate13_rpk(body) if rpk else Certificate.parse_body(body)
         io.received(cert, raw)
         if cert.certificate_request_context:
             # RFC 8446 §4.4.2: the context of our CertificateRequest (empty) is echoed.
@@ -504,7 +522,16 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
                     "the client sent no certificate, but this server requires one")
             io.check("client certificate", False, "the client sent none (optional)")
             return self.then
-        accepted = accept_client_chain(io, chain)
+        if rpk:
+            if len(chain) != 1:  # RFC 8446 §4.4.2: one entry for a raw public key
+                raise DecodeError("a raw public key Certificate with "
+                                  f"{len(chain)} entries", check="rpk_entries")
+            cfg = io.config
+            accepted = accept_raw_public_key(
+                io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
+                verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
+        else:
+            accepted = accept_client_chain(io, chain)
         return ExpectClientCertificateVerify(self.then, accepted)
 
 
@@ -529,7 +556,7 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
                          signer="client")
         then.transcript.update(raw)
         then.info = replace(then.info, client_certificates=self.chain.chain,
-                            client_certificate_verified=self.chain.verified is not None)
+                            client_certificate_verified=self.chain.trusted)
         return then
 
 

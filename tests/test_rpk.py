@@ -1,0 +1,264 @@
+"""Raw public keys (RFC 7250) in memory, both versions: the certificate_type extensions'
+encodings, negotiation on both sides, the Certificate carrying an SPKI, pinning and the
+verifier, resumption keeping the type, and malformed input getting the right alert."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from pair import pump
+from tlsmith.codec import extensions as ext
+from tlsmith.codec.enums import CertificateType, ProtocolVersion
+from tlsmith.codec.extensions_base import ExtensionContext
+from tlsmith.codec.messages_rpk import RawPublicKeyCertificate12, parse_certificate13_rpk
+from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
+from tlsmith.connection import TLSConnection
+from tlsmith.errors import (
+    DecodeError,
+    IllegalParameter,
+    TLSError,
+    UnsupportedCertificate,
+    UsageError,
+)
+from tlsmith.events import HandshakeComplete, HandshakeInfo, SessionTicketReceived
+from tlsmith.x509.rpk import certificate_type_of, raw_public_key, spki_der
+
+X509, RPK = CertificateType.X509, CertificateType.RAW_PUBLIC_KEY
+VERSIONS = (ProtocolVersion.TLS13, ProtocolVersion.TLS12)
+V_IDS = ("tls13", "tls12")
+
+
+@pytest.fixture(scope="module")
+def server_key() -> CertifiedKey:
+    return CertifiedKey.raw(ec.generate_private_key(ec.SECP256R1()))
+
+
+@pytest.fixture(scope="module")
+def client_key() -> CertifiedKey:
+    return CertifiedKey.raw(ed25519.Ed25519PrivateKey.generate())
+
+
+def _pair(version: ProtocolVersion, client: dict[str, Any], server: dict[str, Any]
+          ) -> tuple[ClientConfig, ServerConfig]:
+    ccfg = ClientConfig(min_version=version, max_version=version, session_tickets=False,
+                        **client)
+    scfg = ServerConfig(min_version=version, max_version=version, session_ids=False,
+                        tickets=0, **server)
+    return ccfg, scfg
+
+
+def _run(ccfg: ClientConfig, scfg: ServerConfig, session: Any = None
+         ) -> tuple[TLSConnection, TLSConnection, HandshakeInfo | None,
+                    HandshakeInfo | None, list[Any]]:
+    c = TLSConnection(ccfg, session=session)
+    s = TLSConnection(scfg)
+    cev, sev = pump(c, s)
+    ci = next((e.info for e in cev if isinstance(e, HandshakeComplete)), None)
+    si = next((e.info for e in sev if isinstance(e, HandshakeComplete)), None)
+    return c, s, ci, si, cev
+
+
+# ---------------------------------------------------------------------------- codec
+def test_extension_encodings() -> None:
+    lst = ext.ServerCertificateTypeList((RPK, X509))
+    assert lst.serialize_body() == bytes.fromhex("020200")
+    assert ext.ServerCertificateTypeList.parse_body(b"\x02\x02\x00",
+                                                    ExtensionContext.CLIENT_HELLO) == lst
+    chosen = ext.ClientCertificateTypeChosen(RPK)
+    assert chosen.serialize_body() == b"\x02"
+    assert ext.registered_class(19, ExtensionContext.CLIENT_HELLO) is \
+        ext.ClientCertificateTypeList
+    assert ext.registered_class(20, ExtensionContext.ENCRYPTED_EXTENSIONS) is \
+        ext.ServerCertificateTypeChosen
+    assert ext.registered_class(20, ExtensionContext.SERVER_HELLO) is \
+        ext.ServerCertificateTypeChosen
+    # An empty list parses; the handshake refuses it (illegal_parameter).
+    assert ext.ClientCertificateTypeList.parse_body(b"\x00", None).certificate_types == ()
+    with pytest.raises(DecodeError):
+        ext.ServerCertificateTypeChosen.parse_body(b"", None)
+    with pytest.raises(DecodeError):
+        ext.ServerCertificateTypeChosen.parse_body(b"\x02\x00", None)
+    with pytest.raises(DecodeError):
+        ext.ServerCertificateTypeList.parse_body(b"\x03\x02", None)  # truncated
+
+
+def test_certificate_messages(server_key: CertifiedKey) -> None:
+    spki = server_key.chain[0]
+    msg = RawPublicKeyCertificate12(spki)
+    raw = msg.serialize()
+    assert raw[:1] == b"\x0b" and raw[4:7] == len(spki).to_bytes(3, "big")
+    assert RawPublicKeyCertificate12.parse_body(raw[4:]) == msg
+    assert RawPublicKeyCertificate12.parse_body(b"\x00\x00\x00").subject_public_key_info == b""
+    with pytest.raises(DecodeError):
+        RawPublicKeyCertificate12.parse_body(b"\x00\x00\x05ab")
+    # TLS 1.3: context, list of entries; an empty cert_data is let through to be judged.
+    cert = parse_certificate13_rpk(bytes.fromhex("00" "000005" "000000" "0000"))
+    assert cert.certificate_list[0].cert_data == b""
+
+
+def test_raw_public_key_parsing(server_key: CertifiedKey) -> None:
+    spki = server_key.chain[0]
+    assert spki == spki_der(server_key.private_key)
+    assert isinstance(raw_public_key(spki), ec.EllipticCurvePublicKey)
+    with pytest.raises(DecodeError) as info:
+        raw_public_key(b"")
+    assert info.value.check == "rpk_empty"
+    with pytest.raises(DecodeError):
+        raw_public_key(b"\x30\x03\x02\x01\x00")
+    assert certificate_type_of((spki,)) == RPK
+    assert certificate_type_of(()) is None
+
+
+def test_config_rules(server_key: CertifiedKey) -> None:
+    # Accepting raw public keys with verification on needs a pin or a verifier.
+    with pytest.raises(UsageError):
+        ClientConfig(server_certificate_types=(RPK,))
+    ClientConfig(server_certificate_types=(RPK,), trusted_raw_public_keys=frozenset({b"x"}))
+    with pytest.raises(UsageError):
+        ClientConfig(server_certificate_types=(RPK, RPK), verify_certificates=False)
+    with pytest.raises(UsageError):
+        ServerConfig(certificates=(server_key,), client_auth="require",
+                     client_certificate_types=(RPK,))
+    assert server_key.certificate_type == RPK
+
+
+# ------------------------------------------------------------------------ handshakes
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_server_rpk_pinned(version: ProtocolVersion, server_key: CertifiedKey) -> None:
+    ccfg, scfg = _pair(version, {
+        "server_certificate_types": (RPK,),
+        "trusted_raw_public_keys": frozenset({server_key.chain[0]})},
+        {"certificates": (server_key,)})
+    _c, _s, ci, si, _ = _run(ccfg, scfg)
+    assert ci is not None and si is not None
+    assert ci.server_certificate_type == RPK
+    assert ci.peer_certificates == server_key.chain
+    assert ci.certificate_verified  # the pin was checked
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_server_rpk_unpinned_key_refused(version: ProtocolVersion,
+                                         server_key: CertifiedKey) -> None:
+    other = CertifiedKey.raw(ec.generate_private_key(ec.SECP256R1()))
+    ccfg, scfg = _pair(version, {
+        "server_certificate_types": (RPK,),
+        "raw_public_key_verifier": lambda spki: spki == other.chain[0]},
+        {"certificates": (server_key,)})
+    c = TLSConnection(ccfg)
+    s = TLSConnection(scfg)
+    with pytest.raises(TLSError) as info:
+        pump(c, s)
+    assert getattr(info.value, "check", None) == "rpk_not_trusted"
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_unverified_rpk_says_not_verified(version: ProtocolVersion,
+                                          server_key: CertifiedKey) -> None:
+    ccfg, scfg = _pair(version, {"server_certificate_types": (RPK, X509),
+                                 "verify_certificates": False},
+                       {"certificates": (server_key,)})
+    _c, _s, ci, _si, _ = _run(ccfg, scfg)
+    assert ci is not None and ci.server_certificate_type == RPK
+    assert not ci.certificate_verified
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_server_without_shared_type(version: ProtocolVersion,
+                                    server_key: CertifiedKey) -> None:
+    """The client accepts only X.509 (no extension); the server has only a raw key."""
+    ccfg, scfg = _pair(version, {"verify_certificates": False},
+                       {"certificates": (server_key,)})
+    c = TLSConnection(ccfg)
+    s = TLSConnection(scfg)
+    with pytest.raises(TLSError):
+        pump(c, s)
+    assert isinstance(s.error, UnsupportedCertificate) if hasattr(s, "error") else True
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_mutual_rpk(version: ProtocolVersion, server_key: CertifiedKey,
+                    client_key: CertifiedKey) -> None:
+    seen: list[bytes] = []
+
+    def verifier(spki: bytes) -> bool:
+        seen.append(spki)
+        return hashlib.sha256(spki).digest() == hashlib.sha256(client_key.chain[0]).digest()
+
+    ccfg, scfg = _pair(version, {
+        "server_certificate_types": (RPK,), "certificate": client_key,
+        "trusted_raw_public_keys": frozenset({server_key.chain[0]})},
+        {"certificates": (server_key,), "client_auth": "require",
+         "client_certificate_types": (RPK,), "client_raw_public_key_verifier": verifier})
+    _c, _s, ci, si, _ = _run(ccfg, scfg)
+    assert ci is not None and si is not None
+    assert ci.client_certificate_sent
+    assert si.client_certificate_type == RPK and si.client_certificate_verified
+    assert seen == [client_key.chain[0]]
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_server_prefers_its_credential_order(version: ProtocolVersion,
+                                             server_key: CertifiedKey,
+                                             certs: Any) -> None:
+    files = certs["ecdsa-p256"]
+    x509 = CertifiedKey.from_files(files.chain_path, files.key_path)
+    ccfg, scfg = _pair(version, {"server_certificate_types": (RPK, X509),
+                                 "verify_certificates": False},
+                       {"certificates": (x509, server_key)})
+    _c, _s, ci, _si, _ = _run(ccfg, scfg)
+    assert ci is not None and ci.server_certificate_type == X509
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_resumption_keeps_type(version: ProtocolVersion, server_key: CertifiedKey) -> None:
+    ccfg, scfg = _pair(version, {
+        "server_certificate_types": (RPK,),
+        "trusted_raw_public_keys": frozenset({server_key.chain[0]})},
+        {"certificates": (server_key,)})
+    ccfg = replace(ccfg, session_tickets=True)
+    scfg = replace(scfg, tickets=2)
+    _c, _s, _ci, _si, cev = _run(ccfg, scfg)
+    sessions = [e.session for e in cev if isinstance(e, SessionTicketReceived)]
+    assert sessions
+    _c2, _s2, ci2, _si2, _ = _run(ccfg, replace(scfg, session_store=scfg.session_store),
+                                  session=sessions[-1])
+    assert ci2 is not None and ci2.resumed
+    assert ci2.server_certificate_type == RPK and ci2.certificate_verified
+
+
+# ------------------------------------------------------------------ malformed input
+def _client_hello_with(version: ProtocolVersion, extra: ext.Extension,
+                       server_key: CertifiedKey) -> TLSError:
+    from tlsmith.handshake import client as client_mod
+
+    ccfg, scfg = _pair(version, {"verify_certificates": False},
+                       {"certificates": (server_key,), "client_auth": "none"})
+    original = client_mod._build_hello_parts
+
+    def patched(io: Any) -> Any:
+        p = original(io)
+        return replace(p, tail=(*p.tail, extra))
+
+    client_mod._build_hello_parts = patched  # type: ignore[assignment]
+    try:
+        c = TLSConnection(ccfg)
+        s = TLSConnection(scfg)
+        with pytest.raises(TLSError) as info:
+            pump(c, s)
+    finally:
+        client_mod._build_hello_parts = original  # type: ignore[assignment]
+    return info.value
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+@pytest.mark.parametrize("body", [(), (X509,)], ids=["empty", "x509-only"])
+def test_server_refuses_invalid_lists(version: ProtocolVersion, body: tuple[Any, ...],
+                                      server_key: CertifiedKey) -> None:
+    err = _client_hello_with(version, ext.ServerCertificateTypeList(body), server_key)
+    assert "illegal_parameter" in str(getattr(err, "description", "")).lower() or \
+        isinstance(err, IllegalParameter) or "ILLEGAL_PARAMETER" in repr(err)
