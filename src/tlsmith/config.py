@@ -292,8 +292,12 @@ class ClientConfig:
     trusted_raw_public_keys: frozenset[bytes] = frozenset()
     raw_public_key_verifier: Callable[[bytes], bool] | None = None
     # RFC 7250: the client certificate types we offer (client_certificate_type); None:
-    # the type of ``certificate``, offered when it is a raw public key.
+    # the types of ``certificate`` and ``raw_public_key``, in that order (the extension
+    # is sent unless that is X.509 alone).
     client_certificate_types: tuple[CertificateType, ...] | None = None
+    # RFC 7250: our raw public key credential (CertifiedKey.raw), sent when the server
+    # asks for that type; ``certificate`` is then the X.509 one.
+    raw_public_key: CertifiedKey | None = None
     # Mutual TLS: the client's chain and key, sent when the server asks (RFC 8446 §4.4.2,
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
@@ -349,6 +353,9 @@ class ClientConfig:
                              "verification (verify_certificates=True, no --insecure): "
                              "revocation is checked only on a verified chain")
         _check_certificate_types(self.server_certificate_types, "server_certificate_types")
+        if self.raw_public_key is not None and not self.raw_public_key.raw_public_key:
+            raise UsageError("raw_public_key must be a raw public key credential "
+                             "(CertifiedKey.raw)")
         if self.client_certificate_types is not None:
             _check_certificate_types(self.client_certificate_types, "client_certificate_types")
         x509_ok = CertificateType.X509 in self.server_certificate_types

@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tlsmith.codec.buffer import Reader, Writer
-from tlsmith.codec.enums import CipherSuite, ProtocolVersion
+from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion
 from tlsmith.errors import DecodeError, UsageError
 
 KEY_NAME_LEN = 16
@@ -93,6 +93,9 @@ class ServerSessionState:
     max_early_data: int = 0  # TLS 1.3: what the ticket allowed
     client_certificates: tuple[bytes, ...] = field(default=(), repr=False)
     client_certificate_verified: bool = False
+    # RFC 7250: the type of the certificate the server authenticated with (answered
+    # again in server_certificate_type when the session resumes).
+    server_certificate_type: CertificateType = CertificateType.X509
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -111,6 +114,8 @@ class ServerSessionState:
         with w.vector(3):
             for der in self.client_certificates:
                 w.opaque(3, der)
+        if self.server_certificate_type != CertificateType.X509:
+            w.u8(self.server_certificate_type)  # optional: older states end above
         return w.getvalue()
 
     @classmethod
@@ -133,8 +138,9 @@ class ServerSessionState:
             with r.vector(3, what="client certificates") as v:
                 while not v.at_end():
                     chain.append(v.opaque(3))
+            server_type = CertificateType(r.u8()) if not r.at_end() else CertificateType.X509
         return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
-                   max_early, tuple(chain), verified)
+                   max_early, tuple(chain), verified, server_type)
 
     def expired(self, now: float) -> bool:
         return now >= self.issued_at + self.lifetime or now < self.issued_at - 60

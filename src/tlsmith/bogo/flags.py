@@ -54,6 +54,12 @@ KINDS: dict[str, Kind] = {
     "-key-file": Kind.STR,
     "-trust-cert": Kind.STR,
     "-new-x509-credential": Kind.BOOL,
+    "-new-rpk-credential": Kind.BOOL,
+    # raw public keys (RFC 7250) and certificate type negotiation
+    "-accepted-peer-cert-types": Kind.INTS,
+    "-available-client-cert-types": Kind.INTS,
+    "-expect-peer-certificate-type": Kind.INT,
+    "-expect-peer-rpk-sha256": Kind.B64,
     "-expect-selected-credential": Kind.INT,
     "-verify-peer": Kind.BOOL,
     "-require-any-client-certificate": Kind.BOOL,
@@ -137,12 +143,8 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-dtls", "-quic", "-mtu", "-handoff", "-handshaker-resume",
         "-quic-use-legacy-codepoint", "-quic-transport-params",
     ),
-    "raw public keys (RFC 7250)": (
-        "-new-rpk-credential", "-accepted-peer-cert-types", "-expect-peer-certificate-type",
-        "-expect-peer-rpk-sha256",
-    ),
     "client certificate types and CA lists": (
-        "-available-client-cert-types", "-expect-certificate-types", "-use-client-ca-list",
+        "-expect-certificate-types", "-use-client-ca-list",
         "-expect-client-ca-list", "-must-match-issuer",
     ),
     "OCSP and SCT callbacks": (
@@ -264,6 +266,7 @@ _PER_CONNECTION = ("-on-initial-", "-on-resume-", "-on-retry-")
 class Credential:
     cert_file: str = ""
     key_file: str = ""
+    rpk: bool = False  # -new-rpk-credential: a raw public key (RFC 7250), no cert_file
     ocsp_response: bytes | None = None
     signing_prefs: list[int] = field(default_factory=list)
 
@@ -282,6 +285,10 @@ class Options:
     credentials: list[Credential] = field(default_factory=list)
     trust_cert: str = ""
     expect_selected_credential: int | None = None
+    accepted_peer_cert_types: list[int] | None = None
+    available_client_cert_types: list[int] | None = None
+    expect_peer_certificate_type: int | None = None
+    expect_peer_rpk_sha256: bytes | None = None
     verify_peer: bool = False
     require_any_client_certificate: bool = False
     use_custom_verify_callback: bool = False
@@ -355,6 +362,9 @@ class Options:
         parsed = _parse_value(flag, kind, value)
         if flag == "-new-x509-credential":
             self.credentials.append(Credential())
+            return
+        if flag == "-new-rpk-credential":
+            self.credentials.append(Credential(rpk=True))
             return
         if flag == "-no-key-shares":
             self.key_shares = []

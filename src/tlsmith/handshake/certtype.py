@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import CertificateType
+from tlsmith.codec.extensions_base import ext_name
 from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.errors import IllegalParameter, UnsupportedCertificate
 
@@ -43,8 +44,12 @@ def client_offered_types(cfg: ClientConfig) -> tuple[CertificateType, ...]:
     else the type of our certificate."""
     types = cfg.client_certificate_types
     if types is None:
-        types = (cfg.certificate.certificate_type,) if cfg.certificate is not None else ()
+        types = tuple(dict.fromkeys(c.certificate_type for c in _credentials(cfg)))
     return () if tuple(types) in ((), (X509,)) else tuple(types)
+
+
+def _credentials(cfg: ClientConfig) -> tuple[CertifiedKey, ...]:
+    return tuple(c for c in (cfg.certificate, cfg.raw_public_key) if c is not None)
 
 
 def hello_extensions(cfg: ClientConfig) -> list[ext.Extension]:
@@ -90,8 +95,7 @@ def client_credential(cfg: ClientConfig, types: CertTypes) -> CertifiedKey | Non
         raise UnsupportedCertificate(
             "the server asks for a client certificate of the default type X.509, which "
             "our client_certificate_type did not offer", check="client_cert_type_default")
-    cert = cfg.certificate
-    return cert if cert is not None and cert.certificate_type == types.client else None
+    return next((c for c in _credentials(cfg) if c.certificate_type == types.client), None)
 
 
 # ---------------------------------------------------------------------------- server
@@ -104,8 +108,8 @@ def offered_types(found: ext.ClientCertificateTypeList | ext.ServerCertificateTy
         return None
     types = found.certificate_types
     if not types or tuple(types) == (X509,):
-        raise IllegalParameter(f"{type(found).__name__}: the list must hold a type other "
-                               "than the default X.509 (RFC 7250 §4.1)",
+        raise IllegalParameter(f"{ext_name(found.extension_type)} extension: the list must "
+                               "hold a type other than the default X.509 (RFC 7250 §4.1)",
                                check="cert_type_list_invalid")
     return tuple(t for t in types if t in _KNOWN)
 
@@ -132,13 +136,14 @@ def choose_client_type(cfg: ServerConfig, offered: tuple[CertificateType, ...] |
 
 def server_answer(server_offered: tuple[CertificateType, ...] | None,
                   client_offered: tuple[CertificateType, ...] | None,
-                  certified: CertifiedKey | None, client_type: CertificateType | None
+                  server_type: CertificateType | None, client_type: CertificateType | None
                   ) -> list[ext.Extension]:
     """The extensions answering the client's lists (only those it sent): our
-    certificate's type, and the client certificate type we ask for (when we ask)."""
+    certificate's type (on resumption, the session's), and the client certificate type
+    we ask for (when we ask)."""
     out: list[ext.Extension] = []
-    if server_offered is not None and certified is not None:
-        out.append(ext.ServerCertificateTypeChosen(certified.certificate_type))
+    if server_offered is not None and server_type is not None:
+        out.append(ext.ServerCertificateTypeChosen(server_type))
     if client_offered is not None and client_type is not None:
         out.append(ext.ClientCertificateTypeChosen(client_type))
     return out

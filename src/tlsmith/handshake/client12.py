@@ -171,7 +171,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
     alpn = checked_alpn(hello, chosen) if chosen is not None else None
     transcript = sent.transcript
-    if cfg.certificate is not None:
+    if cfg.certificate is not None or cfg.raw_public_key is not None:
         # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
         # themselves, so keep them (the ClientHello is still buffered, unhashed).
         transcript = Transcript(keep_raw=True)

@@ -200,12 +200,15 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     client_schemes = offered.signature_schemes or ()
     fallback: CertChoice | None = None
     accepted_types = offered.server_certificate_types
-    if accepted_types is not None and not any(
-            certtype.server_accepts(accepted_types, ck) for ck in cfg.certificates):
+    if not any(certtype.server_accepts(accepted_types, ck) for ck in cfg.certificates):
+        if accepted_types is None:  # no server_certificate_type: X.509 only
+            raise HandshakeFailure("the client accepts only X.509 certificates and ours "
+                                   "are all raw public keys", check="cert_type_no_credential")
+        # RFC 7250 §4.2: no certificate of a listed type -> unsupported_certificate.
         raise UnsupportedCertificate(
             "none of our credentials is of a type the client accepts ("
             + (", ".join(t.name for t in accepted_types) or "none we know")
-            + "; RFC 7250 §4.2)", check="cert_type_no_overlap")
+            + "; RFC 7250 §4.2)", check="cert_type_no_credential")
     for ck in cfg.certificates:
         if key_type is not None and ck.key_type != key_type:
             continue
@@ -231,6 +234,10 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             if first is None:
                 continue
             scheme = SignatureScheme(first)
+        if ck.raw_public_key:
+            # RFC 7250: a raw public key names no host, so it serves any name: it is
+            # taken in configuration order, ahead of certificates whose names miss.
+            return CertChoice(ck, scheme, False)
         sni = offered.server_name
         if sni and any(_name_matches(n, sni) for n in ck.names):
             return CertChoice(ck, scheme, True)

@@ -309,8 +309,8 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if cfg.client_auth != "none":
         client_type = certtype.choose_client_type(cfg, offered.client_certificate_types)
     exts += certtype.server_answer(offered.server_certificate_types,
-                                   offered.client_certificate_types, choice.cert.certified,
-                                   client_type)
+                                   offered.client_certificate_types,
+                                   choice.cert.certified.certificate_type, client_type)
     staple = staple_for(choice.cert.certified, offered)
     if staple is not None:
         exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
@@ -557,7 +557,8 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
         server_name=h.server_name, alpn=h.alpn, extended_master_secret=h.ems,
         client_certificates=h.client_chain.chain if h.client_chain else (),
         client_certificate_verified=(h.client_chain is not None
-                                     and h.client_chain.trusted))
+                                     and h.client_chain.trusted),
+        server_certificate_type=h.choice.cert.certified.certificate_type)
     if h.issue_ticket:
         _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
     if h.session_id:
@@ -609,6 +610,8 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     alpn = choose_alpn(cfg, offered)
     random = _server_random(io)
     exts = _common_extensions(offered, state.extended_master_secret, etm)
+    exts += certtype.server_answer(offered.server_certificate_types, None,
+                                   state.server_certificate_type, None)
     ticket_ext = _client_ticket(offered)
     # RFC 5077 §3.1: a fresh ticket when the old key retired; §3.4: a client resuming by
     # ID that asks for a ticket gets one.

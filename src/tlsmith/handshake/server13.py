@@ -180,7 +180,8 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         elif group is None:
             raise HandshakeFailure("psk_dhe_ke without a key share")
         return Choice(info, group, share, None, None, alpn, offered.server_name, False,
-                      psk=psk, client_cert_types=offered.client_certificate_types)
+                      psk=psk, server_cert_types=offered.server_certificate_types,
+                      client_cert_types=offered.client_certificate_types)
     if group is None:
         raise MissingExtension("ClientHello has no key_share, and no PSK of its is usable")
     cert = choose_certificate(cfg, offered, tls13=True)
@@ -378,8 +379,11 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     client_type = None
     if io.config.client_auth != "none" and psk is None:
         client_type = certtype.choose_client_type(io.config, choice.client_cert_types)
+    state = psk.state if psk is not None else None
+    server_type = (certified.certificate_type if certified is not None
+                   else state.server_certificate_type if state is not None else None)
     ee_exts += certtype.server_answer(choice.server_cert_types, choice.client_cert_types,
-                                      certified, client_type)
+                                      server_type, client_type)
     flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
         EncryptedExtensions(tuple(ee_exts))]
     # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
@@ -420,7 +424,6 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     announce(io, "server_application_traffic_secret_0", sats)
     announce(io, "exporter_master_secret", ems)
     io.set_write(encrypter(suite, sats), Epoch.APPLICATION)
-    state = psk.state if psk is not None else None
     ch_types = {e.extension_type for e in ch.extensions}
     offered_early = ExtensionType.EARLY_DATA in ch_types
     info = HandshakeInfo(
@@ -441,7 +444,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
-                                post_handshake_auth=pha, tickets=_can_resume(ch))
+                                post_handshake_auth=pha, tickets=_can_resume(ch),
+                                server_certificate_type=server_type or CertificateType.X509)
     if choice.early_data and psk is not None and early is not None:
         # RFC 8446 §4.2.10: read 0-RTT under client_early_traffic_secret until
         # EndOfEarlyData.
@@ -576,8 +580,10 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
     def __init__(self, suite: SuiteInfo, transcript: Transcript,
                  master: schedule13.MasterSecret, chts: bytes, cats: bytes, sats: bytes,
                  ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False,
-                 tickets: bool = True) -> None:
+                 tickets: bool = True,
+                 server_certificate_type: CertificateType = CertificateType.X509) -> None:
         self.suite, self.transcript, self.master = suite, transcript, master
+        self.server_certificate_type = server_certificate_type  # RFC 7250, for tickets
         self.tickets = tickets  # the client can resume with a ticket (RFC 8446 §4.2.9)
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
         self.info = info
@@ -595,7 +601,8 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         if self.tickets:
             psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
                                alpn=info.alpn, client_certificates=info.client_certificates,
-                               client_certificate_verified=info.client_certificate_verified)
+                               client_certificate_verified=info.client_certificate_verified,
+                               server_certificate_type=self.server_certificate_type)
         else:
             io.note("no tickets: the client's psk_key_exchange_modes allow no resumption")
         io.emit(HandshakeComplete(info))
