@@ -202,16 +202,20 @@ def test_mutual_rpk(version: ProtocolVersion, server_key: CertifiedKey,
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
-def test_server_prefers_its_credential_order(version: ProtocolVersion,
-                                             server_key: CertifiedKey,
-                                             certs: Any) -> None:
+@pytest.mark.parametrize(("order", "want"), [("x509-first", X509), ("rpk-first", RPK)])
+def test_server_prefers_its_credential_order(version: ProtocolVersion, order: str,
+                                             want: CertificateType,
+                                             server_key: CertifiedKey, certs: Any) -> None:
+    """The client accepts both; the server takes its first credential of an accepted
+    type (a raw key serves any name; the certificate matches the SNI)."""
     files = certs["ecdsa-p256"]
     x509 = CertifiedKey.from_files(files.chain_path, files.key_path)
+    creds = (x509, server_key) if order == "x509-first" else (server_key, x509)
     ccfg, scfg = _pair(version, {"server_certificate_types": (RPK, X509),
-                                 "verify_certificates": False},
-                       {"certificates": (x509, server_key)})
+                                 "server_name": "localhost", "verify_certificates": False},
+                       {"certificates": creds})
     _c, _s, ci, _si, _ = _run(ccfg, scfg)
-    assert ci is not None and ci.server_certificate_type == X509
+    assert ci is not None and ci.server_certificate_type == want
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
