@@ -20,6 +20,7 @@ from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.errors import (
     DecodeError,
+    HandshakeFailure,
     IllegalParameter,
     TLSError,
     UnsupportedCertificate,
@@ -173,11 +174,43 @@ def test_server_without_shared_type(version: ProtocolVersion,
     """The client accepts only X.509 (no extension); the server has only a raw key."""
     ccfg, scfg = _pair(version, {"verify_certificates": False},
                        {"certificates": (server_key,)})
-    c = TLSConnection(ccfg)
-    s = TLSConnection(scfg)
-    with pytest.raises(TLSError):
-        pump(c, s)
-    assert isinstance(s.error, UnsupportedCertificate) if hasattr(s, "error") else True
+    with pytest.raises(HandshakeFailure) as info:
+        _run(ccfg, scfg)
+    assert info.value.check == "cert_type_no_credential"
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_server_without_listed_type(version: ProtocolVersion, certs: Any) -> None:
+    """RFC 7250 §4.2: no credential of a type the client lists -> unsupported_certificate."""
+    files = certs["ecdsa-p256"]
+    x509 = CertifiedKey.from_files(files.chain_path, files.key_path)
+    ccfg, scfg = _pair(version, {"server_certificate_types": (RPK,),
+                                 "verify_certificates": False},
+                       {"certificates": (x509,)})
+    with pytest.raises(UnsupportedCertificate) as info:
+        _run(ccfg, scfg)
+    assert info.value.check == "cert_type_no_credential"
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_client_type_no_overlap(version: ProtocolVersion, server_key: CertifiedKey,
+                                client_key: CertifiedKey) -> None:
+    """The server asks only for X.509 client certificates; the client offers only its raw
+    key: unsupported_certificate (RFC 7250 §4.2)."""
+    ccfg, scfg = _pair(version, {"server_certificate_types": (RPK,), "certificate": client_key,
+                                 "verify_certificates": False},
+                       {"certificates": (server_key,), "client_auth": "require",
+                        "client_trust": _trust_nothing()})
+    with pytest.raises(UnsupportedCertificate) as info:
+        _run(ccfg, scfg)
+    assert info.value.check == "cert_type_no_overlap"
+
+
+def _trust_nothing() -> Any:
+    from tlsmith.x509.devca import DevCA
+    from tlsmith.x509.verify import TrustStore
+
+    return TrustStore.from_certificates([DevCA.create("test: trusts nothing").certificate])
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
@@ -260,9 +293,57 @@ def _client_hello_with(version: ProtocolVersion, extra: ext.Extension,
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+@pytest.mark.parametrize("cls", [ext.ServerCertificateTypeList, ext.ClientCertificateTypeList])
 @pytest.mark.parametrize("body", [(), (X509,)], ids=["empty", "x509-only"])
-def test_server_refuses_invalid_lists(version: ProtocolVersion, body: tuple[Any, ...],
-                                      server_key: CertifiedKey) -> None:
-    err = _client_hello_with(version, ext.ServerCertificateTypeList(body), server_key)
-    assert "illegal_parameter" in str(getattr(err, "description", "")).lower() or \
-        isinstance(err, IllegalParameter) or "ILLEGAL_PARAMETER" in repr(err)
+def test_server_refuses_invalid_lists(version: ProtocolVersion, cls: Any,
+                                      body: tuple[Any, ...], server_key: CertifiedKey) -> None:
+    """RFC 7250 §4.1: an empty list, or X.509 alone (the client omits the extension
+    then), is illegal_parameter; the client hears that alert."""
+    err = _client_hello_with(version, cls(body), server_key)
+    assert isinstance(err, IllegalParameter) and err.check == "cert_type_list_invalid"
+
+
+def test_server_ignores_unknown_types() -> None:
+    from tlsmith.handshake import certtype
+
+    unknown = CertificateType(5)
+    found = ext.ServerCertificateTypeList((unknown, RPK))
+    assert certtype.offered_types(found) == (RPK,)
+    assert certtype.offered_types(ext.ServerCertificateTypeList((unknown,))) == ()
+    assert certtype.offered_types(None) is None
+
+
+@pytest.mark.parametrize(("answer", "follows", "check"), [
+    ((ext.ServerCertificateTypeChosen(X509),), False, "cert_type_not_offered"),
+    ((), True, "cert_type_not_offered"),  # X.509 by default, which we refused
+    ((ext.ClientCertificateTypeChosen(X509),), False, "cert_type_not_offered"),
+], ids=["server-picked-x509", "server-default-x509", "client-type-not-offered"])
+def test_client_checks_the_answer(answer: tuple[Any, ...], follows: bool, check: str,
+                                  client_key: CertifiedKey) -> None:
+    from tlsmith.handshake import certtype
+
+    cfg = ClientConfig(server_certificate_types=(RPK,), verify_certificates=False,
+                       certificate=client_key)
+    with pytest.raises(UnsupportedCertificate) as info:
+        certtype.client_read_answer(cfg, answer, certificate_follows=follows)
+    assert info.value.check == check
+    # Resuming (no Certificate follows), the default is fine.
+    assert certtype.client_read_answer(cfg, (), certificate_follows=False).server == X509
+
+
+def test_client_credential_for_the_type(client_key: CertifiedKey, certs: Any) -> None:
+    from tlsmith.handshake import certtype
+
+    files = certs["ecdsa-p256"]
+    x509 = CertifiedKey.from_files(files.chain_path, files.key_path)
+    cfg = ClientConfig(verify_certificates=False, certificate=x509, raw_public_key=client_key)
+    assert certtype.client_offered_types(cfg) == (X509, RPK)
+    assert certtype.client_credential(cfg, certtype.CertTypes(RPK, RPK, (X509, RPK))) \
+        is client_key
+    assert certtype.client_credential(cfg, certtype.CertTypes(RPK, X509, (X509, RPK))) is x509
+    only_rpk = replace(cfg, client_certificate_types=(RPK,))
+    with pytest.raises(UnsupportedCertificate) as info:  # default X.509, which we refused
+        certtype.client_credential(only_rpk, certtype.CertTypes(X509, X509, (RPK,)))
+    assert info.value.check == "client_cert_type_default"
+    with pytest.raises(UsageError):
+        ClientConfig(verify_certificates=False, raw_public_key=x509)
