@@ -60,7 +60,6 @@ KINDS: dict[str, Kind] = {
     "-available-client-cert-types": Kind.INTS,
     "-expect-peer-certificate-type": Kind.INT,
     "-expect-peer-rpk-sha256": Kind.B64,
-    "-expect-certificate-types": Kind.B64,  # TLS 1.2 CertificateRequest.certificate_types
     "-expect-selected-credential": Kind.INT,
     "-verify-peer": Kind.BOOL,
     "-require-any-client-certificate": Kind.BOOL,
@@ -144,8 +143,8 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-dtls", "-quic", "-mtu", "-handoff", "-handshaker-resume",
         "-quic-use-legacy-codepoint", "-quic-transport-params",
     ),
-    "client certificate CA lists": (
-        "-use-client-ca-list",
+    "client certificate types and CA lists": (
+        "-expect-certificate-types", "-use-client-ca-list",
         "-expect-client-ca-list", "-must-match-issuer",
     ),
     "OCSP and SCT callbacks": (
@@ -290,7 +289,6 @@ class Options:
     available_client_cert_types: list[int] | None = None
     expect_peer_certificate_type: int | None = None
     expect_peer_rpk_sha256: bytes | None = None
-    expect_certificate_types: bytes | None = None
     verify_peer: bool = False
     require_any_client_certificate: bool = False
     use_custom_verify_callback: bool = False

@@ -86,7 +86,6 @@ class Watch:
     sent_certificate: tuple[bytes, ...] | None = None
     peer_cv_scheme: SignatureScheme | None = None
     server_hello_session_id: bytes | None = None
-    certificate_request_types: bytes | None = None  # TLS 1.2 CertificateRequest
     secrets: dict[str, bytes] = field(default_factory=dict)
 
     def __call__(self, record: TraceRecord) -> None:
@@ -110,8 +109,6 @@ class Watch:
                 e if isinstance(e, bytes) else e.cert_data for e in entries)
         elif name == "CertificateVerify" and record.direction == "received":
             self.peer_cv_scheme = SignatureScheme(msg.algorithm)
-        elif name == "CertificateRequest" and hasattr(msg, "certificate_types"):
-            self.certificate_request_types = bytes(msg.certificate_types)
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
 
@@ -744,10 +741,6 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         _expect(not got, "unexpected peer certificate")
     if o.expect_selected_credential is not None:
         _check_selected_credential(o, watch, resume=resume)
-    if o.expect_certificate_types is not None and not resume:
-        _expect(watch.certificate_request_types == o.expect_certificate_types,
-                f"CertificateRequest certificate_types {watch.certificate_request_types!r}, "
-                f"expected {o.expect_certificate_types!r}")
     wrong_type = rpk.check_peer_type(o, info)
     if wrong_type:
         raise ShimFailure(wrong_type)
