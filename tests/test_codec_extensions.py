@@ -12,6 +12,7 @@ from tlsmith.codec.buffer import Reader, Writer
 from tlsmith.codec.enums import (
     AlertDescription,
     CertificateStatusType,
+    CertificateType,
     ECPointFormat,
     ExtensionType,
     NamedGroup,
@@ -127,6 +128,12 @@ SAMPLES: list[Sample] = [
     Sample(x.ApplicationSettings(b"settings"), EE, truncation_fails=False,
            trailing_fails=False),
     Sample(x.ApplicationSettingsNew(b""), EE, truncation_fails=False, trailing_fails=False),
+    # RFC 7250 §4.1
+    Sample(x.ClientCertificateTypeList((CertificateType.RAW_PUBLIC_KEY,
+                                        CertificateType.X509)), CH),
+    Sample(x.ClientCertificateTypeChosen(CertificateType.RAW_PUBLIC_KEY), EE),
+    Sample(x.ServerCertificateTypeList((CertificateType.RAW_PUBLIC_KEY,)), CH),
+    Sample(x.ServerCertificateTypeChosen(CertificateType.X509), SH),
 ]
 
 
@@ -365,6 +372,8 @@ BAD_BODIES: list[tuple[type[x.KnownExtension], ExtensionContext, str, type[Proto
     (x.PreSharedKeyClientHello, CH, "0007 0001 61 00000000" + "0021 21" + "00" * 32,
      DecodeError, "pre_shared_key"),
     (x.PreSharedKeyServerHello, SH, "00", DecodeError, "pre_shared_key"),
+    (x.ServerCertificateTypeList, CH, "0302", DecodeError, "server_certificate_type"),
+    (x.ClientCertificateTypeChosen, EE, "0200", DecodeError, "client_certificate_type"),
 ]
 
 

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.codec.enums import (
+    CertificateType,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from tlsmith.errors import UsageError
 from tlsmith.observe import Observer
 
@@ -177,6 +183,10 @@ def _validate_npn_alps(npn: tuple[str, ...] | None,
         if not 1 <= len(proto.encode()) <= 255 or len(settings) > 0xFFFF:
             raise UsageError(f"application_settings for {proto!r}: the name must be 1..255 "
                              "bytes and the settings at most 65535")
+def _check_certificate_types(types: tuple[CertificateType, ...], name: str) -> None:
+    known = (CertificateType.X509, CertificateType.RAW_PUBLIC_KEY)
+    if not types or any(t not in known for t in types) or len(set(types)) != len(types):
+        raise UsageError(f"{name} must list X509 and/or RAW_PUBLIC_KEY, each once")
 
 
 def _memory_store() -> SessionStore:
@@ -206,6 +216,22 @@ class CertifiedKey:
     # own list, apart from the config's signature_schemes (then only what we accept from
     # the peer; without it, a server signs only with schemes that list also holds).
     signing_schemes: tuple[SignatureScheme, ...] | None = None
+    # RFC 7250: ``chain`` is one DER SubjectPublicKeyInfo, sent only to a peer that
+    # negotiated the raw public key type (see ``CertifiedKey.raw``).
+    raw_public_key: bool = False
+
+    @classmethod
+    def raw(cls, private_key: PrivateKey,
+            signing_schemes: tuple[SignatureScheme, ...] | None = None) -> CertifiedKey:
+        """A raw public key credential (RFC 7250): the key's SPKI instead of a chain."""
+        from tlsmith.x509.rpk import spki_der
+
+        return cls((spki_der(private_key),), private_key, signing_schemes=signing_schemes,
+                   raw_public_key=True)
+
+    @property
+    def certificate_type(self) -> CertificateType:
+        return CertificateType.RAW_PUBLIC_KEY if self.raw_public_key else CertificateType.X509
 
     def _restrict(self, schemes: list[SignatureScheme]) -> list[SignatureScheme]:
         if self.signing_schemes is None:
@@ -271,6 +297,21 @@ class ClientConfig:
     # RFC 7507: signal a fallback retry (for testing servers; normal clients never set it).
     send_fallback_scsv: bool = False
     trust: TrustStore | None = None
+    # RFC 7250: the server certificate types we accept, most preferred first (sent as
+    # server_certificate_type unless X.509 alone). A server's raw public key is accepted
+    # only if it is one of ``trusted_raw_public_keys`` (DER SPKIs) or
+    # ``raw_public_key_verifier(spki)`` says yes; with neither, only when
+    # verify_certificates=False, and then reported as not checked.
+    server_certificate_types: tuple[CertificateType, ...] = (CertificateType.X509,)
+    trusted_raw_public_keys: frozenset[bytes] = frozenset()
+    raw_public_key_verifier: Callable[[bytes], bool] | None = None
+    # RFC 7250: the client certificate types we offer (client_certificate_type); None:
+    # the types of ``certificate`` and ``raw_public_key``, in that order (the extension
+    # is sent unless that is X.509 alone).
+    client_certificate_types: tuple[CertificateType, ...] | None = None
+    # RFC 7250: our raw public key credential (CertifiedKey.raw), sent when the server
+    # asks for that type; ``certificate`` is then the X.509 one.
+    raw_public_key: CertifiedKey | None = None
     # Mutual TLS: the client's chain and key, sent when the server asks (RFC 8446 §4.4.2,
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
@@ -348,11 +389,25 @@ class ClientConfig:
                              "revocation is checked only on a verified chain")
         if self.require_psk and not self.external_psks:
             raise UsageError("require_psk needs external_psks")
-        if self.verify_certificates and self.trust is None and not self.require_psk:
+        _check_certificate_types(self.server_certificate_types, "server_certificate_types")
+        if self.raw_public_key is not None and not self.raw_public_key.raw_public_key:
+            raise UsageError("raw_public_key must be a raw public key credential "
+                             "(CertifiedKey.raw)")
+        if self.client_certificate_types is not None:
+            _check_certificate_types(self.client_certificate_types, "client_certificate_types")
+        x509_ok = CertificateType.X509 in self.server_certificate_types
+        if (self.verify_certificates and x509_ok and self.trust is None
+                and not self.require_psk):
             raise UsageError(
                 "certificate verification needs a trust store: pass trust=TrustStore..., "
                 "or verify_certificates=False to accept any certificate (insecure)"
             )
+        if (self.verify_certificates
+                and CertificateType.RAW_PUBLIC_KEY in self.server_certificate_types
+                and not self.trusted_raw_public_keys and self.raw_public_key_verifier is None):
+            raise UsageError(
+                "accepting raw public keys needs trusted_raw_public_keys or "
+                "raw_public_key_verifier, or verify_certificates=False (insecure)")
 
 
 @dataclass(frozen=True)
@@ -377,6 +432,12 @@ class ServerConfig:
     client_auth: str = "none"
     # The CAs client certificates must chain to (required unless client_auth == "none").
     client_trust: TrustStore | None = None
+    # RFC 7250: the client certificate types we accept, most preferred first. A client's
+    # raw public key must be one of ``trusted_client_raw_public_keys`` (DER SPKIs) or
+    # pass ``client_raw_public_key_verifier(spki)``.
+    client_certificate_types: tuple[CertificateType, ...] = (CertificateType.X509,)
+    trusted_client_raw_public_keys: frozenset[bytes] = frozenset()
+    client_raw_public_key_verifier: Callable[[bytes], bool] | None = None
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -443,7 +504,15 @@ class ServerConfig:
         if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
             raise UsageError("max_early_data must be between 0 and 2^32-1")
         _validate_npn_alps(self.next_protocols, self.application_settings, client=False)
-        if self.client_auth != "none" and self.client_trust is None:
+        _check_certificate_types(self.client_certificate_types, "client_certificate_types")
+        if (self.client_auth != "none"
+                and CertificateType.RAW_PUBLIC_KEY in self.client_certificate_types
+                and not self.trusted_client_raw_public_keys
+                and self.client_raw_public_key_verifier is None):
+            raise UsageError("accepting clients' raw public keys needs "
+                             "trusted_client_raw_public_keys or client_raw_public_key_verifier")
+        if (self.client_auth != "none" and self.client_trust is None
+                and CertificateType.X509 in self.client_certificate_types):
             raise UsageError(
                 f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "
                 "that client certificates must chain to")

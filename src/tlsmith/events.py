@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from tlsmith.codec.enums import (
     AlertDescription,
+    CertificateType,
     CipherSuite,
     NamedGroup,
     ProtocolVersion,
@@ -63,6 +64,21 @@ class HandshakeInfo:
     @property
     def version_label(self) -> str:
         return ProtocolVersion(self.version).label
+
+    @property
+    def server_certificate_type(self) -> CertificateType | None:
+        """Client side: RFC 7250's type of ``peer_certificates`` (RAW_PUBLIC_KEY: one
+        SPKI), kept across resumption; None without one."""
+        from tlsmith.x509.rpk import certificate_type_of
+
+        return certificate_type_of(self.peer_certificates)
+
+    @property
+    def client_certificate_type(self) -> CertificateType | None:
+        """Server side: RFC 7250's type of ``client_certificates``; None without one."""
+        from tlsmith.x509.rpk import certificate_type_of
+
+        return certificate_type_of(self.client_certificates)
 
 
 @dataclass(frozen=True, slots=True)

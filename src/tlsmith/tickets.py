@@ -28,7 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tlsmith.codec.buffer import Reader, Writer
-from tlsmith.codec.enums import CipherSuite, ProtocolVersion
+from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion
 from tlsmith.errors import DecodeError, UsageError
 from tlsmith.session import read_alps, write_alps
 
@@ -96,6 +96,9 @@ class ServerSessionState:
     client_certificate_verified: bool = False
     # TLS 1.3 ALPS (draft-vvv-tls-alps): (our settings, the client's), None if not used.
     application_settings: tuple[bytes, bytes] | None = field(default=None, repr=False)
+    # RFC 7250: the type of the certificate the server authenticated with (answered
+    # again in server_certificate_type when the session resumes).
+    server_certificate_type: CertificateType = CertificateType.X509
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -114,7 +117,11 @@ class ServerSessionState:
         with w.vector(3):
             for der in self.client_certificates:
                 w.opaque(3, der)
-        write_alps(w, self.application_settings)
+        # Optional trailers (older states end above): the certificate type, then ALPS.
+        if (self.server_certificate_type != CertificateType.X509
+                or self.application_settings is not None):
+            w.u8(self.server_certificate_type)
+            write_alps(w, self.application_settings)
         return w.getvalue()
 
     @classmethod
@@ -137,9 +144,12 @@ class ServerSessionState:
             with r.vector(3, what="client certificates") as v:
                 while not v.at_end():
                     chain.append(v.opaque(3))
-            alps = read_alps(r)
+            server_type, alps = CertificateType.X509, None
+            if not r.at_end():
+                server_type = CertificateType(r.u8())
+                alps = read_alps(r)
         return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
-                   max_early, tuple(chain), verified, alps)
+                   max_early, tuple(chain), verified, alps, server_type)
 
     def expired(self, now: float) -> bool:
         return now >= self.issued_at + self.lifetime or now < self.issued_at - 60

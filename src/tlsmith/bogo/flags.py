@@ -64,6 +64,12 @@ KINDS: dict[str, Kind] = {
     # TLS 1.2 PSK suites (RFC 4279, RFC 5489): the key, and the identity (and hint)
     "-psk": Kind.STR,
     "-psk-identity": Kind.STR,
+    "-new-rpk-credential": Kind.BOOL,
+    # raw public keys (RFC 7250) and certificate type negotiation
+    "-accepted-peer-cert-types": Kind.INTS,
+    "-available-client-cert-types": Kind.INTS,
+    "-expect-peer-certificate-type": Kind.INT,
+    "-expect-peer-rpk-sha256": Kind.B64,
     "-expect-selected-credential": Kind.INT,
     "-verify-peer": Kind.BOOL,
     "-require-any-client-certificate": Kind.BOOL,
@@ -165,12 +171,8 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-dtls", "-quic", "-mtu", "-handoff", "-handshaker-resume",
         "-quic-use-legacy-codepoint", "-quic-transport-params",
     ),
-    "raw public keys (RFC 7250)": (
-        "-new-rpk-credential", "-accepted-peer-cert-types", "-expect-peer-certificate-type",
-        "-expect-peer-rpk-sha256",
-    ),
     "client certificate types and CA lists": (
-        "-available-client-cert-types", "-expect-certificate-types", "-use-client-ca-list",
+        "-expect-certificate-types", "-use-client-ca-list",
         "-expect-client-ca-list", "-must-match-issuer",
     ),
     "OCSP and SCT callbacks": (
@@ -278,6 +280,7 @@ _PER_CONNECTION = ("-on-initial-", "-on-resume-", "-on-retry-")
 class Credential:
     cert_file: str = ""
     key_file: str = ""
+    rpk: bool = False  # -new-rpk-credential: a raw public key (RFC 7250), no cert_file
     ocsp_response: bytes | None = None
     signing_prefs: list[int] = field(default_factory=list)
     # -new-psk-credential: an RFC 9258 external PSK to import
@@ -302,6 +305,10 @@ class Options:
     credentials: list[Credential] = field(default_factory=list)
     trust_cert: str = ""
     expect_selected_credential: int | None = None
+    accepted_peer_cert_types: list[int] | None = None
+    available_client_cert_types: list[int] | None = None
+    expect_peer_certificate_type: int | None = None
+    expect_peer_rpk_sha256: bytes | None = None
     verify_peer: bool = False
     require_any_client_certificate: bool = False
     use_custom_verify_callback: bool = False
@@ -398,6 +405,9 @@ class Options:
         if flag in ("-psk-importer-sha256", "-psk-importer-sha384"):
             target = self.credentials[-1] if self.credentials else self.default
             target.psk_importer_hash = flag.removeprefix("-psk-importer-")
+            return
+        if flag == "-new-rpk-credential":
+            self.credentials.append(Credential(rpk=True))
             return
         if flag == "-no-key-shares":
             self.key_shares = []

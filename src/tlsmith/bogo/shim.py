@@ -15,8 +15,9 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from tlsmith.bogo import rpk
 from tlsmith.bogo.errors import describe_error
 from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
 from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
@@ -49,12 +50,14 @@ from tlsmith.handshake import alps
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import ExternalPsk, ImportedPsk, Session, Session12, Session13
 from tlsmith.stores import MemoryStore
-from tlsmith.x509.keys import der_chain, load_certificate_chain
+from tlsmith.x509.keys import der_chain, load_certificate_chain, load_private_key
+from tlsmith.x509.rpk import spki_der
 from tlsmith.x509.verify import TrustStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+_T = TypeVar("_T")
 EXIT_UNIMPLEMENTED = 89
 #: The runner sends handshake messages one byte per record (SplitHandshakeRecords), which
 #: tlsmith's default bound on fragments per message (a DoS limit) refuses; the shim lifts
@@ -101,7 +104,9 @@ class Watch:
             return
         msg = record.message
         name = record.name.removesuffix("12")  # Certificate12 etc. in TLS 1.2
-        if name == "Certificate" and record.direction == "sent":
+        if name == "RawPublicKeyCertificate" and record.direction == "sent":
+            self.sent_certificate = (msg.subject_public_key_info,)
+        elif name == "Certificate" and record.direction == "sent":
             entries = getattr(msg, "certificate_list", ())
             self.sent_certificate = tuple(
                 e if isinstance(e, bytes) else e.cert_data for e in entries)
@@ -320,7 +325,18 @@ def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKe
     # BoringSSL tries the credentials added with -new-x509-credential in order, and the
     # default one (-cert-file/-key-file before any of them) last.
     for cred in (*o.credentials, o.default):
-        if cred.cert_file and cred.key_file:
+        if cred.rpk:
+            if not cred.key_file or cred.cert_file:
+                raise ShimFailure("an RPK credential needs -key-file and no -cert-file")
+            try:
+                ck = CertifiedKey.raw(load_private_key(cred.key_file))
+            except UsageError as exc:
+                raise Unimplemented("a credential whose key type tlsmith cannot sign "
+                                    "TLS handshakes with") from exc
+            if signing_prefs and cred.signing_prefs:
+                ck = replace(ck, signing_schemes=_schemes(cred.signing_prefs))
+            out.append(ck)
+        elif cred.cert_file and cred.key_file:
             try:
                 ck = CertifiedKey.from_files(cred.cert_file, cred.key_file)
             except UsageError as exc:  # e.g. an ML-DSA key: no TLS signature scheme for it
@@ -386,6 +402,14 @@ def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
     return TrustStore.from_pem_file(o.trust_cert)
 
 
+def _cert_types(get: Callable[[Options], _T], o: Options) -> _T:
+    try:
+        return get(o)
+    except rpk.UnknownType as exc:
+        raise Unimplemented(f"RFC 7250 {exc}: tlsmith knows X.509 and raw public "
+                            "keys") from exc
+
+
 def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
@@ -401,17 +425,26 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     else:
         shares = (NamedGroup.X25519,)
     creds = _credentials(o, signing_prefs=True)
-    if len(creds) > 1:
+    x509s = [c for c in creds if not c.raw_public_key]
+    rpks = [c for c in creds if c.raw_public_key]
+    if len(x509s) > 1 or len(rpks) > 1:
         raise Unimplemented("a client with several credentials")
     psks = _psks(o)
     # BoringSSL: a client with PSK credentials accepts certificates only with -verify-peer.
     require_psk = bool(psks) and not o.verify_peer
 
+    offered_types = _cert_types(rpk.client_offered_types, o)
+    if offered_types is None and x509s and rpks:
+        # BoringSSL offers its credentials' types in their order.
+        offered_types = tuple(c.certificate_type for c in creds)
     if o.enable_ocsp_stapling or o.use_ocsp_callback:
         raise Unimplemented("a client asking for OCSP without checking the response "
                             "(tlsmith asks only when it verifies, and then validates it)")
     # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
+    server_types = _cert_types(rpk.accepted_types, o)
     verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
+    if rpk.X509 not in server_types:
+        verify = False  # only raw public keys: the verifier below decides
     trust = _trust(o, resume=shared.session is not None) if verify else None
     if verify and trust is None and psks:
         trust = _trust_nothing()  # BoringSSL: PSKs, or a certificate nothing vouches for
@@ -430,7 +463,11 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         allow_mac_then_encrypt=True,
         send_fallback_scsv=o.fallback_scsv,
         trust=trust,
-        certificate=creds[0] if creds else None,
+        server_certificate_types=server_types,
+        raw_public_key_verifier=rpk.verifier(o),
+        client_certificate_types=offered_types,
+        certificate=x509s[0] if x509s else None,
+        raw_public_key=rpks[0] if rpks else None,
         verify_certificates=verify,
         request_ocsp=verify,
         max_fragment=o.max_send_fragment or 2**14,
@@ -474,14 +511,17 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         client_auth = "request"
     else:
         client_auth = "none"
+    client_types = _cert_types(rpk.accepted_types, o)
     client_trust: TrustStore | None = None
-    if client_auth != "none":
+    if client_auth != "none" and rpk.X509 in client_types:
         if o.use_custom_verify_callback and not o.verify_fail:
             raise Unimplemented("server -use-custom-verify-callback accepting any client "
                                 "certificate")
         client_trust = _trust(o, resume=shared.resumed_before)
         if client_trust is None and not creds:
             client_trust = _trust_nothing()  # PSK-only: no certificate is ever asked for
+        if client_trust is None and rpk.RPK in client_types:
+            client_trust = _trust_nothing()  # X.509 offered, but no CA to accept it by
         if client_trust is None:
             raise Unimplemented("client certificates without -trust-cert")
     if o.fallback_scsv:
@@ -506,6 +546,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,
         client_trust=client_trust,
+        client_certificate_types=client_types,
+        client_raw_public_key_verifier=rpk.verifier(o),
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
         external_psks=(*psks, *_tls12_psk(o)),
@@ -800,7 +842,10 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         got = info.client_certificates if o.server else info.peer_certificates
         _expect(not got, "unexpected peer certificate")
     if o.expect_selected_credential is not None:
-        _check_selected_credential(o, watch, info)
+        _check_selected_credential(o, watch, info, resume=resume)
+    wrong_type = rpk.check_peer_type(o, info)
+    if wrong_type:
+        raise ShimFailure(wrong_type)
     if o.expect_accept_early_data:
         _expect(info.early_data_accepted is True, "early data was not accepted")
     if o.expect_reject_early_data:
@@ -843,9 +888,16 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
     return "peer_declined"
 
 
-def _check_selected_credential(o: Options, watch: Watch, info: HandshakeInfo) -> None:
+def _check_selected_credential(o: Options, watch: Watch, info: HandshakeInfo, *,
+                               resume: bool) -> None:
     want_index = o.expect_selected_credential
     assert want_index is not None
+    if not o.server:
+        if resume:
+            return  # a resumption sends no certificate
+        if want_index < 0 and not o.default.key_file:
+            _expect(not watch.sent_certificate, "a credential was selected")
+            return
     creds = [o.default] if want_index < 0 else o.credentials
     if want_index >= len(creds):
         raise ShimFailure(f"no credential {want_index}")
@@ -854,7 +906,10 @@ def _check_selected_credential(o: Options, watch: Watch, info: HandshakeInfo) ->
         _expect(info.psk_identity == cred.psk_importer_identity,
                 f"PSK credential {want_index} was not the one selected")
         return
-    want = tuple(der_chain(load_certificate_chain(cred.cert_file)))
+    if cred.rpk:
+        want: tuple[bytes, ...] = (spki_der(load_private_key(cred.key_file)),)
+    else:
+        want = tuple(der_chain(load_certificate_chain(cred.cert_file)))
     _expect(watch.sent_certificate is not None and watch.sent_certificate[:1] == want[:1],
             f"credential {want_index} was not the one selected")
 

@@ -31,6 +31,12 @@ from tlsmith.codec.extensions_base import (
     UndefinedForm,
     ext_name,
 )
+from tlsmith.codec.extensions_certtype import (
+    ClientCertificateTypeChosen,
+    ClientCertificateTypeList,
+    ServerCertificateTypeChosen,
+    ServerCertificateTypeList,
+)
 from tlsmith.codec.extensions_common import (
     ApplicationLayerProtocolNegotiation,
     ApplicationSettings,
@@ -81,6 +87,8 @@ __all__ = [
     "ApplicationSettingsNewClientHello",
     "CertificateAuthorities",
     "CertificateStatusExtension",
+    "ClientCertificateTypeChosen",
+    "ClientCertificateTypeList",
     "Cookie",
     "ECPointFormats",
     "EarlyDataIndication",
@@ -107,6 +115,8 @@ __all__ = [
     "PskKeyExchangeModes",
     "RecordSizeLimit",
     "RenegotiationInfo",
+    "ServerCertificateTypeChosen",
+    "ServerCertificateTypeList",
     "ServerName",
     "SessionTicket",
     "SignatureAlgorithms",
@@ -187,6 +197,10 @@ KnownExtension: TypeAlias = (
     | NextProtocolNegotiation
     | ApplicationSettingsClientHello
     | ApplicationSettings
+    | ClientCertificateTypeList
+    | ClientCertificateTypeChosen
+    | ServerCertificateTypeList
+    | ServerCertificateTypeChosen
 )
 """Every extension class with a parsed form."""
 
@@ -244,6 +258,10 @@ _FORMS: tuple[tuple[type[KnownExtension], tuple[ExtensionContext, ...]], ...] = 
     (ApplicationSettingsNewClientHello, (_CH,)),
     (ApplicationSettings, (_EE,)),
     (ApplicationSettingsNew, (_EE,)),
+    (ClientCertificateTypeList, (_CH,)),
+    (ClientCertificateTypeChosen, (_SH, _EE)),
+    (ServerCertificateTypeList, (_CH,)),
+    (ServerCertificateTypeChosen, (_SH, _EE)),
 )
 
 _REGISTRY: dict[tuple[int, ExtensionContext], type[KnownExtension]] = {}

@@ -232,6 +232,8 @@ TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
     ExtensionType.RENEGOTIATION_INFO,
     ExtensionType.RECORD_SIZE_LIMIT,
     ExtensionType.NEXT_PROTOCOL_NEGOTIATION,
+    ExtensionType.CLIENT_CERTIFICATE_TYPE,  # RFC 7250 §4.2
+    ExtensionType.SERVER_CERTIFICATE_TYPE,
 })
 
 

@@ -30,7 +30,7 @@ from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
-from tlsmith.handshake import alps, psk12
+from tlsmith.handshake import alps, certtype, psk12
 from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import PlaintextEncrypter
@@ -271,6 +271,7 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
             # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
             # after the handshake too (post-handshake authentication, §4.6.2).
             tail.append(ext.PostHandshakeAuth())
+    tail += certtype.hello_extensions(cfg)  # RFC 7250 §4.1
     if cfg.alpn_protocols:
         tail.append(ext.ApplicationLayerProtocolNegotiation(
             tuple(p.encode() for p in cfg.alpn_protocols)))

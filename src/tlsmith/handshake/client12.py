@@ -43,6 +43,8 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangeECDHE,
     ServerKeyExchangePSK,
 )
+from tlsmith.codec.messages_rpk import RawPublicKeyCertificate12
+from tlsmith.config import CertifiedKey
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
@@ -54,8 +56,10 @@ from tlsmith.errors import (
     UnsupportedCertificate,
 )
 from tlsmith.events import FalseStart, HandshakeComplete, HandshakeInfo, SessionTicketReceived
-from tlsmith.handshake import psk12
+from tlsmith.handshake import certtype, psk12
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
+from tlsmith.handshake.certtype import DEFAULT as CERT_TYPES_DEFAULT
+from tlsmith.handshake.certtype import CertTypes
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.client13 import checked_alpn
 from tlsmith.handshake.common12 import (
@@ -76,6 +80,7 @@ from tlsmith.handshake.proofs import (
     PskServer,
     ServerAuthenticated,
     SignatureVerified,
+    accept_raw_public_key,
     accept_server_chain,
     check_revocation,
     key_transport_server,
@@ -86,7 +91,8 @@ from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.session import Session12
 from tlsmith.x509.keys import key_kind
-from tlsmith.x509.leaf import leaf_public_key
+from tlsmith.x509.leaf import PublicKey, leaf_public_key
+from tlsmith.x509.rpk import raw_public_key
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class Handshake12:
     psk_hint: bytes = b""  # PSK suites: the server's identity hint (RFC 4279 §2)
     psk_identity: bytes | None = None  # PSK suites: the identity we sent
     next_protocol: bytes | None = None  # NPN: what we select (None: not negotiated)
+    cert_types: CertTypes = CERT_TYPES_DEFAULT  # RFC 7250 (from the ServerHello)
 
     @property
     def npn(self) -> str | None:
@@ -197,7 +204,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
                                    check="npn_and_alpn")
         next_protocol = choose_next_protocol(cfg.next_protocols or (), npn.protocols)
     transcript = sent.transcript
-    if cfg.certificate is not None:
+    if cfg.certificate is not None or cfg.raw_public_key is not None:
         # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
         # themselves, so keep them (the ClientHello is still buffered, unhashed).
         transcript = Transcript(keep_raw=True)
@@ -208,9 +215,11 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     status_requested = ext.find_extension(sh.extensions, ext.StatusRequest) is not None
     ticket_expected = ext.find_extension(sh.extensions, ext.SessionTicket) is not None
+    types = certtype.client_read_answer(cfg, sh.extensions, certificate_follows=not resuming)
     h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn,
                     status_requested=status_requested, ticket_expected=ticket_expected,
-                    session_id=sh.legacy_session_id_echo, next_protocol=next_protocol)
+                    session_id=sh.legacy_session_id_echo, next_protocol=next_protocol,
+                    cert_types=types)
     if resuming:
         assert sent.session12 is not None
         return _resume(io, h, sent.session12)
@@ -262,13 +271,27 @@ class ExpectCertificate(_State12):
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ClientIO]:
         h = self.hs
-        cert = Certificate12.parse_body(body)
-        io.received(cert, raw)
-        if not cert.certificate_list:
-            raise DecodeError("the server sent an empty Certificate message")
-        # The chain first: its errors say what is wrong and carry the chain as sent.
-        accepted = accept_server_chain(io, cert.certificate_list)
-        key = leaf_public_key(cert.certificate_list[0])
+        cfg = io.config
+        key: PublicKey
+        if h.cert_types.server == certtype.RPK:
+            rpk = RawPublicKeyCertificate12.parse_body(body)
+            io.received(rpk, raw)
+            if not rpk.subject_public_key_info:
+                # RFC 7250 §3: <1..2^24-1>; three zero bytes would be "no certificate".
+                raise DecodeError("the server sent an empty Certificate message")
+            accepted = accept_raw_public_key(
+                io, rpk.subject_public_key_info, pinned=cfg.trusted_raw_public_keys,
+                verifier=cfg.raw_public_key_verifier, required=cfg.verify_certificates,
+                who="server")
+            key = raw_public_key(rpk.subject_public_key_info)
+        else:
+            cert = Certificate12.parse_body(body)
+            io.received(cert, raw)
+            if not cert.certificate_list:
+                raise DecodeError("the server sent an empty Certificate message")
+            # The chain first: its errors say what is wrong and carry the chain as sent.
+            accepted = accept_server_chain(io, cert.certificate_list)
+            key = leaf_public_key(cert.certificate_list[0])
         if key_kind(key) != h.suite.authentication:
             # RFC 5246 §7.4.2: the key must fit the suite's authentication/key exchange.
             raise UnsupportedCertificate(
@@ -440,11 +463,13 @@ def _send(io: ClientIO, h: Handshake12, msg: MessageBase) -> None:
 def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
                    ) -> State[ClientIO]:
     """[Certificate] ClientKeyExchange ChangeCipherSpec Finished (RFC 5246 §7.3)."""
-    scheme = client_signature_scheme12(io, h.cert_request)
-    certified = io.config.certificate
+    certified = (certtype.client_credential(io.config, h.cert_types) if h.cert_requested
+                 else None)
+    scheme = client_signature_scheme12(io, h.cert_request, certified)
     if h.cert_requested:
         if certified is not None and scheme is not None:
-            _send(io, h, Certificate12(certified.chain))
+            _send(io, h, RawPublicKeyCertificate12(certified.chain[0])
+                  if certified.raw_public_key else Certificate12(certified.chain))
         else:
             if certified is not None:
                 io.note("our client certificate does not fit the server's certificate "
@@ -476,7 +501,8 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     else:
         # RFC 5246 §7.4.7.1: client_version (what we put in ClientHello) + 46 random bytes.
         pms = int(h.hello.legacy_version).to_bytes(2, "big") + io.random(46)
-        leaf = leaf_public_key(auth.chain.chain[0])
+        der = auth.chain.chain[0]
+        leaf = raw_public_key(der) if auth.chain.raw_public_key else leaf_public_key(der)
         cke = ClientKeyExchangeRSA(rsa_kx.encrypt_pre_master_secret(leaf, pms))
         io.note("pre-master secret: 0x0303 + 46 random bytes, encrypted to the server's "
                 "RSA key (PKCS #1 v1.5)")
@@ -528,11 +554,14 @@ _CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
                       "eddsa": ClientCertificateType.ECDSA_SIGN}  # RFC 8422 §5.5
 
 
-def client_signature_scheme12(io: ClientIO, request: CertificateRequest12 | None
+def client_signature_scheme12(io: ClientIO, request: CertificateRequest12 | None,
+                              certified: CertifiedKey | None = None
                               ) -> SignatureScheme | None:
-    """The first scheme our key can make that the CertificateRequest lists, if its
-    certificate_types allow our key type (RFC 5246 §7.4.4, §7.4.6); else None."""
-    certified = io.config.certificate
+    """The first scheme our key (``certified``, else the configured one) can make that
+    the CertificateRequest lists, if its certificate_types allow our key type (RFC 5246
+    §7.4.4, §7.4.6); else None."""
+    if certified is None:
+        certified = io.config.certificate
     if request is None or certified is None:
         return None
     if _CERT_TYPE_FOR_KEY.get(certified.key_type) not in request.certificate_types:
@@ -623,7 +652,7 @@ class ExpectFinished(_State12):
             hello_retry_request=False,
             resumed=False,
             peer_certificates=chain.chain,
-            certificate_verified=chain.verified is not None,
+            certificate_verified=chain.trusted,
             client_random=h.hello.random,
             extended_master_secret=h.ems,
             encrypt_then_mac=h.etm if h.suite.cipher == "cbc" else False,
@@ -643,7 +672,7 @@ class ExpectFinished(_State12):
                 received_at=io.now(), lifetime=h.ticket_lifetime if h.new_ticket else 0,
                 server_name=sni_name(io.config.server_name), alpn=h.alpn,
                 peer_certificates=chain.chain,
-                certificate_verified=chain.verified is not None))
+                certificate_verified=chain.trusted))
         io.handshake_done()
         return Connected12(self.keys, is_client=True)
 

@@ -32,6 +32,8 @@ from tlsmith.codec.messages import (
     Finished,
     ServerHello,
 )
+from tlsmith.codec.messages_rpk import parse_certificate13_rpk
+from tlsmith.config import CertifiedKey
 from tlsmith.crypto import schedule13, sig
 from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import SuiteInfo, suite_info
@@ -44,7 +46,7 @@ from tlsmith.errors import (
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
 from tlsmith.handshake import alps as alps_mod
-from tlsmith.handshake import psk13
+from tlsmith.handshake import certtype, psk13
 from tlsmith.handshake.base import (
     ClientIO,
     HandshakeIO,
@@ -52,6 +54,8 @@ from tlsmith.handshake.base import (
     Tls13Handshaking,
     check_server_extensions,
 )
+from tlsmith.handshake.certtype import DEFAULT as CERT_TYPES_DEFAULT
+from tlsmith.handshake.certtype import CertTypes
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.common13 import (
     Connected13,
@@ -67,6 +71,7 @@ from tlsmith.handshake.common13 import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     SignatureVerified,
+    accept_raw_public_key,
     accept_server_chain,
     check_revocation,
     verify_signature,
@@ -88,6 +93,7 @@ class Negotiated:
     early_data_sent: bool = False
     early_data_accepted: bool = False
     alps: alps_mod.Settings | None = None  # (ours, the server's) once negotiated
+    cert_types: CertTypes = CERT_TYPES_DEFAULT  # RFC 7250 (from EncryptedExtensions)
 
 
 @dataclass(frozen=True)
@@ -282,9 +288,13 @@ class ExpectEncryptedExtensions(_State13):
                      else "the server rejected our early data")
             if not accepted and not neg.hello_retry_request:
                 io.set_write(encrypter(neg.suite, h.chts), Epoch.HANDSHAKE)
+        types = certtype.client_read_answer(io.config, ee.extensions,
+                                            certificate_follows=neg.psk is None)
         h.transcript.update(raw)
-        if alpn != neg.alpn or accepted != neg.early_data_accepted:
-            h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted))
+        if (alpn != neg.alpn or accepted != neg.early_data_accepted
+                or types != neg.cert_types):
+            h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted,
+                                       cert_types=types))
         if neg.psk is not None:
             # RFC 8446 §2.2: a PSK handshake has no Certificate/CertificateVerify.
             return ExpectFinished(h, neg.psk)
@@ -361,7 +371,8 @@ class ExpectCertificate(_State13):
 
 def _certificate(io: ClientIO, h: Handshake13, body: memoryview, raw: bytes
                  ) -> State[ClientIO]:
-    cert = Certificate.parse_body(body)
+    rpk = h.neg.cert_types.server == certtype.RPK
+    cert = parse_certificate13_rpk(body) if rpk else Certificate.parse_body(body)
     io.received(cert, raw)
     if cert.certificate_request_context:
         raise IllegalParameter("the server's Certificate must have an empty context")
@@ -371,7 +382,17 @@ def _certificate(io: ClientIO, h: Handshake13, body: memoryview, raw: bytes
     for entry in cert.certificate_list:
         # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
         check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
-    accepted = accept_server_chain(io, tuple(e.cert_data for e in cert.certificate_list))
+    if rpk:
+        if len(cert.certificate_list) != 1:  # RFC 8446 §4.4.2: one entry for a raw key
+            raise DecodeError("a raw public key Certificate with "
+                              f"{len(cert.certificate_list)} entries", check="rpk_entries")
+        cfg = io.config
+        accepted = accept_raw_public_key(
+            io, cert.certificate_list[0].cert_data, pinned=cfg.trusted_raw_public_keys,
+            verifier=cfg.raw_public_key_verifier, required=cfg.verify_certificates,
+            who="server")
+    else:
+        accepted = accept_server_chain(io, tuple(e.cert_data for e in cert.certificate_list))
     # RFC 8446 §4.4.2.1: a stapled OCSP response is the status_request extension of the
     # leaf's CertificateEntry (a CertificateStatus body).
     staple = ext.find_extension(cert.certificate_list[0].extensions,
@@ -451,7 +472,9 @@ class ExpectFinished(_State13):
             h.transcript.update(raw_c)
         sent_certificate = False
         if h.cert_request is not None:
-            sent_certificate = send_client_certificate(io, h.transcript, h.cert_request)
+            sent_certificate = send_client_certificate(
+                io, h.transcript, h.cert_request,
+                certtype.client_credential(io.config, neg.cert_types))
         client_fin = finished_for(suite, h.chts, h.transcript.digest())
         raw_f = client_fin.serialize()
         io.send_handshake(client_fin, raw_f)
@@ -461,7 +484,7 @@ class ExpectFinished(_State13):
         proof = self.proof
         if isinstance(proof, SignatureVerified):
             rev = proof.chain.revocation
-            chain, verified = proof.chain.chain, proof.chain.verified is not None
+            chain, verified = proof.chain.chain, proof.chain.trusted
             scheme, resumed_with = proof.scheme, None
         else:
             rev, scheme = None, None
@@ -504,11 +527,12 @@ class ExpectFinished(_State13):
                                neg.alps))
 
 
-def client_signature_scheme(io: ClientIO, request: CertificateRequest
-                            ) -> SignatureScheme | None:
+def client_signature_scheme(io: ClientIO, request: CertificateRequest,
+                            certified: CertifiedKey | None = None) -> SignatureScheme | None:
     """The first scheme our key can make (TLS 1.3 rules) that the CertificateRequest's
     signature_algorithms lists (RFC 8446 §4.4.2.2), or None."""
-    certified = io.config.certificate
+    if certified is None:
+        certified = io.config.certificate
     algs = ext.find_extension(request.extensions, ext.SignatureAlgorithms)
     if certified is None or algs is None:
         return None
@@ -516,13 +540,13 @@ def client_signature_scheme(io: ClientIO, request: CertificateRequest
     return next((s for s in ours if s in algs.supported_signature_algorithms), None)
 
 
-def send_client_certificate(io: ClientIO, transcript: Transcript, request: CertificateRequest
-                            ) -> bool:
+def send_client_certificate(io: ClientIO, transcript: Transcript, request: CertificateRequest,
+                            certified: CertifiedKey | None) -> bool:
     """Answer a CertificateRequest: Certificate + CertificateVerify if we have a
-    certificate with a key that fits one of the requested schemes, else an empty
-    Certificate (RFC 8446 §4.4.2: no suitable certificate). True if one was sent."""
-    certified = io.config.certificate
-    scheme = client_signature_scheme(io, request)
+    certificate (of the negotiated type) with a key that fits one of the requested
+    schemes, else an empty Certificate (RFC 8446 §4.4.2: no suitable certificate). True
+    if one was sent."""
+    scheme = client_signature_scheme(io, request, certified) if certified else None
     if certified is None or scheme is None:
         if certified is not None:
             io.note("our client certificate's key fits none of the server's "

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
+    CertificateType,
     CipherSuite,
     ExtensionType,
     NamedGroup,
@@ -30,7 +31,9 @@ from tlsmith.errors import (
     InappropriateFallback,
     NoApplicationProtocol,
     ProtocolVersionError,
+    UnsupportedCertificate,
 )
+from tlsmith.handshake import certtype
 from tlsmith.handshake.base import ALLOWED_IN
 from tlsmith.x509.leaf import name_matches
 
@@ -68,6 +71,10 @@ class Offered:
     types: frozenset[ExtensionType]
     # RFC 6066 §8: the client asks for a stapled OCSP response (status_request, ocsp).
     status_request: bool = False
+    # RFC 7250 §4.1: the certificate types the client accepts from us / can send (known
+    # types only; None: the extension was absent, which means X.509).
+    server_certificate_types: tuple[CertificateType, ...] | None = None
+    client_certificate_types: tuple[CertificateType, ...] | None = None
 
     @property
     def max_version(self) -> ProtocolVersion:
@@ -120,6 +127,8 @@ def offer(ch: ClientHello) -> Offered:
         fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in ch.cipher_suites,
         types=frozenset(by_type),
         status_request=get(ext.StatusRequest) is not None,
+        server_certificate_types=certtype.offered_types(get(ext.ServerCertificateTypeList)),
+        client_certificate_types=certtype.offered_types(get(ext.ClientCertificateTypeList)),
     )
 
 
@@ -190,8 +199,20 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     (RFC 8446 §4.4.2.2, RFC 5246 §7.4.2). None if there is none."""
     client_schemes = offered.signature_schemes or ()
     fallback: CertChoice | None = None
+    accepted_types = offered.server_certificate_types
+    if not any(certtype.server_accepts(accepted_types, ck) for ck in cfg.certificates):
+        if accepted_types is None:  # no server_certificate_type: X.509 only
+            raise HandshakeFailure("the client accepts only X.509 certificates and ours "
+                                   "are all raw public keys", check="cert_type_no_credential")
+        # RFC 7250 §4.2: no certificate of a listed type -> unsupported_certificate.
+        raise UnsupportedCertificate(
+            "none of our credentials is of a type the client accepts ("
+            + (", ".join(t.name for t in accepted_types) or "none we know")
+            + "; RFC 7250 §4.2)", check="cert_type_no_credential")
     for ck in cfg.certificates:
         if key_type is not None and ck.key_type != key_type:
+            continue
+        if not certtype.server_accepts(accepted_types, ck):
             continue
         if (not tls13 and offered.groups is not None and ck.ecdsa_group is not None
                 and ck.ecdsa_group not in offered.groups):
@@ -213,6 +234,10 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             if first is None:
                 continue
             scheme = SignatureScheme(first)
+        if ck.raw_public_key:
+            # RFC 7250: a raw public key names no host, so it serves any name: it is
+            # taken in configuration order, ahead of certificates whose names miss.
+            return CertChoice(ck, scheme, False)
         sni = offered.server_name
         if sni and any(_name_matches(n, sni) for n in ck.names):
             return CertChoice(ck, scheme, True)

@@ -66,7 +66,12 @@ def answer_certificate_request(io: HandshakeIO, secrets: TrafficSecrets,
         raise MissingExtension("CertificateRequest without signature_algorithms")
     transcript = handshake_transcript.copy()
     transcript.update(raw)
-    sent = send_client_certificate(cio, transcript, req)
+    # (Post-handshake authentication sends X.509 only: tlsmith keeps no RFC 7250
+    # client type past the handshake.)
+    cert = cio.config.certificate
+    sent = send_client_certificate(cio, transcript, req,
+                                   cert if cert is not None and not cert.raw_public_key
+                                   else None)
     fin = Finished(_verify_data(secrets.suite, secrets.write_secret, transcript))
     io.send_handshake(fin, fin.serialize())
     io.note("post-handshake authentication: "
@@ -168,7 +173,7 @@ class ExpectPhaFinished(PhaStep):
         chain = self.chain
         io.emit(ClientCertificateReceived(
             chain=chain.chain if chain is not None else (),
-            verified=chain is not None and chain.verified is not None))
+            verified=chain is not None and chain.trusted))
         return None
 
 

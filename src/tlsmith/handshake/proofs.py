@@ -6,9 +6,10 @@ their constructor refuses any caller that does not hold this module's private ke
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import itertools
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from tlsmith.handshake.base import ClientIO, HandshakeIO, ServerIO
 from tlsmith.x509 import revocation
 from tlsmith.x509.leaf import leaf_public_key
 from tlsmith.x509.revocation import RevocationStatus
+from tlsmith.x509.rpk import raw_public_key
 from tlsmith.x509.verify import VerifiedChain, verify_client_chain, verify_server_chain
 
 _MINT = object()
@@ -47,9 +49,18 @@ class ChainAccepted:
     _mint: object = field(default=None, repr=False, compare=False)
     #: The revocation verdict on the leaf, once ``check_revocation`` ran (client side).
     revocation: RevocationStatus | None = None
+    #: RFC 7250: ``chain`` is the peer's one SPKI; ``key_trusted``: it was a key we were
+    #: told to accept (pinned, or the user's callback said yes).
+    raw_public_key: bool = False
+    key_trusted: bool = False
 
     def __post_init__(self) -> None:
         _minted(self)
+
+    @property
+    def trusted(self) -> bool:
+        """Whether a check vouched for the peer: a verified chain or a trusted key."""
+        return self.verified is not None or self.key_trusted
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,11 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
     """
     cfg = io.config
     verified = accepted.verified
+    if accepted.raw_public_key:
+        status = RevocationStatus("not_checked", None, "revocation: not applicable to a "
+                                  "raw public key (RFC 7250: no certificate to revoke)")
+        io.note(status.detail)
+        return replace(accepted, revocation=status)
     if verified is None:
         status = RevocationStatus("not_checked", None, NOT_VERIFIED_SENTENCE)
         io.note(status.detail)
@@ -235,6 +251,32 @@ def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...]) -> ChainAccepted
     return ChainAccepted(verified, chain, _MINT)
 
 
+def accept_raw_public_key(io: HandshakeIO, spki: bytes, *, pinned: Collection[bytes],
+                          verifier: Callable[[bytes], bool] | None, required: bool,
+                          who: str) -> ChainAccepted:
+    """RFC 7250: a peer's raw public key has no name or issuer to check; it is accepted
+    if it is pinned or the user's verifier accepts it. With neither configured and
+    ``required`` False (verification turned off) it is taken and reported unchecked."""
+    raw_public_key(spki)  # a malformed SPKI is a decode_error before any trust decision
+    what = f"{who} raw public key"
+    if not pinned and verifier is None:
+        if required:
+            raise certificate_error("policy", f"the {who}'s raw public key: no pinned "
+                                    "keys or verifier to accept it with")
+        io.check(what, False, "NOT checked (verification disabled)")
+        return ChainAccepted(None, (spki,), _MINT, raw_public_key=True)
+    ok = spki in pinned or (verifier is not None and verifier(spki))
+    digest = hashlib.sha256(spki).hexdigest()[:16]
+    io.check(what, ok, f"SPKI sha256 {digest}... is " + ("a key we accept" if ok
+                                                          else "not a key we accept"))
+    if not ok:
+        exc = certificate_error("policy", f"the {who}'s raw public key (SPKI sha256 "
+                                f"{digest}...) is not one we accept")
+        exc.check = "rpk_not_trusted"
+        raise exc
+    return ChainAccepted(None, (spki,), _MINT, raw_public_key=True, key_trusted=True)
+
+
 def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureScheme | int,
                      offered: Collection[SignatureScheme | int], content: bytes,
                      signature: bytes, *, tls13: bool, what: str,
@@ -245,7 +287,8 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         other = "client" if signer == "server" else "server"
         raise IllegalParameter(f"the {signer} signed with {SignatureScheme(scheme).name}, "
                                f"which the {other} did not offer", check="cv_scheme_not_offered")
-    key = leaf_public_key(chain.chain[0])
+    key = raw_public_key(chain.chain[0]) if chain.raw_public_key else leaf_public_key(
+        chain.chain[0])
     if not sig.scheme_matches_key(scheme, key, tls13=tls13):
         raise IllegalParameter(
             f"{SignatureScheme(scheme).name} does not fit the certificate's key",

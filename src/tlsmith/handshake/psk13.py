@@ -19,7 +19,7 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
-from tlsmith.codec.enums import CipherSuite, ProtocolVersion, PskKeyExchangeMode
+from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion, PskKeyExchangeMode
 from tlsmith.codec.messages import ClientHello, NewSessionTicket
 from tlsmith.config import ServerConfig
 from tlsmith.crypto import schedule13
@@ -347,7 +347,8 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
                  server_name: str | None, alpn: str | None,
                  client_certificates: tuple[bytes, ...] = (),
                  client_certificate_verified: bool = False,
-                 application_settings: tuple[bytes, bytes] | None = None) -> int:
+                 application_settings: tuple[bytes, bytes] | None = None,
+                 server_certificate_type: CertificateType = CertificateType.X509) -> int:
     """RFC 8446 §4.6.1: ``config.tickets`` NewSessionTickets, each with its own nonce and
     ticket_age_add, sealed under the current ticket key. Returns how many were sent."""
     cfg = io.config
@@ -372,7 +373,8 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
             max_early_data=cfg.max_early_data,
             client_certificates=client_certificates,
             client_certificate_verified=client_certificate_verified,
-            application_settings=application_settings)
+            application_settings=application_settings,
+            server_certificate_type=server_certificate_type)
         ticket = seal_ticket(keys, state, io.random(12))
         msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, early)
         io.send_handshake(msg, msg.serialize())

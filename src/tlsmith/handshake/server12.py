@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CertificateStatusType,
+    CertificateType,
     CipherSuite,
     ClientCertificateType,
     ECCurveType,
@@ -50,13 +51,14 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangeECDHE,
     ServerKeyExchangePSK,
 )
+from tlsmith.codec.messages_rpk import RawPublicKeyCertificate12
 from tlsmith.config import ServerConfig
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import DecodeError, HandshakeFailure, IllegalParameter, UnknownPskIdentity
 from tlsmith.events import HandshakeComplete, HandshakeInfo
-from tlsmith.handshake import psk12
+from tlsmith.handshake import certtype, psk12
 from tlsmith.handshake.base import ServerIO, State, Tls12State
 from tlsmith.handshake.common12 import (
     AwaitChangeCipherSpec,
@@ -81,6 +83,7 @@ from tlsmith.handshake.negotiate import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
+    accept_raw_public_key,
     verify_signature,
 )
 from tlsmith.observe import Epoch
@@ -315,6 +318,13 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     npn = _npn_advertised(cfg, offered)
     if npn is not None:
         exts.append(ext.NextProtocolNegotiation(npn))
+    client_type = None
+    if cfg.client_auth != "none" and choice.cert is not None:
+        client_type = certtype.choose_client_type(cfg, offered.client_certificate_types)
+    exts += certtype.server_answer(offered.server_certificate_types,
+                                   offered.client_certificate_types,
+                                   choice.cert.certified.certificate_type if choice.cert
+                                   else None, client_type)
     staple = staple_for(choice.cert.certified, offered) if choice.cert else None
     if staple is not None:
         exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
@@ -339,7 +349,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
     if choice.cert is None:
         return _psk_flight(io, h)
-    _send(io, h, Certificate12(choice.cert.certified.chain))
+    certified = choice.cert.certified
+    _send(io, h, RawPublicKeyCertificate12(certified.chain[0]) if certified.raw_public_key
+          else Certificate12(certified.chain))
     if staple is not None:
         _send(io, h, CertificateStatus(CertificateStatusType.OCSP, staple))
         io.note(f"stapled an OCSP response ({len(staple)} bytes) in CertificateStatus")
@@ -366,8 +378,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
             cfg.signature_schemes, certificate_authorities(cfg)))
         io.note(f"asking the client for a certificate (client_auth={cfg.client_auth})")
     _send(io, h, ServerHelloDone())
-    if cfg.client_auth != "none":
-        return ExpectClientCertificate(h, share, require=cfg.client_auth == "require")
+    if client_type is not None:
+        return ExpectClientCertificate(h, share, require=cfg.client_auth == "require",
+                                       cert_type=client_type)
     return ExpectClientKeyExchange(h, share)
 
 
@@ -468,19 +481,27 @@ class ExpectClientCertificate(_State12):
 
     expects = frozenset({HandshakeType.CERTIFICATE})
 
-    def __init__(self, hs: Handshake12S, share: kx.KeyShareSecret | None, *, require: bool
-                 ) -> None:
+    def __init__(self, hs: Handshake12S, share: kx.KeyShareSecret | None, *, require: bool,
+                 cert_type: CertificateType = CertificateType.X509) -> None:
         super().__init__(hs)
         self.share = share
         self.require = require
+        self.cert_type = cert_type
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ServerIO]:
         h = self.hs
-        cert = Certificate12.parse_body(body)
+        cert: Certificate12 | RawPublicKeyCertificate12
+        chain: tuple[bytes, ...]
+        if self.cert_type == CertificateType.RAW_PUBLIC_KEY:
+            cert = RawPublicKeyCertificate12.parse_body(body)
+            chain = (cert.subject_public_key_info,) if cert.subject_public_key_info else ()
+        else:
+            cert = Certificate12.parse_body(body)
+            chain = tuple(cert.certificate_list)
         io.received(cert, raw)
         h.transcript.update(raw)
-        if not cert.certificate_list:
+        if not chain:
             if self.require:
                 # RFC 5246 §7.4.6: the server may answer a missing certificate with a
                 # fatal handshake_failure alert.
@@ -489,7 +510,13 @@ class ExpectClientCertificate(_State12):
                     "the client sent no certificate, but this server requires one")
             io.check("client certificate", False, "the client sent none (optional)")
             return ExpectClientKeyExchange(h, self.share)
-        accepted = accept_client_chain(io, tuple(cert.certificate_list))
+        if self.cert_type == CertificateType.RAW_PUBLIC_KEY:
+            cfg = io.config
+            accepted = accept_raw_public_key(
+                io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
+                verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
+        else:
+            accepted = accept_client_chain(io, chain)
         return ExpectClientKeyExchange(replace(h, client_chain=accepted), self.share)
 
 
@@ -609,7 +636,7 @@ class ExpectFinished(_State12):
             key_exchange=(h.suite.key_exchange or "").upper() or None,
             client_certificates=h.client_chain.chain if h.client_chain else (),
             client_certificate_verified=(h.client_chain is not None
-                                         and h.client_chain.verified is not None),
+                                         and h.client_chain.trusted),
             psk_identity=h.psk_identity,
         )))
         io.handshake_done()
@@ -627,7 +654,9 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
         server_name=h.server_name, alpn=h.alpn, extended_master_secret=h.ems,
         client_certificates=h.client_chain.chain if h.client_chain else (),
         client_certificate_verified=(h.client_chain is not None
-                                     and h.client_chain.verified is not None))
+                                     and h.client_chain.trusted),
+        server_certificate_type=(h.choice.cert.certified.certificate_type if h.choice.cert
+                                 else CertificateType.X509))
     if h.issue_ticket:
         _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
     if h.session_id:
@@ -681,6 +710,8 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     alpn = choose_alpn(cfg, offered)
     random = _server_random(io)
     exts = _common_extensions(offered, state.extended_master_secret, etm)
+    exts += certtype.server_answer(offered.server_certificate_types, None,
+                                   state.server_certificate_type, None)
     ticket_ext = _client_ticket(offered)
     # RFC 5077 §3.1: a fresh ticket when the old key retired; §3.4: a client resuming by
     # ID that asks for a ticket gets one.

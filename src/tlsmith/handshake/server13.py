@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CertificateStatusType,
+    CertificateType,
     CipherSuite,
     ExtensionType,
     HandshakeType,
@@ -36,6 +37,7 @@ from tlsmith.codec.messages import (
     ServerHello,
     message_hash,
 )
+from tlsmith.codec.messages_rpk import parse_certificate13_rpk
 from tlsmith.config import CertifiedKey, ServerConfig
 from tlsmith.crypto import schedule13, sig
 from tlsmith.crypto.kx import group_available, server_key_share
@@ -43,13 +45,14 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
     CertificateRequired,
+    DecodeError,
     HandshakeFailure,
     IllegalParameter,
     MissingExtension,
     UnsupportedExtension,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
-from tlsmith.handshake import alps, psk13
+from tlsmith.handshake import alps, certtype, psk13
 from tlsmith.handshake.base import ServerIO, State, Tls13Handshaking
 from tlsmith.handshake.common13 import (
     Connected13,
@@ -74,6 +77,7 @@ from tlsmith.handshake.negotiate import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
+    accept_raw_public_key,
     verify_signature,
 )
 from tlsmith.handshake.psk13 import SelectedPsk
@@ -98,6 +102,9 @@ class Choice:
     psk: SelectedPsk | None = None  # resumption / external PSK, binder verified
     early_data: bool = False  # 0-RTT accepted
     alps: bytes | None = None  # ALPS negotiated: our settings for the ALPN protocol
+    # RFC 7250: the ClientHello's certificate type lists (None: absent).
+    server_cert_types: tuple[CertificateType, ...] | None = None
+    client_cert_types: tuple[CertificateType, ...] | None = None
 
 
 def check_client_hello(offered: Offered) -> None:
@@ -186,7 +193,8 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         elif group is None:
             raise HandshakeFailure("psk_dhe_ke without a key share")
         return Choice(info, group, share, None, None, alpn, offered.server_name, False,
-                      psk=psk, alps=settings)
+                      psk=psk, alps=settings, server_cert_types=offered.server_certificate_types,
+                      client_cert_types=offered.client_certificate_types)
     if not cfg.certificates:
         raise _no_psk(cfg, offered)
     if group is None:
@@ -196,7 +204,8 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         raise no_certificate(offered)
     return Choice(info, group, share, cert.certified, cert.scheme, alpn,
                   offered.server_name, cert.sni_matched, staple_for(cert.certified, offered),
-                  alps=settings)
+                  alps=settings, server_cert_types=offered.server_certificate_types,
+                  client_cert_types=offered.client_certificate_types)
 
 
 def _no_psk(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | MissingExtension:
@@ -406,9 +415,17 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     elif choice.alps is not None:
         # draft-vvv-tls-alps §3 (with accepted 0-RTT the session's settings apply).
         ee_exts.append(alps.settings_extension(io.config.alps_new_codepoint, choice.alps))
+    certified, scheme = choice.certified, choice.scheme
+    client_type = None
+    if io.config.client_auth != "none" and psk is None:
+        client_type = certtype.choose_client_type(io.config, choice.client_cert_types)
+    state = psk.state if psk is not None else None
+    server_type = (certified.certificate_type if certified is not None
+                   else state.server_certificate_type if state is not None else None)
+    ee_exts += certtype.server_answer(choice.server_cert_types, choice.client_cert_types,
+                                      server_type, client_type)
     flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
         EncryptedExtensions(tuple(ee_exts))]
-    certified, scheme = choice.certified, choice.scheme
     # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
     if io.config.client_auth != "none" and psk is None:
         flight.append(certificate_request(io.config))
@@ -447,7 +464,6 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     announce(io, "server_application_traffic_secret_0", sats)
     announce(io, "exporter_master_secret", ems)
     io.set_write(encrypter(suite, sats), Epoch.APPLICATION)
-    state = psk.state if psk is not None else None
     ch_types = {e.extension_type for e in ch.extensions}
     offered_early = ExtensionType.EARLY_DATA in ch_types
     info = HandshakeInfo(
@@ -470,7 +486,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
-                                post_handshake_auth=pha, tickets=_can_resume(ch))
+                                post_handshake_auth=pha, tickets=_can_resume(ch),
+                                server_certificate_type=server_type or CertificateType.X509)
     if choice.early_data and state is not None and state.application_settings:
         then.alps = state.application_settings  # 0-RTT: the session's ALPS settings
         then.info = replace(info, peer_application_settings=state.application_settings[1])
@@ -487,8 +504,9 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         io.skip_early_data(max(state.max_early_data if state is not None else 0,
                                io.config.max_early_data, 2**14))
     after: State[ServerIO] = then
-    if io.config.client_auth != "none" and psk is None:
-        after = ExpectClientCertificate(then, require=io.config.client_auth == "require")
+    if client_type is not None:
+        after = ExpectClientCertificate(then, require=io.config.client_auth == "require",
+                                        cert_type=client_type)
     if choice.alps is not None:
         # draft-vvv-tls-alps §4: the client's settings come first in its flight.
         return ExpectClientEncryptedExtensions(then, choice.alps, after)
@@ -564,13 +582,16 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
     expects = frozenset({HandshakeType.CERTIFICATE})
     version = ProtocolVersion.TLS13
 
-    def __init__(self, then: ExpectClientFinished, *, require: bool) -> None:
+    def __init__(self, then: ExpectClientFinished, *, require: bool,
+                 cert_type: CertificateType = CertificateType.X509) -> None:
         self.then = then
         self.require = require
+        self.cert_type = cert_type
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
-        cert = Certificate.parse_body(body)
+        rpk = self.cert_type == CertificateType.RAW_PUBLIC_KEY
+        cert = parse_certificate13_rpk(body) if rpk else Certificate.parse_body(body)
         io.received(cert, raw)
         if cert.certificate_request_context:
             # RFC 8446 §4.4.2: the context of our CertificateRequest (empty) is echoed.
@@ -587,7 +608,16 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
                     "the client sent no certificate, but this server requires one")
             io.check("client certificate", False, "the client sent none (optional)")
             return self.then
-        accepted = accept_client_chain(io, chain)
+        if rpk:
+            if len(chain) != 1:  # RFC 8446 §4.4.2: one entry for a raw public key
+                raise DecodeError("a raw public key Certificate with "
+                                  f"{len(chain)} entries", check="rpk_entries")
+            cfg = io.config
+            accepted = accept_raw_public_key(
+                io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
+                verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
+        else:
+            accepted = accept_client_chain(io, chain)
         return ExpectClientCertificateVerify(self.then, accepted)
 
 
@@ -612,7 +642,7 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
                          signer="client")
         then.transcript.update(raw)
         then.info = replace(then.info, client_certificates=self.chain.chain,
-                            client_certificate_verified=self.chain.verified is not None)
+                            client_certificate_verified=self.chain.trusted)
         return then
 
 
@@ -632,8 +662,10 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
     def __init__(self, suite: SuiteInfo, transcript: Transcript,
                  master: schedule13.MasterSecret, chts: bytes, cats: bytes, sats: bytes,
                  ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False,
-                 tickets: bool = True) -> None:
+                 tickets: bool = True,
+                 server_certificate_type: CertificateType = CertificateType.X509) -> None:
         self.suite, self.transcript, self.master = suite, transcript, master
+        self.server_certificate_type = server_certificate_type  # RFC 7250, for tickets
         self.tickets = tickets  # the client can resume with a ticket (RFC 8446 §4.2.9)
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
         self.info = info
@@ -653,7 +685,8 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
             psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
                                alpn=info.alpn, client_certificates=info.client_certificates,
                                client_certificate_verified=info.client_certificate_verified,
-                               application_settings=self.alps)
+                               application_settings=self.alps,
+                               server_certificate_type=self.server_certificate_type)
         else:
             io.note("no tickets: the client's psk_key_exchange_modes allow no resumption")
         io.emit(HandshakeComplete(info))
