@@ -281,6 +281,10 @@ class ClientConfig:
     # RFC 8446 §4.2.10: if the server rejects our 0-RTT data, send it again as ordinary
     # application data once the handshake completes.
     resend_rejected_early_data: bool = True
+    # RFC 5246 §7.4.1.1: a client that does not renegotiate "MAY" ignore a TLS 1.2
+    # HelloRequest; by default it is refused with a no_renegotiation warning (RFC 5746
+    # §4.2), which some servers treat as fatal. True: drop it silently.
+    ignore_hello_request: bool = False
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None

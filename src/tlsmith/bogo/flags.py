@@ -122,6 +122,9 @@ KINDS: dict[str, Kind] = {
     "-use-export-context": Kind.BOOL,
     "-export-traffic-secrets": Kind.BOOL,
     "-key-update": Kind.BOOL,
+    "-tls-unique": Kind.BOOL,
+    "-send-alert": Kind.BOOL,
+    "-renegotiate-ignore": Kind.BOOL,
     # BoringSSL's compliance policies: fixed versions, suites, groups and signatures
     "-fips-202205": Kind.BOOL,
     "-wpa-202304": Kind.BOOL,
@@ -182,7 +185,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-disable-npn",
     ),
     "renegotiation": (
-        "-renegotiate-freely", "-renegotiate-ignore", "-renegotiate-explicit",
+        "-renegotiate-freely", "-renegotiate-explicit",
         "-renegotiate-once", "-expect-total-renegotiations",
         "-forbid-renegotiation-after-handshake", "-no-legacy-server-connect",
         "-expect-no-secure-renegotiation",
@@ -228,9 +231,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     "SRTP": (
         "-srtp-profiles",
     ),
-    "tls-unique (TLS 1.2 channel binding)": (
-        "-tls-unique",
-    ),
     "DoS and early callbacks": (
         "-install-ddos-callback", "-fail-ddos-callback", "-server-supported-groups-hint",
         "-curves-flags",
@@ -249,9 +249,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "peer signature preferences": (
         "-expect-peer-verify-pref",
-    ),
-    "sending an alert through the API": (
-        "-send-alert",
     ),
 }
 UNIMPLEMENTED: frozenset[str] = frozenset(
@@ -348,6 +345,8 @@ class Options:
     decline_ocsp_callback: bool = False
     wpa_202304: bool = False
     send_alert: bool = False
+    tls_unique: bool = False
+    renegotiate_ignore: bool = False
     ignored: list[str] = field(default_factory=list)
 
     def apply(self, flag: str, value: str | None) -> None:

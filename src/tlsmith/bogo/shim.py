@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from tlsmith.bogo.errors import describe_error
 from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
-from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.codec.enums import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -387,6 +393,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         request_ocsp=verify,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
+        ignore_hello_request=o.renegotiate_ignore,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -619,6 +626,13 @@ def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *
         s = watch.secrets.get("server_application_traffic_secret_0", b"")
         read, write = (c, s) if o.server else (s, c)
         peer.send(struct.pack("<H", len(read)) + read + write)
+    if o.tls_unique:
+        peer.send(conn.tls_unique())
+    if o.send_alert:
+        # BoringSSL's shim: SSL_send_fatal_alert(decompression_failure), then it fails.
+        conn.send_fatal_alert(AlertDescription.DECOMPRESSION_FAILURE)
+        peer._flush_quietly()
+        raise ShimFailure("-send-alert: sent a fatal alert")
     if o.shim_writes_first and not early_sent:
         peer.send(b"hello")
     if o.shim_shuts_down:
