@@ -334,6 +334,11 @@ class ServerConfig:
     require_extended_master_secret: bool = True
     allow_mac_then_encrypt: bool = False
     prefer_server_cipher_order: bool = True
+    # Equal-preference groups (OpenSSL's "[A|B]"), with prefer_server_cipher_order: the
+    # server ranks a group's suites (all in cipher_suites) alike, at the place of the
+    # first of them, and the client's order among them decides (e.g. ChaCha20 for
+    # clients that put it before AES-GCM, having no AES hardware).
+    cipher_suite_groups: tuple[tuple[CipherSuite, ...], ...] = ()
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))
@@ -378,6 +383,10 @@ class ServerConfig:
                          self.max_fragment)
         if not self.certificates:
             raise UsageError("a server needs at least one certificate and key")
+        grouped = [s for g in self.cipher_suite_groups for s in g]
+        if len(set(grouped)) != len(grouped) or not set(grouped) <= set(self.cipher_suites):
+            raise UsageError("cipher_suite_groups: each suite in at most one group, and "
+                             "every one of them in cipher_suites")
         if len(self.cookie_secret) < 16:
             raise UsageError("cookie_secret must be at least 16 bytes")
         if self.client_auth not in CLIENT_AUTH_MODES:

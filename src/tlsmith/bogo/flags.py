@@ -80,6 +80,10 @@ KINDS: dict[str, Kind] = {
     "-key-shares": Kind.INTS,
     "-no-key-shares": Kind.BOOL,
     "-expect-curve-id": Kind.INT,
+    "-cipher": Kind.STR,
+    "-expect-cipher": Kind.INT,
+    "-expect-cipher-aes": Kind.INT,
+    "-expect-cipher-no-aes": Kind.INT,
     "-expect-hrr": Kind.BOOL,
     "-expect-no-hrr": Kind.BOOL,
     "-signing-prefs": Kind.INTS,
@@ -190,9 +194,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-forbid-renegotiation-after-handshake", "-no-legacy-server-connect",
         "-expect-no-secure-renegotiation",
     ),
-    "OpenSSL cipher strings": (
-        "-cipher", "-expect-cipher", "-expect-cipher-aes", "-expect-cipher-no-aes",
-    ),
     "False Start": (
         "-false-start", "-allow-false-start-without-alpn",
     ),
@@ -298,6 +299,10 @@ class Options:
     curves: list[int] = field(default_factory=list)
     key_shares: list[int] | None = None
     expect_curve_id: int = 0
+    cipher: str = ""
+    expect_cipher: int = 0
+    expect_cipher_aes: int = 0
+    expect_cipher_no_aes: int = 0
     expect_hrr: bool = False
     expect_no_hrr: bool = False
     verify_prefs: list[int] = field(default_factory=list)

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from tlsmith.bogo.ciphers import CipherStringError, parse_cipher_string
 from tlsmith.bogo.errors import describe_error
 from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
 from tlsmith.codec.enums import (
@@ -247,6 +248,28 @@ def _policy(o: Options) -> Policy | None:
     if len(chosen) > 1:
         raise Unimplemented("two compliance policies at once")
     return POLICIES[chosen[0]] if chosen else None
+def _suites(o: Options, policy: Policy | None) -> tuple[CipherSuite, ...]:
+    """-cipher sets the TLS 1.2 suites only (BoringSSL's TLS 1.3 suites are fixed)."""
+    base = policy.suites if policy else ALL_SUITES
+    if not o.cipher:
+        return base
+    try:
+        parsed = parse_cipher_string(o.cipher)
+        tls12 = parsed.tlsmith_suites()
+    except CipherStringError as exc:
+        raise Unimplemented(f"-cipher: {exc}") from exc
+    return (*(s for s in base if s in TLS13_SUITES), *tls12)
+
+
+def _suite_groups(o: Options) -> tuple[tuple[CipherSuite, ...], ...]:
+    if not o.cipher:
+        return ()
+    groups = parse_cipher_string(o.cipher).tlsmith_groups()
+    if o.server_preference:
+        return groups
+    return ((*(s for s in ALL_SUITES if s in TLS13_SUITES),), *groups)
+
+
 def _versions(o: Options) -> tuple[ProtocolVersion, ProtocolVersion]:
     lo = o.min_version or 0x0301
     hi = o.max_version or 0x0304
@@ -378,7 +401,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     return ClientConfig(
         server_name=o.host_name or None,
         alpn_protocols=_alpn_list(o.advertise_alpn),
-        cipher_suites=policy.suites if policy else ALL_SUITES,
+        cipher_suites=_suites(o, policy),
         groups=groups,
         key_share_groups=shares,
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
@@ -437,7 +460,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     return ServerConfig(
         certificates=tuple(creds),
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
-        cipher_suites=policy.suites if policy else ALL_SUITES,
+        cipher_suites=_suites(o, policy),
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
                            else policy.schemes),
@@ -445,7 +468,10 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         max_version=hi,
         allow_rsa_key_exchange=True,
         allow_mac_then_encrypt=True,
-        prefer_server_cipher_order=o.server_preference,
+        # BoringSSL's server follows its -cipher list's order (and equal-preference
+        # groups) in TLS 1.2; in TLS 1.3 the client's order unless -server-preference.
+        prefer_server_cipher_order=o.server_preference or bool(o.cipher),
+        cipher_suite_groups=_suite_groups(o),
         max_fragment=o.max_send_fragment or 2**14,
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,
@@ -681,6 +707,11 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     if o.expect_curve_id:
         curve = int(group) if group is not None else 0
         _expect(curve == o.expect_curve_id, f"curve {curve}, expected {o.expect_curve_id}")
+    # -expect-cipher-aes: tlsmith orders suites as BoringSSL with AES hardware does.
+    for cipher in (o.expect_cipher, o.expect_cipher_aes):
+        if cipher:
+            _expect(int(info.cipher_suite) == cipher,
+                    f"cipher {int(info.cipher_suite):#06x}, expected {cipher:#06x}")
     if o.expect_hrr:
         _expect(info.hello_retry_request, "expected a HelloRetryRequest")
     if o.expect_no_hrr:

@@ -156,6 +156,26 @@ def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
         + " and ".join(v.label for v in ours), check="version_no_overlap")
 
 
+def suite_order(cfg: ServerConfig, offered: Offered) -> tuple[CipherSuite, ...]:
+    """Our suites in the order we try them: ours, or the client's without server
+    preference; an equal-preference group (``cipher_suite_groups``) takes the client's
+    order among its members, at the place of its first member in ours."""
+    ours = cfg.cipher_suites
+    if not cfg.prefer_server_cipher_order:
+        return tuple(s for s in offered.suites if s in ours)
+    if not cfg.cipher_suite_groups:
+        return ours
+    rank = {s: i for i, s in reversed(list(enumerate(offered.suites)))}
+    group_of = {s: g for g in cfg.cipher_suite_groups for s in g}
+    out: list[CipherSuite] = []
+    for s in ours:
+        if s in out:
+            continue
+        group = group_of.get(s)
+        out += sorted(group, key=lambda m: rank.get(m, len(rank))) if group else [s]
+    return tuple(out)
+
+
 def choose_alpn(cfg: ServerConfig, offered: Offered) -> str | None:
     if offered.alpn is None or not cfg.alpn_protocols:
         return None

@@ -72,6 +72,7 @@ from tlsmith.handshake.negotiate import (
     choose_alpn,
     choose_certificate,
     staple_for,
+    suite_order,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -119,9 +120,7 @@ def _group_for(cfg: ServerConfig, offered: Offered, kx_name: str | None) -> Name
 def choose12(cfg: ServerConfig, offered: Offered) -> Choice12:
     """The first of our suites (or the client's, without server preference) whose key
     exchange, certificate and record protection all fit (RFC 5246 §7.4.1.2)."""
-    ours = set(cfg.cipher_suites)
-    order = (cfg.cipher_suites if cfg.prefer_server_cipher_order
-             else tuple(s for s in offered.suites if s in ours))
+    order = suite_order(cfg, offered)
     client = set(offered.suites)
     skipped: list[str] = []
     for s in order:

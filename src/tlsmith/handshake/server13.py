@@ -68,6 +68,7 @@ from tlsmith.handshake.negotiate import (
     no_certificate,
     offer,
     staple_for,
+    suite_order,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -133,8 +134,7 @@ def check_client_hello(offered: Offered) -> None:
 
 def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
     client_suites = set(offered.suites)
-    order = (cfg.cipher_suites if cfg.prefer_server_cipher_order
-             else tuple(s for s in offered.suites if s in cfg.cipher_suites))
+    order = suite_order(cfg, offered)
     info = next((i for s in order if s in client_suites
                  and (i := suite_info(s)) is not None and i.tls13), None)
     if info is None:
