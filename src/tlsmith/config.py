@@ -339,6 +339,10 @@ class ServerConfig:
     # first of them, and the client's order among them decides (e.g. ChaCha20 for
     # clients that put it before AES-GCM, having no AES hardware).
     cipher_suite_groups: tuple[tuple[CipherSuite, ...], ...] = ()
+    # JDK 11 before 11.0.2 offers TLS 1.3 but fails to resume with it: answer hellos
+    # that look like its own (negotiate.is_probably_jdk11) with TLS 1.2 and a ServerHello
+    # random that JDK 11 does not read as a downgrade (BoringSSL's workaround; off).
+    jdk11_workaround: bool = False
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))

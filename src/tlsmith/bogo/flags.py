@@ -90,6 +90,7 @@ KINDS: dict[str, Kind] = {
     "-verify-prefs": Kind.INTS,
     "-expect-peer-signature-algorithm": Kind.INT,
     "-server-preference": Kind.BOOL,
+    "-jdk11-workaround": Kind.BOOL,
     "-expect-extended-master-secret": Kind.BOOL,
     "-expect-secure-renegotiation": Kind.BOOL,
     # names and ALPN
@@ -245,9 +246,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-no-server-name-ack", "-reject-alpn", "-select-empty-alpn",
         "-allow-unknown-alpn-protos",
     ),
-    "JDK 11 downgrade workaround": (
-        "-jdk11-workaround",
-    ),
     "peer signature preferences": (
         "-expect-peer-verify-pref",
     ),
@@ -308,6 +306,7 @@ class Options:
     verify_prefs: list[int] = field(default_factory=list)
     expect_peer_signature_algorithm: int = 0
     server_preference: bool = False
+    jdk11_workaround: bool = False
     expect_extended_master_secret: bool = False
     expect_secure_renegotiation: bool = False
     host_name: str = ""

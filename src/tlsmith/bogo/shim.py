@@ -472,6 +472,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         # groups) in TLS 1.2; in TLS 1.3 the client's order unless -server-preference.
         prefer_server_cipher_order=o.server_preference or bool(o.cipher),
         cipher_suite_groups=_suite_groups(o),
+        jdk11_workaround=o.jdk11_workaround,
         max_fragment=o.max_send_fragment or 2**14,
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,

@@ -71,6 +71,7 @@ from tlsmith.handshake.negotiate import (
     certificate_authorities,
     choose_alpn,
     choose_certificate,
+    jdk11_downgrade,
     staple_for,
     suite_order,
 )
@@ -167,9 +168,17 @@ def _check_client_hello(cfg: ServerConfig, offered: Offered) -> None:
             "server requires for TLS 1.2", check="ems_required")
 
 
-def _server_random(io: ServerIO) -> bytes:
+#: BoringSSL's non-standard downgrade marker for JDK 11 clients (which would refuse the
+#: RFC 8446 §4.1.3 sentinel after being answered with TLS 1.2 on purpose).
+JDK11_DOWNGRADE = bytes.fromhex("edbfb4a8c24710ff")
+
+
+def _server_random(io: ServerIO, offered: Offered) -> bytes:
     random = io.random(32)
-    if ProtocolVersion.TLS13 in io.config.versions:
+    if jdk11_downgrade(io.config, offered):
+        random = random[:24] + JDK11_DOWNGRADE
+        io.note("JDK 11 workaround: TLS 1.2 with BoringSSL's JDK 11 downgrade marker")
+    elif ProtocolVersion.TLS13 in io.config.versions:
         # RFC 8446 §4.1.3: a TLS 1.3 server negotiating TLS 1.2 marks its random.
         random = random[:24] + DOWNGRADE_TLS12
         io.note("TLS 1.3 is enabled but the client did not offer it: the ServerHello "
@@ -286,7 +295,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     alpn = choose_alpn(cfg, offered)
     suite = choice.suite
     ch = offered.hello
-    random = _server_random(io)
+    random = _server_random(io, offered)
     exts = _common_extensions(offered, offered.extended_master_secret, choice.etm)
     # RFC 5077 §3.2: an empty SessionTicket says a NewSessionTicket will follow.
     ticket_ext = _client_ticket(offered)
@@ -579,7 +588,7 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     ch = offered.hello
     etm = info.cipher == "cbc" and offered.encrypt_then_mac
     alpn = choose_alpn(cfg, offered)
-    random = _server_random(io)
+    random = _server_random(io, offered)
     exts = _common_extensions(offered, state.extended_master_secret, etm)
     ticket_ext = _client_ticket(offered)
     # RFC 5077 §3.1: a fresh ticket when the old key retired; §3.4: a client resuming by
