@@ -128,6 +128,9 @@ class Shared:
     peer_signature: SignatureScheme | None = None
     group: NamedGroup | None = None
     resumed_before: bool = False  # a server: this is not the first connection
+    # A server: whether the tickets of the last connection allowed 0-RTT, and its ALPN.
+    ticket_early_data: bool = False
+    ticket_alpn: str | None = None
 
     def clock(self) -> float:
         return time.time() + self.clock_offset
@@ -612,11 +615,16 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
             o = retry  # BoringSSL's shim retries with its -on-retry- configuration
         check_handshake(o, info, watch, shared, resume=resume)
         if o.expect_early_data_reason:
-            _expect(early_data_reason(o, info, offer, resume=resume, sent=early is not None)
-                    == o.expect_early_data_reason,
+            reason = (server_early_data_reason(o, info, shared, resume=resume) if o.server
+                      else early_data_reason(o, info, offer, resume=resume,
+                                             sent=early is not None))
+            _expect(reason == o.expect_early_data_reason,
                     f"early data reason is not {o.expect_early_data_reason!r}")
         after_handshake(o, peer, info, watch, early_sent=early is not None)
         check_sessions(o, peer, info, resume=resume, offered=offer)
+        if o.server:
+            shared.ticket_early_data = o.enable_early_data and not o.no_ticket
+            shared.ticket_alpn = info.alpn
         if not o.server and peer.sessions:
             shared.session = peer.sessions[-1]
         elif not o.server and info.resumed and info.version == _TLS12:
@@ -761,8 +769,6 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
         return "accept"
     if not o.enable_early_data:
         return "disabled"
-    if o.server:
-        raise Unimplemented("the server's reason for declining 0-RTT")
     if info.version != _TLS13 and not sent:
         return "protocol_version"
     if not resume or offered is None:
@@ -778,6 +784,29 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
         return "hello_retry_request"
     if not info.resumed:
         return "session_not_resumed"
+    return "peer_declined"
+
+
+def server_early_data_reason(o: Options, info: HandshakeInfo, shared: Shared, *,
+                             resume: bool) -> str:
+    """BoringSSL's server-side SSL_get_early_data_reason, from the public state: the
+    runner offers the last connection's ticket on every resumption."""
+    if info.early_data_accepted:
+        return "accept"
+    if not o.enable_early_data:
+        return "disabled"
+    if info.version != _TLS13:
+        return "protocol_version"
+    if not resume:
+        return "no_session_offered"
+    if not info.resumed:
+        return "session_not_resumed"
+    if not shared.ticket_early_data:
+        return "unsupported_for_session"
+    if (info.alpn or "") != (shared.ticket_alpn or ""):
+        return "alpn_mismatch"
+    if info.hello_retry_request:
+        return "hello_retry_request"
     return "peer_declined"
 
 
