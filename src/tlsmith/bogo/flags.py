@@ -117,6 +117,12 @@ KINDS: dict[str, Kind] = {
     "-expect-early-data-reason": Kind.STR,
     # after the handshake
     "-shim-writes-first": Kind.BOOL,
+    "-shim-initial-write": Kind.STR,
+    "-repeat-shim-initial-write": Kind.INT,
+    # BoringSSL's SSL_peek and blocked-write modes: the same bytes on the wire for a
+    # synchronous shim that reads whole records.
+    "-peek-then-read": Kind.BOOL,
+    "-read-with-unfinished-write": Kind.BOOL,
     "-shim-shuts-down": Kind.BOOL,
     "-check-close-notify": Kind.BOOL,
     "-read-size": Kind.INT,
@@ -211,8 +217,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-expect-resumable-across-names", "-expect-not-resumable-across-names",
         "-resumption-across-names-enabled",
     ),
-    "early data reasons and 0-RTT write control": (
-        "-shim-initial-write", "-repeat-shim-initial-write",
+    "0-RTT write control": (
         "-early-write-after-message",
     ),
     "split handshakes (handshake hints)": (
@@ -238,7 +243,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-curves-flags",
     ),
     "BoringSSL I/O modes": (
-        "-peek-then-read", "-read-with-unfinished-write", "-write-different-record-sizes",
+        "-write-different-record-sizes",
         "-cbc-record-splitting", "-partial-write", "-use-exporter-between-reads",
         "-handshake-never-done", "-expect-msg-callback",
     ),
@@ -331,6 +336,10 @@ class Options:
     expect_no_offer_early_data: bool = False
     expect_early_data_reason: str = ""
     shim_writes_first: bool = False
+    shim_initial_write: str = ""
+    repeat_shim_initial_write: int = 0
+    peek_then_read: bool = False
+    read_with_unfinished_write: bool = False
     shim_shuts_down: bool = False
     check_close_notify: bool = False
     read_size: int = 0

@@ -417,7 +417,10 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         certificate=creds[0] if creds else None,
         verify_certificates=verify,
         request_ocsp=verify,
-        max_fragment=o.max_send_fragment or 2**14,
+        # BoringSSL's shim writes -shim-initial-write once per SSL_write, one record
+        # each (also its 0-RTT data): so do our records.
+        max_fragment=o.max_send_fragment or (len(o.shim_initial_write)
+                                             if o.repeat_shim_initial_write > 1 else 2**14),
         session_tickets=not o.no_ticket,
         ignore_hello_request=o.renegotiate_ignore,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
@@ -599,13 +602,17 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
         if resume and offer is None:
             raise ShimFailure("no session to offer")
         shared.session = None
+    if o.read_with_unfinished_write and not (resume and o.enable_early_data):
+        # (With 0-RTT, the unfinished write is the early data, done with the handshake.)
+        raise Unimplemented("-read-with-unfinished-write: a read while a write is blocked")
     early: bytes | None = None
+    first_write = (o.shim_initial_write.encode() or b"hello") * max(
+        o.repeat_shim_initial_write, 1)
     if (not o.server and resume and o.enable_early_data and o.shim_writes_first
             and isinstance(offer, Session13) and offer.max_early_data > 0):
-        early = b"hello"
-        if len(early) > offer.max_early_data:
-            raise Unimplemented("0-RTT data beyond the ticket's max_early_data_size (tlsmith "
-                                "refuses to send it; BoringSSL sends the rest later)")
+        # As BoringSSL: 0-RTT carries what fits the ticket's max_early_data_size, and
+        # the rest goes out once the handshake is done.
+        early = first_write[:offer.max_early_data]
     sock = _connect(o)
     try:
         conn = TLSConnection(config, session=offer, early_data=early)
@@ -620,7 +627,10 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
                                              sent=early is not None))
             _expect(reason == o.expect_early_data_reason,
                     f"early data reason is not {o.expect_early_data_reason!r}")
-        after_handshake(o, peer, info, watch, early_sent=early is not None)
+        if early is not None and info.early_data_accepted:
+            first_write = first_write[len(early):]
+        after_handshake(o, peer, info, watch, early_sent=early is not None,
+                        first_write=first_write)
         check_sessions(o, peer, info, resume=resume, offered=offer)
         if o.server:
             shared.ticket_early_data = o.enable_early_data and not o.no_ticket
@@ -648,7 +658,7 @@ def _close(sock: socket.socket) -> None:
 
 
 def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *,
-                    early_sent: bool) -> None:
+                    early_sent: bool, first_write: bytes = b"hello") -> None:
     conn = peer.conn
     if o.export_keying_material > 0:
         context = o.export_context.encode() if o.use_export_context else None
@@ -668,8 +678,9 @@ def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *
         conn.send_fatal_alert(AlertDescription.DECOMPRESSION_FAILURE)
         peer._flush_quietly()
         raise ShimFailure("-send-alert: sent a fatal alert")
-    if o.shim_writes_first and not early_sent:
-        peer.send(b"hello")
+    if o.shim_writes_first and (not early_sent or info.early_data_accepted):
+        if first_write:
+            peer.send(first_write)
     if o.shim_shuts_down:
         return
     on_read = None
