@@ -89,6 +89,7 @@ KINDS: dict[str, Kind] = {
     "-signing-prefs": Kind.INTS,
     "-verify-prefs": Kind.INTS,
     "-expect-peer-signature-algorithm": Kind.INT,
+    "-expect-peer-verify-pref": Kind.INTS,
     "-server-preference": Kind.BOOL,
     "-jdk11-workaround": Kind.BOOL,
     "-expect-extended-master-secret": Kind.BOOL,
@@ -251,9 +252,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-no-server-name-ack", "-reject-alpn", "-select-empty-alpn",
         "-allow-unknown-alpn-protos",
     ),
-    "peer signature preferences": (
-        "-expect-peer-verify-pref",
-    ),
 }
 UNIMPLEMENTED: frozenset[str] = frozenset(
     f for flags in UNIMPLEMENTED_BY_FEATURE.values() for f in flags)
@@ -310,6 +308,7 @@ class Options:
     expect_no_hrr: bool = False
     verify_prefs: list[int] = field(default_factory=list)
     expect_peer_signature_algorithm: int = 0
+    expect_peer_verify_pref: list[int] = field(default_factory=list)
     server_preference: bool = False
     jdk11_workaround: bool = False
     expect_extended_master_secret: bool = False

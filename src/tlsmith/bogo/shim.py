@@ -91,6 +91,8 @@ class Watch:
     peer_cv_scheme: SignatureScheme | None = None
     server_hello_session_id: bytes | None = None
     secrets: dict[str, bytes] = field(default_factory=dict)
+    # The peer's signature_algorithms (ClientHello, or CertificateRequest).
+    peer_verify_prefs: tuple[int, ...] | None = None
 
     def __call__(self, record: TraceRecord) -> None:
         debug = os.environ.get("TLSMITH_BOGO_TRACE")  # a file: one line per message
@@ -111,8 +113,19 @@ class Watch:
                 e if isinstance(e, bytes) else e.cert_data for e in entries)
         elif name == "CertificateVerify" and record.direction == "received":
             self.peer_cv_scheme = SignatureScheme(msg.algorithm)
+        elif name in ("ClientHello", "CertificateRequest") and record.direction == "received":
+            self.peer_verify_prefs = _signature_algorithms(msg)
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
+
+
+def _signature_algorithms(msg: object) -> tuple[int, ...] | None:
+    algs = getattr(msg, "supported_signature_algorithms", None)  # TLS 1.2 CertificateRequest
+    if algs is None:
+        found = next((e for e in getattr(msg, "extensions", ())
+                      if getattr(e, "extension_type", None) == 13), None)
+        algs = getattr(found, "supported_signature_algorithms", None)
+    return None if algs is None else tuple(int(a) for a in algs)
 
 
 @dataclass
@@ -732,6 +745,10 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         if cipher:
             _expect(int(info.cipher_suite) == cipher,
                     f"cipher {int(info.cipher_suite):#06x}, expected {cipher:#06x}")
+    if o.expect_peer_verify_pref:
+        _expect(watch.peer_verify_prefs == tuple(o.expect_peer_verify_pref),
+                f"peer verify preferences {watch.peer_verify_prefs}, expected "
+                f"{o.expect_peer_verify_pref}")
     if o.expect_hrr:
         _expect(info.hello_retry_request, "expected a HelloRetryRequest")
     if o.expect_no_hrr:
