@@ -103,6 +103,7 @@ KINDS: dict[str, Kind] = {
     "-expect-alpn": Kind.STR,
     "-expect-advertised-alpn": Kind.STR,
     "-decline-alpn": Kind.BOOL,
+    "-reject-alpn": Kind.BOOL,
     # sessions
     "-no-ticket": Kind.BOOL,
     "-expect-session-miss": Kind.BOOL,
@@ -249,7 +250,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-handshake-never-done", "-expect-msg-callback",
     ),
     "ALPN and SNI policies the API has no hook for": (
-        "-no-server-name-ack", "-reject-alpn", "-select-empty-alpn",
+        "-no-server-name-ack", "-select-empty-alpn",
         "-allow-unknown-alpn-protos",
     ),
 }
@@ -321,6 +322,7 @@ class Options:
     expect_alpn: str = ""
     expect_advertised_alpn: str = ""
     decline_alpn: bool = False
+    reject_alpn: bool = False
     allow_unknown_alpn_protos: bool = False
     no_ticket: bool = False
     expect_session_miss: bool = False

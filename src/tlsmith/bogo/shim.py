@@ -478,7 +478,10 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         raise ShimFailure("-fallback-scsv is a client flag")
     return ServerConfig(
         certificates=tuple(creds),
-        alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
+        # -reject-alpn: BoringSSL's ALPN callback refuses every offer; a server speaking
+        # only a protocol no client offers does the same (RFC 7301 §3.2).
+        alpn_protocols=(("tlsmith-bogo-rejects-all",) if o.reject_alpn
+                        else (o.select_alpn,) if o.select_alpn else ()),
         cipher_suites=_suites(o, policy),
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
