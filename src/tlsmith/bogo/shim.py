@@ -694,9 +694,8 @@ def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *
         conn.send_fatal_alert(AlertDescription.DECOMPRESSION_FAILURE)
         peer._flush_quietly()
         raise ShimFailure("-send-alert: sent a fatal alert")
-    if o.shim_writes_first and (not early_sent or info.early_data_accepted):
-        if first_write:
-            peer.send(first_write)
+    if o.shim_writes_first and (not early_sent or info.early_data_accepted) and first_write:
+        peer.send(first_write)
     if o.shim_shuts_down:
         return
     on_read = None
