@@ -19,6 +19,7 @@ from tlsmith.codec.enums import (
     ExtensionType,
     NamedGroup,
     ProtocolVersion,
+    is_grease,
 )
 from tlsmith.codec.extensions_common import SignatureAlgorithmsCert
 from tlsmith.codec.messages import ClientHello
@@ -247,3 +248,43 @@ def test_jdk11_workaround_leaves_other_clients_alone(certs: dict[str, CertFiles]
 
 def test_client_config_ignore_hello_request_default() -> None:
     assert ClientConfig(verify_certificates=False).ignore_hello_request is False
+
+
+# ------------------------------------------------------------------ GREASE (RFC 8701)
+def _hello_of(client: TLSConnection) -> ClientHello:
+    return ClientHello.parse_body(memoryview(client.first_client_hello)[4:])
+
+
+def test_grease_client_hello(certs: dict[str, CertFiles]) -> None:
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"], grease=True)
+    client, _, _, _ = handshake(client_cfg, server_cfg)
+    assert client.info is not None and client.info.version == ProtocolVersion.TLS13
+    hello = _hello_of(client)
+    assert is_grease(hello.cipher_suites[0])
+    types = [int(e.extension_type) for e in hello.extensions]
+    assert is_grease(types[0]) and is_grease(types[-1]) and types[0] != types[-1]
+    by_type = {int(e.extension_type): e for e in hello.extensions}
+    groups = by_type[int(ExtensionType.SUPPORTED_GROUPS)]
+    assert is_grease(groups.named_group_list[0])  # type: ignore[attr-defined]
+    shares = by_type[int(ExtensionType.KEY_SHARE)]
+    assert is_grease(shares.client_shares[0].group)  # type: ignore[attr-defined]
+    versions = by_type[int(ExtensionType.SUPPORTED_VERSIONS)]
+    assert is_grease(versions.versions[0])  # type: ignore[attr-defined]
+    assert not is_grease(_hello_of(TLSConnection(replace(client_cfg, grease=False)))
+                         .cipher_suites[0])
+
+
+def test_grease_survives_hello_retry_request(certs: dict[str, CertFiles]) -> None:
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"], grease=True)
+    server_cfg = replace(server_cfg, groups=(NamedGroup.SECP384R1,))
+    client, _, _, _ = handshake(client_cfg, server_cfg)
+    assert client.info is not None and client.info.hello_retry_request
+
+
+def test_grease_in_new_session_tickets(certs: dict[str, CertFiles]) -> None:
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"])
+    client = TLSConnection(client_cfg)
+    server = TLSConnection(replace(server_cfg, grease=True))
+    cev, _ = pump(client, server)
+    tickets = [e for e in cev if isinstance(e, SessionTicketReceived)]
+    assert tickets  # the client reads the unknown extension and keeps the ticket

@@ -285,6 +285,9 @@ class ClientConfig:
     # HelloRequest; by default it is refused with a no_renegotiation warning (RFC 5746
     # §4.2), which some servers treat as fatal. True: drop it silently.
     ignore_hello_request: bool = False
+    # RFC 8701: GREASE values in the ClientHello (suites, extensions, groups, key
+    # shares, versions), as browsers send, so servers stay tolerant of unknown values.
+    grease: bool = False
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -343,6 +346,8 @@ class ServerConfig:
     # that look like its own (negotiate.is_probably_jdk11) with TLS 1.2 and a ServerHello
     # random that JDK 11 does not read as a downgrade (BoringSSL's workaround; off).
     jdk11_workaround: bool = False
+    # RFC 8701 §3.2: a GREASE extension in each TLS 1.3 NewSessionTicket.
+    grease: bool = False
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))

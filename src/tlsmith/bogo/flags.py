@@ -76,6 +76,7 @@ KINDS: dict[str, Kind] = {
     "-no-tls13": Kind.BOOL,
     "-expect-version": Kind.INT,
     "-fallback-scsv": Kind.BOOL,
+    "-enable-grease": Kind.BOOL,
     "-curves": Kind.INTS,
     "-key-shares": Kind.INTS,
     "-no-key-shares": Kind.BOOL,
@@ -234,7 +235,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-expect-peer-available-trust-anchors",
     ),
     "GREASE, extension permutation and padding": (
-        "-enable-grease", "-permute-extensions", "-request-server-padding",
+        "-permute-extensions", "-request-server-padding",
         "-server-supports-padding", "-expect-server-sent-requested-padding",
     ),
     "SRTP": (
@@ -298,6 +299,7 @@ class Options:
     no_tls13: bool = False
     expect_version: int = 0
     fallback_scsv: bool = False
+    enable_grease: bool = False
     curves: list[int] = field(default_factory=list)
     key_shares: list[int] | None = None
     expect_curve_id: int = 0

@@ -436,6 +436,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
                                              if o.repeat_shim_initial_write > 1 else 2**14),
         session_tickets=not o.no_ticket,
         ignore_hello_request=o.renegotiate_ignore,
+        grease=o.enable_grease,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -495,6 +496,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         prefer_server_cipher_order=o.server_preference or bool(o.cipher),
         cipher_suite_groups=_suite_groups(o),
         jdk11_workaround=o.jdk11_workaround,
+        # BoringSSL's TLS 1.3 server always sends GREASE in its tickets.
+        grease=True,
         max_fragment=o.max_send_fragment or 2**14,
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,

@@ -19,7 +19,7 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
-from tlsmith.codec.enums import CipherSuite, ProtocolVersion, PskKeyExchangeMode
+from tlsmith.codec.enums import CipherSuite, ExtensionType, ProtocolVersion, PskKeyExchangeMode
 from tlsmith.codec.messages import ClientHello, NewSessionTicket
 from tlsmith.config import ServerConfig
 from tlsmith.crypto import schedule13
@@ -333,8 +333,12 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
     if keys is None:
         return 0
     now = io.now()
-    early = ((ext.EarlyDataIndication(cfg.max_early_data),) if cfg.max_early_data > 0
-             else ())
+    early: tuple[ext.Extension, ...] = (
+        (ext.EarlyDataIndication(cfg.max_early_data),) if cfg.max_early_data > 0 else ())
+    exts = early
+    if cfg.grease:  # RFC 8701 §3.2
+        value = ((io.random(1)[0] & 0xF0) | 0x0A) * 0x0101
+        exts += (ext.UnknownExtension(ExtensionType(value), b""),)
     for i in range(cfg.tickets):
         nonce = i.to_bytes(8, "big")
         age_add = int.from_bytes(io.random(4), "big")
@@ -349,7 +353,7 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
             client_certificates=client_certificates,
             client_certificate_verified=client_certificate_verified)
         ticket = seal_ticket(keys, state, io.random(12))
-        msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, early)
+        msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, exts)
         io.send_handshake(msg, msg.serialize())
     if io.observed:
         io.note(f"sent {cfg.tickets} session ticket(s), lifetime {cfg.ticket_lifetime} s"
