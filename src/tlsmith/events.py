@@ -51,6 +51,9 @@ class HandshakeInfo:
     # sent 0-RTT data, whether the server accepted it (None: none was sent/offered).
     resumed_with: str | None = None
     early_data_accepted: bool | None = None
+    # Server, TLS 1.3 resumption with one of our tickets: the ticket age the client
+    # reports minus ours, in seconds (RFC 8446 §8.3: a clock or a replay gone wrong).
+    ticket_age_skew: float | None = None
 
     @property
     def version_label(self) -> str:

@@ -110,6 +110,7 @@ KINDS: dict[str, Kind] = {
     "-expect-session-miss": Kind.BOOL,
     "-expect-no-session": Kind.BOOL,
     "-expect-ticket-renewal": Kind.BOOL,
+    "-expect-ticket-age-skew": Kind.INT,
     "-expect-session-id": Kind.BOOL,
     "-expect-no-session-id": Kind.BOOL,
     "-enable-early-data": Kind.BOOL,
@@ -216,7 +217,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "ticket callbacks and ticket keys": (
         "-use-ticket-callback", "-use-ticket-aead-callback", "-skip-ticket",
-        "-renew-ticket", "-ticket-key", "-expect-ticket-age-skew",
+        "-renew-ticket", "-ticket-key",
         "-expect-resumable-across-names", "-expect-not-resumable-across-names",
         "-resumption-across-names-enabled",
     ),
@@ -330,6 +331,7 @@ class Options:
     expect_session_miss: bool = False
     expect_no_session: bool = False
     expect_ticket_renewal: bool = False
+    expect_ticket_age_skew: int | None = None
     expect_session_id: bool = False
     expect_no_session_id: bool = False
     enable_early_data: bool = False

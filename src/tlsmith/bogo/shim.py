@@ -505,6 +505,9 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         tickets=0 if o.no_ticket else 2,
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
         max_early_data=14336 if o.enable_early_data else 0,
+        # BoringSSL accepts 0-RTT with a ticket age up to 60 s off (kMaxTicketAgeSkew-
+        # Seconds), counted in whole seconds.
+        early_data_window=_MAX_SKEW,
         clock=shared.clock,
         observer=watch,
         limits=SHIM_LIMITS,
@@ -749,6 +752,10 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         if cipher:
             _expect(int(info.cipher_suite) == cipher,
                     f"cipher {int(info.cipher_suite):#06x}, expected {cipher:#06x}")
+    if o.expect_ticket_age_skew is not None and resume:
+        skew = info.ticket_age_skew
+        _expect(skew is not None and round(skew) == o.expect_ticket_age_skew,
+                f"ticket age skew {skew}, expected {o.expect_ticket_age_skew}")
     if o.expect_peer_verify_pref:
         _expect(watch.peer_verify_prefs == tuple(o.expect_peer_verify_pref),
                 f"peer verify preferences {watch.peer_verify_prefs}, expected "
@@ -819,6 +826,9 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
     return "peer_declined"
 
 
+_MAX_SKEW = 60.5
+
+
 def server_early_data_reason(o: Options, info: HandshakeInfo, shared: Shared, *,
                              resume: bool) -> str:
     """BoringSSL's server-side SSL_get_early_data_reason, from the public state: the
@@ -837,6 +847,8 @@ def server_early_data_reason(o: Options, info: HandshakeInfo, shared: Shared, *,
         return "unsupported_for_session"
     if (info.alpn or "") != (shared.ticket_alpn or ""):
         return "alpn_mismatch"
+    if info.ticket_age_skew is not None and abs(info.ticket_age_skew) > _MAX_SKEW:
+        return "ticket_age_skew"
     if info.hello_retry_request:
         return "hello_retry_request"
     return "peer_declined"

@@ -158,6 +158,15 @@ class SelectedPsk:
     state: ServerSessionState | None  # None for an external PSK
     obfuscated_age: int = 0
     identity: bytes = field(default=b"", repr=False)
+    selected_at: float = 0.0  # our clock when the ticket was checked
+
+    def ticket_age_skew(self, now: float) -> float | None:
+        """RFC 8446 §8.3: the client's view of the ticket age minus ours (seconds)."""
+        state = self.state
+        if state is None:
+            return None
+        client_age = (self.obfuscated_age - state.ticket_age_add) % 2**32 / 1000
+        return client_age - (now - state.issued_at)
 
     @property
     def resumed_with(self) -> str:
@@ -227,7 +236,7 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
         _verify_binder(io, psk_ext, index, key, external, suite, raw_hello,
                        transcript_before)
         return SelectedPsk(index, key, external is not None, mode, state,
-                           ident.obfuscated_ticket_age, ident.identity)
+                           ident.obfuscated_ticket_age, ident.identity, now)
     return None
 
 
@@ -297,12 +306,11 @@ def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
         reason = "the ALPN protocol differs from the ticket's"
     if reason is None and state is not None:
         # RFC 8446 §8.3: the client's view of the ticket age against ours.
-        client_age = (chosen.obfuscated_age - state.ticket_age_add) % 2**32 / 1000
-        server_age = io.now() - state.issued_at
-        skew = client_age - server_age
+        skew = chosen.ticket_age_skew(io.now())
+        assert skew is not None
         if abs(skew) > cfg.early_data_window:
-            reason = (f"the ticket age the client reports ({client_age:.1f} s) is "
-                      f"{abs(skew):.1f} s off ours (window {cfg.early_data_window:g} s)")
+            reason = (f"the ticket age the client reports is {skew:+.1f} s off ours "
+                      f"(window {cfg.early_data_window:g} s)")
         else:
             try:
                 digest = hashlib.sha256(b"tlsmith 0-rtt " + chosen.identity).digest()

@@ -421,6 +421,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         client_random=ch.random,
         resumed_with=psk.resumed_with if psk is not None else None,
         early_data_accepted=choice.early_data if offered_early else None,
+        ticket_age_skew=psk.ticket_age_skew(psk.selected_at) if psk is not None else None,
         client_certificates=state.client_certificates if state is not None else (),
         client_certificate_verified=(state.client_certificate_verified
                                      if state is not None else False),
