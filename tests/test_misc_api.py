@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -288,3 +289,21 @@ def test_grease_in_new_session_tickets(certs: dict[str, CertFiles]) -> None:
     cev, _ = pump(client, server)
     tickets = [e for e in cev if isinstance(e, SessionTicketReceived)]
     assert tickets  # the client reads the unknown extension and keeps the ticket
+
+
+# ------------------------------------------------------------------ ticket age skew
+def test_ticket_age_skew_is_reported(certs: dict[str, CertFiles]) -> None:
+    now = [time.time()]
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"], clock=lambda: now[0])
+    server_cfg = replace(server_cfg, clock=lambda: now[0] + offset[0])
+    offset = [0.0]
+    client, server = TLSConnection(client_cfg), TLSConnection(server_cfg)
+    cev, _ = pump(client, server)
+    assert client.info is not None and client.info.ticket_age_skew is None
+    session = next(e.session for e in cev if isinstance(e, SessionTicketReceived))
+    now[0] += 30
+    offset[0] = 7.0  # the server's clock ran 7 s further than the client's
+    resumed, server2 = TLSConnection(client_cfg, session=session), TLSConnection(server_cfg)
+    pump(resumed, server2)
+    assert server2.info is not None and server2.info.resumed
+    assert server2.info.ticket_age_skew == pytest.approx(-7.0, abs=0.01)
