@@ -144,9 +144,13 @@ class Shared:
     # A server: whether the tickets of the last connection allowed 0-RTT, and its ALPN.
     ticket_early_data: bool = False
     ticket_alpn: str | None = None
+    # With -resumption-delay, BoringSSL's shim runs on a simulated clock that only the
+    # delays move (the runner checks ticket ages to the second): so does ours.
+    frozen_at: float | None = None
 
     def clock(self) -> float:
-        return time.time() + self.clock_offset
+        base = time.time() if self.frozen_at is None else self.frozen_at
+        return base + self.clock_offset
 
 
 def main(argv: list[str]) -> int:
@@ -189,6 +193,8 @@ def _log_unimplemented(why: str) -> None:
 def run(flags: ParsedFlags) -> int:
     first = flags.options(0)
     shared = Shared()
+    if any(flags.options(i).resumption_delay for i in range(first.resume_count + 1)):
+        shared.frozen_at = time.time()
     for i in range(first.resume_count + 1):
         opts = flags.options(i)
         if i > 0:
