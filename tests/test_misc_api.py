@@ -307,3 +307,36 @@ def test_ticket_age_skew_is_reported(certs: dict[str, CertFiles]) -> None:
     pump(resumed, server2)
     assert server2.info is not None and server2.info.resumed
     assert server2.info.ticket_age_skew == pytest.approx(-7.0, abs=0.01)
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_grease_client_against_openssl(certs: dict[str, CertFiles],
+                                       version: ssl.TLSVersion) -> None:
+    """OpenSSL (Python's ssl) ignores our GREASE values, as RFC 8701 asks of servers."""
+    cert = certs["ecdsa-p256"]
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ctx.maximum_version = version
+    ctx.load_cert_chain(str(cert.chain_path), str(cert.key_path))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        raw.settimeout(10)
+        with ctx.wrap_socket(raw, server_side=True) as tls:
+            tls.sendall(tls.recv(100))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client_cfg, _ = configs(cert, grease=True)
+        with connect("127.0.0.1", port, client_cfg, timeout=10) as tls:
+            tls.sendall(b"grease")
+            assert tls.recv_exactly(6) == b"grease"
+            assert is_grease(_hello_of(tls.conn).cipher_suites[0])
+        thread.join(10)
+    finally:
+        listener.close()
