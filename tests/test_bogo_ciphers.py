@@ -66,7 +66,7 @@ def test_shim_keeps_tls13_suites_and_uses_server_order() -> None:
     assert [s for s in suites if s in TLS13_SUITES] and suites[-3:] == (
         _CS.TLS_RSA_WITH_AES_128_CBC_SHA, _CS.TLS_RSA_WITH_AES_256_CBC_SHA,
         _CS.TLS_RSA_WITH_AES_128_GCM_SHA256)
-    groups = shim._suite_groups(opts)
+    groups = shim._suite_groups(opts, suites)
     # TLS 1.3 suites stay in the client's order (one group), as in BoringSSL.
     assert set(groups[0]) <= set(TLS13_SUITES)
     assert groups[1] == (_CS.TLS_RSA_WITH_AES_256_CBC_SHA,

@@ -282,13 +282,15 @@ def _suites(o: Options, policy: Policy | None) -> tuple[CipherSuite, ...]:
     return (*(s for s in base if s in TLS13_SUITES), *tls12)
 
 
-def _suite_groups(o: Options) -> tuple[tuple[CipherSuite, ...], ...]:
+def _suite_groups(o: Options, suites: tuple[CipherSuite, ...]
+                  ) -> tuple[tuple[CipherSuite, ...], ...]:
     if not o.cipher:
         return ()
     groups = parse_cipher_string(o.cipher).tlsmith_groups()
-    if o.server_preference:
+    tls13 = tuple(s for s in suites if s in TLS13_SUITES)
+    if o.server_preference or len(tls13) < 2:
         return groups
-    return ((*(s for s in ALL_SUITES if s in TLS13_SUITES),), *groups)
+    return (tls13, *groups)
 
 
 def _versions(o: Options) -> tuple[ProtocolVersion, ProtocolVersion]:
@@ -453,6 +455,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
+    suites = _suites(o, policy)
     # Each credential signs with its own -signing-prefs (CertifiedKey.signing_schemes);
     # -verify-prefs is only what we accept from clients (ServerConfig.signature_schemes),
     # so a credential without preferences then signs with any scheme tlsmith offers.
@@ -488,7 +491,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         # only a protocol no client offers does the same (RFC 7301 §3.2).
         alpn_protocols=(("tlsmith-bogo-rejects-all",) if o.reject_alpn
                         else (o.select_alpn,) if o.select_alpn else ()),
-        cipher_suites=_suites(o, policy),
+        cipher_suites=suites,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
                            else policy.schemes),
@@ -499,7 +502,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         # BoringSSL's server follows its -cipher list's order (and equal-preference
         # groups) in TLS 1.2; in TLS 1.3 the client's order unless -server-preference.
         prefer_server_cipher_order=o.server_preference or bool(o.cipher),
-        cipher_suite_groups=_suite_groups(o),
+        cipher_suite_groups=_suite_groups(o, suites),
         jdk11_workaround=o.jdk11_workaround,
         # BoringSSL's TLS 1.3 server always sends GREASE in its tickets.
         grease=True,
