@@ -439,8 +439,9 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         request_ocsp=verify,
         # BoringSSL's shim writes -shim-initial-write once per SSL_write, one record
         # each (also its 0-RTT data): so do our records.
-        max_fragment=o.max_send_fragment or (len(o.shim_initial_write)
-                                             if o.repeat_shim_initial_write > 1 else 2**14),
+        max_fragment=o.max_send_fragment or (
+            min(max(len(o.shim_initial_write), 64), 2**14)
+            if o.repeat_shim_initial_write > 1 else 2**14),
         session_tickets=not o.no_ticket,
         ignore_hello_request=o.renegotiate_ignore,
         grease=o.enable_grease,
