@@ -22,18 +22,26 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     is_grease,
 )
+from tlsmith.codec.extensions import UnknownExtension
 from tlsmith.codec.extensions_common import SignatureAlgorithmsCert
-from tlsmith.codec.messages import ClientHello
+from tlsmith.codec.messages import ClientHello, NewSessionTicket
 from tlsmith.codec.messages12 import HelloRequest
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
-from tlsmith.errors import AlertReceived, ConnectionClosedError, UsageError
+from tlsmith.errors import (
+    AlertReceived,
+    ConnectionClosedError,
+    DecodeError,
+    IllegalParameter,
+    UsageError,
+)
 from tlsmith.events import (
     ApplicationData,
     HandshakeComplete,
     SessionTicketReceived,
     WarningAlert,
 )
+from tlsmith.handshake.common13 import RESUMPTION_ACROSS_NAMES, TLS_FLAGS, ticket_flags
 from tlsmith.handshake.negotiate import is_probably_jdk11
 from tlsmith.handshake.server12 import JDK11_DOWNGRADE
 from tlsmith.io.blocking import connect
@@ -340,3 +348,27 @@ def test_grease_client_against_openssl(certs: dict[str, CertFiles],
         thread.join(10)
     finally:
         listener.close()
+
+
+# ------------------------------------------------------------------ ticket flags
+def _nst(*exts: UnknownExtension) -> NewSessionTicket:
+    return NewSessionTicket(7200, 0, b"", b"t", exts)
+
+
+def _flags_ext(body: bytes) -> UnknownExtension:
+    return UnknownExtension(ExtensionType(TLS_FLAGS), body)
+
+
+def test_ticket_flags_parse() -> None:
+    assert ticket_flags(_nst()) == 0
+    assert ticket_flags(_nst(_flags_ext(b"\x02\x00\x01"))) == 1 << RESUMPTION_ACROSS_NAMES
+    assert ticket_flags(_nst(_flags_ext(b"\x01\x02"))) == 1 << 1
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    (b"\x00", DecodeError), (b"", DecodeError), (b"\x03\x01", DecodeError),
+    (b"\x02\x01\x00", IllegalParameter),  # not minimal
+])
+def test_ticket_flags_malformed(body: bytes, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        ticket_flags(_nst(_flags_ext(body)))

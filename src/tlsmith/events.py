@@ -101,6 +101,9 @@ class SessionTicketReceived(Event):
     ticket: bytes = field(repr=False, default=b"")
     lifetime: int = 0
     max_early_data_size: int | None = None
+    # TLS 1.3: the ticket's resumption_across_names flag (draft-ietf-tls-cross-sni-
+    # resumption): the server would resume it under another name it serves.
+    resumable_across_names: bool = False
 
 
 @dataclass(frozen=True, slots=True)

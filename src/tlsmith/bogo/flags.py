@@ -111,6 +111,8 @@ KINDS: dict[str, Kind] = {
     "-expect-no-session": Kind.BOOL,
     "-expect-ticket-renewal": Kind.BOOL,
     "-expect-ticket-age-skew": Kind.INT,
+    "-expect-resumable-across-names": Kind.BOOL,
+    "-expect-not-resumable-across-names": Kind.BOOL,
     "-expect-session-id": Kind.BOOL,
     "-expect-no-session-id": Kind.BOOL,
     "-enable-early-data": Kind.BOOL,
@@ -218,7 +220,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     "ticket callbacks and ticket keys": (
         "-use-ticket-callback", "-use-ticket-aead-callback", "-skip-ticket",
         "-renew-ticket", "-ticket-key",
-        "-expect-resumable-across-names", "-expect-not-resumable-across-names",
         "-resumption-across-names-enabled",
     ),
     "0-RTT write control": (
@@ -332,6 +333,8 @@ class Options:
     expect_no_session: bool = False
     expect_ticket_renewal: bool = False
     expect_ticket_age_skew: int | None = None
+    expect_resumable_across_names: bool = False
+    expect_not_resumable_across_names: bool = False
     expect_session_id: bool = False
     expect_no_session_id: bool = False
     enable_early_data: bool = False

@@ -534,6 +534,7 @@ class Peer:
         self.read_size = read_size
         self.info: HandshakeInfo | None = None
         self.sessions: list[Session] = []
+        self.across_names: list[bool] = []  # each ticket's resumption_across_names flag
         self.closed_clean: bool | None = None  # None: open; then clean or not
         self.pending_echo: list[bytes] = []
         # After the handshake, like BoringSSL's SSL_read, reading does not flush what
@@ -570,6 +571,7 @@ class Peer:
             self.info = ev.info
         elif isinstance(ev, SessionTicketReceived):
             self.sessions.append(ev.session)
+            self.across_names.append(ev.resumable_across_names)
         elif isinstance(ev, ApplicationData):
             self.pending_echo.append(bytes(b ^ 0xFF for b in ev.data))
         elif isinstance(ev, ConnectionClosed):
@@ -881,6 +883,9 @@ def check_sessions(o: Options, peer: Peer, info: HandshakeInfo, *, resume: bool,
     if o.server:
         return
     sessions = peer.sessions
+    if o.expect_resumable_across_names or o.expect_not_resumable_across_names:
+        _expect(peer.across_names[-1:] == [o.expect_resumable_across_names],
+                "the session's resumption_across_names flag is not the expected one")
     if info.version == _TLS13:
         expect_new = not o.expect_no_session and not o.shim_shuts_down
         _expect(bool(sessions) == expect_new,
