@@ -358,6 +358,13 @@ class ClientConfig:
     # answers for the negotiated protocol. alps_new_codepoint: 17613 instead of 17513.
     application_settings: tuple[tuple[str, bytes], ...] = ()
     alps_new_codepoint: bool = False
+    # RFC 5246 §7.4.1.1: a client that does not renegotiate "MAY" ignore a TLS 1.2
+    # HelloRequest; by default it is refused with a no_renegotiation warning (RFC 5746
+    # §4.2), which some servers treat as fatal. True: drop it silently.
+    ignore_hello_request: bool = False
+    # RFC 8701: GREASE values in the ClientHello (suites, extensions, groups, key
+    # shares, versions), as browsers send, so servers stay tolerant of unknown values.
+    grease: bool = False
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -424,6 +431,17 @@ class ServerConfig:
     require_extended_master_secret: bool = True
     allow_mac_then_encrypt: bool = False
     prefer_server_cipher_order: bool = True
+    # Equal-preference groups (OpenSSL's "[A|B]"), with prefer_server_cipher_order: the
+    # server ranks a group's suites (all in cipher_suites) alike, at the place of the
+    # first of them, and the client's order among them decides (e.g. ChaCha20 for
+    # clients that put it before AES-GCM, having no AES hardware).
+    cipher_suite_groups: tuple[tuple[CipherSuite, ...], ...] = ()
+    # JDK 11 before 11.0.2 offers TLS 1.3 but fails to resume with it: answer hellos
+    # that look like its own (negotiate.is_probably_jdk11) with TLS 1.2 and a ServerHello
+    # random that JDK 11 does not read as a downgrade (BoringSSL's workaround; off).
+    jdk11_workaround: bool = False
+    # RFC 8701 §3.2: a GREASE extension in each TLS 1.3 NewSessionTicket.
+    grease: bool = False
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))
@@ -492,6 +510,10 @@ class ServerConfig:
         if not self.certificates and not self.external_psks:
             raise UsageError("a server needs at least one certificate and key (or external "
                              "PSKs)")
+        grouped = [s for g in self.cipher_suite_groups for s in g]
+        if len(set(grouped)) != len(grouped) or not set(grouped) <= set(self.cipher_suites):
+            raise UsageError("cipher_suite_groups: each suite in at most one group, and "
+                             "every one of them in cipher_suites")
         if len(self.cookie_secret) < 16:
             raise UsageError("cookie_secret must be at least 16 bytes")
         if self.client_auth not in CLIENT_AUTH_MODES:

@@ -34,7 +34,7 @@ from tlsmith.codec.enums import (
     KeyUpdateRequest,
     ProtocolVersion,
 )
-from tlsmith.codec.messages import ClientHello, KeyUpdate
+from tlsmith.codec.messages import ClientHello, Finished, KeyUpdate
 from tlsmith.config import ClientConfig, Limits, ServerConfig
 from tlsmith.errors import (
     AlertReceived,
@@ -147,6 +147,8 @@ class TLSConnection:
         # sent (client) or received (server) -- e.g. for its JA3/JA4 fingerprint.
         self.first_client_hello = b""
         self.received_ccs = 0
+        # RFC 5929 §3.1: the first Finished of the latest handshake (its verify_data).
+        self._first_finished = b""
         # RFC 8446 §4.2.6: whether the (last) ClientHello offered post_handshake_auth.
         self.post_handshake_auth_offered = False
         self._observer = config.observer
@@ -319,6 +321,28 @@ class TLSConnection:
         """Keying material exporter: RFC 8446 §7.5 (TLS 1.3) or RFC 5705 (TLS 1.2)."""
         self._check_alive()
         return self._state.export_keying_material(label, context, length)
+
+    def tls_unique(self) -> bytes:
+        """RFC 5929 §3.1 channel binding: the first Finished message's verify_data of
+        the handshake (the client's in a full handshake, the server's on resumption).
+        TLS 1.2 only: it is not defined for TLS 1.3 (RFC 9266 §2 uses an exporter)."""
+        self._check_alive()
+        if not self.handshake_complete or self.negotiated_version != ProtocolVersion.TLS12:
+            raise UsageError("tls-unique is defined only after a TLS 1.2 handshake")
+        return self._first_finished
+
+    def send_fatal_alert(self, description: AlertDescription) -> None:
+        """End the connection with a fatal alert of the application's choice (e.g. it
+        refuses the peer after the handshake, RFC 8446 §6.2); data_to_send() then holds
+        the alert and the connection is dead."""
+        self._check_alive()
+        if description == AlertDescription.CLOSE_NOTIFY:
+            raise UsageError("close_notify is sent by close()")
+        self._dead = ConnectionClosedError(
+            f"the application ended the connection with a fatal {description.name} alert")
+        self._pending.clear()
+        self._events.clear()
+        self._send_alert(AlertLevel.FATAL, description)
 
     def exporter(self, label: bytes, context: bytes | None, length: int) -> bytes:
         """Alias of ``export_keying_material``."""
@@ -693,7 +717,10 @@ class _Channel:
 
     def send_handshake(self, message: object, raw: bytes) -> None:
         c = self._c
+        if isinstance(message, Finished) and not c._first_finished:
+            c._first_finished = message.verify_data
         if isinstance(message, ClientHello):
+            c._first_finished = b""
             c.client_random = message.random
             c.post_handshake_auth_offered = _offers_pha(message)
             if not c.first_client_hello:
@@ -709,6 +736,8 @@ class _Channel:
 
     def received(self, message: object, raw: bytes) -> None:
         c = self._c
+        if isinstance(message, Finished) and not c._first_finished:
+            c._first_finished = message.verify_data
         if isinstance(message, ClientHello) and not c.is_client:
             c.client_random = message.random
             c.post_handshake_auth_offered = _offers_pha(message)

@@ -60,6 +60,9 @@ class HandshakeInfo:
     # ALPS (TLS 1.3): the peer's application settings for the ALPN protocol (None: ALPS
     # not negotiated).
     peer_application_settings: bytes | None = None
+    # Server, TLS 1.3 resumption with one of our tickets: the ticket age the client
+    # reports minus ours, in seconds (RFC 8446 §8.3: a clock or a replay gone wrong).
+    ticket_age_skew: float | None = None
 
     @property
     def version_label(self) -> str:
@@ -122,6 +125,9 @@ class SessionTicketReceived(Event):
     ticket: bytes = field(repr=False, default=b"")
     lifetime: int = 0
     max_early_data_size: int | None = None
+    # TLS 1.3: the ticket's resumption_across_names flag (draft-ietf-tls-cross-sni-
+    # resumption): the server would resume it under another name it serves.
+    resumable_across_names: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,16 +92,23 @@ KINDS: dict[str, Kind] = {
     "-no-tls13": Kind.BOOL,
     "-expect-version": Kind.INT,
     "-fallback-scsv": Kind.BOOL,
+    "-enable-grease": Kind.BOOL,
     "-curves": Kind.INTS,
     "-key-shares": Kind.INTS,
     "-no-key-shares": Kind.BOOL,
     "-expect-curve-id": Kind.INT,
+    "-cipher": Kind.STR,
+    "-expect-cipher": Kind.INT,
+    "-expect-cipher-aes": Kind.INT,
+    "-expect-cipher-no-aes": Kind.INT,
     "-expect-hrr": Kind.BOOL,
     "-expect-no-hrr": Kind.BOOL,
     "-signing-prefs": Kind.INTS,
     "-verify-prefs": Kind.INTS,
     "-expect-peer-signature-algorithm": Kind.INT,
+    "-expect-peer-verify-pref": Kind.INTS,
     "-server-preference": Kind.BOOL,
+    "-jdk11-workaround": Kind.BOOL,
     "-expect-extended-master-secret": Kind.BOOL,
     "-expect-secure-renegotiation": Kind.BOOL,
     # names and ALPN
@@ -129,11 +136,15 @@ KINDS: dict[str, Kind] = {
     "-expect-peer-application-settings": Kind.STR,
     "-alps-use-new-codepoint": Kind.INT,
     "-defer-alps": Kind.BOOL,
+    "-reject-alpn": Kind.BOOL,
     # sessions
     "-no-ticket": Kind.BOOL,
     "-expect-session-miss": Kind.BOOL,
     "-expect-no-session": Kind.BOOL,
     "-expect-ticket-renewal": Kind.BOOL,
+    "-expect-ticket-age-skew": Kind.INT,
+    "-expect-resumable-across-names": Kind.BOOL,
+    "-expect-not-resumable-across-names": Kind.BOOL,
     "-expect-session-id": Kind.BOOL,
     "-expect-no-session-id": Kind.BOOL,
     "-enable-early-data": Kind.BOOL,
@@ -144,6 +155,12 @@ KINDS: dict[str, Kind] = {
     "-expect-early-data-reason": Kind.STR,
     # after the handshake
     "-shim-writes-first": Kind.BOOL,
+    "-shim-initial-write": Kind.STR,
+    "-repeat-shim-initial-write": Kind.INT,
+    # BoringSSL's SSL_peek and blocked-write modes: the same bytes on the wire for a
+    # synchronous shim that reads whole records.
+    "-peek-then-read": Kind.BOOL,
+    "-read-with-unfinished-write": Kind.BOOL,
     "-shim-shuts-down": Kind.BOOL,
     "-check-close-notify": Kind.BOOL,
     "-read-size": Kind.INT,
@@ -154,6 +171,9 @@ KINDS: dict[str, Kind] = {
     "-use-export-context": Kind.BOOL,
     "-export-traffic-secrets": Kind.BOOL,
     "-key-update": Kind.BOOL,
+    "-tls-unique": Kind.BOOL,
+    "-send-alert": Kind.BOOL,
+    "-renegotiate-ignore": Kind.BOOL,
     # BoringSSL's compliance policies: fixed versions, suites, groups and signatures
     "-fips-202205": Kind.BOOL,
     "-wpa-202304": Kind.BOOL,
@@ -201,13 +221,10 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-disable-npn",
     ),
     "renegotiation": (
-        "-renegotiate-freely", "-renegotiate-ignore", "-renegotiate-explicit",
+        "-renegotiate-freely", "-renegotiate-explicit",
         "-renegotiate-once", "-expect-total-renegotiations",
         "-forbid-renegotiation-after-handshake", "-no-legacy-server-connect",
         "-expect-no-secure-renegotiation",
-    ),
-    "OpenSSL cipher strings": (
-        "-cipher", "-expect-cipher", "-expect-cipher-aes", "-expect-cipher-no-aes",
     ),
     "PAKE (SPAKE2+)": (
         "-pake-password", "-pake-server-id", "-new-spake2plusv1-credential",
@@ -218,12 +235,10 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "ticket callbacks and ticket keys": (
         "-use-ticket-callback", "-use-ticket-aead-callback", "-skip-ticket",
-        "-renew-ticket", "-ticket-key", "-expect-ticket-age-skew",
-        "-expect-resumable-across-names", "-expect-not-resumable-across-names",
+        "-renew-ticket", "-ticket-key",
         "-resumption-across-names-enabled",
     ),
-    "early data reasons and 0-RTT write control": (
-        "-shim-initial-write", "-repeat-shim-initial-write",
+    "0-RTT write control": (
         "-early-write-after-message",
     ),
     "split handshakes (handshake hints)": (
@@ -238,36 +253,24 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-expect-peer-available-trust-anchors",
     ),
     "GREASE, extension permutation and padding": (
-        "-enable-grease", "-permute-extensions", "-request-server-padding",
+        "-permute-extensions", "-request-server-padding",
         "-server-supports-padding", "-expect-server-sent-requested-padding",
     ),
     "SRTP": (
         "-srtp-profiles",
-    ),
-    "tls-unique (TLS 1.2 channel binding)": (
-        "-tls-unique",
     ),
     "DoS and early callbacks": (
         "-install-ddos-callback", "-fail-ddos-callback", "-server-supported-groups-hint",
         "-curves-flags",
     ),
     "BoringSSL I/O modes": (
-        "-peek-then-read", "-read-with-unfinished-write", "-write-different-record-sizes",
+        "-write-different-record-sizes",
         "-cbc-record-splitting", "-partial-write", "-use-exporter-between-reads",
         "-expect-msg-callback",
     ),
     "ALPN and SNI policies the API has no hook for": (
-        "-no-server-name-ack", "-reject-alpn", "-select-empty-alpn",
+        "-no-server-name-ack", "-select-empty-alpn",
         "-allow-unknown-alpn-protos",
-    ),
-    "JDK 11 downgrade workaround": (
-        "-jdk11-workaround",
-    ),
-    "peer signature preferences": (
-        "-expect-peer-verify-pref",
-    ),
-    "sending an alert through the API": (
-        "-send-alert",
     ),
 }
 UNIMPLEMENTED: frozenset[str] = frozenset(
@@ -325,14 +328,21 @@ class Options:
     no_tls13: bool = False
     expect_version: int = 0
     fallback_scsv: bool = False
+    enable_grease: bool = False
     curves: list[int] = field(default_factory=list)
     key_shares: list[int] | None = None
     expect_curve_id: int = 0
+    cipher: str = ""
+    expect_cipher: int = 0
+    expect_cipher_aes: int = 0
+    expect_cipher_no_aes: int = 0
     expect_hrr: bool = False
     expect_no_hrr: bool = False
     verify_prefs: list[int] = field(default_factory=list)
     expect_peer_signature_algorithm: int = 0
+    expect_peer_verify_pref: list[int] = field(default_factory=list)
     server_preference: bool = False
+    jdk11_workaround: bool = False
     expect_extended_master_secret: bool = False
     expect_secure_renegotiation: bool = False
     host_name: str = ""
@@ -357,11 +367,15 @@ class Options:
     expect_peer_application_settings: str | None = None
     alps_use_new_codepoint: int = 0
     defer_alps: bool = False
+    reject_alpn: bool = False
     allow_unknown_alpn_protos: bool = False
     no_ticket: bool = False
     expect_session_miss: bool = False
     expect_no_session: bool = False
     expect_ticket_renewal: bool = False
+    expect_ticket_age_skew: int | None = None
+    expect_resumable_across_names: bool = False
+    expect_not_resumable_across_names: bool = False
     expect_session_id: bool = False
     expect_no_session_id: bool = False
     enable_early_data: bool = False
@@ -371,6 +385,10 @@ class Options:
     expect_no_offer_early_data: bool = False
     expect_early_data_reason: str = ""
     shim_writes_first: bool = False
+    shim_initial_write: str = ""
+    repeat_shim_initial_write: int = 0
+    peek_then_read: bool = False
+    read_with_unfinished_write: bool = False
     shim_shuts_down: bool = False
     check_close_notify: bool = False
     read_size: int = 0
@@ -391,6 +409,8 @@ class Options:
     psk: str = ""
     psk_identity: str = ""
     send_alert: bool = False
+    tls_unique: bool = False
+    renegotiate_ignore: bool = False
     ignored: list[str] = field(default_factory=list)
 
     def apply(self, flag: str, value: str | None) -> None:

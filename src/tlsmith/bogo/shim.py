@@ -18,9 +18,16 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from tlsmith.bogo import rpk
+from tlsmith.bogo.ciphers import CipherStringError, parse_cipher_string
 from tlsmith.bogo.errors import describe_error
 from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
-from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.codec.enums import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -90,6 +97,8 @@ class Watch:
     peer_cv_scheme: SignatureScheme | None = None
     server_hello_session_id: bytes | None = None
     secrets: dict[str, bytes] = field(default_factory=dict)
+    # The peer's signature_algorithms (ClientHello, or CertificateRequest).
+    peer_verify_prefs: tuple[int, ...] | None = None
 
     def __call__(self, record: TraceRecord) -> None:
         debug = os.environ.get("TLSMITH_BOGO_TRACE")  # a file: one line per message
@@ -112,8 +121,19 @@ class Watch:
                 e if isinstance(e, bytes) else e.cert_data for e in entries)
         elif name == "CertificateVerify" and record.direction == "received":
             self.peer_cv_scheme = SignatureScheme(msg.algorithm)
+        elif name in ("ClientHello", "CertificateRequest") and record.direction == "received":
+            self.peer_verify_prefs = _signature_algorithms(msg)
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
+
+
+def _signature_algorithms(msg: object) -> tuple[int, ...] | None:
+    algs = getattr(msg, "supported_signature_algorithms", None)  # TLS 1.2 CertificateRequest
+    if algs is None:
+        found = next((e for e in getattr(msg, "extensions", ())
+                      if getattr(e, "extension_type", None) == 13), None)
+        algs = getattr(found, "supported_signature_algorithms", None)
+    return None if algs is None else tuple(int(a) for a in algs)
 
 
 @dataclass
@@ -129,9 +149,17 @@ class Shared:
     peer_signature: SignatureScheme | None = None
     group: NamedGroup | None = None
     resumed_before: bool = False  # a server: this is not the first connection
+    # A server: whether the tickets of the last connection allowed 0-RTT, and its ALPN.
+    ticket_early_data: bool = False
+    ticket_alpn: str | None = None
+    ticket_alps: tuple[tuple[str, bytes], ...] | bool = False  # our ALPS settings then
+    # With -resumption-delay, BoringSSL's shim runs on a simulated clock that only the
+    # delays move (the runner checks ticket ages to the second): so does ours.
+    frozen_at: float | None = None
 
     def clock(self) -> float:
-        return time.time() + self.clock_offset
+        base = time.time() if self.frozen_at is None else self.frozen_at
+        return base + self.clock_offset
 
 
 def main(argv: list[str]) -> int:
@@ -174,12 +202,13 @@ def _log_unimplemented(why: str) -> None:
 def run(flags: ParsedFlags) -> int:
     first = flags.options(0)
     shared = Shared()
-    if first.resumption_delay or flags.options(1).resumption_delay:
-        _log_unimplemented("-resumption-delay (BoringSSL's simulated clock)")
-        print("unimplemented: -resumption-delay", file=sys.stderr)
-        return EXIT_UNIMPLEMENTED
+    if any(flags.options(i).resumption_delay for i in range(first.resume_count + 1)):
+        shared.frozen_at = time.time()
     for i in range(first.resume_count + 1):
         opts = flags.options(i)
+        if i > 0:
+            # BoringSSL's shim moves its clock forward before each resumption.
+            shared.clock_offset += opts.resumption_delay
         try:
             run_connection(opts, shared, resume=i > 0, retry=flags.retry_options())
         except Unimplemented as exc:
@@ -249,6 +278,30 @@ def _policy(o: Options) -> Policy | None:
     if len(chosen) > 1:
         raise Unimplemented("two compliance policies at once")
     return POLICIES[chosen[0]] if chosen else None
+def _suites(o: Options, policy: Policy | None) -> tuple[CipherSuite, ...]:
+    """-cipher sets the TLS 1.2 suites only (BoringSSL's TLS 1.3 suites are fixed)."""
+    base = policy.suites if policy else ALL_SUITES
+    if not o.cipher:
+        return base
+    try:
+        parsed = parse_cipher_string(o.cipher)
+        tls12 = parsed.tlsmith_suites()
+    except CipherStringError as exc:
+        raise Unimplemented(f"-cipher: {exc}") from exc
+    return (*(s for s in base if s in TLS13_SUITES), *tls12)
+
+
+def _suite_groups(o: Options, suites: tuple[CipherSuite, ...]
+                  ) -> tuple[tuple[CipherSuite, ...], ...]:
+    if not o.cipher:
+        return ()
+    groups = parse_cipher_string(o.cipher).tlsmith_groups()
+    tls13 = tuple(s for s in suites if s in TLS13_SUITES)
+    if o.server_preference or len(tls13) < 2:
+        return groups
+    return (tls13, *groups)
+
+
 def _versions(o: Options) -> tuple[ProtocolVersion, ProtocolVersion]:
     lo = o.min_version or 0x0301
     hi = o.max_version or 0x0304
@@ -453,7 +506,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     return ClientConfig(
         server_name=o.host_name or None,
         alpn_protocols=_alpn_list(o.advertise_alpn),
-        cipher_suites=policy.suites if policy else ALL_SUITES,
+        cipher_suites=_suites(o, policy),
         groups=groups,
         key_share_groups=shares,
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
@@ -470,7 +523,11 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         raw_public_key=rpks[0] if rpks else None,
         verify_certificates=verify,
         request_ocsp=verify,
-        max_fragment=o.max_send_fragment or 2**14,
+        # BoringSSL's shim writes -shim-initial-write once per SSL_write, one record
+        # each (also its 0-RTT data): so do our records.
+        max_fragment=o.max_send_fragment or (
+            min(max(len(o.shim_initial_write), 64), 2**14)
+            if o.repeat_shim_initial_write > 1 else 2**14),
         session_tickets=not o.no_ticket,
         external_psks=(*psks, *_tls12_psk(o)),
         require_psk=require_psk,
@@ -480,6 +537,8 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         false_start_without_alpn=o.allow_false_start_without_alpn,
         application_settings=_alps(o),
         alps_new_codepoint=o.alps_use_new_codepoint == 1,
+        ignore_hello_request=o.renegotiate_ignore,
+        grease=o.enable_grease,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
         resend_rejected_early_data=False,
         clock=shared.clock,
@@ -491,6 +550,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
+    suites = _suites(o, policy)
     # Each credential signs with its own -signing-prefs (CertifiedKey.signing_schemes);
     # -verify-prefs is only what we accept from clients (ServerConfig.signature_schemes),
     # so a credential without preferences then signs with any scheme tlsmith offers.
@@ -528,12 +588,15 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         raise ShimFailure("-fallback-scsv is a client flag")
     return ServerConfig(
         certificates=tuple(creds),
-        alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
+        # -reject-alpn: BoringSSL's ALPN callback refuses every offer; a server speaking
+        # only a protocol no client offers does the same (RFC 7301 §3.2).
+        alpn_protocols=(("tlsmith-bogo-rejects-all",) if o.reject_alpn
+                        else (o.select_alpn,) if o.select_alpn else ()),
         next_protocols=(() if o.advertise_empty_npn
                         else _alpn_list(o.advertise_npn) if o.advertise_npn else None),
         application_settings=_alps(o),
         alps_new_codepoint=o.alps_use_new_codepoint == 1,
-        cipher_suites=policy.suites if policy else ALL_SUITES,
+        cipher_suites=suites,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
                            else policy.schemes),
@@ -541,7 +604,13 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         max_version=hi,
         allow_rsa_key_exchange=True,
         allow_mac_then_encrypt=True,
-        prefer_server_cipher_order=o.server_preference,
+        # BoringSSL's server follows its -cipher list's order (and equal-preference
+        # groups) in TLS 1.2; in TLS 1.3 the client's order unless -server-preference.
+        prefer_server_cipher_order=o.server_preference or bool(o.cipher),
+        cipher_suite_groups=_suite_groups(o, suites),
+        jdk11_workaround=o.jdk11_workaround,
+        # BoringSSL's TLS 1.3 server always sends GREASE in its tickets.
+        grease=True,
         max_fragment=o.max_send_fragment or 2**14,
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,
@@ -556,6 +625,9 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         prefer_certificates_to_psks=_certificate_first(o),
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
         max_early_data=14336 if o.enable_early_data else 0,
+        # BoringSSL accepts 0-RTT with a ticket age up to 60 s off (kMaxTicketAgeSkew-
+        # Seconds), counted in whole seconds.
+        early_data_window=_MAX_SKEW,
         clock=shared.clock,
         observer=watch,
         limits=SHIM_LIMITS,
@@ -572,6 +644,7 @@ class Peer:
         self.read_size = read_size
         self.info: HandshakeInfo | None = None
         self.sessions: list[Session] = []
+        self.across_names: list[bool] = []  # each ticket's resumption_across_names flag
         self.closed_clean: bool | None = None  # None: open; then clean or not
         self.pending_echo: list[bytes] = []
         # After the handshake, like BoringSSL's SSL_read, reading does not flush what
@@ -612,6 +685,7 @@ class Peer:
             self.info = ev.info
         elif isinstance(ev, SessionTicketReceived):
             self.sessions.append(ev.session)
+            self.across_names.append(ev.resumable_across_names)
         elif isinstance(ev, ApplicationData):
             self.pending_echo.append(bytes(b ^ 0xFF for b in ev.data))
         elif isinstance(ev, ConnectionClosed):
@@ -678,13 +752,17 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
         if resume and offer is None:
             raise ShimFailure("no session to offer")
         shared.session = None
+    if o.read_with_unfinished_write and not (resume and o.enable_early_data):
+        # (With 0-RTT, the unfinished write is the early data, done with the handshake.)
+        raise Unimplemented("-read-with-unfinished-write: a read while a write is blocked")
     early: bytes | None = None
+    first_write = (o.shim_initial_write.encode() or b"hello") * max(
+        o.repeat_shim_initial_write, 1)
     if (not o.server and resume and o.enable_early_data and o.shim_writes_first
             and isinstance(offer, Session13) and offer.max_early_data > 0):
-        early = b"hello"
-        if len(early) > offer.max_early_data:
-            raise Unimplemented("0-RTT data beyond the ticket's max_early_data_size (tlsmith "
-                                "refuses to send it; BoringSSL sends the rest later)")
+        # As BoringSSL: 0-RTT carries what fits the ticket's max_early_data_size, and
+        # the rest goes out once the handshake is done.
+        early = first_write[:offer.max_early_data]
     sock = _connect(o)
     try:
         conn = TLSConnection(config, session=offer, early_data=early)
@@ -707,12 +785,20 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
             o = retry  # BoringSSL's shim retries with its -on-retry- configuration
         check_handshake(o, info, watch, shared, resume=resume)
         if o.expect_early_data_reason:
-            _expect(early_data_reason(o, info, offer, resume=resume, sent=early is not None)
-                    == o.expect_early_data_reason,
+            reason = (server_early_data_reason(o, info, shared, resume=resume) if o.server
+                      else early_data_reason(o, info, offer, resume=resume,
+                                             sent=early is not None))
+            _expect(reason == o.expect_early_data_reason,
                     f"early data reason is not {o.expect_early_data_reason!r}")
+        if early is not None and info.early_data_accepted:
+            first_write = first_write[len(early):]
         after_handshake(o, peer, info, watch, early_sent=early is not None,
-                        false_started=peer.false_started)
+                        false_started=peer.false_started, first_write=first_write)
         check_sessions(o, peer, info, resume=resume, offered=offer)
+        if o.server:
+            shared.ticket_early_data = o.enable_early_data and not o.no_ticket
+            shared.ticket_alpn = info.alpn
+            shared.ticket_alps = info.peer_application_settings is not None and _alps(o)
         if not o.server and peer.sessions:
             shared.session = peer.sessions[-1]
         elif not o.server and info.resumed and info.version == _TLS12:
@@ -742,7 +828,8 @@ def _send_keying_material(o: Options, peer: Peer) -> None:
 
 
 def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *,
-                    early_sent: bool, false_started: bool = False) -> None:
+                    early_sent: bool, false_started: bool = False,
+                    first_write: bytes = b"hello") -> None:
     conn = peer.conn
     if o.export_keying_material > 0 and not false_started:
         _send_keying_material(o, peer)
@@ -753,8 +840,16 @@ def after_handshake(o: Options, peer: Peer, info: HandshakeInfo, watch: Watch, *
         s = watch.secrets.get("server_application_traffic_secret_0", b"")
         read, write = (c, s) if o.server else (s, c)
         peer.send(struct.pack("<H", len(read)) + read + write)
-    if o.shim_writes_first and not (early_sent or false_started):
-        peer.send(b"hello")
+    if o.tls_unique:
+        peer.send(conn.tls_unique())
+    if o.send_alert:
+        # BoringSSL's shim: SSL_send_fatal_alert(decompression_failure), then it fails.
+        conn.send_fatal_alert(AlertDescription.DECOMPRESSION_FAILURE)
+        peer._flush_quietly()
+        raise ShimFailure("-send-alert: sent a fatal alert")
+    if (o.shim_writes_first and not false_started
+            and (not early_sent or info.early_data_accepted) and first_write):
+        peer.send(first_write)
     if o.shim_shuts_down:
         return
     on_read = None
@@ -803,6 +898,19 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     if o.expect_curve_id:
         curve = int(group) if group is not None else 0
         _expect(curve == o.expect_curve_id, f"curve {curve}, expected {o.expect_curve_id}")
+    # -expect-cipher-aes: tlsmith orders suites as BoringSSL with AES hardware does.
+    for cipher in (o.expect_cipher, o.expect_cipher_aes):
+        if cipher:
+            _expect(int(info.cipher_suite) == cipher,
+                    f"cipher {int(info.cipher_suite):#06x}, expected {cipher:#06x}")
+    if o.expect_ticket_age_skew is not None and resume:
+        skew = info.ticket_age_skew
+        _expect(skew is not None and round(skew) == o.expect_ticket_age_skew,
+                f"ticket age skew {skew}, expected {o.expect_ticket_age_skew}")
+    if o.expect_peer_verify_pref:
+        _expect(watch.peer_verify_prefs == tuple(o.expect_peer_verify_pref),
+                f"peer verify preferences {watch.peer_verify_prefs}, expected "
+                f"{o.expect_peer_verify_pref}")
     if o.expect_hrr:
         _expect(info.hello_retry_request, "expected a HelloRetryRequest")
     if o.expect_no_hrr:
@@ -866,8 +974,6 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
         return "accept"
     if not o.enable_early_data:
         return "disabled"
-    if o.server:
-        raise Unimplemented("the server's reason for declining 0-RTT")
     if info.version != _TLS13 and not sent:
         return "protocol_version"
     if not resume or offered is None:
@@ -885,6 +991,36 @@ def early_data_reason(o: Options, info: HandshakeInfo, offered: Session | None, 
         return "hello_retry_request"
     if not info.resumed:
         return "session_not_resumed"
+    return "peer_declined"
+
+
+_MAX_SKEW = 60.5
+
+
+def server_early_data_reason(o: Options, info: HandshakeInfo, shared: Shared, *,
+                             resume: bool) -> str:
+    """BoringSSL's server-side SSL_get_early_data_reason, from the public state: the
+    runner offers the last connection's ticket on every resumption."""
+    if info.early_data_accepted:
+        return "accept"
+    if not o.enable_early_data:
+        return "disabled"
+    if info.version != _TLS13:
+        return "protocol_version"
+    if not resume:
+        return "no_session_offered"
+    if not info.resumed:
+        return "session_not_resumed"
+    if not shared.ticket_early_data:
+        return "unsupported_for_session"
+    if (info.alpn or "") != (shared.ticket_alpn or ""):
+        return "alpn_mismatch"
+    if shared.ticket_alps and shared.ticket_alps != _alps(o):
+        return "alps_mismatch"  # draft-vvv-tls-alps §5: 0-RTT needs the same settings
+    if info.ticket_age_skew is not None and abs(info.ticket_age_skew) > _MAX_SKEW:
+        return "ticket_age_skew"
+    if info.hello_retry_request:
+        return "hello_retry_request"
     return "peer_declined"
 
 
@@ -919,6 +1055,9 @@ def check_sessions(o: Options, peer: Peer, info: HandshakeInfo, *, resume: bool,
     if o.server:
         return
     sessions = peer.sessions
+    if o.expect_resumable_across_names or o.expect_not_resumable_across_names:
+        _expect(peer.across_names[-1:] == [o.expect_resumable_across_names],
+                "the session's resumption_across_names flag is not the expected one")
     if info.version == _TLS13:
         expect_new = not o.expect_no_session and not o.shim_shuts_down
         _expect(bool(sessions) == expect_new,

@@ -24,6 +24,7 @@ from tlsmith.codec.enums import (
     NamedGroup,
     ProtocolVersion,
     PskKeyExchangeMode,
+    SignatureScheme,
 )
 from tlsmith.codec.messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, ClientHello, ServerHello
 from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
@@ -189,6 +190,8 @@ def build_client_hello(
             tuple(bytes(p.hash_len) for p in psks)))
     if cfg.send_fallback_scsv:
         suites = (*suites, CipherSuite.TLS_FALLBACK_SCSV)  # RFC 7507 §4
+    if cfg.grease:
+        suites, extensions = _grease(client_random, suites, extensions, retry=retry)
     return ClientHello(
         legacy_version=ProtocolVersion.TLS12,
         random=client_random,
@@ -197,6 +200,46 @@ def build_client_hello(
         legacy_compression_methods=(0,),
         extensions=tuple(extensions),
     )
+
+
+def grease_values(seed: bytes) -> tuple[int, ...]:
+    """Four RFC 8701 values (0x?A?A) taken from ``seed`` (the client random, which a
+    second ClientHello repeats, so its GREASE values stay the same); the two used as
+    extension types differ."""
+    values = [((b & 0xF0) | 0x0A) * 0x0101 for b in seed[:4]]
+    if values[2] == values[1]:
+        values[2] ^= 0x1010
+    return tuple(values)
+
+
+def _grease(client_random: bytes, suites: tuple[CipherSuite, ...],
+            extensions: list[ext.Extension], *, retry: bool
+            ) -> tuple[tuple[CipherSuite, ...], list[ext.Extension]]:
+    """RFC 8701 §3.1: a GREASE suite, group, key share, signature algorithm and version
+    first in their lists, and two GREASE extensions (the first one and the last one
+    before pre_shared_key), so that servers keep ignoring values they do not know.
+    After a HelloRetryRequest the key_share holds the one share asked for (RFC 8446
+    §4.1.2)."""
+    suite_g, ext1, ext2, group_g = grease_values(client_random)
+    out: list[ext.Extension] = [ext.UnknownExtension(ExtensionType(ext1), b"")]
+    for e in extensions:
+        if isinstance(e, ext.SupportedGroups):
+            e = ext.SupportedGroups((NamedGroup(group_g), *e.named_group_list))
+        elif isinstance(e, ext.SignatureAlgorithms):
+            e = ext.SignatureAlgorithms((SignatureScheme(group_g),
+                                         *e.supported_signature_algorithms))
+        elif isinstance(e, ext.SupportedVersionsClientHello):
+            e = ext.SupportedVersionsClientHello((ProtocolVersion(suite_g), *e.versions))
+        elif isinstance(e, ext.KeyShareClientHello) and not retry:
+            e = ext.KeyShareClientHello((ext.KeyShareEntry(NamedGroup(group_g), b"\x00"),
+                                         *e.client_shares))
+        out.append(e)
+    last = ext.UnknownExtension(ExtensionType(ext2), b"\x00")
+    if out and isinstance(out[-1], ext.PreSharedKeyClientHello):
+        out.insert(len(out) - 1, last)  # RFC 8446 §4.2.11: the PSK stays last
+    else:
+        out.append(last)
+    return (CipherSuite(suite_g), *suites), out
 
 
 @dataclass(frozen=True)

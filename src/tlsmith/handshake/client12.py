@@ -674,7 +674,8 @@ class ExpectFinished(_State12):
                 peer_certificates=chain.chain,
                 certificate_verified=chain.trusted))
         io.handshake_done()
-        return Connected12(self.keys, is_client=True)
+        return Connected12(self.keys, is_client=True,
+                           ignore_hello_request=io.config.ignore_hello_request)
 
 
 class ExpectResumedFinished(_State12):
@@ -731,4 +732,5 @@ class ExpectResumedFinished(_State12):
         # The session stays valid: hand it back so callers can resume again.
         _emit_session(io, s)
         io.handshake_done()
-        return Connected12(self.keys, is_client=True)
+        return Connected12(self.keys, is_client=True,
+                           ignore_hello_request=io.config.ignore_hello_request)

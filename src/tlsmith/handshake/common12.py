@@ -129,8 +129,10 @@ class Connected12(Tls12State[IO]):
 
     accepts_application_data = True
 
-    def __init__(self, keys: Keys12, *, is_client: bool) -> None:
+    def __init__(self, keys: Keys12, *, is_client: bool,
+                 ignore_hello_request: bool = False) -> None:
         self.keys = keys
+        self.ignore_hello_request = ignore_hello_request
         self.expects = frozenset({HandshakeType.HELLO_REQUEST} if is_client
                                  else {HandshakeType.CLIENT_HELLO})
 
@@ -138,6 +140,9 @@ class Connected12(Tls12State[IO]):
                ) -> State[IO]:
         if msg_type == HandshakeType.HELLO_REQUEST:
             io.received(HelloRequest.parse_body(body), raw)
+            if self.ignore_hello_request:
+                io.note("HelloRequest ignored (ClientConfig.ignore_hello_request)")
+                return self
         elif msg_type == HandshakeType.CLIENT_HELLO:
             io.received(ClientHello.parse_body(body), raw)
         else:  # pragma: no cover - expects guards this

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tlsmith.codec.enums import CipherSuite, HandshakeType, KeyUpdateRequest, ProtocolVersion
-from tlsmith.codec.extensions import EarlyDataIndication, find_extension
+from tlsmith.codec.extensions import EarlyDataIndication, UnknownExtension, find_extension
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import IllegalParameter, UnexpectedMessage, UsageError
+from tlsmith.errors import DecodeError, IllegalParameter, UnexpectedMessage, UsageError
 from tlsmith.events import KeyUpdated, SessionTicketReceived
 from tlsmith.handshake.base import IO, HandshakeIO, State, check_server_extensions
 from tlsmith.handshake.proofs import FinishedVerified
@@ -209,6 +209,7 @@ class Connected13(State[IO]):
             check_server_extensions(ticket.extensions, ExtensionContext.NEW_SESSION_TICKET,
                                     frozenset())
             early = find_extension(ticket.extensions, EarlyDataIndication)
+            flags = ticket_flags(ticket)
             if ticket.ticket_lifetime > 604800:
                 # RFC 8446 §4.6.1: "Servers MUST NOT use any value greater than 604800".
                 raise IllegalParameter("a NewSessionTicket lifetime above 7 days")
@@ -237,6 +238,7 @@ class Connected13(State[IO]):
             io.emit(SessionTicketReceived(
                 session=session, ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
                 max_early_data_size=early.max_early_data_size if early else None,
+                resumable_across_names=bool(flags >> RESUMPTION_ACROSS_NAMES & 1),
             ))
             return self
         raise UnexpectedMessage(f"{msg_type.name} after the handshake")
@@ -266,3 +268,28 @@ class Connected13(State[IO]):
         """RFC 8446 §7.5."""
         return schedule13.export_keying_material(
             self.secrets.suite.hash_name, self.exporter_master_secret, label, context, length)
+
+
+#: tls_flags (draft-ietf-tls-tlsflags, IANA extension 62) and the ticket flag of
+#: draft-ietf-tls-cross-sni-resumption.
+TLS_FLAGS = 62
+RESUMPTION_ACROSS_NAMES = 8
+
+
+def ticket_flags(ticket: NewSessionTicket) -> int:
+    """The NewSessionTicket's tls_flags as a bit set (flag N: bit N % 8 of byte N // 8);
+    0 without the extension. ``opaque flags<1..255>`` with no trailing zero byte:
+    empty is decode_error, a trailing zero byte illegal_parameter (tlsflags §2)."""
+    found = next((e for e in ticket.extensions if isinstance(e, UnknownExtension)
+                  and int(e.extension_type) == TLS_FLAGS), None)
+    if found is None:
+        return 0
+    data = found.data
+    if not data or data[0] != len(data) - 1 or data[0] == 0:
+        raise DecodeError("tls_flags: not a non-empty flags<1..255>",
+                          check="ticket_flags_malformed")
+    if data[-1] == 0:
+        raise IllegalParameter("tls_flags: a trailing zero byte (flags must be minimal)",
+                               check="ticket_flags_not_minimal")
+    return int.from_bytes(data[1:], "little")
+

@@ -132,6 +132,50 @@ def offer(ch: ClientHello) -> Offered:
     )
 
 
+#: JDK 11's ClientHello extensions, in the order it sends them (True: always sent).
+_JDK11_EXTENSIONS: tuple[tuple[int, bool], ...] = (
+    (0, False), (1, False), (5, False), (10, True), (11, False), (13, True), (50, True),
+    (16, False), (17, False), (23, False), (43, True), (44, False), (45, True), (51, True),
+    (0xFF01, False), (41, False),
+)
+
+
+def is_probably_jdk11(ch: ClientHello) -> bool:
+    """Whether a ClientHello looks like JDK 11's with TLS 1.3 and 1.2 enabled (JDK 11
+    before 11.0.2 breaks in TLS 1.3 resumption): no ChaCha20, JDK's extension order, no
+    X25519, signature_algorithms_cert equal to signature_algorithms, and
+    status_request_v2 (17) exactly when status_request. BoringSSL's heuristic."""
+    if CipherSuite.TLS_CHACHA20_POLY1305_SHA256 in ch.cipher_suites:
+        return False
+    exts = list(ch.extensions)
+    by_type = {int(e.extension_type): e for e in exts}
+    i = 0
+    for ext_type, required in _JDK11_EXTENSIONS:
+        if i < len(exts) and int(exts[i].extension_type) == ext_type:
+            i += 1
+        elif required:
+            return False
+    if i != len(exts):
+        return False
+    groups = by_type.get(int(ExtensionType.SUPPORTED_GROUPS))
+    algs = by_type.get(int(ExtensionType.SIGNATURE_ALGORITHMS))
+    algs_cert = by_type.get(int(ExtensionType.SIGNATURE_ALGORITHMS_CERT))
+    return (isinstance(groups, ext.SupportedGroups)
+            and NamedGroup.X25519 not in groups.named_group_list
+            and isinstance(algs, ext.SignatureAlgorithms)
+            and isinstance(algs_cert, ext.SignatureAlgorithmsCert)
+            and algs.supported_signature_algorithms
+            == algs_cert.supported_signature_algorithms
+            and (5 in by_type) == (17 in by_type))
+
+
+def jdk11_downgrade(cfg: ServerConfig, offered: Offered) -> bool:
+    """ServerConfig.jdk11_workaround applies: answer this client with TLS 1.2."""
+    return (cfg.jdk11_workaround and ProtocolVersion.TLS13 in cfg.versions
+            and ProtocolVersion.TLS13 in offered.versions
+            and offered.supported_versions_sent and is_probably_jdk11(offered.hello))
+
+
 def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
     """RFC 8446 §4.2.1 / RFC 5246 §E.1: the highest version both sides speak."""
     legacy = ProtocolVersion(offered.hello.legacy_version)
@@ -149,6 +193,8 @@ def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
     # ClientHelloVersionTooHigh, MinorVersionTolerance, MajorVersionTolerance).
     offers = (offered.versions if offered.supported_versions_sent
               else (ProtocolVersion.TLS12,))
+    if jdk11_downgrade(cfg, offered):
+        offers = tuple(v for v in offers if v != ProtocolVersion.TLS13)
     for v in ours:  # highest first
         if v in offers:
             if offered.fallback_scsv and v < max(ours):
@@ -163,6 +209,26 @@ def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
     raise ProtocolVersionError(
         f"no protocol version in common: the client offers {theirs}; this server accepts "
         + " and ".join(v.label for v in ours), check="version_no_overlap")
+
+
+def suite_order(cfg: ServerConfig, offered: Offered) -> tuple[CipherSuite, ...]:
+    """Our suites in the order we try them: ours, or the client's without server
+    preference; an equal-preference group (``cipher_suite_groups``) takes the client's
+    order among its members, at the place of its first member in ours."""
+    ours = cfg.cipher_suites
+    if not cfg.prefer_server_cipher_order:
+        return tuple(s for s in offered.suites if s in ours)
+    if not cfg.cipher_suite_groups:
+        return ours
+    rank = {s: i for i, s in reversed(list(enumerate(offered.suites)))}
+    group_of = {s: g for g in cfg.cipher_suite_groups for s in g}
+    out: list[CipherSuite] = []
+    for s in ours:
+        if s in out:
+            continue
+        group = group_of.get(s)
+        out += sorted(group, key=lambda m: rank.get(m, len(rank))) if group else [s]
+    return tuple(out)
 
 
 def choose_alpn(cfg: ServerConfig, offered: Offered) -> str | None:

@@ -19,7 +19,13 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
-from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion, PskKeyExchangeMode
+from tlsmith.codec.enums import (
+    CertificateType,
+    CipherSuite,
+    ExtensionType,
+    ProtocolVersion,
+    PskKeyExchangeMode,
+)
 from tlsmith.codec.messages import ClientHello, NewSessionTicket
 from tlsmith.config import ServerConfig
 from tlsmith.crypto import schedule13
@@ -166,6 +172,15 @@ class SelectedPsk:
     obfuscated_age: int = 0
     identity: bytes = field(default=b"", repr=False)
     source: ExternalPsk | None = None  # the external PSK chosen
+    selected_at: float = 0.0  # our clock when the ticket was checked
+
+    def ticket_age_skew(self, now: float) -> float | None:
+        """RFC 8446 §8.3: the client's view of the ticket age minus ours (seconds)."""
+        state = self.state
+        if state is None:
+            return None
+        client_age = (self.obfuscated_age - state.ticket_age_add) % 2**32 / 1000
+        return client_age - (now - state.issued_at)
 
     @property
     def resumed_with(self) -> str:
@@ -229,7 +244,7 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
         _verify_binder(io, psk_ext, index, state.secret, None, suite, raw_hello,
                        transcript_before)
         return SelectedPsk(index, state.secret, False, mode, state,
-                           ident.obfuscated_ticket_age, ident.identity)
+                           ident.obfuscated_ticket_age, ident.identity, selected_at=now)
     # No ticket to resume: an external PSK the client offers, the first in
     # ServerConfig.external_psks order (RFC 8446 §4.2.11 leaves the choice to us).
     offered_ids = [ident.identity for ident in psk_ext.identities]
@@ -244,7 +259,7 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
                        transcript_before)
         return SelectedPsk(index, external.key, True, mode, None,
                            psk_ext.identities[index].obfuscated_ticket_age,
-                           external.identity, external)
+                           external.identity, external, now)
     return None
 
 
@@ -320,12 +335,11 @@ def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
         reason = "the ALPS settings differ from the ticket's"
     if reason is None and state is not None:
         # RFC 8446 §8.3: the client's view of the ticket age against ours.
-        client_age = (chosen.obfuscated_age - state.ticket_age_add) % 2**32 / 1000
-        server_age = io.now() - state.issued_at
-        skew = client_age - server_age
+        skew = chosen.ticket_age_skew(io.now())
+        assert skew is not None
         if abs(skew) > cfg.early_data_window:
-            reason = (f"the ticket age the client reports ({client_age:.1f} s) is "
-                      f"{abs(skew):.1f} s off ours (window {cfg.early_data_window:g} s)")
+            reason = (f"the ticket age the client reports is {skew:+.1f} s off ours "
+                      f"(window {cfg.early_data_window:g} s)")
         else:
             try:
                 digest = hashlib.sha256(b"tlsmith 0-rtt " + chosen.identity).digest()
@@ -358,8 +372,12 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
     if keys is None:
         return 0
     now = io.now()
-    early = ((ext.EarlyDataIndication(cfg.max_early_data),) if cfg.max_early_data > 0
-             else ())
+    early: tuple[ext.Extension, ...] = (
+        (ext.EarlyDataIndication(cfg.max_early_data),) if cfg.max_early_data > 0 else ())
+    exts = early
+    if cfg.grease:  # RFC 8701 §3.2
+        value = ((io.random(1)[0] & 0xF0) | 0x0A) * 0x0101
+        exts += (ext.UnknownExtension(ExtensionType(value), b""),)
     for i in range(cfg.tickets):
         nonce = i.to_bytes(8, "big")
         age_add = int.from_bytes(io.random(4), "big")
@@ -376,7 +394,7 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
             application_settings=application_settings,
             server_certificate_type=server_certificate_type)
         ticket = seal_ticket(keys, state, io.random(12))
-        msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, early)
+        msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, exts)
         io.send_handshake(msg, msg.serialize())
     if io.observed:
         io.note(f"sent {cfg.tickets} session ticket(s), lifetime {cfg.ticket_lifetime} s"

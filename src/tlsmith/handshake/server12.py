@@ -78,7 +78,9 @@ from tlsmith.handshake.negotiate import (
     certificate_authorities,
     choose_alpn,
     choose_certificate,
+    jdk11_downgrade,
     staple_for,
+    suite_order,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -127,9 +129,7 @@ def _group_for(cfg: ServerConfig, offered: Offered, kx_name: str | None) -> Name
 def choose12(cfg: ServerConfig, offered: Offered) -> Choice12:
     """The first of our suites (or the client's, without server preference) whose key
     exchange, certificate and record protection all fit (RFC 5246 §7.4.1.2)."""
-    ours = set(cfg.cipher_suites)
-    order = (cfg.cipher_suites if cfg.prefer_server_cipher_order
-             else tuple(s for s in offered.suites if s in ours))
+    order = suite_order(cfg, offered)
     client = set(offered.suites)
     skipped: list[str] = []
     for s in order:
@@ -180,9 +180,17 @@ def _check_client_hello(cfg: ServerConfig, offered: Offered) -> None:
             "server requires for TLS 1.2", check="ems_required")
 
 
-def _server_random(io: ServerIO) -> bytes:
+#: BoringSSL's non-standard downgrade marker for JDK 11 clients (which would refuse the
+#: RFC 8446 §4.1.3 sentinel after being answered with TLS 1.2 on purpose).
+JDK11_DOWNGRADE = bytes.fromhex("edbfb4a8c24710ff")
+
+
+def _server_random(io: ServerIO, offered: Offered) -> bytes:
     random = io.random(32)
-    if ProtocolVersion.TLS13 in io.config.versions:
+    if jdk11_downgrade(io.config, offered):
+        random = random[:24] + JDK11_DOWNGRADE
+        io.note("JDK 11 workaround: TLS 1.2 with BoringSSL's JDK 11 downgrade marker")
+    elif ProtocolVersion.TLS13 in io.config.versions:
         # RFC 8446 §4.1.3: a TLS 1.3 server negotiating TLS 1.2 marks its random.
         random = random[:24] + DOWNGRADE_TLS12
         io.note("TLS 1.3 is enabled but the client did not offer it: the ServerHello "
@@ -301,7 +309,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     alpn = choose_alpn(cfg, offered)
     suite = choice.suite
     ch = offered.hello
-    random = _server_random(io)
+    random = _server_random(io, offered)
     exts = _common_extensions(offered, offered.extended_master_secret, choice.etm)
     # RFC 5077 §3.2: an empty SessionTicket says a NewSessionTicket will follow.
     ticket_ext = _client_ticket(offered)
@@ -708,7 +716,7 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     ch = offered.hello
     etm = info.cipher == "cbc" and offered.encrypt_then_mac
     alpn = choose_alpn(cfg, offered)
-    random = _server_random(io)
+    random = _server_random(io, offered)
     exts = _common_extensions(offered, state.extended_master_secret, etm)
     exts += certtype.server_answer(offered.server_certificate_types, None,
                                    state.server_certificate_type, None)

@@ -73,6 +73,7 @@ from tlsmith.handshake.negotiate import (
     no_certificate,
     offer,
     staple_for,
+    suite_order,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -143,8 +144,7 @@ def check_client_hello(offered: Offered) -> None:
 
 def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
     client_suites = set(offered.suites)
-    order = (cfg.cipher_suites if cfg.prefer_server_cipher_order
-             else tuple(s for s in offered.suites if s in cfg.cipher_suites))
+    order = suite_order(cfg, offered)
     info = next((i for s in order if s in client_suites
                  and (i := suite_info(s)) is not None and i.tls13), None)
     if info is None:
@@ -478,6 +478,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         client_random=ch.random,
         resumed_with=psk.resumed_with if psk is not None else None,
         early_data_accepted=choice.early_data if offered_early else None,
+        ticket_age_skew=psk.ticket_age_skew(psk.selected_at) if psk is not None else None,
         client_certificates=state.client_certificates if state is not None else (),
         client_certificate_verified=(state.client_certificate_verified
                                      if state is not None else False),
