@@ -190,6 +190,24 @@ class CertifiedKey:
     # own list, apart from the config's signature_schemes (then only what we accept from
     # the peer; without it, a server signs only with schemes that list also holds).
     signing_schemes: tuple[SignatureScheme, ...] | None = None
+    # Offer this credential only to a peer whose certificate_authorities (RFC 8446
+    # §4.2.4; RFC 5246 §7.4.4 in a TLS 1.2 CertificateRequest) names the issuer of a
+    # certificate in its chain: for a key meant for one PKI only. Without the list (or
+    # with no name in common) the next credential is tried.
+    must_match_issuer: bool = False
+
+    @functools.cached_property
+    def issuers(self) -> frozenset[bytes]:
+        """The DER issuer names of the certificates in the chain."""
+        from tlsmith.x509.keys import chain_issuers
+
+        return chain_issuers(self.chain)
+
+    def matches_issuers(self, names: tuple[bytes, ...] | None) -> bool:
+        """Whether the peer's CA names (None: it sent none) allow this credential."""
+        if not self.must_match_issuer:
+            return True
+        return names is not None and not self.issuers.isdisjoint(names)
 
     def _restrict(self, schemes: list[SignatureScheme]) -> list[SignatureScheme]:
         if self.signing_schemes is None:
@@ -258,6 +276,14 @@ class ClientConfig:
     # Mutual TLS: the client's chain and key, sent when the server asks (RFC 8446 §4.4.2,
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
+    # More client credentials, tried in this order before ``certificate``: the first that
+    # fits the CertificateRequest (its signature algorithms, TLS 1.2 certificate_types,
+    # and, for a must_match_issuer credential, its certificate_authorities) is sent.
+    certificates: tuple[CertifiedKey, ...] = ()
+    # When the server asks and none of our credentials fits: False sends an empty
+    # Certificate (RFC 8446 §4.4.2, RFC 5246 §7.4.6; the server decides), True aborts with
+    # handshake_failure (BoringSSL's behaviour) so the mismatch surfaces here.
+    fail_without_matching_certificate: bool = False
     verify_certificates: bool = True
     # Apply the CA/Browser Forum profile unchanged when verifying the server's chain
     # (verify_server_chain(strict=True)); the default accepts what OpenSSL accepts.
@@ -266,6 +292,16 @@ class ClientConfig:
     # (status_request), check it and these CRLs. Without any revocation information the
     # handshake soft-fails (and says "not checked") unless require_revocation is set.
     request_ocsp: bool = True
+    # Ask for a stapled OCSP response even without verification, and never check it:
+    # it is handed over as HandshakeInfo.ocsp_response, and the revocation sentence says
+    # it was received, not checked (revocation rests on ``crls`` alone; a must-staple
+    # certificate then fails). For a caller that checks the response itself.
+    ocsp_unchecked: bool = False
+    # Called with the server's chain (DER, leaf first) and its stapled OCSP response (None
+    # if it sent none) once the Certificate (and CertificateStatus) arrived; False aborts
+    # with bad_certificate_status_response (RFC 6066 §8). Setting it also asks for a
+    # staple when not verifying.
+    ocsp_callback: Callable[[tuple[bytes, ...], bytes | None], bool] | None = None
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     require_revocation: bool = False
     middlebox_compat: bool = True
@@ -291,6 +327,20 @@ class ClientConfig:
     def versions(self) -> tuple[ProtocolVersion, ...]:
         """The versions this client offers, highest first."""
         return _versions_between(self.min_version, self.max_version)
+
+    @property
+    def client_credentials(self) -> tuple[CertifiedKey, ...]:
+        """Our credentials in the order they are tried: ``certificates``, then
+        ``certificate``."""
+        if self.certificate is None:
+            return self.certificates
+        return (*self.certificates, self.certificate)
+
+    @property
+    def sends_status_request(self) -> bool:
+        """Whether the ClientHello asks for a stapled OCSP response (RFC 6066 §8)."""
+        return self.ocsp_unchecked or (self.request_ocsp and (
+            self.verify_certificates or self.ocsp_callback is not None))
 
     def __post_init__(self) -> None:
         _validate_common(self.cipher_suites, self.groups, self.min_version, self.max_version,
@@ -358,6 +408,11 @@ class ServerConfig:
     # RFC 8446 §4.2.9: accept psk_ke (no (EC)DHE on resumption) when offered.
     allow_psk_ke: bool = False
     external_psks: tuple[ExternalPsk, ...] = ()
+    # RFC 6066 §8: when a client asks for certificate status, called with the chosen
+    # credential for the OCSP response to staple (None: staple nothing), instead of its
+    # ocsp_response -- e.g. to fetch a fresh one. An exception it raises aborts the
+    # handshake with internal_error.
+    ocsp_callback: Callable[[CertifiedKey], bytes | None] | None = None
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None

@@ -66,6 +66,9 @@ KINDS: dict[str, Kind] = {
     "-use-ocsp-callback": Kind.BOOL,
     "-set-ocsp-in-callback": Kind.BOOL,
     "-decline-ocsp-callback": Kind.BOOL,
+    "-fail-ocsp-callback": Kind.BOOL,
+    "-expect-ocsp-response": Kind.B64,
+    "-must-match-issuer": Kind.BOOL,
     "-use-old-client-cert-callback": Kind.BOOL,
     # versions, groups, signatures
     "-min-version": Kind.INT,
@@ -129,7 +132,8 @@ KINDS: dict[str, Kind] = {
 }
 
 #: Flags that belong to one credential once ``-new-x509-credential`` has started one.
-CREDENTIAL_FLAGS = frozenset({"-cert-file", "-key-file", "-ocsp-response", "-signing-prefs"})
+CREDENTIAL_FLAGS = frozenset({"-cert-file", "-key-file", "-ocsp-response", "-signing-prefs",
+                              "-must-match-issuer"})
 
 #: BoringSSL shim flags for features tlsmith does not have (exit 89), by feature.
 UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
@@ -143,10 +147,9 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
     ),
     "client certificate types and CA lists": (
         "-available-client-cert-types", "-expect-certificate-types", "-use-client-ca-list",
-        "-expect-client-ca-list", "-must-match-issuer",
+        "-expect-client-ca-list",
     ),
     "OCSP and SCT callbacks": (
-        "-fail-ocsp-callback", "-expect-ocsp-response",
         "-enable-signed-cert-timestamps", "-signed-cert-timestamps",
         "-expect-signed-cert-timestamps",
     ),
@@ -266,6 +269,7 @@ class Credential:
     key_file: str = ""
     ocsp_response: bytes | None = None
     signing_prefs: list[int] = field(default_factory=list)
+    must_match_issuer: bool = False
 
 
 @dataclass
@@ -346,6 +350,7 @@ class Options:
     use_ocsp_callback: bool = False
     set_ocsp_in_callback: bool = False
     decline_ocsp_callback: bool = False
+    fail_ocsp_callback: bool = False
     wpa_202304: bool = False
     send_alert: bool = False
     ignored: list[str] = field(default_factory=list)

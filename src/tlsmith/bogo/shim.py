@@ -120,6 +120,7 @@ class Shared:
     # signs nothing): remember the full handshake's.
     peer_signature: SignatureScheme | None = None
     group: NamedGroup | None = None
+    ocsp_response: bytes | None = None  # the full handshake's stapled response
     resumed_before: bool = False  # a server: this is not the first connection
 
     def clock(self) -> float:
@@ -319,6 +320,8 @@ def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKe
                 ck = replace(ck, ocsp_response=cred.ocsp_response)
             if signing_prefs and cred.signing_prefs:
                 ck = replace(ck, signing_schemes=_schemes(cred.signing_prefs))
+            if cred.must_match_issuer:
+                ck = replace(ck, must_match_issuer=True)
             out.append(ck)
         elif cred.cert_file or cred.key_file:
             raise ShimFailure("a credential needs both -cert-file and -key-file")
@@ -359,11 +362,6 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     else:
         shares = (NamedGroup.X25519,)
     creds = _credentials(o, signing_prefs=True)
-    if len(creds) > 1:
-        raise Unimplemented("a client with several credentials")
-    if o.enable_ocsp_stapling or o.use_ocsp_callback:
-        raise Unimplemented("a client asking for OCSP without checking the response "
-                            "(tlsmith asks only when it verifies, and then validates it)")
     # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
     verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
     trust = _trust(o, resume=shared.session is not None) if verify else None
@@ -382,9 +380,14 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         allow_mac_then_encrypt=True,
         send_fallback_scsv=o.fallback_scsv,
         trust=trust,
-        certificate=creds[0] if creds else None,
+        certificates=tuple(creds),
+        # BoringSSL aborts when none of its credentials fits the CertificateRequest.
+        fail_without_matching_certificate=True,
         verify_certificates=verify,
         request_ocsp=verify,
+        # BoringSSL asks only with -enable-ocsp-stapling and never checks the response.
+        ocsp_unchecked=o.enable_ocsp_stapling,
+        ocsp_callback=_client_ocsp_callback(o) if o.use_ocsp_callback else None,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
@@ -393,6 +396,28 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         observer=watch,
         limits=SHIM_LIMITS,
     )
+
+
+def _client_ocsp_callback(o: Options) -> Callable[[tuple[bytes, ...], bytes | None], bool]:
+    """BoringSSL's legacy client OCSP callback: accepts, or refuses (-fail-ocsp-callback)
+    whether or not a response was stapled."""
+    def callback(chain: tuple[bytes, ...], staple: bytes | None) -> bool:
+        return not o.fail_ocsp_callback
+    return callback
+
+
+class OcspCallbackFailed(Exception):
+    """The server's OCSP callback fails (-fail-ocsp-callback)."""
+
+
+def _server_ocsp_callback(o: Options) -> Callable[[CertifiedKey], bytes | None]:
+    """BoringSSL's legacy server OCSP callback: staples the credential's response,
+    declines (-decline-ocsp-callback) or fails (-fail-ocsp-callback)."""
+    def callback(certified: CertifiedKey) -> bytes | None:
+        if o.fail_ocsp_callback:
+            raise OcspCallbackFailed("-fail-ocsp-callback")
+        return None if o.decline_ocsp_callback else certified.ocsp_response
+    return callback
 
 
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
@@ -447,6 +472,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         tickets=0 if o.no_ticket else 2,
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
         max_early_data=14336 if o.enable_early_data else 0,
+        ocsp_callback=_server_ocsp_callback(o) if o.use_ocsp_callback else None,
         clock=shared.clock,
         observer=watch,
         limits=SHIM_LIMITS,
@@ -693,8 +719,15 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     if o.expect_no_peer_cert:
         got = info.client_certificates if o.server else info.peer_certificates
         _expect(not got, "unexpected peer certificate")
-    if o.expect_selected_credential is not None and o.server:
+    if o.expect_selected_credential is not None:
         _check_selected_credential(o, watch)
+    if not info.resumed:
+        shared.ocsp_response = info.ocsp_response
+    if o.expect_ocsp_response is not None and not o.server:
+        # BoringSSL reports the session's response on a resumption.
+        staple = info.ocsp_response if not info.resumed else shared.ocsp_response
+        _expect(staple == o.expect_ocsp_response,
+                f"OCSP response {staple!r}, expected {o.expect_ocsp_response!r}")
     if o.expect_accept_early_data:
         _expect(info.early_data_accepted is True, "early data was not accepted")
     if o.expect_reject_early_data:

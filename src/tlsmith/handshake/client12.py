@@ -18,12 +18,10 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CipherSuite,
-    ClientCertificateType,
     ECPointFormat,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
-    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import CertificateVerify, ClientHello, Finished, ServerHello
@@ -53,7 +51,8 @@ from tlsmith.errors import (
 from tlsmith.events import HandshakeComplete, HandshakeInfo, SessionTicketReceived
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
 from tlsmith.handshake.client import HelloSent, sni_name
-from tlsmith.handshake.client13 import checked_alpn
+from tlsmith.handshake.client13 import answer_or_fail, checked_alpn
+from tlsmith.handshake.client_auth import ClientCredential, choose_client_credential
 from tlsmith.handshake.common12 import (
     AwaitChangeCipherSpec,
     Connected12,
@@ -163,7 +162,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
     alpn = checked_alpn(hello, chosen) if chosen is not None else None
     transcript = sent.transcript
-    if cfg.certificate is not None:
+    if cfg.client_credentials:
         # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
         # themselves, so keep them (the ClientHello is still buffered, unhashed).
         transcript = Transcript(keep_raw=True)
@@ -356,7 +355,7 @@ class ExpectServerHelloDone(_State12):
             io.received(req, raw)
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
-                    + ("we will send ours" if io.config.certificate is not None
+                    + ("we will send ours if one fits" if io.config.client_credentials
                        else "we have none to send"))
             return ExpectServerHelloDone(replace(h, cert_requested=True, cert_request=req),
                                          self.auth)
@@ -373,15 +372,12 @@ def _send(io: ClientIO, h: Handshake12, msg: MessageBase) -> None:
 def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
                    ) -> State[ClientIO]:
     """[Certificate] ClientKeyExchange ChangeCipherSpec Finished (RFC 5246 §7.3)."""
-    scheme = client_signature_scheme12(io, h.cert_request)
-    certified = io.config.certificate
+    chosen: ClientCredential | None = None
     if h.cert_requested:
-        if certified is not None and scheme is not None:
-            _send(io, h, Certificate12(certified.chain))
+        chosen = client_credential12(io, h.cert_request)
+        if chosen is not None:
+            _send(io, h, Certificate12(chosen.credential.chain))
         else:
-            if certified is not None:
-                io.note("our client certificate does not fit the server's certificate "
-                        "types or signature algorithms: sending an empty Certificate")
             _send(io, h, Certificate12(()))  # RFC 5246 §7.4.6: no certificate to offer
     suite = h.suite
     cke: MessageBase
@@ -406,10 +402,11 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     keys = derive_keys(io, suite, pms, h.hello.random, h.server_random, h.transcript,
                        ems=h.ems, etm=h.etm)
     sent_certificate = False
-    if h.cert_requested and certified is not None and scheme is not None:
+    if chosen is not None:
         # RFC 5246 §7.4.8: sign every handshake message so far, with the scheme's hash.
+        scheme = chosen.scheme
         _send(io, h, CertificateVerify(
-            scheme, sig.sign(scheme, certified.private_key, h.transcript.raw())))
+            scheme, sig.sign(scheme, chosen.credential.private_key, h.transcript.raw())))
         io.note(f"sent our client certificate, signed with {scheme.name}")
         sent_certificate = True
     write, read = record_keys(io, keys, client=True)
@@ -422,22 +419,18 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     return AwaitChangeCipherSpec(read, finish)
 
 
-_CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
-                      "ecdsa": ClientCertificateType.ECDSA_SIGN,
-                      "eddsa": ClientCertificateType.ECDSA_SIGN}  # RFC 8422 §5.5
-
-
-def client_signature_scheme12(io: ClientIO, request: CertificateRequest12 | None
-                              ) -> SignatureScheme | None:
-    """The first scheme our key can make that the CertificateRequest lists, if its
-    certificate_types allow our key type (RFC 5246 §7.4.4, §7.4.6); else None."""
-    certified = io.config.certificate
-    if request is None or certified is None:
+def client_credential12(io: ClientIO, request: CertificateRequest12 | None
+                        ) -> ClientCredential | None:
+    """The credential answering a TLS 1.2 CertificateRequest (client_auth module), or None:
+    send an empty Certificate -- unless fail_without_matching_certificate says abort."""
+    creds = io.config.client_credentials
+    if request is None or not creds:
         return None
-    if _CERT_TYPE_FOR_KEY.get(certified.key_type) not in request.certificate_types:
-        return None
-    return next((s for s in certified.tls12_schemes
-                 if s in request.supported_signature_algorithms), None)
+    chosen = choose_client_credential(
+        creds, tls13=False, schemes=request.supported_signature_algorithms,
+        certificate_types=request.certificate_types,
+        ca_names=request.certificate_authorities or None)
+    return answer_or_fail(io, chosen)
 
 
 class ExpectNewSessionTicket(_State12):
@@ -516,6 +509,7 @@ class ExpectFinished(_State12):
             client_certificate_sent=self.sent_certificate,
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
+            ocsp_response=chain.ocsp_response,
         )))
         if h.session_id or h.new_ticket:
             # RFC 5246 §7.4.1.3 / RFC 5077 §3.3: something to resume this session with.

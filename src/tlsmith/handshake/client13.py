@@ -17,7 +17,6 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
-    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext as Ctx
 from tlsmith.codec.messages import (
@@ -37,6 +36,7 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
     DecodeError,
+    HandshakeFailure,
     IllegalParameter,
     MissingExtension,
     UnexpectedMessage,
@@ -51,6 +51,11 @@ from tlsmith.handshake.base import (
     check_server_extensions,
 )
 from tlsmith.handshake.client import HelloSent, sni_name
+from tlsmith.handshake.client_auth import (
+    ClientCredential,
+    NoClientCredential,
+    choose_client_credential,
+)
 from tlsmith.handshake.common13 import (
     Connected13,
     TicketContext,
@@ -310,7 +315,7 @@ class ExpectCertificateOrRequest(_State13):
                                        check="cr_no_signature_algorithms")
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
-                    + ("we will send ours" if io.config.certificate is not None
+                    + ("we will send ours if one fits" if io.config.client_credentials
                        else "we have none to send"))
             return ExpectCertificate(replace(h, cert_request=req))
         return _certificate(io, h, body, raw)
@@ -419,10 +424,11 @@ class ExpectFinished(_State13):
         proof = self.proof
         if isinstance(proof, SignatureVerified):
             rev = proof.chain.revocation
+            staple = proof.chain.ocsp_response
             chain, verified = proof.chain.chain, proof.chain.verified is not None
             scheme, resumed_with = proof.scheme, None
         else:
-            rev, scheme = None, None
+            rev, scheme, staple = None, None, None
             chain = proof.session.peer_certificates if proof.session else ()
             verified = proof.session.certificate_verified if proof.session else False
             resumed_with = ("external_psk" if proof.external
@@ -443,6 +449,7 @@ class ExpectFinished(_State13):
             client_certificate_sent=sent_certificate,
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
+            ocsp_response=staple,
             resumed_with=resumed_with,
             early_data_accepted=neg.early_data_accepted if neg.early_data_sent else None,
         )))
@@ -458,31 +465,42 @@ class ExpectFinished(_State13):
                                sni_name(io.config.server_name), neg.alpn, chain, verified))
 
 
-def client_signature_scheme(io: ClientIO, request: CertificateRequest
-                            ) -> SignatureScheme | None:
-    """The first scheme our key can make (TLS 1.3 rules) that the CertificateRequest's
-    signature_algorithms lists (RFC 8446 §4.4.2.2), or None."""
-    certified = io.config.certificate
+def client_credential13(io: ClientIO, request: CertificateRequest
+                        ) -> ClientCredential | None:
+    """The credential answering a TLS 1.3 CertificateRequest (client_auth module), or
+    None: send an empty Certificate -- unless fail_without_matching_certificate says
+    abort."""
+    creds = io.config.client_credentials
     algs = ext.find_extension(request.extensions, ext.SignatureAlgorithms)
-    if certified is None or algs is None:
+    if not creds or algs is None:
         return None
-    ours = [s for s in certified.tls12_schemes if s in certified.tls13_schemes]
-    return next((s for s in ours if s in algs.supported_signature_algorithms), None)
+    cas = ext.find_extension(request.extensions, ext.CertificateAuthorities)
+    chosen = choose_client_credential(
+        creds, tls13=True, schemes=algs.supported_signature_algorithms,
+        ca_names=cas.authorities if cas is not None else None)
+    return answer_or_fail(io, chosen)
+
+
+def answer_or_fail(io: ClientIO, chosen: ClientCredential | NoClientCredential
+                   ) -> ClientCredential | None:
+    if isinstance(chosen, ClientCredential):
+        return chosen
+    if io.config.fail_without_matching_certificate:
+        raise HandshakeFailure(chosen.reason, check=chosen.check)
+    io.note(f"{chosen.reason}: sending an empty Certificate")
+    return None
 
 
 def send_client_certificate(io: ClientIO, transcript: Transcript, request: CertificateRequest
                             ) -> bool:
-    """Answer a CertificateRequest: Certificate + CertificateVerify if we have a
-    certificate with a key that fits one of the requested schemes, else an empty
-    Certificate (RFC 8446 §4.4.2: no suitable certificate). True if one was sent."""
-    certified = io.config.certificate
-    scheme = client_signature_scheme(io, request)
-    if certified is None or scheme is None:
-        if certified is not None:
-            io.note("our client certificate's key fits none of the server's "
-                    "signature_algorithms: sending an empty Certificate")
+    """Answer a CertificateRequest: Certificate + CertificateVerify with the first of our
+    credentials that fits, else an empty Certificate (RFC 8446 §4.4.2: no suitable
+    certificate). True if one was sent."""
+    chosen = client_credential13(io, request)
+    if chosen is None:
         _send13(io, transcript, Certificate(request.certificate_request_context, ()))
         return False
+    certified, scheme = chosen.credential, chosen.scheme
     _send13(io, transcript, Certificate(
         request.certificate_request_context,
         tuple(CertificateEntry(der, ()) for der in certified.chain)))

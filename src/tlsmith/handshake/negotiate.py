@@ -28,6 +28,7 @@ from tlsmith.errors import (
     HandshakeFailure,
     IllegalParameter,
     InappropriateFallback,
+    InternalError,
     NoApplicationProtocol,
     ProtocolVersionError,
 )
@@ -68,6 +69,8 @@ class Offered:
     types: frozenset[ExtensionType]
     # RFC 6066 §8: the client asks for a stapled OCSP response (status_request, ocsp).
     status_request: bool = False
+    # RFC 8446 §4.2.4: the CAs the client trusts (DER names; None: it sent none).
+    ca_names: tuple[bytes, ...] | None = None
 
     @property
     def max_version(self) -> ProtocolVersion:
@@ -120,6 +123,7 @@ def offer(ch: ClientHello) -> Offered:
         fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in ch.cipher_suites,
         types=frozenset(by_type),
         status_request=get(ext.StatusRequest) is not None,
+        ca_names=cas.authorities if (cas := get(ext.CertificateAuthorities)) else None,
     )
 
 
@@ -193,6 +197,8 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     for ck in cfg.certificates:
         if key_type is not None and ck.key_type != key_type:
             continue
+        if not ck.matches_issuers(offered.ca_names):
+            continue  # RFC 8446 §4.2.4: meant only for a client that trusts its issuer
         if (not tls13 and offered.groups is not None and ck.ecdsa_group is not None
                 and ck.ecdsa_group not in offered.groups):
             # RFC 8422 §5.3: in TLS 1.2 the certificate's curve must be one the client
@@ -221,11 +227,28 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     return fallback
 
 
-def staple_for(certified: CertifiedKey, offered: Offered) -> bytes | None:
+def staple_for(cfg: ServerConfig, certified: CertifiedKey, offered: Offered) -> bytes | None:
     """The OCSP response to staple for this certificate (RFC 6066 §8): only when the
-    client asked with status_request and we have one."""
-    if offered.status_request and certified.ocsp_response is not None:
-        return certified.ocsp_response
+    client asked with status_request and we have one (from ServerConfig.ocsp_callback,
+    if set, else the credential's)."""
+    if not offered.status_request:
+        return None
+    if cfg.ocsp_callback is not None:
+        try:
+            return cfg.ocsp_callback(certified)
+        except Exception as exc:  # the application's failure, not the peer's
+            raise InternalError(f"the OCSP callback failed: {exc!r}",
+                                check="ocsp_callback") from exc
+    return certified.ocsp_response
+
+
+def issuer_mismatch(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | None:
+    """The error when every certificate is must_match_issuer and the client's
+    certificate_authorities names none of their issuers; else None."""
+    if all(not ck.matches_issuers(offered.ca_names) for ck in cfg.certificates):
+        return HandshakeFailure(
+            "every certificate must match an issuer the client names in "
+            "certificate_authorities, and none does", check="cert_issuer")
     return None
 
 

@@ -71,6 +71,7 @@ from tlsmith.handshake.negotiate import (
     certificate_authorities,
     choose_alpn,
     choose_certificate,
+    issuer_mismatch,
     staple_for,
 )
 from tlsmith.handshake.proofs import (
@@ -145,6 +146,9 @@ def choose12(cfg: ServerConfig, offered: Offered) -> Choice12:
             continue
         etm = info.cipher == "cbc" and offered.encrypt_then_mac
         return Choice12(info, group, cert, etm)
+    mismatch = issuer_mismatch(cfg, offered)
+    if mismatch is not None:
+        raise mismatch
     why = f" (skipped: {'; '.join(skipped)})" if skipped else ""
     raise HandshakeFailure(
         "no TLS 1.2 cipher suite in common: the client offers "
@@ -301,7 +305,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         exts.append(ext.ServerName(None))  # RFC 6066 §3
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
-    staple = staple_for(choice.cert.certified, offered)
+    staple = staple_for(io.config, choice.cert.certified, offered)
     if staple is not None:
         exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
     sh = ServerHello(

@@ -65,6 +65,7 @@ from tlsmith.handshake.negotiate import (
     choose_alpn,
     choose_certificate,
     choose_version,
+    issuer_mismatch,
     no_certificate,
     offer,
     staple_for,
@@ -178,9 +179,9 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         raise MissingExtension("ClientHello has no key_share, and no PSK of its is usable")
     cert = choose_certificate(cfg, offered, tls13=True)
     if cert is None or cert.scheme is None:
-        raise no_certificate(offered)
+        raise issuer_mismatch(cfg, offered) or no_certificate(offered)
     return Choice(info, group, share, cert.certified, cert.scheme, alpn,
-                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered))
+                  offered.server_name, cert.sni_matched, staple_for(cfg, cert.certified, offered))
 
 
 def _resumption(io: ServerIO, offered: Offered, raw: bytes,
