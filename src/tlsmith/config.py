@@ -18,8 +18,11 @@ from tlsmith.errors import UsageError
 from tlsmith.observe import Observer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cryptography import x509
 
+    from tlsmith.handshake.client_auth import CertificateRequestInfo
     from tlsmith.session import ExternalPsk
     from tlsmith.stores import SessionStore
     from tlsmith.x509.keys import PrivateKey
@@ -254,6 +257,12 @@ class CertifiedKey:
                    certificate_names(certs[0]))
 
 
+#: ClientConfig.certificate_callback: given what the server asked for
+#: (handshake.client_auth.CertificateRequestInfo), the credentials to choose from, in
+#: order (None: the configured ones).
+CertificateCallback = Callable[["CertificateRequestInfo"], "Sequence[CertifiedKey] | None"]
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     server_name: str | None = None
@@ -284,6 +293,10 @@ class ClientConfig:
     # Certificate (RFC 8446 §4.4.2, RFC 5246 §7.4.6; the server decides), True aborts with
     # handshake_failure (BoringSSL's behaviour) so the mismatch surfaces here.
     fail_without_matching_certificate: bool = False
+    # Called when the server asks for a certificate, to pick the credentials then (e.g.
+    # from a store, by the CA names asked for); an exception it raises aborts with
+    # internal_error. See CertificateCallback.
+    certificate_callback: CertificateCallback | None = None
     verify_certificates: bool = True
     # Apply the CA/Browser Forum profile unchanged when verifying the server's chain
     # (verify_server_chain(strict=True)); the default accepts what OpenSSL accepts.
@@ -337,6 +350,11 @@ class ClientConfig:
         return (*self.certificates, self.certificate)
 
     @property
+    def may_send_certificate(self) -> bool:
+        """Whether a CertificateRequest may get a certificate from us."""
+        return bool(self.client_credentials) or self.certificate_callback is not None
+
+    @property
     def sends_status_request(self) -> bool:
         """Whether the ClientHello asks for a stapled OCSP response (RFC 6066 §8)."""
         return self.ocsp_unchecked or (self.request_ocsp and (
@@ -388,6 +406,10 @@ class ServerConfig:
     client_auth: str = "none"
     # The CAs client certificates must chain to (required unless client_auth == "none").
     client_trust: TrustStore | None = None
+    # The CA names (DER DistinguishedNames) a CertificateRequest carries to help the client
+    # choose (RFC 8446 §4.2.4, RFC 5246 §7.4.4); () sends none. None: client_trust's
+    # subjects when it holds few (MAX_CERTIFICATE_AUTHORITIES), else none.
+    certificate_authorities: tuple[bytes, ...] | None = None
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -434,6 +456,10 @@ class ServerConfig:
         if self.client_auth not in CLIENT_AUTH_MODES:
             raise UsageError(f"client_auth must be one of {', '.join(CLIENT_AUTH_MODES)}, "
                              f"not {self.client_auth!r}")
+        if self.certificate_authorities is not None and not all(
+                1 <= len(n) < 2**16 for n in self.certificate_authorities):
+            raise UsageError("certificate_authorities: each name must be 1..65535 bytes of "
+                             "DER")
         if self.tickets < 0 or self.tickets > 16:
             raise UsageError("tickets must be between 0 and 16")
         if not 1 <= self.ticket_lifetime <= 604800:

@@ -69,6 +69,10 @@ KINDS: dict[str, Kind] = {
     "-fail-ocsp-callback": Kind.BOOL,
     "-expect-ocsp-response": Kind.B64,
     "-must-match-issuer": Kind.BOOL,
+    "-fail-cert-callback": Kind.BOOL,
+    "-use-client-ca-list": Kind.STR,
+    "-expect-client-ca-list": Kind.STR,
+    "-expect-certificate-types": Kind.B64,
     "-use-old-client-cert-callback": Kind.BOOL,
     # versions, groups, signatures
     "-min-version": Kind.INT,
@@ -146,15 +150,14 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-expect-peer-rpk-sha256",
     ),
     "client certificate types and CA lists": (
-        "-available-client-cert-types", "-expect-certificate-types", "-use-client-ca-list",
-        "-expect-client-ca-list",
+        "-available-client-cert-types",
     ),
     "OCSP and SCT callbacks": (
         "-enable-signed-cert-timestamps", "-signed-cert-timestamps",
         "-expect-signed-cert-timestamps",
     ),
     "certificate callbacks and custom verification": (
-        "-reverify-on-resume", "-cert-properties", "-fail-cert-callback",
+        "-reverify-on-resume", "-cert-properties",
         "-fail-early-callback",
         "-retain-only-sha256-client-cert", "-expect-sha256-client-cert", "-max-cert-list",
     ),
@@ -351,6 +354,10 @@ class Options:
     set_ocsp_in_callback: bool = False
     decline_ocsp_callback: bool = False
     fail_ocsp_callback: bool = False
+    fail_cert_callback: bool = False
+    use_client_ca_list: str = ""
+    expect_client_ca_list: str = ""
+    expect_certificate_types: bytes | None = None
     wpa_202304: bool = False
     send_alert: bool = False
     ignored: list[str] = field(default_factory=list)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from tlsmith.bogo.errors import describe_error
 from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
 from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.codec.extensions import CertificateAuthorities
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -44,6 +45,7 @@ from tlsmith.events import (
     HandshakeInfo,
     SessionTicketReceived,
 )
+from tlsmith.handshake.client_auth import CertificateRequestInfo
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import Session, Session12, Session13
 from tlsmith.stores import MemoryStore
@@ -83,6 +85,8 @@ class Watch:
     sent_certificate: tuple[bytes, ...] | None = None
     peer_cv_scheme: SignatureScheme | None = None
     server_hello_session_id: bytes | None = None
+    cert_request_cas: tuple[bytes, ...] | None = None  # a received CertificateRequest's
+    cert_request_types: bytes | None = None  # (TLS 1.2)
     secrets: dict[str, bytes] = field(default_factory=dict)
 
     def __call__(self, record: TraceRecord) -> None:
@@ -104,6 +108,15 @@ class Watch:
                 e if isinstance(e, bytes) else e.cert_data for e in entries)
         elif name == "CertificateVerify" and record.direction == "received":
             self.peer_cv_scheme = SignatureScheme(msg.algorithm)
+        elif name == "CertificateRequest" and record.direction == "received":
+            types = getattr(msg, "certificate_types", None)
+            if types is not None:  # TLS 1.2
+                self.cert_request_types = bytes(types)
+                self.cert_request_cas = tuple(msg.certificate_authorities)
+            else:
+                cas = next((e for e in msg.extensions
+                            if isinstance(e, CertificateAuthorities)), None)
+                self.cert_request_cas = tuple(cas.authorities) if cas is not None else ()
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
 
@@ -336,15 +349,19 @@ def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
         raise Unimplemented("a legacy certificate verification callback that refuses the "
                             "peer")
     if o.verify_fail:
-        # BoringSSL's verify callback refuses the peer: trust only a CA of our own that
-        # issued nothing the runner has.
-        from tlsmith.x509.devca import DevCA
-
-        return TrustStore.from_certificates([DevCA.create("tlsmith bogo: trusts nothing")
-                                             .certificate])
+        # BoringSSL's verify callback refuses the peer.
+        return _trust_nothing()
     if not o.trust_cert:
         return None
     return TrustStore.from_pem_file(o.trust_cert)
+
+
+def _trust_nothing() -> TrustStore:
+    """Trust only a CA of our own that issued nothing the runner has."""
+    from tlsmith.x509.devca import DevCA
+
+    return TrustStore.from_certificates([DevCA.create("tlsmith bogo: trusts nothing")
+                                         .certificate])
 
 
 def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
@@ -388,6 +405,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         # BoringSSL asks only with -enable-ocsp-stapling and never checks the response.
         ocsp_unchecked=o.enable_ocsp_stapling,
         ocsp_callback=_client_ocsp_callback(o) if o.use_ocsp_callback else None,
+        certificate_callback=_fail_cert_callback if o.fail_cert_callback else None,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
@@ -406,8 +424,12 @@ def _client_ocsp_callback(o: Options) -> Callable[[tuple[bytes, ...], bytes | No
     return callback
 
 
-class OcspCallbackFailed(Exception):
-    """The server's OCSP callback fails (-fail-ocsp-callback)."""
+class CallbackFailed(Exception):
+    """A callback fails as the flags ask (-fail-ocsp-callback, -fail-cert-callback)."""
+
+
+def _fail_cert_callback(info: CertificateRequestInfo) -> None:
+    raise CallbackFailed("-fail-cert-callback")
 
 
 def _server_ocsp_callback(o: Options) -> Callable[[CertifiedKey], bytes | None]:
@@ -415,9 +437,18 @@ def _server_ocsp_callback(o: Options) -> Callable[[CertifiedKey], bytes | None]:
     declines (-decline-ocsp-callback) or fails (-fail-ocsp-callback)."""
     def callback(certified: CertifiedKey) -> bytes | None:
         if o.fail_ocsp_callback:
-            raise OcspCallbackFailed("-fail-ocsp-callback")
+            raise CallbackFailed("-fail-ocsp-callback")
         return None if o.decline_ocsp_callback else certified.ocsp_response
     return callback
+
+
+def _ca_list(flag: str) -> tuple[bytes, ...] | None:
+    """-use-client-ca-list: comma-separated hex DER names, or <NULL> / <EMPTY> (none)."""
+    if not flag:
+        return None
+    if flag in ("<NULL>", "<EMPTY>"):
+        return ()
+    return tuple(bytes.fromhex(name) for name in flag.split(","))
 
 
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
@@ -449,9 +480,13 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
                                 "certificate")
         client_trust = _trust(o, resume=shared.resumed_before)
         if client_trust is None:
-            raise Unimplemented("client certificates without -trust-cert")
+            # BoringSSL verifies against an empty store then: any certificate fails.
+            client_trust = _trust_nothing()
     if o.fallback_scsv:
         raise ShimFailure("-fallback-scsv is a client flag")
+    if o.fail_cert_callback:
+        raise Unimplemented("a server certificate callback (tlsmith's server picks among "
+                            "ServerConfig.certificates itself)")
     return ServerConfig(
         certificates=tuple(creds),
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
@@ -468,6 +503,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,
         client_trust=client_trust,
+        certificate_authorities=_ca_list(o.use_client_ca_list),
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
@@ -721,6 +757,13 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
         _expect(not got, "unexpected peer certificate")
     if o.expect_selected_credential is not None:
         _check_selected_credential(o, watch)
+    if o.expect_client_ca_list:
+        _expect(watch.cert_request_cas == _ca_list(o.expect_client_ca_list),
+                f"CA names {watch.cert_request_cas!r}, expected {o.expect_client_ca_list}")
+    if o.expect_certificate_types is not None:
+        _expect(watch.cert_request_types == o.expect_certificate_types,
+                f"certificate types {watch.cert_request_types!r}, expected "
+                f"{o.expect_certificate_types!r}")
     if not info.resumed:
         shared.ocsp_response = info.ocsp_response
     if o.expect_ocsp_response is not None and not o.server:

@@ -259,7 +259,7 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
         modes = ((PskKeyExchangeMode.PSK_DHE_KE, PskKeyExchangeMode.PSK_KE)
                  if cfg.offer_psk_ke else (PskKeyExchangeMode.PSK_DHE_KE,))
         tail.append(ext.PskKeyExchangeModes(modes))
-        if cfg.client_credentials:
+        if cfg.may_send_certificate:
             # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
             # after the handshake too (post-handshake authentication, §4.6.2).
             tail.append(ext.PostHandshakeAuth())

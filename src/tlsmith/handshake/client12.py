@@ -51,8 +51,12 @@ from tlsmith.errors import (
 from tlsmith.events import HandshakeComplete, HandshakeInfo, SessionTicketReceived
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
 from tlsmith.handshake.client import HelloSent, sni_name
-from tlsmith.handshake.client13 import answer_or_fail, checked_alpn
-from tlsmith.handshake.client_auth import ClientCredential, choose_client_credential
+from tlsmith.handshake.client13 import answer_or_fail, checked_alpn, credentials_for
+from tlsmith.handshake.client_auth import (
+    CertificateRequestInfo,
+    ClientCredential,
+    choose_client_credential,
+)
 from tlsmith.handshake.common12 import (
     AwaitChangeCipherSpec,
     Connected12,
@@ -162,7 +166,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
     alpn = checked_alpn(hello, chosen) if chosen is not None else None
     transcript = sent.transcript
-    if cfg.client_credentials:
+    if cfg.may_send_certificate:
         # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
         # themselves, so keep them (the ClientHello is still buffered, unhashed).
         transcript = Transcript(keep_raw=True)
@@ -355,7 +359,7 @@ class ExpectServerHelloDone(_State12):
             io.received(req, raw)
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
-                    + ("we will send ours if one fits" if io.config.client_credentials
+                    + ("we will send ours if one fits" if io.config.may_send_certificate
                        else "we have none to send"))
             return ExpectServerHelloDone(replace(h, cert_requested=True, cert_request=req),
                                          self.auth)
@@ -423,14 +427,17 @@ def client_credential12(io: ClientIO, request: CertificateRequest12 | None
                         ) -> ClientCredential | None:
     """The credential answering a TLS 1.2 CertificateRequest (client_auth module), or None:
     send an empty Certificate -- unless fail_without_matching_certificate says abort."""
-    creds = io.config.client_credentials
-    if request is None or not creds:
+    if request is None:
         return None
-    chosen = choose_client_credential(
-        creds, tls13=False, schemes=request.supported_signature_algorithms,
-        certificate_types=request.certificate_types,
-        ca_names=request.certificate_authorities or None)
-    return answer_or_fail(io, chosen)
+    schemes = tuple(request.supported_signature_algorithms)
+    types = tuple(request.certificate_types)
+    cas = tuple(request.certificate_authorities) or None
+    creds = credentials_for(io, CertificateRequestInfo(
+        ProtocolVersion.TLS12, schemes, cas, types))
+    if not creds:
+        return None
+    return answer_or_fail(io, choose_client_credential(
+        creds, tls13=False, schemes=schemes, certificate_types=types, ca_names=cas))
 
 
 class ExpectNewSessionTicket(_State12):

@@ -30,6 +30,7 @@ from tlsmith.codec.messages import (
     Finished,
     ServerHello,
 )
+from tlsmith.config import CertifiedKey
 from tlsmith.crypto import schedule13, sig
 from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import SuiteInfo, suite_info
@@ -52,8 +53,10 @@ from tlsmith.handshake.base import (
 )
 from tlsmith.handshake.client import HelloSent, sni_name
 from tlsmith.handshake.client_auth import (
+    CertificateRequestInfo,
     ClientCredential,
     NoClientCredential,
+    callback_credentials,
     choose_client_credential,
 )
 from tlsmith.handshake.common13 import (
@@ -315,7 +318,7 @@ class ExpectCertificateOrRequest(_State13):
                                        check="cr_no_signature_algorithms")
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
-                    + ("we will send ours if one fits" if io.config.client_credentials
+                    + ("we will send ours if one fits" if io.config.may_send_certificate
                        else "we have none to send"))
             return ExpectCertificate(replace(h, cert_request=req))
         return _certificate(io, h, body, raw)
@@ -470,15 +473,26 @@ def client_credential13(io: ClientIO, request: CertificateRequest
     """The credential answering a TLS 1.3 CertificateRequest (client_auth module), or
     None: send an empty Certificate -- unless fail_without_matching_certificate says
     abort."""
-    creds = io.config.client_credentials
     algs = ext.find_extension(request.extensions, ext.SignatureAlgorithms)
-    if not creds or algs is None:
+    if algs is None:
         return None
-    cas = ext.find_extension(request.extensions, ext.CertificateAuthorities)
-    chosen = choose_client_credential(
-        creds, tls13=True, schemes=algs.supported_signature_algorithms,
-        ca_names=cas.authorities if cas is not None else None)
-    return answer_or_fail(io, chosen)
+    found = ext.find_extension(request.extensions, ext.CertificateAuthorities)
+    schemes = tuple(algs.supported_signature_algorithms)
+    cas = tuple(found.authorities) if found is not None else None
+    creds = credentials_for(io, CertificateRequestInfo(ProtocolVersion.TLS13, schemes, cas,
+                                                       None))
+    if not creds:
+        return None
+    return answer_or_fail(io, choose_client_credential(creds, tls13=True, schemes=schemes,
+                                                       ca_names=cas))
+
+
+def credentials_for(io: ClientIO, info: CertificateRequestInfo) -> tuple[CertifiedKey, ...]:
+    """The credentials to choose from: the configured ones, or the callback's."""
+    cfg = io.config
+    if cfg.certificate_callback is None:
+        return cfg.client_credentials
+    return callback_credentials(cfg.certificate_callback, info, cfg.client_credentials)
 
 
 def answer_or_fail(io: ClientIO, chosen: ClientCredential | NoClientCredential

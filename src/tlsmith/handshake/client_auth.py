@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tlsmith.codec.enums import ClientCertificateType, SignatureScheme
-from tlsmith.config import CertifiedKey
+from tlsmith.codec.enums import ClientCertificateType, ProtocolVersion, SignatureScheme
+from tlsmith.config import CertificateCallback, CertifiedKey
+from tlsmith.errors import InternalError
 
 _CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
                       "ecdsa": ClientCertificateType.ECDSA_SIGN,
@@ -71,3 +72,27 @@ def choose_client_credential(
             continue
         return ClientCredential(cred, scheme)
     return miss
+
+
+@dataclass(frozen=True)
+class CertificateRequestInfo:
+    """What the server asked for, as ClientConfig.certificate_callback sees it."""
+
+    version: ProtocolVersion
+    signature_schemes: tuple[SignatureScheme, ...]
+    #: DER DistinguishedNames of the CAs the server accepts (None: it named none).
+    certificate_authorities: tuple[bytes, ...] | None
+    #: TLS 1.2 CertificateRequest.certificate_types (None in TLS 1.3).
+    certificate_types: tuple[int, ...] | None
+
+
+def callback_credentials(callback: CertificateCallback, info: CertificateRequestInfo,
+                         configured: tuple[CertifiedKey, ...]) -> tuple[CertifiedKey, ...]:
+    """The credentials the callback offers (None from it: the configured ones); an
+    exception it raises is our failure, not the peer's: internal_error."""
+    try:
+        chosen = callback(info)
+    except Exception as exc:
+        raise InternalError(f"the client certificate callback failed: {exc!r}",
+                            check="certificate_callback") from exc
+    return configured if chosen is None else tuple(chosen)

@@ -265,6 +265,8 @@ MAX_CERTIFICATE_AUTHORITIES = 16
 def certificate_authorities(cfg: ServerConfig) -> tuple[bytes, ...]:
     """Mutual TLS: the DER subjects of the client CAs, for a CertificateRequest
     (RFC 8446 §4.2.4, RFC 5246 §7.4.4), or () for a large trust store."""
+    if cfg.certificate_authorities is not None:
+        return cfg.certificate_authorities
     trust = cfg.client_trust
     if trust is None or len(trust) > MAX_CERTIFICATE_AUTHORITIES:
         return ()
