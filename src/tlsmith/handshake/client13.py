@@ -497,6 +497,8 @@ def credentials_for(io: ClientIO, info: CertificateRequestInfo) -> tuple[Certifi
 
 def answer_or_fail(io: ClientIO, chosen: ClientCredential | NoClientCredential
                    ) -> ClientCredential | None:
+    """The chosen credential; if none fits, None (an empty Certificate, RFC 8446 §4.4.2,
+    RFC 5246 §7.4.6) or, with fail_without_matching_certificate, handshake_failure."""
     if isinstance(chosen, ClientCredential):
         return chosen
     if io.config.fail_without_matching_certificate:
