@@ -1,7 +1,8 @@
-"""A client with several credentials (ClientConfig.certificates, certificate_callback,
+"""Choosing credentials: a client with several (ClientConfig.certificates, certificate_callback,
 CertifiedKey.must_match_issuer), the server's certificate_authorities, and the OCSP hooks
-(ClientConfig.ocsp_unchecked / ocsp_callback, ServerConfig.ocsp_callback): selection
-units, in-memory handshakes in both versions, malformed CA lists."""
+(ClientConfig.ocsp_unchecked / ocsp_callback, ServerConfig.ocsp_callback), and the
+server's certificate_callback: selection units, in-memory handshakes in both versions,
+malformed CA lists."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from tlsmith.handshake.client_auth import (
     NoClientCredential,
     choose_client_credential,
 )
+from tlsmith.handshake.negotiate import ClientHelloInfo
 from tlsmith.x509.devca import DevCA
 from tlsmith.x509.verify import TrustStore
 
@@ -356,5 +358,44 @@ def test_server_ocsp_callback_staples_or_fails(certs: dict[str, CertFiles],
     out = run(ccfg, replace(scfg, ocsp_callback=fail))
     assert isinstance(out.server_error, InternalError)
     assert out.server_error.check == "ocsp_callback"
+    assert isinstance(out.client_error, AlertReceived)
+    assert out.client_error.description == AlertDescription.INTERNAL_ERROR
+
+
+# -- the server's certificate callback ------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_server_certificate_callback_picks_per_hello(certs: dict[str, CertFiles],
+                                                     version: ProtocolVersion) -> None:
+    rsa = certs["rsa-2048"]
+    rsa_key = CertifiedKey.from_files(rsa.chain_path, rsa.key_path)
+    seen: list[ClientHelloInfo] = []
+
+    def pick(info: ClientHelloInfo) -> tuple[CertifiedKey, ...]:
+        seen.append(info)
+        return (rsa_key,)
+
+    ccfg, scfg = configs(certs["ecdsa-p256"], min_version=version, max_version=version)
+    out = run(ccfg, replace(scfg, certificate_callback=pick))
+    assert out.info("client").peer_certificates[:1] == rsa_key.chain[:1]
+    (info,) = seen
+    assert (info.version, info.server_name) == (version, "localhost")
+    assert info.certificate_authorities is None and info.signature_schemes
+    # None keeps the configured certificates.
+    kept = run(ccfg, replace(scfg, certificate_callback=lambda info: None))
+    assert kept.info("client").peer_certificates[:1] == scfg.certificates[0].chain[:1]
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_a_failing_server_certificate_callback_is_an_internal_error(
+        certs: dict[str, CertFiles], version: ProtocolVersion) -> None:
+    def fail(info: ClientHelloInfo) -> None:
+        raise KeyError("no certificate for this name")
+
+    ccfg, scfg = configs(certs["ecdsa-p256"], min_version=version, max_version=version)
+    out = run(ccfg, replace(scfg, certificate_callback=fail))
+    assert isinstance(out.server_error, InternalError)
+    assert out.server_error.check == "certificate_callback"
     assert isinstance(out.client_error, AlertReceived)
     assert out.client_error.description == AlertDescription.INTERNAL_ERROR

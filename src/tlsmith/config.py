@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from tlsmith.handshake.client_auth import CertificateRequestInfo
+    from tlsmith.handshake.negotiate import ClientHelloInfo
     from tlsmith.session import ExternalPsk
     from tlsmith.stores import SessionStore
     from tlsmith.x509.keys import PrivateKey
@@ -435,6 +436,12 @@ class ServerConfig:
     # ocsp_response -- e.g. to fetch a fresh one. An exception it raises aborts the
     # handshake with internal_error.
     ocsp_callback: Callable[[CertifiedKey], bytes | None] | None = None
+    # Called on each ClientHello once the version is chosen, with what the client offers
+    # (handshake.negotiate.ClientHelloInfo): the credentials to choose from for it, in
+    # order (None: ``certificates``), e.g. loaded for its server name. An exception it
+    # raises aborts the handshake with internal_error.
+    certificate_callback: Callable[[ClientHelloInfo], Sequence[CertifiedKey] | None] | None = (
+        None)
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None

@@ -46,6 +46,7 @@ from tlsmith.events import (
     SessionTicketReceived,
 )
 from tlsmith.handshake.client_auth import CertificateRequestInfo
+from tlsmith.handshake.negotiate import ClientHelloInfo
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import Session, Session12, Session13
 from tlsmith.stores import MemoryStore
@@ -428,7 +429,7 @@ class CallbackFailed(Exception):
     """A callback fails as the flags ask (-fail-ocsp-callback, -fail-cert-callback)."""
 
 
-def _fail_cert_callback(info: CertificateRequestInfo) -> None:
+def _fail_cert_callback(info: CertificateRequestInfo | ClientHelloInfo) -> None:
     raise CallbackFailed("-fail-cert-callback")
 
 
@@ -484,9 +485,6 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
             client_trust = _trust_nothing()
     if o.fallback_scsv:
         raise ShimFailure("-fallback-scsv is a client flag")
-    if o.fail_cert_callback:
-        raise Unimplemented("a server certificate callback (tlsmith's server picks among "
-                            "ServerConfig.certificates itself)")
     return ServerConfig(
         certificates=tuple(creds),
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
@@ -509,6 +507,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
         max_early_data=14336 if o.enable_early_data else 0,
         ocsp_callback=_server_ocsp_callback(o) if o.use_ocsp_callback else None,
+        certificate_callback=_fail_cert_callback if o.fail_cert_callback else None,
         clock=shared.clock,
         observer=watch,
         limits=SHIM_LIMITS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tlsmith.codec import extensions as ext
@@ -71,6 +71,8 @@ class Offered:
     status_request: bool = False
     # RFC 8446 §4.2.4: the CAs the client trusts (DER names; None: it sent none).
     ca_names: tuple[bytes, ...] | None = None
+    # ServerConfig.certificate_callback's choice for this hello (None: the configured).
+    certificates: tuple[CertifiedKey, ...] | None = None
 
     @property
     def max_version(self) -> ProtocolVersion:
@@ -179,6 +181,38 @@ class CertChoice:
     sni_matched: bool
 
 
+@dataclass(frozen=True)
+class ClientHelloInfo:
+    """What the client offers, as ServerConfig.certificate_callback sees it."""
+
+    version: ProtocolVersion  # the version chosen
+    server_name: str | None
+    signature_schemes: tuple[SignatureScheme, ...]
+    #: DER names from the client's certificate_authorities (None: it sent none).
+    certificate_authorities: tuple[bytes, ...] | None
+
+
+def with_callback_certificates(cfg: ServerConfig, offered: Offered,
+                               version: ProtocolVersion) -> Offered:
+    """Ask ServerConfig.certificate_callback (if set) for this hello's credentials; an
+    exception it raises is our failure, not the peer's: internal_error."""
+    if cfg.certificate_callback is None:
+        return offered
+    info = ClientHelloInfo(version, offered.server_name, offered.signature_schemes or (),
+                           offered.ca_names)
+    try:
+        chosen = cfg.certificate_callback(info)
+    except Exception as exc:
+        raise InternalError(f"the certificate callback failed: {exc!r}",
+                            check="certificate_callback") from exc
+    return offered if chosen is None else replace(offered, certificates=tuple(chosen))
+
+
+def candidates(cfg: ServerConfig, offered: Offered) -> tuple[CertifiedKey, ...]:
+    """The credentials to choose from for this hello, in preference order."""
+    return cfg.certificates if offered.certificates is None else offered.certificates
+
+
 @functools.lru_cache(maxsize=256)
 def _usable_schemes(ours: Iterable[SignatureScheme], configured: Iterable[SignatureScheme]
                     ) -> frozenset[int]:
@@ -194,7 +228,7 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     (RFC 8446 §4.4.2.2, RFC 5246 §7.4.2). None if there is none."""
     client_schemes = offered.signature_schemes or ()
     fallback: CertChoice | None = None
-    for ck in cfg.certificates:
+    for ck in candidates(cfg, offered):
         if key_type is not None and ck.key_type != key_type:
             continue
         if not ck.matches_issuers(offered.ca_names):
@@ -245,7 +279,8 @@ def staple_for(cfg: ServerConfig, certified: CertifiedKey, offered: Offered) -> 
 def issuer_mismatch(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | None:
     """The error when every certificate is must_match_issuer and the client's
     certificate_authorities names none of their issuers; else None."""
-    if all(not ck.matches_issuers(offered.ca_names) for ck in cfg.certificates):
+    creds = candidates(cfg, offered)
+    if creds and all(not ck.matches_issuers(offered.ca_names) for ck in creds):
         return HandshakeFailure(
             "every certificate must match an issuer the client names in "
             "certificate_authorities, and none does", check="cert_issuer")

@@ -69,6 +69,7 @@ from tlsmith.handshake.negotiate import (
     no_certificate,
     offer,
     staple_for,
+    with_callback_certificates,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -288,6 +289,7 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
         if choose_version(io.config, offered) != ProtocolVersion.TLS13:
             raise IllegalParameter("the second ClientHello no longer offers TLS 1.3",
                                    check="hrr_version_changed")
+        offered = with_callback_certificates(io.config, offered, ProtocolVersion.TLS13)
         check_client_hello(offered)
         if offered.cookie is None:
             raise MissingExtension("the second ClientHello must echo our cookie",
