@@ -180,18 +180,14 @@ def test_tls12_client_certificate_must_be_of_a_requested_type(
     """BoGo CheckClientCertificateTypes: RFC 5246 §7.4.6, the client sends only a
     certificate of a type CertificateRequest.certificate_types lists (else an empty
     Certificate)."""
-    from types import SimpleNamespace
-
-    from tlsmith.codec.enums import ClientCertificateType, SignatureScheme
-    from tlsmith.codec.messages12 import CertificateRequest12
+    from tlsmith.codec.enums import SignatureScheme
     from tlsmith.config import CertifiedKey
-    from tlsmith.handshake.client12 import client_signature_scheme12
+    from tlsmith.handshake.client_auth import ClientCredential, choose_client_credential
 
     files = certs["ecdsa-p256"]
     key = CertifiedKey.from_files(files.chain_path, files.key_path)
-    io = SimpleNamespace(config=SimpleNamespace(certificate=key))
-    request = CertificateRequest12(tuple(ClientCertificateType(t) for t in types),
-                                   (SignatureScheme.ECDSA_SECP256R1_SHA256,
-                                    SignatureScheme.RSA_PSS_RSAE_SHA256))
-    scheme = client_signature_scheme12(io, request)  # type: ignore[arg-type]
+    chosen = choose_client_credential(
+        (key,), tls13=False, certificate_types=types,
+        schemes=(SignatureScheme.ECDSA_SECP256R1_SHA256, SignatureScheme.RSA_PSS_RSAE_SHA256))
+    scheme = chosen.scheme if isinstance(chosen, ClientCredential) else None
     assert (scheme.name if scheme is not None else None) == expected

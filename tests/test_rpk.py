@@ -338,12 +338,14 @@ def test_client_credential_for_the_type(client_key: CertifiedKey, certs: Any) ->
     x509 = CertifiedKey.from_files(files.chain_path, files.key_path)
     cfg = ClientConfig(verify_certificates=False, certificate=x509, raw_public_key=client_key)
     assert certtype.client_offered_types(cfg) == (X509, RPK)
-    assert certtype.client_credential(cfg, certtype.CertTypes(RPK, RPK, (X509, RPK))) \
-        is client_key
-    assert certtype.client_credential(cfg, certtype.CertTypes(RPK, X509, (X509, RPK))) is x509
-    only_rpk = replace(cfg, client_certificate_types=(RPK,))
+    creds = cfg.client_credentials
+    assert certtype.of_client_type(creds, certtype.CertTypes(RPK, RPK, (X509, RPK))) \
+        == (client_key,)
+    assert certtype.of_client_type(creds, certtype.CertTypes(RPK, X509, (X509, RPK))) \
+        == (x509,)
+    assert certtype.of_client_type(creds, None) == (x509,)  # post-handshake: X.509 only
     with pytest.raises(UnsupportedCertificate) as info:  # default X.509, which we refused
-        certtype.client_credential(only_rpk, certtype.CertTypes(X509, X509, (RPK,)))
+        certtype.of_client_type(creds, certtype.CertTypes(X509, X509, (RPK,)))
     assert info.value.check == "client_cert_type_default"
     with pytest.raises(UsageError):
         ClientConfig(verify_certificates=False, raw_public_key=x509)

@@ -24,8 +24,12 @@ from tlsmith.errors import UsageError
 from tlsmith.observe import Observer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cryptography import x509
 
+    from tlsmith.handshake.client_auth import CertificateRequestInfo
+    from tlsmith.handshake.negotiate import ClientHelloInfo
     from tlsmith.session import ExternalPsk, ImportedPsk
     from tlsmith.stores import SessionStore
     from tlsmith.x509.keys import PrivateKey
@@ -232,6 +236,24 @@ class CertifiedKey:
     @property
     def certificate_type(self) -> CertificateType:
         return CertificateType.RAW_PUBLIC_KEY if self.raw_public_key else CertificateType.X509
+    # Offer this credential only to a peer whose certificate_authorities (RFC 8446
+    # §4.2.4; RFC 5246 §7.4.4 in a TLS 1.2 CertificateRequest) names the issuer of a
+    # certificate in its chain: for a key meant for one PKI only. Without the list (or
+    # with no name in common) the next credential is tried.
+    must_match_issuer: bool = False
+
+    @functools.cached_property
+    def issuers(self) -> frozenset[bytes]:
+        """The DER issuer names of the certificates in the chain."""
+        from tlsmith.x509.keys import chain_issuers
+
+        return chain_issuers(self.chain)
+
+    def matches_issuers(self, names: tuple[bytes, ...] | None) -> bool:
+        """Whether the peer's CA names (None: it sent none) allow this credential."""
+        if not self.must_match_issuer:
+            return True
+        return names is not None and not self.issuers.isdisjoint(names)
 
     def _restrict(self, schemes: list[SignatureScheme]) -> list[SignatureScheme]:
         if self.signing_schemes is None:
@@ -278,6 +300,12 @@ class CertifiedKey:
                    certificate_names(certs[0]))
 
 
+#: ClientConfig.certificate_callback: given what the server asked for
+#: (handshake.client_auth.CertificateRequestInfo), the credentials to choose from, in
+#: order (None: the configured ones).
+CertificateCallback = Callable[["CertificateRequestInfo"], "Sequence[CertifiedKey] | None"]
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     server_name: str | None = None
@@ -315,6 +343,18 @@ class ClientConfig:
     # Mutual TLS: the client's chain and key, sent when the server asks (RFC 8446 §4.4.2,
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
+    # More client credentials, tried in this order before ``certificate``: the first that
+    # fits the CertificateRequest (its signature algorithms, TLS 1.2 certificate_types,
+    # and, for a must_match_issuer credential, its certificate_authorities) is sent.
+    certificates: tuple[CertifiedKey, ...] = ()
+    # When the server asks and none of our credentials fits: False sends an empty
+    # Certificate (RFC 8446 §4.4.2, RFC 5246 §7.4.6; the server decides), True aborts with
+    # handshake_failure (BoringSSL's behaviour) so the mismatch surfaces here.
+    fail_without_matching_certificate: bool = False
+    # Called when the server asks for a certificate, to pick the credentials then (e.g.
+    # from a store, by the CA names asked for); an exception it raises aborts with
+    # internal_error. See CertificateCallback.
+    certificate_callback: CertificateCallback | None = None
     verify_certificates: bool = True
     # Apply the CA/Browser Forum profile unchanged when verifying the server's chain
     # (verify_server_chain(strict=True)); the default accepts what OpenSSL accepts.
@@ -323,6 +363,16 @@ class ClientConfig:
     # (status_request), check it and these CRLs. Without any revocation information the
     # handshake soft-fails (and says "not checked") unless require_revocation is set.
     request_ocsp: bool = True
+    # Ask for a stapled OCSP response even without verification, and never check it:
+    # it is handed over as HandshakeInfo.ocsp_response, and the revocation sentence says
+    # it was received, not checked (revocation rests on ``crls`` alone; a must-staple
+    # certificate then fails). For a caller that checks the response itself.
+    ocsp_unchecked: bool = False
+    # Called with the server's chain (DER, leaf first) and its stapled OCSP response (None
+    # if it sent none) once the Certificate (and CertificateStatus) arrived; False aborts
+    # with bad_certificate_status_response (RFC 6066 §8). Setting it also asks for a
+    # staple when not verifying.
+    ocsp_callback: Callable[[tuple[bytes, ...], bytes | None], bool] | None = None
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     require_revocation: bool = False
     middlebox_compat: bool = True
@@ -375,6 +425,24 @@ class ClientConfig:
     def versions(self) -> tuple[ProtocolVersion, ...]:
         """The versions this client offers, highest first."""
         return _versions_between(self.min_version, self.max_version)
+
+    @property
+    def client_credentials(self) -> tuple[CertifiedKey, ...]:
+        """Our credentials in the order they are tried: ``certificates``, then
+        ``certificate``, then ``raw_public_key``."""
+        return (*self.certificates,
+                *(c for c in (self.certificate, self.raw_public_key) if c is not None))
+
+    @property
+    def may_send_certificate(self) -> bool:
+        """Whether a CertificateRequest may get a certificate from us."""
+        return bool(self.client_credentials) or self.certificate_callback is not None
+
+    @property
+    def sends_status_request(self) -> bool:
+        """Whether the ClientHello asks for a stapled OCSP response (RFC 6066 §8)."""
+        return self.ocsp_unchecked or (self.request_ocsp and (
+            self.verify_certificates or self.ocsp_callback is not None))
 
     def __post_init__(self) -> None:
         _validate_common(self.cipher_suites, self.groups, self.min_version, self.max_version,
@@ -456,6 +524,10 @@ class ServerConfig:
     client_certificate_types: tuple[CertificateType, ...] = (CertificateType.X509,)
     trusted_client_raw_public_keys: frozenset[bytes] = frozenset()
     client_raw_public_key_verifier: Callable[[bytes], bool] | None = None
+    # The CA names (DER DistinguishedNames) a CertificateRequest carries to help the client
+    # choose (RFC 8446 §4.2.4, RFC 5246 §7.4.4); () sends none. None: client_trust's
+    # subjects when it holds few (MAX_CERTIFICATE_AUTHORITIES), else none.
+    certificate_authorities: tuple[bytes, ...] | None = None
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -493,6 +565,17 @@ class ServerConfig:
     # in EncryptedExtensions when the client offers ALPS for the negotiated protocol.
     application_settings: tuple[tuple[str, bytes], ...] = ()
     alps_new_codepoint: bool = False
+    # RFC 6066 §8: when a client asks for certificate status, called with the chosen
+    # credential for the OCSP response to staple (None: staple nothing), instead of its
+    # ocsp_response -- e.g. to fetch a fresh one. An exception it raises aborts the
+    # handshake with internal_error.
+    ocsp_callback: Callable[[CertifiedKey], bytes | None] | None = None
+    # Called on each ClientHello once the version is chosen, with what the client offers
+    # (handshake.negotiate.ClientHelloInfo): the credentials to choose from for it, in
+    # order (None: ``certificates``), e.g. loaded for its server name. An exception it
+    # raises aborts the handshake with internal_error.
+    certificate_callback: Callable[[ClientHelloInfo], Sequence[CertifiedKey] | None] | None = (
+        None)
     random: Random = os.urandom
     clock: Clock = time.time
     observer: Observer | None = None
@@ -519,6 +602,10 @@ class ServerConfig:
         if self.client_auth not in CLIENT_AUTH_MODES:
             raise UsageError(f"client_auth must be one of {', '.join(CLIENT_AUTH_MODES)}, "
                              f"not {self.client_auth!r}")
+        if self.certificate_authorities is not None and not all(
+                1 <= len(n) < 2**16 for n in self.certificate_authorities):
+            raise UsageError("certificate_authorities: each name must be 1..65535 bytes of "
+                             "DER")
         if self.tickets < 0 or self.tickets > 16:
             raise UsageError("tickets must be between 0 and 16")
         if not 1 <= self.ticket_lifetime <= 604800:

@@ -583,9 +583,9 @@ def _isolate(runner: _Runner, first: Attempt) -> list[Finding]:
     request = _certificate_request(first.records)
     if isinstance(exc, e.AlertReceived):
         if exc.description == AlertDescription.CERTIFICATE_REQUIRED or (
-                request is not None and base.certificate is None):
+                request is not None and not base.may_send_certificate):
             return [_client_cert_finding(first, request)]
-        if request is not None and base.certificate is not None:
+        if request is not None and base.may_send_certificate:
             return [Finding(
                 "client_certificate_rejected", "high",
                 f"the server asked for a client certificate and refused ours "

@@ -47,6 +47,10 @@ class HandshakeInfo:
     # None on the server side.
     revocation: str | None = None
     revocation_state: str | None = None
+    # Client side: the OCSP response the server stapled (DER, as received; None if none).
+    # Checked only when ``revocation_state`` says so: with verification off it is handed
+    # over unchecked (and with ClientConfig.ocsp_unchecked, never checked).
+    ocsp_response: bytes | None = None
     # Resumption: how (None: a full handshake) -- "session_id" or "ticket" (TLS 1.2),
     # "psk_dhe_ke" / "psk_ke" (TLS 1.3 ticket), "external_psk"; and, when the client
     # sent 0-RTT data, whether the server accepted it (None: none was sent/offered).

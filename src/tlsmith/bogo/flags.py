@@ -82,6 +82,13 @@ KINDS: dict[str, Kind] = {
     "-use-ocsp-callback": Kind.BOOL,
     "-set-ocsp-in-callback": Kind.BOOL,
     "-decline-ocsp-callback": Kind.BOOL,
+    "-fail-ocsp-callback": Kind.BOOL,
+    "-expect-ocsp-response": Kind.B64,
+    "-must-match-issuer": Kind.BOOL,
+    "-fail-cert-callback": Kind.BOOL,
+    "-use-client-ca-list": Kind.STR,
+    "-expect-client-ca-list": Kind.STR,
+    "-expect-certificate-types": Kind.B64,
     "-use-old-client-cert-callback": Kind.BOOL,
     # versions, groups, signatures
     "-min-version": Kind.INT,
@@ -183,7 +190,7 @@ KINDS: dict[str, Kind] = {
 #: Flags that belong to one credential once ``-new-x509-credential`` has started one.
 CREDENTIAL_FLAGS = frozenset({"-cert-file", "-key-file", "-ocsp-response", "-signing-prefs",
                               "-psk-importer-key", "-psk-importer-identity",
-                              "-psk-importer-context"})
+                              "-psk-importer-context", "-must-match-issuer"})
 
 #: BoringSSL shim flags for features tlsmith does not have (exit 89), by feature.
 UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
@@ -191,17 +198,12 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-dtls", "-quic", "-mtu", "-handoff", "-handshaker-resume",
         "-quic-use-legacy-codepoint", "-quic-transport-params",
     ),
-    "client certificate types and CA lists": (
-        "-expect-certificate-types", "-use-client-ca-list",
-        "-expect-client-ca-list", "-must-match-issuer",
-    ),
     "OCSP and SCT callbacks": (
-        "-fail-ocsp-callback", "-expect-ocsp-response",
         "-enable-signed-cert-timestamps", "-signed-cert-timestamps",
         "-expect-signed-cert-timestamps",
     ),
     "certificate callbacks and custom verification": (
-        "-reverify-on-resume", "-cert-properties", "-fail-cert-callback",
+        "-reverify-on-resume", "-cert-properties",
         "-fail-early-callback",
         "-retain-only-sha256-client-cert", "-expect-sha256-client-cert", "-max-cert-list",
     ),
@@ -292,6 +294,7 @@ class Credential:
     psk_importer_identity: bytes = b""
     psk_importer_context: bytes = b""
     psk_importer_hash: str = "sha256"
+    must_match_issuer: bool = False
 
 
 @dataclass
@@ -405,6 +408,11 @@ class Options:
     use_ocsp_callback: bool = False
     set_ocsp_in_callback: bool = False
     decline_ocsp_callback: bool = False
+    fail_ocsp_callback: bool = False
+    fail_cert_callback: bool = False
+    use_client_ca_list: str = ""
+    expect_client_ca_list: str = ""
+    expect_certificate_types: bytes | None = None
     wpa_202304: bool = False
     psk: str = ""
     psk_identity: str = ""

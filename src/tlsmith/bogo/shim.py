@@ -28,6 +28,7 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     SignatureScheme,
 )
+from tlsmith.codec.extensions import CertificateAuthorities
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -54,6 +55,8 @@ from tlsmith.events import (
     SessionTicketReceived,
 )
 from tlsmith.handshake import alps
+from tlsmith.handshake.client_auth import CertificateRequestInfo
+from tlsmith.handshake.negotiate import ClientHelloInfo
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import ExternalPsk, ImportedPsk, Session, Session12, Session13
 from tlsmith.stores import MemoryStore
@@ -96,6 +99,8 @@ class Watch:
     sent_certificate: tuple[bytes, ...] | None = None
     peer_cv_scheme: SignatureScheme | None = None
     server_hello_session_id: bytes | None = None
+    cert_request_cas: tuple[bytes, ...] | None = None  # a received CertificateRequest's
+    cert_request_types: bytes | None = None  # (TLS 1.2)
     secrets: dict[str, bytes] = field(default_factory=dict)
     # The peer's signature_algorithms (ClientHello, or CertificateRequest).
     peer_verify_prefs: tuple[int, ...] | None = None
@@ -123,6 +128,15 @@ class Watch:
             self.peer_cv_scheme = SignatureScheme(msg.algorithm)
         elif name in ("ClientHello", "CertificateRequest") and record.direction == "received":
             self.peer_verify_prefs = _signature_algorithms(msg)
+            if name == "CertificateRequest":
+                types = getattr(msg, "certificate_types", None)
+                if types is not None:  # TLS 1.2
+                    self.cert_request_types = bytes(types)
+                    self.cert_request_cas = tuple(msg.certificate_authorities)
+                else:
+                    cas = next((e for e in msg.extensions
+                                if isinstance(e, CertificateAuthorities)), None)
+                    self.cert_request_cas = tuple(cas.authorities) if cas is not None else ()
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
 
@@ -148,6 +162,7 @@ class Shared:
     # signs nothing): remember the full handshake's.
     peer_signature: SignatureScheme | None = None
     group: NamedGroup | None = None
+    ocsp_response: bytes | None = None  # the full handshake's stapled response
     resumed_before: bool = False  # a server: this is not the first connection
     # A server: whether the tickets of the last connection allowed 0-RTT, and its ALPN.
     ticket_early_data: bool = False
@@ -399,6 +414,8 @@ def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKe
                 ck = replace(ck, ocsp_response=cred.ocsp_response)
             if signing_prefs and cred.signing_prefs:
                 ck = replace(ck, signing_schemes=_schemes(cred.signing_prefs))
+            if cred.must_match_issuer:
+                ck = replace(ck, must_match_issuer=True)
             out.append(ck)
         elif cred.cert_file or cred.key_file:
             raise ShimFailure("a credential needs both -cert-file and -key-file")
@@ -447,8 +464,7 @@ def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
         raise Unimplemented("a legacy certificate verification callback that refuses the "
                             "peer")
     if o.verify_fail:
-        # BoringSSL's verify callback refuses the peer: trust only a CA of our own that
-        # issued nothing the runner has.
+        # BoringSSL's verify callback refuses the peer.
         return _trust_nothing()
     if not o.trust_cert:
         return None
@@ -480,8 +496,6 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     creds = _credentials(o, signing_prefs=True)
     x509s = [c for c in creds if not c.raw_public_key]
     rpks = [c for c in creds if c.raw_public_key]
-    if len(x509s) > 1 or len(rpks) > 1:
-        raise Unimplemented("a client with several credentials")
     psks = _psks(o)
     # BoringSSL: a client with PSK credentials accepts certificates only with -verify-peer.
     require_psk = bool(psks) and not o.verify_peer
@@ -489,10 +503,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     offered_types = _cert_types(rpk.client_offered_types, o)
     if offered_types is None and x509s and rpks:
         # BoringSSL offers its credentials' types in their order.
-        offered_types = tuple(c.certificate_type for c in creds)
-    if o.enable_ocsp_stapling or o.use_ocsp_callback:
-        raise Unimplemented("a client asking for OCSP without checking the response "
-                            "(tlsmith asks only when it verifies, and then validates it)")
+        offered_types = tuple(dict.fromkeys(c.certificate_type for c in creds))
     # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
     server_types = _cert_types(rpk.accepted_types, o)
     verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
@@ -519,10 +530,15 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         server_certificate_types=server_types,
         raw_public_key_verifier=rpk.verifier(o),
         client_certificate_types=offered_types,
-        certificate=x509s[0] if x509s else None,
-        raw_public_key=rpks[0] if rpks else None,
+        certificates=tuple(creds),
+        # BoringSSL aborts when none of its credentials fits the CertificateRequest.
+        fail_without_matching_certificate=True,
         verify_certificates=verify,
         request_ocsp=verify,
+        # BoringSSL asks only with -enable-ocsp-stapling and never checks the response.
+        ocsp_unchecked=o.enable_ocsp_stapling,
+        ocsp_callback=_client_ocsp_callback(o) if o.use_ocsp_callback else None,
+        certificate_callback=_fail_cert_callback if o.fail_cert_callback else None,
         # BoringSSL's shim writes -shim-initial-write once per SSL_write, one record
         # each (also its 0-RTT data): so do our records.
         max_fragment=o.max_send_fragment or (
@@ -545,6 +561,41 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         observer=watch,
         limits=SHIM_LIMITS,
     )
+
+
+def _client_ocsp_callback(o: Options) -> Callable[[tuple[bytes, ...], bytes | None], bool]:
+    """BoringSSL's legacy client OCSP callback: accepts, or refuses (-fail-ocsp-callback)
+    whether or not a response was stapled."""
+    def callback(chain: tuple[bytes, ...], staple: bytes | None) -> bool:
+        return not o.fail_ocsp_callback
+    return callback
+
+
+class CallbackFailed(Exception):
+    """A callback fails as the flags ask (-fail-ocsp-callback, -fail-cert-callback)."""
+
+
+def _fail_cert_callback(info: CertificateRequestInfo | ClientHelloInfo) -> None:
+    raise CallbackFailed("-fail-cert-callback")
+
+
+def _server_ocsp_callback(o: Options) -> Callable[[CertifiedKey], bytes | None]:
+    """BoringSSL's legacy server OCSP callback: staples the credential's response,
+    declines (-decline-ocsp-callback) or fails (-fail-ocsp-callback)."""
+    def callback(certified: CertifiedKey) -> bytes | None:
+        if o.fail_ocsp_callback:
+            raise CallbackFailed("-fail-ocsp-callback")
+        return None if o.decline_ocsp_callback else certified.ocsp_response
+    return callback
+
+
+def _ca_list(flag: str) -> tuple[bytes, ...] | None:
+    """-use-client-ca-list: comma-separated hex DER names, or <NULL> / <EMPTY> (none)."""
+    if not flag:
+        return None
+    if flag in ("<NULL>", "<EMPTY>"):
+        return ()
+    return tuple(bytes.fromhex(name) for name in flag.split(","))
 
 
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
@@ -583,7 +634,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         if client_trust is None and rpk.RPK in client_types:
             client_trust = _trust_nothing()  # X.509 offered, but no CA to accept it by
         if client_trust is None:
-            raise Unimplemented("client certificates without -trust-cert")
+            # BoringSSL verifies against an empty store then: any certificate fails.
+            client_trust = _trust_nothing()
     if o.fallback_scsv:
         raise ShimFailure("-fallback-scsv is a client flag")
     return ServerConfig(
@@ -617,6 +669,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         client_trust=client_trust,
         client_certificate_types=client_types,
         client_raw_public_key_verifier=rpk.verifier(o),
+        certificate_authorities=_ca_list(o.use_client_ca_list),
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
         external_psks=(*psks, *_tls12_psk(o)),
@@ -628,6 +681,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         # BoringSSL accepts 0-RTT with a ticket age up to 60 s off (kMaxTicketAgeSkew-
         # Seconds), counted in whole seconds.
         early_data_window=_MAX_SKEW,
+        ocsp_callback=_server_ocsp_callback(o) if o.use_ocsp_callback else None,
+        certificate_callback=_fail_cert_callback if o.fail_cert_callback else None,
         clock=shared.clock,
         observer=watch,
         limits=SHIM_LIMITS,
@@ -954,6 +1009,20 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     wrong_type = rpk.check_peer_type(o, info)
     if wrong_type:
         raise ShimFailure(wrong_type)
+    if o.expect_client_ca_list:
+        _expect(watch.cert_request_cas == _ca_list(o.expect_client_ca_list),
+                f"CA names {watch.cert_request_cas!r}, expected {o.expect_client_ca_list}")
+    if o.expect_certificate_types is not None:
+        _expect(watch.cert_request_types == o.expect_certificate_types,
+                f"certificate types {watch.cert_request_types!r}, expected "
+                f"{o.expect_certificate_types!r}")
+    if not info.resumed:
+        shared.ocsp_response = info.ocsp_response
+    if o.expect_ocsp_response is not None and not o.server:
+        # BoringSSL reports the session's response on a resumption.
+        staple = info.ocsp_response if not info.resumed else shared.ocsp_response
+        _expect(staple == o.expect_ocsp_response,
+                f"OCSP response {staple!r}, expected {o.expect_ocsp_response!r}")
     if o.expect_accept_early_data:
         _expect(info.early_data_accepted is True, "early data was not accepted")
     if o.expect_reject_early_data:

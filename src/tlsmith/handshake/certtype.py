@@ -49,7 +49,7 @@ def client_offered_types(cfg: ClientConfig) -> tuple[CertificateType, ...]:
 
 
 def _credentials(cfg: ClientConfig) -> tuple[CertifiedKey, ...]:
-    return tuple(c for c in (cfg.certificate, cfg.raw_public_key) if c is not None)
+    return cfg.client_credentials
 
 
 def hello_extensions(cfg: ClientConfig) -> list[ext.Extension]:
@@ -87,15 +87,18 @@ def client_read_answer(cfg: ClientConfig, extensions: Iterable[ext.Extension], *
     return CertTypes(server, client, offered)
 
 
-def client_credential(cfg: ClientConfig, types: CertTypes) -> CertifiedKey | None:
-    """Answering a CertificateRequest: our credential if it is of the type the server
-    asked for, else None (an empty Certificate). X.509 by default after we offered
-    only other types is an error (we said we cannot send one)."""
-    if types.client == X509 and types.client_offered and X509 not in types.client_offered:
+def of_client_type(creds: tuple[CertifiedKey, ...], types: CertTypes | None
+                   ) -> tuple[CertifiedKey, ...]:
+    """Answering a CertificateRequest: our credentials of the type the server asked for
+    (None: post-handshake authentication, X.509 only). X.509 by default after we
+    offered only other types is an error (we said we cannot send one)."""
+    want = types.client if types is not None else X509
+    if (types is not None and want == X509 and types.client_offered
+            and X509 not in types.client_offered):
         raise UnsupportedCertificate(
             "the server asks for a client certificate of the default type X.509, which "
             "our client_certificate_type did not offer", check="client_cert_type_default")
-    return next((c for c in _credentials(cfg) if c.certificate_type == types.client), None)
+    return tuple(c for c in creds if c.certificate_type == want)
 
 
 # ---------------------------------------------------------------------------- server

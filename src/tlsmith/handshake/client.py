@@ -285,7 +285,7 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
     sni = sni_name(cfg.server_name)
     if sni:
         head.append(ext.ServerName(sni))
-    if cfg.request_ocsp and cfg.verify_certificates:
+    if cfg.sends_status_request:
         # RFC 6066 §8: ask for a stapled OCSP response (no responder ids, no extensions).
         head.append(ext.StatusRequest())
     if tls13:
@@ -310,7 +310,7 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
         modes = ((PskKeyExchangeMode.PSK_DHE_KE, PskKeyExchangeMode.PSK_KE)
                  if cfg.offer_psk_ke else (PskKeyExchangeMode.PSK_DHE_KE,))
         tail.append(ext.PskKeyExchangeModes(modes))
-        if cfg.certificate is not None:
+        if cfg.may_send_certificate:
             # RFC 8446 §4.2.6: with a certificate to give, let the server ask for it
             # after the handshake too (post-handshake authentication, §4.6.2).
             tail.append(ext.PostHandshakeAuth())

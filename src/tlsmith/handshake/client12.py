@@ -18,12 +18,10 @@ from dataclasses import dataclass, replace
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
     CipherSuite,
-    ClientCertificateType,
     ECPointFormat,
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
-    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import CertificateVerify, ClientHello, Finished, ServerHello
@@ -44,7 +42,6 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangePSK,
 )
 from tlsmith.codec.messages_rpk import RawPublicKeyCertificate12
-from tlsmith.config import CertifiedKey
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
@@ -61,7 +58,12 @@ from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_ext
 from tlsmith.handshake.certtype import DEFAULT as CERT_TYPES_DEFAULT
 from tlsmith.handshake.certtype import CertTypes
 from tlsmith.handshake.client import HelloSent, sni_name
-from tlsmith.handshake.client13 import checked_alpn
+from tlsmith.handshake.client13 import answer_or_fail, checked_alpn, credentials_for
+from tlsmith.handshake.client_auth import (
+    CertificateRequestInfo,
+    ClientCredential,
+    choose_client_credential,
+)
 from tlsmith.handshake.common12 import (
     AwaitChangeCipherSpec,
     Connected12,
@@ -204,7 +206,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
                                    check="npn_and_alpn")
         next_protocol = choose_next_protocol(cfg.next_protocols or (), npn.protocols)
     transcript = sent.transcript
-    if cfg.certificate is not None or cfg.raw_public_key is not None:
+    if cfg.may_send_certificate:
         # RFC 5246 §7.4.8: our CertificateVerify would sign the handshake messages
         # themselves, so keep them (the ClientHello is still buffered, unhashed).
         transcript = Transcript(keep_raw=True)
@@ -446,7 +448,7 @@ class ExpectServerHelloDone(_State12):
             io.received(req, raw)
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
-                    + ("we will send ours" if io.config.certificate is not None
+                    + ("we will send ours if one fits" if io.config.may_send_certificate
                        else "we have none to send"))
             return ExpectServerHelloDone(replace(h, cert_requested=True, cert_request=req),
                                          self.auth)
@@ -463,17 +465,14 @@ def _send(io: ClientIO, h: Handshake12, msg: MessageBase) -> None:
 def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
                    ) -> State[ClientIO]:
     """[Certificate] ClientKeyExchange ChangeCipherSpec Finished (RFC 5246 §7.3)."""
-    certified = (certtype.client_credential(io.config, h.cert_types) if h.cert_requested
-                 else None)
-    scheme = client_signature_scheme12(io, h.cert_request, certified)
+    chosen: ClientCredential | None = None
     if h.cert_requested:
-        if certified is not None and scheme is not None:
+        chosen = client_credential12(io, h.cert_request, h.cert_types)
+        if chosen is not None:
+            certified = chosen.credential
             _send(io, h, RawPublicKeyCertificate12(certified.chain[0])
                   if certified.raw_public_key else Certificate12(certified.chain))
         else:
-            if certified is not None:
-                io.note("our client certificate does not fit the server's certificate "
-                        "types or signature algorithms: sending an empty Certificate")
             _send(io, h, Certificate12(()))  # RFC 5246 §7.4.6: no certificate to offer
     suite = h.suite
     cke: MessageBase
@@ -510,10 +509,11 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     keys = derive_keys(io, suite, pms, h.hello.random, h.server_random, h.transcript,
                        ems=h.ems, etm=h.etm)
     sent_certificate = False
-    if h.cert_requested and certified is not None and scheme is not None:
+    if chosen is not None:
         # RFC 5246 §7.4.8: sign every handshake message so far, with the scheme's hash.
+        scheme = chosen.scheme
         _send(io, h, CertificateVerify(
-            scheme, sig.sign(scheme, certified.private_key, h.transcript.raw())))
+            scheme, sig.sign(scheme, chosen.credential.private_key, h.transcript.raw())))
         io.note(f"sent our client certificate, signed with {scheme.name}")
         sent_certificate = True
     write, read = record_keys(io, keys, client=True)
@@ -549,25 +549,22 @@ def _can_false_start(io: ClientIO, h: Handshake12) -> bool:
                  or cfg.false_start_without_alpn))
 
 
-_CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
-                      "ecdsa": ClientCertificateType.ECDSA_SIGN,
-                      "eddsa": ClientCertificateType.ECDSA_SIGN}  # RFC 8422 §5.5
-
-
-def client_signature_scheme12(io: ClientIO, request: CertificateRequest12 | None,
-                              certified: CertifiedKey | None = None
-                              ) -> SignatureScheme | None:
-    """The first scheme our key (``certified``, else the configured one) can make that
-    the CertificateRequest lists, if its certificate_types allow our key type (RFC 5246
-    §7.4.4, §7.4.6); else None."""
-    if certified is None:
-        certified = io.config.certificate
-    if request is None or certified is None:
+def client_credential12(io: ClientIO, request: CertificateRequest12 | None,
+                        cert_types: CertTypes = CERT_TYPES_DEFAULT) -> ClientCredential | None:
+    """The credential answering a TLS 1.2 CertificateRequest (client_auth module), of the
+    negotiated client certificate type, or None: send an empty Certificate -- unless
+    fail_without_matching_certificate says abort."""
+    if request is None:
         return None
-    if _CERT_TYPE_FOR_KEY.get(certified.key_type) not in request.certificate_types:
+    schemes = tuple(request.supported_signature_algorithms)
+    types = tuple(request.certificate_types)
+    cas = tuple(request.certificate_authorities) or None
+    creds = certtype.of_client_type(credentials_for(io, CertificateRequestInfo(
+        ProtocolVersion.TLS12, schemes, cas, types)), cert_types)
+    if not creds:
         return None
-    return next((s for s in certified.tls12_schemes
-                 if s in request.supported_signature_algorithms), None)
+    return answer_or_fail(io, choose_client_credential(
+        creds, tls13=False, schemes=schemes, certificate_types=types, ca_names=cas))
 
 
 class ExpectNewSessionTicket(_State12):
@@ -662,6 +659,7 @@ class ExpectFinished(_State12):
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
             psk_identity=h.psk_identity,
+            ocsp_response=chain.ocsp_response,
         )))
         if h.session_id or h.new_ticket:
             # RFC 5246 §7.4.1.3 / RFC 5077 §3.3: something to resume this session with.

@@ -17,7 +17,6 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
-    SignatureScheme,
 )
 from tlsmith.codec.extensions_base import ExtensionContext as Ctx
 from tlsmith.codec.messages import (
@@ -40,6 +39,7 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
     DecodeError,
+    HandshakeFailure,
     IllegalParameter,
     MissingExtension,
     UnexpectedMessage,
@@ -57,6 +57,13 @@ from tlsmith.handshake.base import (
 from tlsmith.handshake.certtype import DEFAULT as CERT_TYPES_DEFAULT
 from tlsmith.handshake.certtype import CertTypes
 from tlsmith.handshake.client import HelloSent, sni_name
+from tlsmith.handshake.client_auth import (
+    CertificateRequestInfo,
+    ClientCredential,
+    NoClientCredential,
+    callback_credentials,
+    choose_client_credential,
+)
 from tlsmith.handshake.common13 import (
     Connected13,
     TicketContext,
@@ -355,7 +362,7 @@ class ExpectCertificateOrRequest(_State13):
                                        check="cr_no_signature_algorithms")
             h.transcript.update(raw)
             io.note("the server asks for a client certificate; "
-                    + ("we will send ours" if io.config.certificate is not None
+                    + ("we will send ours if one fits" if io.config.may_send_certificate
                        else "we have none to send"))
             return ExpectCertificate(replace(h, cert_request=req))
         return _certificate(io, h, body, raw)
@@ -474,7 +481,7 @@ class ExpectFinished(_State13):
         if h.cert_request is not None:
             sent_certificate = send_client_certificate(
                 io, h.transcript, h.cert_request,
-                certtype.client_credential(io.config, neg.cert_types))
+                neg.cert_types)
         client_fin = finished_for(suite, h.chts, h.transcript.digest())
         raw_f = client_fin.serialize()
         io.send_handshake(client_fin, raw_f)
@@ -484,10 +491,11 @@ class ExpectFinished(_State13):
         proof = self.proof
         if isinstance(proof, SignatureVerified):
             rev = proof.chain.revocation
+            staple = proof.chain.ocsp_response
             chain, verified = proof.chain.chain, proof.chain.trusted
             scheme, resumed_with = proof.scheme, None
         else:
-            rev, scheme = None, None
+            rev, scheme, staple = None, None, None
             chain = proof.session.peer_certificates if proof.session else ()
             verified = proof.session.certificate_verified if proof.session else False
             resumed_with = ("external_psk" if proof.external
@@ -508,6 +516,7 @@ class ExpectFinished(_State13):
             client_certificate_sent=sent_certificate,
             revocation=rev.detail if rev is not None else None,
             revocation_state=rev.state if rev is not None else None,
+            ocsp_response=staple,
             resumed_with=resumed_with,
             early_data_accepted=neg.early_data_accepted if neg.early_data_sent else None,
             psk_identity=(proof.source.configured_identity
@@ -527,32 +536,55 @@ class ExpectFinished(_State13):
                                neg.alps))
 
 
-def client_signature_scheme(io: ClientIO, request: CertificateRequest,
-                            certified: CertifiedKey | None = None) -> SignatureScheme | None:
-    """The first scheme our key can make (TLS 1.3 rules) that the CertificateRequest's
-    signature_algorithms lists (RFC 8446 §4.4.2.2), or None."""
-    if certified is None:
-        certified = io.config.certificate
+def client_credential13(io: ClientIO, request: CertificateRequest,
+                        types: CertTypes | None = None) -> ClientCredential | None:
+    """The credential answering a TLS 1.3 CertificateRequest (client_auth module), of
+    the negotiated client certificate type (``types``; None: X.509), or None: send an
+    empty Certificate -- unless fail_without_matching_certificate says abort."""
     algs = ext.find_extension(request.extensions, ext.SignatureAlgorithms)
-    if certified is None or algs is None:
+    if algs is None:
         return None
-    ours = [s for s in certified.tls12_schemes if s in certified.tls13_schemes]
-    return next((s for s in ours if s in algs.supported_signature_algorithms), None)
+    found = ext.find_extension(request.extensions, ext.CertificateAuthorities)
+    schemes = tuple(algs.supported_signature_algorithms)
+    cas = tuple(found.authorities) if found is not None else None
+    creds = certtype.of_client_type(credentials_for(
+        io, CertificateRequestInfo(ProtocolVersion.TLS13, schemes, cas, None)), types)
+    if not creds:
+        return None
+    return answer_or_fail(io, choose_client_credential(creds, tls13=True, schemes=schemes,
+                                                       ca_names=cas))
+
+
+def credentials_for(io: ClientIO, info: CertificateRequestInfo) -> tuple[CertifiedKey, ...]:
+    """The credentials to choose from: the configured ones, or the callback's."""
+    cfg = io.config
+    if cfg.certificate_callback is None:
+        return cfg.client_credentials
+    return callback_credentials(cfg.certificate_callback, info, cfg.client_credentials)
+
+
+def answer_or_fail(io: ClientIO, chosen: ClientCredential | NoClientCredential
+                   ) -> ClientCredential | None:
+    """The chosen credential; if none fits, None (an empty Certificate, RFC 8446 §4.4.2,
+    RFC 5246 §7.4.6) or, with fail_without_matching_certificate, handshake_failure."""
+    if isinstance(chosen, ClientCredential):
+        return chosen
+    if io.config.fail_without_matching_certificate:
+        raise HandshakeFailure(chosen.reason, check=chosen.check)
+    io.note(f"{chosen.reason}: sending an empty Certificate")
+    return None
 
 
 def send_client_certificate(io: ClientIO, transcript: Transcript, request: CertificateRequest,
-                            certified: CertifiedKey | None) -> bool:
-    """Answer a CertificateRequest: Certificate + CertificateVerify if we have a
-    certificate (of the negotiated type) with a key that fits one of the requested
-    schemes, else an empty Certificate (RFC 8446 §4.4.2: no suitable certificate). True
-    if one was sent."""
-    scheme = client_signature_scheme(io, request, certified) if certified else None
-    if certified is None or scheme is None:
-        if certified is not None:
-            io.note("our client certificate's key fits none of the server's "
-                    "signature_algorithms: sending an empty Certificate")
+                            types: CertTypes | None = None) -> bool:
+    """Answer a CertificateRequest: Certificate + CertificateVerify with the first of our
+    credentials (of the negotiated type; None: X.509) that fits, else an empty
+    Certificate (RFC 8446 §4.4.2: no suitable certificate). True if one was sent."""
+    chosen = client_credential13(io, request, types)
+    if chosen is None:
         _send13(io, transcript, Certificate(request.certificate_request_context, ()))
         return False
+    certified, scheme = chosen.credential, chosen.scheme
     _send13(io, transcript, Certificate(
         request.certificate_request_context,
         tuple(CertificateEntry(der, ()) for der in certified.chain)))

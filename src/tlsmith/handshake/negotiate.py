@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from tlsmith.codec import extensions as ext
@@ -29,6 +29,7 @@ from tlsmith.errors import (
     HandshakeFailure,
     IllegalParameter,
     InappropriateFallback,
+    InternalError,
     NoApplicationProtocol,
     ProtocolVersionError,
     UnsupportedCertificate,
@@ -75,6 +76,10 @@ class Offered:
     # types only; None: the extension was absent, which means X.509).
     server_certificate_types: tuple[CertificateType, ...] | None = None
     client_certificate_types: tuple[CertificateType, ...] | None = None
+    # RFC 8446 §4.2.4: the CAs the client trusts (DER names; None: it sent none).
+    ca_names: tuple[bytes, ...] | None = None
+    # ServerConfig.certificate_callback's choice for this hello (None: the configured).
+    certificates: tuple[CertifiedKey, ...] | None = None
 
     @property
     def max_version(self) -> ProtocolVersion:
@@ -129,6 +134,7 @@ def offer(ch: ClientHello) -> Offered:
         status_request=get(ext.StatusRequest) is not None,
         server_certificate_types=certtype.offered_types(get(ext.ServerCertificateTypeList)),
         client_certificate_types=certtype.offered_types(get(ext.ClientCertificateTypeList)),
+        ca_names=cas.authorities if (cas := get(ext.CertificateAuthorities)) else None,
     )
 
 
@@ -250,6 +256,38 @@ class CertChoice:
     sni_matched: bool
 
 
+@dataclass(frozen=True)
+class ClientHelloInfo:
+    """What the client offers, as ServerConfig.certificate_callback sees it."""
+
+    version: ProtocolVersion  # the version chosen
+    server_name: str | None
+    signature_schemes: tuple[SignatureScheme, ...]
+    #: DER names from the client's certificate_authorities (None: it sent none).
+    certificate_authorities: tuple[bytes, ...] | None
+
+
+def with_callback_certificates(cfg: ServerConfig, offered: Offered,
+                               version: ProtocolVersion) -> Offered:
+    """Ask ServerConfig.certificate_callback (if set) for this hello's credentials; an
+    exception it raises is our failure, not the peer's: internal_error."""
+    if cfg.certificate_callback is None:
+        return offered
+    info = ClientHelloInfo(version, offered.server_name, offered.signature_schemes or (),
+                           offered.ca_names)
+    try:
+        chosen = cfg.certificate_callback(info)
+    except Exception as exc:
+        raise InternalError(f"the certificate callback failed: {exc!r}",
+                            check="certificate_callback") from exc
+    return offered if chosen is None else replace(offered, certificates=tuple(chosen))
+
+
+def candidates(cfg: ServerConfig, offered: Offered) -> tuple[CertifiedKey, ...]:
+    """The credentials to choose from for this hello, in preference order."""
+    return cfg.certificates if offered.certificates is None else offered.certificates
+
+
 @functools.lru_cache(maxsize=256)
 def _usable_schemes(ours: Iterable[SignatureScheme], configured: Iterable[SignatureScheme]
                     ) -> frozenset[int]:
@@ -265,8 +303,9 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     (RFC 8446 §4.4.2.2, RFC 5246 §7.4.2). None if there is none."""
     client_schemes = offered.signature_schemes or ()
     fallback: CertChoice | None = None
+    creds = candidates(cfg, offered)
     accepted_types = offered.server_certificate_types
-    if not any(certtype.server_accepts(accepted_types, ck) for ck in cfg.certificates):
+    if creds and not any(certtype.server_accepts(accepted_types, ck) for ck in creds):
         if accepted_types is None:  # no server_certificate_type: X.509 only
             raise HandshakeFailure("the client accepts only X.509 certificates and ours "
                                    "are all raw public keys", check="cert_type_no_credential")
@@ -275,11 +314,13 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             "none of our credentials is of a type the client accepts ("
             + (", ".join(t.name for t in accepted_types) or "none we know")
             + "; RFC 7250 §4.2)", check="cert_type_no_credential")
-    for ck in cfg.certificates:
+    for ck in creds:
         if key_type is not None and ck.key_type != key_type:
             continue
         if not certtype.server_accepts(accepted_types, ck):
             continue
+        if not ck.matches_issuers(offered.ca_names):
+            continue  # RFC 8446 §4.2.4: meant only for a client that trusts its issuer
         if (not tls13 and offered.groups is not None and ck.ecdsa_group is not None
                 and ck.ecdsa_group not in offered.groups):
             # RFC 8422 §5.3: in TLS 1.2 the certificate's curve must be one the client
@@ -312,11 +353,29 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
     return fallback
 
 
-def staple_for(certified: CertifiedKey, offered: Offered) -> bytes | None:
+def staple_for(cfg: ServerConfig, certified: CertifiedKey, offered: Offered) -> bytes | None:
     """The OCSP response to staple for this certificate (RFC 6066 §8): only when the
-    client asked with status_request and we have one."""
-    if offered.status_request and certified.ocsp_response is not None:
-        return certified.ocsp_response
+    client asked with status_request and we have one (from ServerConfig.ocsp_callback,
+    if set, else the credential's)."""
+    if not offered.status_request:
+        return None
+    if cfg.ocsp_callback is not None:
+        try:
+            return cfg.ocsp_callback(certified)
+        except Exception as exc:  # the application's failure, not the peer's
+            raise InternalError(f"the OCSP callback failed: {exc!r}",
+                                check="ocsp_callback") from exc
+    return certified.ocsp_response
+
+
+def issuer_mismatch(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | None:
+    """The error when every certificate is must_match_issuer and the client's
+    certificate_authorities names none of their issuers; else None."""
+    creds = candidates(cfg, offered)
+    if creds and all(not ck.matches_issuers(offered.ca_names) for ck in creds):
+        return HandshakeFailure(
+            "every certificate must match an issuer the client names in "
+            "certificate_authorities, and none does", check="cert_issuer")
     return None
 
 
@@ -333,6 +392,8 @@ MAX_CERTIFICATE_AUTHORITIES = 16
 def certificate_authorities(cfg: ServerConfig) -> tuple[bytes, ...]:
     """Mutual TLS: the DER subjects of the client CAs, for a CertificateRequest
     (RFC 8446 §4.2.4, RFC 5246 §7.4.4), or () for a large trust store."""
+    if cfg.certificate_authorities is not None:
+        return cfg.certificate_authorities
     trust = cfg.client_trust
     if trust is None or len(trust) > MAX_CERTIFICATE_AUTHORITIES:
         return ()

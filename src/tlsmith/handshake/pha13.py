@@ -68,10 +68,7 @@ def answer_certificate_request(io: HandshakeIO, secrets: TrafficSecrets,
     transcript.update(raw)
     # (Post-handshake authentication sends X.509 only: tlsmith keeps no RFC 7250
     # client type past the handshake.)
-    cert = cio.config.certificate
-    sent = send_client_certificate(cio, transcript, req,
-                                   cert if cert is not None and not cert.raw_public_key
-                                   else None)
+    sent = send_client_certificate(cio, transcript, req)
     fin = Finished(_verify_data(secrets.suite, secrets.write_secret, transcript))
     io.send_handshake(fin, fin.serialize())
     io.note("post-handshake authentication: "

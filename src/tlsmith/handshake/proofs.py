@@ -53,6 +53,9 @@ class ChainAccepted:
     #: told to accept (pinned, or the user's callback said yes).
     raw_public_key: bool = False
     key_trusted: bool = False
+    #: The OCSP response the server stapled (DER, as received; checked only if
+    #: ``revocation`` says so).
+    ocsp_response: bytes | None = None
 
     def __post_init__(self) -> None:
         _minted(self)
@@ -173,6 +176,7 @@ _must_staple = functools.lru_cache(maxsize=512)(revocation.must_staple)
 
 NOT_VERIFIED_SENTENCE = ("revocation: not checked — certificate verification is disabled "
                          "(verify_certificates=False)")
+UNCHECKED_STAPLE_SENTENCE = "; a stapled OCSP response was received, not checked"
 
 
 def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
@@ -183,16 +187,27 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
     BadCertificateStatusResponse or CertificateUnknown; otherwise the verdict is carried on.
     """
     cfg = io.config
+    accepted = replace(accepted, ocsp_response=staple)
+    if cfg.ocsp_callback is not None and not cfg.ocsp_callback(accepted.chain, staple):
+        # RFC 6066 §8: the client may abort on an unacceptable certificate status.
+        raise BadCertificateStatusResponse(
+            "the OCSP callback refused the server's certificate status "
+            f"({'no response stapled' if staple is None else f'{len(staple)} bytes'})",
+            check="ocsp_callback")
     verified = accepted.verified
     if accepted.raw_public_key:
         status = RevocationStatus("not_checked", None, "revocation: not applicable to a "
                                   "raw public key (RFC 7250: no certificate to revoke)")
         io.note(status.detail)
         return replace(accepted, revocation=status)
+    unchecked = UNCHECKED_STAPLE_SENTENCE if staple is not None and (
+        verified is None or cfg.ocsp_unchecked) else ""
     if verified is None:
-        status = RevocationStatus("not_checked", None, NOT_VERIFIED_SENTENCE)
+        status = RevocationStatus("not_checked", None, NOT_VERIFIED_SENTENCE + unchecked)
         io.note(status.detail)
         return replace(accepted, revocation=status)
+    if cfg.ocsp_unchecked:
+        staple = None  # handed over (ocsp_response) for the caller to check
     now = datetime.fromtimestamp(io.now(), tz=UTC)
     path = verified.chain
     leaf = verified.leaf
@@ -216,6 +231,8 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
     if status.fatal:
         io.check("revocation", False, status.detail)
         raise _revocation_error(status)
+    if unchecked:
+        status = replace(status, detail=status.detail + unchecked)
     if status.state == "good":
         io.check("revocation", True, status.detail)
     else:

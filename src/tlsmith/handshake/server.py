@@ -7,7 +7,7 @@ from __future__ import annotations
 from tlsmith.codec.enums import HandshakeType, ProtocolVersion
 from tlsmith.codec.messages import ClientHello
 from tlsmith.handshake.base import ServerIO, State
-from tlsmith.handshake.negotiate import choose_version, offer
+from tlsmith.handshake.negotiate import choose_version, offer, with_callback_certificates
 
 
 class ExpectClientHello(State[ServerIO]):
@@ -24,6 +24,7 @@ class ExpectClientHello(State[ServerIO]):
         if io.observed:  # (the sentence costs more than the rest of this function)
             io.note(f"the client offers {', '.join(v.label for v in offered.versions)}; "
                     f"chose {version.label}")
+        offered = with_callback_certificates(io.config, offered, version)
         if version == ProtocolVersion.TLS13:
             return server13.start(io, offered, raw)
         return server12.start(io, offered, raw)

@@ -78,6 +78,7 @@ from tlsmith.handshake.negotiate import (
     certificate_authorities,
     choose_alpn,
     choose_certificate,
+    issuer_mismatch,
     jdk11_downgrade,
     staple_for,
     suite_order,
@@ -157,6 +158,9 @@ def choose12(cfg: ServerConfig, offered: Offered) -> Choice12:
         if cert is None:
             continue
         return Choice12(info, group, cert, etm)
+    mismatch = issuer_mismatch(cfg, offered)
+    if mismatch is not None:
+        raise mismatch
     why = f" (skipped: {'; '.join(skipped)})" if skipped else ""
     raise HandshakeFailure(
         "no TLS 1.2 cipher suite in common: the client offers "
@@ -333,7 +337,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
                                    offered.client_certificate_types,
                                    choice.cert.certified.certificate_type if choice.cert
                                    else None, client_type)
-    staple = staple_for(choice.cert.certified, offered) if choice.cert else None
+    staple = staple_for(cfg, choice.cert.certified, offered) if choice.cert else None
     if staple is not None:
         exts.append(ext.StatusRequest(empty=True))  # RFC 6066 §8: a CertificateStatus follows
     sh = ServerHello(

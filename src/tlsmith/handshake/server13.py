@@ -70,10 +70,12 @@ from tlsmith.handshake.negotiate import (
     choose_alpn,
     choose_certificate,
     choose_version,
+    issuer_mismatch,
     no_certificate,
     offer,
     staple_for,
     suite_order,
+    with_callback_certificates,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -201,9 +203,10 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
         raise MissingExtension("ClientHello has no key_share, and no PSK of its is usable")
     cert = choose_certificate(cfg, offered, tls13=True)
     if cert is None or cert.scheme is None:
-        raise no_certificate(offered)
+        raise issuer_mismatch(cfg, offered) or no_certificate(offered)
     return Choice(info, group, share, cert.certified, cert.scheme, alpn,
-                  offered.server_name, cert.sni_matched, staple_for(cert.certified, offered),
+                  offered.server_name, cert.sni_matched,
+                  staple_for(cfg, cert.certified, offered),
                   alps=settings, server_cert_types=offered.server_certificate_types,
                   client_cert_types=offered.client_certificate_types)
 
@@ -328,6 +331,7 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
         if choose_version(io.config, offered) != ProtocolVersion.TLS13:
             raise IllegalParameter("the second ClientHello no longer offers TLS 1.3",
                                    check="hrr_version_changed")
+        offered = with_callback_certificates(io.config, offered, ProtocolVersion.TLS13)
         check_client_hello(offered)
         if offered.cookie is None:
             raise MissingExtension("the second ClientHello must echo our cookie",

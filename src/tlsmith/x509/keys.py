@@ -122,6 +122,13 @@ def der_chain(certs: Iterable[x509.Certificate]) -> list[bytes]:
     return [cert.public_bytes(serialization.Encoding.DER) for cert in certs]
 
 
+def chain_issuers(chain: Iterable[bytes]) -> frozenset[bytes]:
+    """The DER-encoded issuer names of a DER chain's certificates (to compare with a
+    peer's certificate_authorities, which are DER DistinguishedNames)."""
+    return frozenset(x509.load_der_x509_certificate(der).issuer.public_bytes()
+                     for der in chain)
+
+
 def key_description(key: PrivateKey | PublicKey | object) -> str:
     """A short name for a key: "RSA-2048", "ECDSA P-256", "Ed25519", "Ed448"."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
