@@ -167,7 +167,7 @@ class Shared:
     # A server: whether the tickets of the last connection allowed 0-RTT, and its ALPN.
     ticket_early_data: bool = False
     ticket_alpn: str | None = None
-    ticket_alps: tuple[tuple[str, bytes], ...] | bool = False  # our ALPS settings then
+    ticket_alps: tuple[tuple[str, bytes], ...] | None = None  # our ALPS settings then
     # With -resumption-delay, BoringSSL's shim runs on a simulated clock that only the
     # delays move (the runner checks ticket ages to the second): so does ours.
     frozen_at: float | None = None
@@ -372,6 +372,11 @@ def _alps(o: Options) -> tuple[tuple[str, bytes], ...]:
         return ()
     proto, _, settings = o.application_settings.partition(",")
     return ((proto, settings.encode("latin-1")),)
+
+
+def _negotiated_alps(o: Options, info: HandshakeInfo) -> tuple[tuple[str, bytes], ...] | None:
+    """Our ALPS settings if ALPS was negotiated on this connection, else None."""
+    return _alps(o) if info.peer_application_settings is not None else None
 
 
 def _alpn_list(wire: str) -> tuple[str, ...]:
@@ -853,7 +858,7 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
         if o.server:
             shared.ticket_early_data = o.enable_early_data and not o.no_ticket
             shared.ticket_alpn = info.alpn
-            shared.ticket_alps = info.peer_application_settings is not None and _alps(o)
+            shared.ticket_alps = _negotiated_alps(o, info)
         if not o.server and peer.sessions:
             shared.session = peer.sessions[-1]
         elif not o.server and info.resumed and info.version == _TLS12:
@@ -1084,7 +1089,7 @@ def server_early_data_reason(o: Options, info: HandshakeInfo, shared: Shared, *,
         return "unsupported_for_session"
     if (info.alpn or "") != (shared.ticket_alpn or ""):
         return "alpn_mismatch"
-    if shared.ticket_alps and shared.ticket_alps != _alps(o):
+    if shared.ticket_alps != _negotiated_alps(o, info):
         return "alps_mismatch"  # draft-vvv-tls-alps §5: 0-RTT needs the same settings
     if info.ticket_age_skew is not None and abs(info.ticket_age_skew) > _MAX_SKEW:
         return "ticket_age_skew"

@@ -19,6 +19,7 @@ from tlsmith.codec.enums import CertificateType
 from tlsmith.codec.extensions_base import ext_name
 from tlsmith.config import CertifiedKey, ClientConfig, ServerConfig
 from tlsmith.errors import IllegalParameter, UnsupportedCertificate
+from tlsmith.handshake.client_auth import NoClientCredential
 
 X509 = CertificateType.X509
 RPK = CertificateType.RAW_PUBLIC_KEY
@@ -85,6 +86,12 @@ def client_read_answer(cfg: ClientConfig, extensions: Iterable[ext.Extension], *
             f"the server asks for a {client.name} client certificate, a type we did not "
             "offer (RFC 7250 §4.2)", check="cert_type_not_offered")
     return CertTypes(server, client, offered)
+
+
+#: None of our credentials is of the negotiated client certificate type.
+NO_CREDENTIAL_OF_TYPE = NoClientCredential(
+    "client_cert_type", "none of our client credentials is of the certificate type the "
+    "server asked for (RFC 7250)")
 
 
 def of_client_type(creds: tuple[CertifiedKey, ...], types: CertTypes | None

@@ -559,10 +559,11 @@ def client_credential12(io: ClientIO, request: CertificateRequest12 | None,
     schemes = tuple(request.supported_signature_algorithms)
     types = tuple(request.certificate_types)
     cas = tuple(request.certificate_authorities) or None
-    creds = certtype.of_client_type(credentials_for(io, CertificateRequestInfo(
-        ProtocolVersion.TLS12, schemes, cas, types)), cert_types)
+    every = credentials_for(io, CertificateRequestInfo(ProtocolVersion.TLS12, schemes, cas,
+                                                       types))
+    creds = certtype.of_client_type(every, cert_types)
     if not creds:
-        return None
+        return answer_or_fail(io, certtype.NO_CREDENTIAL_OF_TYPE) if every else None
     return answer_or_fail(io, choose_client_credential(
         creds, tls13=False, schemes=schemes, certificate_types=types, ca_names=cas))
 

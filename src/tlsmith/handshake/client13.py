@@ -547,10 +547,11 @@ def client_credential13(io: ClientIO, request: CertificateRequest,
     found = ext.find_extension(request.extensions, ext.CertificateAuthorities)
     schemes = tuple(algs.supported_signature_algorithms)
     cas = tuple(found.authorities) if found is not None else None
-    creds = certtype.of_client_type(credentials_for(
-        io, CertificateRequestInfo(ProtocolVersion.TLS13, schemes, cas, None)), types)
+    every = credentials_for(io, CertificateRequestInfo(ProtocolVersion.TLS13, schemes, cas,
+                                                       None))
+    creds = certtype.of_client_type(every, types)
     if not creds:
-        return None
+        return answer_or_fail(io, certtype.NO_CREDENTIAL_OF_TYPE) if every else None
     return answer_or_fail(io, choose_client_credential(creds, tls13=True, schemes=schemes,
                                                        ca_names=cas))
 
