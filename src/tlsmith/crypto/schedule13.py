@@ -194,8 +194,9 @@ class EarlySecret:
     def derive(cls, hash_name: str, psk: bytes | None) -> EarlySecret:
         """RFC 8446 §7.1: "if PSK is not available, the input is a string of Hash.length
         bytes set to zeros"; the salt is 0 (also Hash.length zeros)."""
-        ikm = _zeros(hash_name) if psk is None else psk
-        return cls(hash_name, hkdf_extract(hash_name, _zeros(hash_name), ikm))
+        if psk is None:
+            return _no_psk_early(hash_name)  # a constant of the hash: computed once
+        return cls(hash_name, hkdf_extract(hash_name, _zeros(hash_name), psk))
 
     def binder_key(self, *, external: bool) -> bytes:
         """binder_key = Derive-Secret(., "ext binder" | "res binder", "") -- RFC 8446 §7.1."""
@@ -213,11 +214,29 @@ class EarlySecret:
     def handshake_secret(self, shared_secret: bytes | None) -> HandshakeSecret:
         """Handshake Secret = HKDF-Extract(Derive-Secret(., "derived", ""), (EC)DHE)
         -- RFC 8446 §7.1; ``None`` (psk_ke, no (EC)DHE) is Hash.length zeros."""
-        salt = derive_secret(
-            self.hash_name, self.secret, LABEL_DERIVED, empty_hash(self.hash_name)
-        )
+        if self is _no_psk_early(self.hash_name):
+            salt = _no_psk_salt(self.hash_name)  # (a full handshake: a constant as well)
+        else:
+            salt = derive_secret(
+                self.hash_name, self.secret, LABEL_DERIVED, empty_hash(self.hash_name)
+            )
         ikm = _zeros(self.hash_name) if shared_secret is None else shared_secret
         return HandshakeSecret(self.hash_name, hkdf_extract(self.hash_name, salt, ikm))
+
+
+@cache
+def _no_psk_early(hash_name: str) -> EarlySecret:
+    """The Early Secret without a PSK: HKDF-Extract(0, 0), the same for every full
+    handshake with this hash (RFC 8446 §7.1)."""
+    zeros = _zeros(hash_name)
+    return EarlySecret(hash_name, hkdf_extract(hash_name, zeros, zeros))
+
+
+@cache
+def _no_psk_salt(hash_name: str) -> bytes:
+    """Derive-Secret(Early Secret without a PSK, "derived", ""): a constant too."""
+    return derive_secret(hash_name, _no_psk_early(hash_name).secret, LABEL_DERIVED,
+                         empty_hash(hash_name))
 
 
 @dataclass(frozen=True)
