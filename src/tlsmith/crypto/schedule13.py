@@ -28,7 +28,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cache
 
-from tlsmith.crypto.mac import HmacKey, hmac_digest
+from tlsmith.crypto.mac import hmac_digest, hmac_digests
 
 # -- labels -------------------------------------------------------------------------
 # RFC 8446 §7.1, §7.2, §7.3, §4.4.4, §4.6.1, §7.5: every label the schedule uses, in
@@ -304,11 +304,16 @@ def traffic_keys(
         iv = hkdf_expand_label(hash_name, traffic_secret, LABEL_IV, b"", iv_len)
         return key, iv
     # One-block HKDF-Expand of both labels (empty context: HkdfLabel ends in 0x00, then
-    # the block counter 0x01) under one keyed HMAC.
-    mac = HmacKey(traffic_secret, hash_name)
-    key = mac.digest(_label_head(LABEL_KEY, key_len), b"\x00\x01")[:key_len]
-    iv = mac.digest(_label_head(LABEL_IV, iv_len), b"\x00\x01")[:iv_len]
-    return key, iv
+    # the block counter 0x01) under one HMAC key, padded once.
+    key, iv = hmac_digests(traffic_secret, (_label_info(LABEL_KEY, key_len),
+                                            _label_info(LABEL_IV, iv_len)), hash_name)
+    return key[:key_len], iv[:iv_len]
+
+
+@functools.lru_cache(maxsize=64)
+def _label_info(label: bytes, length: int) -> bytes:
+    """HkdfLabel with an empty context, then T(1)'s counter byte (RFC 5869 §2.3)."""
+    return _label_head(label, length) + b"\x00\x01"
 
 
 def finished_key(hash_name: str, base_key: bytes) -> bytes:
