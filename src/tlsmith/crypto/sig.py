@@ -14,7 +14,7 @@ choosing our own schemes the default is rsaEncryption (rsa_pss_rsae_*).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import TypeGuard, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -188,12 +188,12 @@ def scheme_matches_key(
         return False
     if tls13 and (info.legacy or info.family == "rsa_pkcs1"):
         return False
+    # (_family_fits_key has checked the key's kind; no second ABC isinstance test.)
     if info.family == "ecdsa" and tls13:
-        assert isinstance(public_key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
-        return public_key.curve.name == info.curve
+        ec_key = cast(ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, public_key)
+        return ec_key.curve.name == info.curve
     if info.family in ("rsa_pss_rsae", "rsa_pss_pss"):
-        assert isinstance(public_key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
-        return _pss_fits(info, public_key)
+        return _pss_fits(info, cast(rsa.RSAPrivateKey | rsa.RSAPublicKey, public_key))
     return True
 
 
