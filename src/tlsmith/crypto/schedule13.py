@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from tlsmith.crypto.mac import hmac_digest, hmac_digests
+from tlsmith.frozen import fast_init
 
 # -- labels -------------------------------------------------------------------------
 # RFC 8446 §7.1, §7.2, §7.3, §4.4.4, §4.6.1, §7.5: every label the schedule uses, in
@@ -183,7 +184,8 @@ def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: 
 # -- the three stages -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class EarlySecret:
     """Early Secret = HKDF-Extract(0, PSK) -- RFC 8446 §7.1."""
 
@@ -239,7 +241,8 @@ def _no_psk_salt(hash_name: str) -> bytes:
                          empty_hash(hash_name))
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class HandshakeSecret:
     """Handshake Secret -- RFC 8446 §7.1."""
 
@@ -264,7 +267,8 @@ class HandshakeSecret:
         )
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class MasterSecret:
     """Master Secret -- RFC 8446 §7.1."""
 
