@@ -21,6 +21,7 @@ message, ClientHello list sizes; each hit is a ProtocolError naming the limit.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import replace
 from typing import Any
@@ -596,6 +597,8 @@ def _check_early_data(session: Session | None, data: bytes) -> None:
                          f"max_early_data_size of {session.max_early_data}")
 
 
+_U16 = struct.Struct(">H")
+_U16_PAIR = struct.Struct(">HH")
 _EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
 _EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
 
@@ -622,20 +625,21 @@ def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
     end = min(n, pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
     pos += 2
     count = 0
+    # (Every read below lies within ``end`` <= n; struct reads two fields per call.)
+    unpack_pair, unpack_u16 = _U16_PAIR.unpack_from, _U16.unpack_from
     while pos + 4 <= end:
-        ext_type = int.from_bytes(body[pos : pos + 2], "big")
-        size = int.from_bytes(body[pos + 2 : pos + 4], "big")
+        ext_type, size = unpack_pair(body, pos)
         pos += 4
         count += 1
         if ext_type == _EXT_SUPPORTED_GROUPS and pos + 2 <= end:
-            out.append(("supported groups", int.from_bytes(body[pos : pos + 2], "big") // 2,
+            out.append(("supported groups", unpack_u16(body, pos)[0] // 2,
                         "max_client_hello_groups"))
         elif ext_type == _EXT_KEY_SHARE and pos + 2 <= end:
             shares, at = 0, pos + 2
-            stop = min(end, at + int.from_bytes(body[pos : pos + 2], "big"))
+            stop = min(end, at + unpack_u16(body, pos)[0])
             while at + 4 <= stop:  # KeyShareEntry: group, key_exchange<1..2^16-1>
                 shares += 1
-                at += 4 + int.from_bytes(body[at + 2 : at + 4], "big")
+                at += 4 + unpack_u16(body, at + 2)[0]
             out.append(("key shares", shares, "max_client_hello_key_shares"))
         pos += size
     out.append(("extensions", count, "max_client_hello_extensions"))

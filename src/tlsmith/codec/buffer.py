@@ -12,6 +12,9 @@ from types import TracebackType
 from tlsmith.errors import DecodeError
 
 _FROM = int.from_bytes
+# 2^(8 * prefix): the first length a ``prefix``-byte length field cannot hold.
+_PREFIX_LIMITS = (1, 1 << 8, 1 << 16, 1 << 24, 1 << 32, 1 << 40, 1 << 48, 1 << 56, 1 << 64)
+_ZEROS = tuple(bytes(n) for n in range(len(_PREFIX_LIMITS)))  # a length's placeholder
 
 
 class Reader:
@@ -180,10 +183,11 @@ class Writer:
     def opaque(self, prefix: int, data: bytes | bytearray | memoryview) -> None:
         """A length-prefixed opaque vector."""
         n = len(data)
-        if n >= 1 << (8 * prefix):
+        if n >= _PREFIX_LIMITS[prefix]:
             raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
-        self._buf += n.to_bytes(prefix, "big")
-        self._buf += data
+        buf = self._buf
+        buf += n.to_bytes(prefix, "big")
+        buf += data
 
     def u16_list(self, values: list[int] | tuple[int, ...], prefix: int = 2) -> None:
         with self.vector(prefix):
@@ -199,7 +203,7 @@ class Writer:
         length in front (filled in when the block ends)."""
         buf = self._buf
         start = len(buf)
-        buf += bytes(prefix)
+        buf += _ZEROS[prefix]
         return _VectorBlock(buf, start, prefix)
 
 
@@ -224,8 +228,10 @@ class _VectorBlock:
     ) -> None:
         if exc_type is not None:
             return
-        start, prefix, buf = self._start, self._prefix, self._buf
+        buf = self._buf
+        start = self._start
+        prefix = self._prefix
         n = len(buf) - start - prefix
-        if n >= 1 << (8 * prefix):
+        if n >= _PREFIX_LIMITS[prefix]:
             raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
         buf[start : start + prefix] = n.to_bytes(prefix, "big")
