@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tlsmith.crypto.mac import hmac_digest, hmac_digests
+from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digests
 from tlsmith.frozen import fast_init
 
 # -- labels -------------------------------------------------------------------------
@@ -104,7 +105,8 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """
     if not salt:
         salt = _zeros(hash_name)
-    return hmac_digest(salt, ikm, hash_name)
+    mac = HMAC_BY_HASH.get(hash_name)
+    return mac(salt, ikm) if mac is not None else hmac_digest(salt, ikm, hash_name)
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -151,7 +153,10 @@ def hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
 
 
 _LENGTH_BYTES: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
-_ONE_BLOCK: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}  # Hash.length
+# Hash.length and the HMAC, per hash whose HKDF-Expand-Label outputs fit one block.
+_ONE_BLOCK: dict[str, tuple[int, Callable[[bytes, bytes], bytes]]] = {
+    name: (size, HMAC_BY_HASH[name]) for name, size in (("sha256", 32), ("sha384", 48),
+                                                        ("sha512", 64))}
 
 
 @functools.lru_cache(maxsize=256)
@@ -164,11 +169,12 @@ def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label(Secret, Label, Context, Length) -- RFC 8446 §7.1."""
-    if length <= _ONE_BLOCK.get(hash_name, 0) and len(context) <= 255:
+    one_block = _ONE_BLOCK.get(hash_name)
+    if one_block is not None and length <= one_block[0] and len(context) <= 255:
         # The handshake's case: one HMAC over HkdfLabel || 0x01 (RFC 5869 §2.3, T(1)).
-        info = b"".join((_label_head(label, length), _LENGTH_BYTES[len(context)], context,
-                         b"\x01"))
-        return hmac_digest(secret, info, hash_name)[:length]
+        return one_block[1](secret, b"".join((_label_head(label, length),
+                                              _LENGTH_BYTES[len(context)], context,
+                                              b"\x01")))[:length]
     return hkdf_expand(hash_name, secret, hkdf_label(label, context, length), length)
 
 
@@ -328,7 +334,10 @@ def finished_key(hash_name: str, base_key: bytes) -> bytes:
 def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(Handshake Context, Certificate*,
     CertificateVerify*)) -- RFC 8446 §4.4.4."""
-    return hmac_digest(finished_key(hash_name, base_key), transcript_hash, hash_name)
+    key = finished_key(hash_name, base_key)
+    mac = HMAC_BY_HASH.get(hash_name)
+    return mac(key, transcript_hash) if mac is not None else hmac_digest(key, transcript_hash,
+                                                                          hash_name)
 
 
 def binder_value(hash_name: str, binder_key: bytes, truncated_transcript_hash: bytes) -> bytes:
