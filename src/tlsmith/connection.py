@@ -511,27 +511,33 @@ class TLSConnection:
         if self._observer is not None:
             self._observer(record)
 
-    def _append_traced(self, content_type: ContentType, piece: bytes | memoryview) -> None:
+    def _append_traced(self, content_type: ContentType,
+                       piece: bytes | bytearray | memoryview) -> None:
         """Protect and queue one record, and tell the observer (only when there is one)."""
         wire = self._write.protect(content_type, piece)
         self._out.append(wire)
         epoch = self.write_epoch
-        self._trace(RecordTrace("sent", content_type, epoch, epoch != Epoch.PLAINTEXT,
-                                bytes(wire), bytes(piece), self.now()))
+        if self._observer is not None:
+            self._observer(RecordTrace("sent", content_type, epoch, epoch != Epoch.PLAINTEXT,
+                                      bytes(wire), bytes(piece), self.config.clock()))
 
     def _trace_received(self, record: Record, content_type: ContentType,
                         payload: bytes | memoryview, epoch: Epoch) -> None:
         fragment_ = bytes(record.fragment)
         wire = encode_record_header(record.content_type, record.legacy_version,
                                     len(fragment_)) + fragment_
-        self._trace(RecordTrace("received", content_type, epoch, epoch != Epoch.PLAINTEXT,
-                                wire, bytes(payload), self.now()))
+        if self._observer is not None:
+            self._observer(RecordTrace("received", content_type, epoch, epoch != Epoch.PLAINTEXT,
+                                      wire, bytes(payload), self.config.clock()))
 
     def _flush_handshake(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, bytearray()
         if self._observer is not None:
+            if len(pending) <= self.config.max_fragment:
+                self._append_traced(ContentType.HANDSHAKE, pending)
+                return
             for piece in fragment(memoryview(pending), self.config.max_fragment):
                 self._append_traced(ContentType.HANDSHAKE, piece)
             return
@@ -702,8 +708,8 @@ class _Channel:
                 c._key_update_asked = True
         c._pending += raw
         if c._observer is not None:
-            c._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
-                                  c.write_epoch, c.now(), bytes(raw)))
+            c._observer(MessageTrace("sent", type(message).__name__, message, len(raw),
+                                     c.write_epoch, c.config.clock(), bytes(raw)))
 
     def received(self, message: object, raw: bytes) -> None:
         c = self._c
@@ -716,8 +722,8 @@ class _Channel:
             # precede the second ClientHello; nothing after it is skipped.
             c._skip_early = None
         if c._observer is not None:
-            c._trace(MessageTrace("received", type(message).__name__, message, len(raw),
-                                  c.read_epoch, c.now(), bytes(raw)))
+            c._observer(MessageTrace("received", type(message).__name__, message, len(raw),
+                                     c.read_epoch, c.config.clock(), bytes(raw)))
 
     def send_change_cipher_spec(self) -> None:
         c = self._c
@@ -761,12 +767,12 @@ class _Channel:
     def secret(self, name: str, value: bytes, nss_label: str | None) -> None:
         c = self._c
         if c._observer is not None:
-            c._trace(SecretTrace(name, value, c.client_random, nss_label, c.now()))
+            c._observer(SecretTrace(name, value, c.client_random, nss_label, c.config.clock()))
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         c = self._c
         if c._observer is not None:
-            c._trace(CheckTrace(name, ok, detail, c.now()))
+            c._observer(CheckTrace(name, ok, detail, c.config.clock()))
 
     @property
     def observed(self) -> bool:
@@ -775,7 +781,7 @@ class _Channel:
     def note(self, text: str) -> None:
         c = self._c
         if c._observer is not None:
-            c._trace(NoteTrace(text, c.now()))
+            c._observer(NoteTrace(text, c.config.clock()))
 
     def key_update_reply_pending(self) -> bool:
         return self._c._key_update_queued
