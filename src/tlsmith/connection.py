@@ -21,6 +21,7 @@ message, ClientHello list sizes; each hit is a ProtocolError naming the limit.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import replace
 from typing import Any
@@ -540,27 +541,33 @@ class TLSConnection:
         if self._observer is not None:
             self._observer(record)
 
-    def _append_traced(self, content_type: ContentType, piece: bytes | memoryview) -> None:
+    def _append_traced(self, content_type: ContentType,
+                       piece: bytes | bytearray | memoryview) -> None:
         """Protect and queue one record, and tell the observer (only when there is one)."""
         wire = self._write.protect(content_type, piece)
         self._out.append(wire)
         epoch = self.write_epoch
-        self._trace(RecordTrace("sent", content_type, epoch, epoch != Epoch.PLAINTEXT,
-                                bytes(wire), bytes(piece), self.now()))
+        if self._observer is not None:
+            self._observer(RecordTrace("sent", content_type, epoch, epoch != Epoch.PLAINTEXT,
+                                      bytes(wire), bytes(piece), self.config.clock()))
 
     def _trace_received(self, record: Record, content_type: ContentType,
                         payload: bytes | memoryview, epoch: Epoch) -> None:
         fragment_ = bytes(record.fragment)
         wire = encode_record_header(record.content_type, record.legacy_version,
                                     len(fragment_)) + fragment_
-        self._trace(RecordTrace("received", content_type, epoch, epoch != Epoch.PLAINTEXT,
-                                wire, bytes(payload), self.now()))
+        if self._observer is not None:
+            self._observer(RecordTrace("received", content_type, epoch, epoch != Epoch.PLAINTEXT,
+                                      wire, bytes(payload), self.config.clock()))
 
     def _flush_handshake(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, bytearray()
         if self._observer is not None:
+            if len(pending) <= self.config.max_fragment:
+                self._append_traced(ContentType.HANDSHAKE, pending)
+                return
             for piece in fragment(memoryview(pending), self.config.max_fragment):
                 self._append_traced(ContentType.HANDSHAKE, piece)
             return
@@ -626,6 +633,8 @@ def _check_early_data(session: Session | None, data: bytes) -> None:
                          f"max_early_data_size of {session.max_early_data}")
 
 
+_U16 = struct.Struct(">H")
+_U16_PAIR = struct.Struct(">HH")
 _EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
 _EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
 
@@ -652,20 +661,21 @@ def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
     end = min(n, pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
     pos += 2
     count = 0
+    # (Every read below lies within ``end`` <= n; struct reads two fields per call.)
+    unpack_pair, unpack_u16 = _U16_PAIR.unpack_from, _U16.unpack_from
     while pos + 4 <= end:
-        ext_type = int.from_bytes(body[pos : pos + 2], "big")
-        size = int.from_bytes(body[pos + 2 : pos + 4], "big")
+        ext_type, size = unpack_pair(body, pos)
         pos += 4
         count += 1
         if ext_type == _EXT_SUPPORTED_GROUPS and pos + 2 <= end:
-            out.append(("supported groups", int.from_bytes(body[pos : pos + 2], "big") // 2,
+            out.append(("supported groups", unpack_u16(body, pos)[0] // 2,
                         "max_client_hello_groups"))
         elif ext_type == _EXT_KEY_SHARE and pos + 2 <= end:
             shares, at = 0, pos + 2
-            stop = min(end, at + int.from_bytes(body[pos : pos + 2], "big"))
+            stop = min(end, at + unpack_u16(body, pos)[0])
             while at + 4 <= stop:  # KeyShareEntry: group, key_exchange<1..2^16-1>
                 shares += 1
-                at += 4 + int.from_bytes(body[at + 2 : at + 4], "big")
+                at += 4 + unpack_u16(body, at + 2)[0]
             out.append(("key shares", shares, "max_client_hello_key_shares"))
         pos += size
     out.append(("extensions", count, "max_client_hello_extensions"))
@@ -731,8 +741,8 @@ class _Channel:
                 c._key_update_asked = True
         c._pending += raw
         if c._observer is not None:
-            c._trace(MessageTrace("sent", type(message).__name__, message, len(raw),
-                                  c.write_epoch, c.now(), bytes(raw)))
+            c._observer(MessageTrace("sent", type(message).__name__, message, len(raw),
+                                     c.write_epoch, c.config.clock(), bytes(raw)))
 
     def received(self, message: object, raw: bytes) -> None:
         c = self._c
@@ -747,8 +757,8 @@ class _Channel:
             # precede the second ClientHello; nothing after it is skipped.
             c._skip_early = None
         if c._observer is not None:
-            c._trace(MessageTrace("received", type(message).__name__, message, len(raw),
-                                  c.read_epoch, c.now(), bytes(raw)))
+            c._observer(MessageTrace("received", type(message).__name__, message, len(raw),
+                                     c.read_epoch, c.config.clock(), bytes(raw)))
 
     def send_change_cipher_spec(self) -> None:
         c = self._c
@@ -792,12 +802,12 @@ class _Channel:
     def secret(self, name: str, value: bytes, nss_label: str | None) -> None:
         c = self._c
         if c._observer is not None:
-            c._trace(SecretTrace(name, value, c.client_random, nss_label, c.now()))
+            c._observer(SecretTrace(name, value, c.client_random, nss_label, c.config.clock()))
 
     def check(self, name: str, ok: bool, detail: str) -> None:
         c = self._c
         if c._observer is not None:
-            c._trace(CheckTrace(name, ok, detail, c.now()))
+            c._observer(CheckTrace(name, ok, detail, c.config.clock()))
 
     @property
     def observed(self) -> bool:
@@ -806,7 +816,7 @@ class _Channel:
     def note(self, text: str) -> None:
         c = self._c
         if c._observer is not None:
-            c._trace(NoteTrace(text, c.now()))
+            c._observer(NoteTrace(text, c.config.clock()))
 
     def key_update_reply_pending(self) -> bool:
         return self._c._key_update_queued

@@ -12,9 +12,11 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     SignatureScheme,
 )
+from tlsmith.frozen import fast_init
 from tlsmith.session import Session
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HandshakeInfo:
     """What was negotiated; the basis of the CLI summary and its JSON."""
@@ -98,11 +100,13 @@ class NeedData(Event):
     """Nothing more can happen until more bytes arrive from the peer."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class HandshakeComplete(Event):
     info: HandshakeInfo
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ApplicationData(Event):
     """Application data; ``early`` is True for TLS 1.3 0-RTT data (RFC 8446 §8: it may be
@@ -112,6 +116,7 @@ class ApplicationData(Event):
     early: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class KeyUpdated(Event):
     """The peer updated its sending keys (and may have asked us to update ours)."""
@@ -119,6 +124,7 @@ class KeyUpdated(Event):
     update_requested: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SessionTicketReceived(Event):
     """Client side: a session to resume later -- a TLS 1.3 NewSessionTicket, or a TLS 1.2
@@ -142,6 +148,7 @@ class FalseStart(Event):
     follows it."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class WarningAlert(Event):
     """A non-fatal alert (TLS 1.3: user_canceled) that does not end the connection."""
@@ -149,6 +156,7 @@ class WarningAlert(Event):
     description: AlertDescription
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
     """The peer sent close_notify (or the transport reached EOF, if ``clean`` is False)."""
@@ -159,6 +167,7 @@ class ConnectionClosed(Event):
 NEED_DATA = NeedData()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientCertificateReceived(Event):
     """Server side, TLS 1.3 post-handshake authentication (RFC 8446 §4.6.2): the client's

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from tlsmith.frozen import fast_init
+
 Direction = Literal["sent", "received"]
 
 
@@ -23,6 +25,7 @@ class Epoch(StrEnum):
     APPLICATION = "application"  # TLS 1.3 application keys; TLS 1.2 after ChangeCipherSpec
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageTrace:
     """A handshake message (or alert / CCS) that crossed the wire."""
@@ -38,6 +41,7 @@ class MessageTrace:
     raw: bytes = field(default=b"", repr=False)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecordTrace:
     """A record that crossed the wire (RFC 8446 §5 / RFC 5246 §6.2): the bytes as sent
@@ -54,6 +58,7 @@ class RecordTrace:
     time: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CompleteTrace:
     """The handshake is complete (the ``HandshakeComplete`` event was emitted)."""
@@ -62,6 +67,7 @@ class CompleteTrace:
     time: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SecretTrace:
     """A secret the key schedule derived; ``nss_label`` is set for key-log lines."""
@@ -73,6 +79,7 @@ class SecretTrace:
     time: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CheckTrace:
     """A security check and its outcome (signature, Finished, certificate chain, ...)."""
@@ -83,6 +90,7 @@ class CheckTrace:
     time: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NoteTrace:
     """A decision worth explaining (e.g. "server asked for a new key share: P-384")."""

@@ -165,7 +165,21 @@ def seal_ticket(keys: TicketKeys, state: ServerSessionState, nonce: bytes) -> by
     """Encrypt and authenticate ``state`` under the current key (``nonce``: 12 random
     bytes from the connection's injected randomness)."""
     k = keys.current
-    return k.name + nonce + AESGCM(k.key).encrypt(nonce, state.to_bytes(), k.name)
+    return k.name + nonce + _aead(k.key).encrypt(nonce, state.to_bytes(), k.name)
+
+
+_AEADS: dict[bytes, AESGCM] = {}
+
+
+def _aead(key: bytes) -> AESGCM:
+    """The AES-GCM object of a ticket key: keyed once, not per ticket (a server seals
+    and opens many tickets under the same few keys)."""
+    aead = _AEADS.get(key)
+    if aead is None:
+        if len(_AEADS) >= 16:  # (rotated keys: keep only a few)
+            _AEADS.clear()
+        aead = _AEADS[key] = AESGCM(key)
+    return aead
 
 
 def open_ticket(keys: TicketKeys, ticket: bytes) -> OpenedTicket | None:
@@ -182,7 +196,7 @@ def open_ticket(keys: TicketKeys, ticket: bytes) -> OpenedTicket | None:
         return None
     nonce = ticket[KEY_NAME_LEN:KEY_NAME_LEN + _NONCE_LEN]
     try:
-        plain = AESGCM(key.key).decrypt(nonce, ticket[KEY_NAME_LEN + _NONCE_LEN:], name)
+        plain = _aead(key.key).decrypt(nonce, ticket[KEY_NAME_LEN + _NONCE_LEN:], name)
         state = ServerSessionState.from_bytes(plain)
     except (InvalidTag, DecodeError, ValueError):
         return None

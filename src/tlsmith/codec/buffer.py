@@ -12,6 +12,9 @@ from types import TracebackType
 from tlsmith.errors import DecodeError
 
 _FROM = int.from_bytes
+# 2^(8 * prefix): the first length a ``prefix``-byte length field cannot hold.
+_PREFIX_LIMITS = (1, 1 << 8, 1 << 16, 1 << 24, 1 << 32, 1 << 40, 1 << 48, 1 << 56, 1 << 64)
+_ZEROS = tuple(bytes(n) for n in range(len(_PREFIX_LIMITS)))  # a length's placeholder
 
 
 class Reader:
@@ -48,11 +51,13 @@ class Reader:
         pos = self._pos
         end = pos + n
         if end > self._end:
-            raise DecodeError(
-                f"{self._what}: truncated, needed {n} byte(s) but only {self._end - pos} left"
-            )
+            raise self._truncated(n, pos)
         self._pos = end
         return self._data[pos:end]
+
+    def _truncated(self, n: int, pos: int) -> DecodeError:
+        return DecodeError(
+            f"{self._what}: truncated, needed {n} byte(s) but only {self._end - pos} left")
 
     # -- integers -----------------------------------------------------------------
     def u8(self) -> int:
@@ -63,7 +68,13 @@ class Reader:
         return self._data[pos]
 
     def u16(self) -> int:
-        return _FROM(self._take(2), "big")
+        pos = self._pos
+        end = pos + 2
+        if end > self._end:
+            raise self._truncated(2, pos)
+        self._pos = end
+        data = self._data
+        return (data[pos] << 8) | data[pos + 1]
 
     def u24(self) -> int:
         return _FROM(self._take(3), "big")
@@ -87,15 +98,20 @@ class Reader:
         return bytes(self._take(self._end - self._pos))
 
     def _length(self, prefix: int) -> int:
+        # (u8/u16/u24/u32 inlined: a length is read for every vector.)
+        pos = self._pos
         if prefix == 1:
-            return self.u8()
-        if prefix == 2:
-            return self.u16()
-        if prefix == 3:
-            return self.u24()
-        if prefix == 4:
-            return self.u32()
-        raise ValueError(f"unsupported length prefix size {prefix}")
+            if pos >= self._end:
+                raise DecodeError(f"{self._what}: truncated, needed 1 byte but none left")
+            self._pos = pos + 1
+            return self._data[pos]
+        if not 2 <= prefix <= 4:
+            raise ValueError(f"unsupported length prefix size {prefix}")
+        end = pos + prefix
+        if end > self._end:
+            raise self._truncated(prefix, pos)
+        self._pos = end
+        return _FROM(self._data[pos:end], "big")
 
     def opaque(self, prefix: int, *, min_len: int = 0, max_len: int | None = None) -> bytes:
         """``opaque x<min..max>`` with a ``prefix``-byte length."""
@@ -105,7 +121,12 @@ class Reader:
                 f"{self._what}: vector length {n} outside the allowed range "
                 f"{min_len}..{max_len if max_len is not None else 'max'}"
             )
-        return bytes(self._take(n))
+        pos = self._pos
+        end = pos + n
+        if end > self._end:
+            raise self._truncated(n, pos)
+        self._pos = end
+        return bytes(self._data[pos:end])
 
     def vector(self, prefix: int, *, min_len: int = 0, what: str | None = None) -> Reader:
         """A sub-reader over a length-prefixed vector; call ``finish()`` on it (or use
@@ -113,8 +134,12 @@ class Reader:
         n = self._length(prefix)
         if n < min_len:
             raise DecodeError(f"{what or self._what}: vector of {n} byte(s), minimum {min_len}")
-        sub = Reader(self._take(n), what or self._what)
-        return sub
+        pos = self._pos
+        end = pos + n
+        if end > self._end:
+            raise self._truncated(n, pos)
+        self._pos = end
+        return Reader(self._data[pos:end], what or self._what)
 
     def u16_list(self, prefix: int = 2, *, min_len: int = 0) -> list[int]:
         """A vector of uint16 values (e.g. cipher suites, groups, schemes)."""
@@ -180,10 +205,11 @@ class Writer:
     def opaque(self, prefix: int, data: bytes | bytearray | memoryview) -> None:
         """A length-prefixed opaque vector."""
         n = len(data)
-        if n >= 1 << (8 * prefix):
+        if n >= _PREFIX_LIMITS[prefix]:
             raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
-        self._buf += n.to_bytes(prefix, "big")
-        self._buf += data
+        buf = self._buf
+        buf += n.to_bytes(prefix, "big")
+        buf += data
 
     def u16_list(self, values: list[int] | tuple[int, ...], prefix: int = 2) -> None:
         with self.vector(prefix):
@@ -199,7 +225,7 @@ class Writer:
         length in front (filled in when the block ends)."""
         buf = self._buf
         start = len(buf)
-        buf += bytes(prefix)
+        buf += _ZEROS[prefix]
         return _VectorBlock(buf, start, prefix)
 
 
@@ -224,8 +250,10 @@ class _VectorBlock:
     ) -> None:
         if exc_type is not None:
             return
-        start, prefix, buf = self._start, self._prefix, self._buf
+        buf = self._buf
+        start = self._start
+        prefix = self._prefix
         n = len(buf) - start - prefix
-        if n >= 1 << (8 * prefix):
+        if n >= _PREFIX_LIMITS[prefix]:
             raise ValueError(f"{n} bytes do not fit a {prefix}-byte length prefix")
         buf[start : start + prefix] = n.to_bytes(prefix, "big")

@@ -28,16 +28,42 @@ _TRANS_5C = bytes(x ^ 0x5C for x in range(256))  # RFC 2104: opad
 
 def hmac_digest(key: bytes, msg: bytes, hash_name: str) -> bytes:
     """HMAC-Hash(key, msg): the same value as ``hmac.digest(key, msg, hash_name)``."""
+    fn = HMAC_BY_HASH.get(hash_name)
+    if fn is None:
+        return hmac.digest(key, msg, hash_name)
+    return fn(key, msg)
+
+
+def _hmac_for(ctor: Callable[..., Any], block: int) -> Callable[[bytes, bytes], bytes]:
+    def hmac_hash(key: bytes, msg: bytes) -> bytes:
+        if len(key) > block:
+            key = ctor(key).digest()
+        key = key.ljust(block, b"\0")
+        digest: bytes = ctor(key.translate(_TRANS_5C)
+                             + ctor(key.translate(_TRANS_36) + msg).digest()).digest()
+        return digest
+
+    return hmac_hash
+
+
+#: hashlib name -> HMAC(key, msg) with that hash: what ``hmac_digest`` calls, for a
+#: caller that knows its hash and makes many MACs (the key schedules).
+HMAC_BY_HASH: dict[str, Callable[[bytes, bytes], bytes]] = {
+    name: _hmac_for(ctor, block) for name, (ctor, block) in _HASHES.items()}
+
+
+def hmac_digests(key: bytes, msgs: tuple[bytes, ...], hash_name: str) -> list[bytes]:
+    """``[hmac_digest(key, m, hash_name) for m in msgs]``, padding the key once: for a
+    few short messages this beats keyed-state copies (``HmacKey``)."""
     entry = _HASHES.get(hash_name)
     if entry is None:
-        return hmac.digest(key, msg, hash_name)
+        return [hmac.digest(key, m, hash_name) for m in msgs]
     ctor, block = entry
     if len(key) > block:
         key = ctor(key).digest()
     key = key.ljust(block, b"\0")
-    digest: bytes = ctor(key.translate(_TRANS_5C)
-                         + ctor(key.translate(_TRANS_36) + msg).digest()).digest()
-    return digest
+    inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
+    return [ctor(outer + ctor(inner + m).digest()).digest() for m in msgs]
 
 
 class HmacKey:

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tlsmith.crypto.mac import HmacKey, hmac_digest
+from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digests
+from tlsmith.frozen import fast_init
 
 # -- labels -------------------------------------------------------------------------
 # RFC 8446 §7.1, §7.2, §7.3, §4.4.4, §4.6.1, §7.5: every label the schedule uses, in
@@ -107,7 +109,8 @@ def hkdf_extract(hash_name: str, salt: bytes, ikm: bytes) -> bytes:
     """
     if not salt:
         salt = _zeros(hash_name)
-    return hmac_digest(salt, ikm, hash_name)
+    mac = HMAC_BY_HASH.get(hash_name)
+    return mac(salt, ikm) if mac is not None else hmac_digest(salt, ikm, hash_name)
 
 
 def hkdf_expand(hash_name: str, prk: bytes, info: bytes, length: int) -> bytes:
@@ -154,7 +157,10 @@ def hkdf_label(label: bytes, context: bytes, length: int) -> bytes:
 
 
 _LENGTH_BYTES: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
-_ONE_BLOCK: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}  # Hash.length
+# Hash.length and the HMAC, per hash whose HKDF-Expand-Label outputs fit one block.
+_ONE_BLOCK: dict[str, tuple[int, Callable[[bytes, bytes], bytes]]] = {
+    name: (size, HMAC_BY_HASH[name]) for name, size in (("sha256", 32), ("sha384", 48),
+                                                        ("sha512", 64))}
 
 
 @functools.lru_cache(maxsize=256)
@@ -167,11 +173,12 @@ def hkdf_expand_label(
     hash_name: str, secret: bytes, label: bytes, context: bytes, length: int
 ) -> bytes:
     """HKDF-Expand-Label(Secret, Label, Context, Length) -- RFC 8446 §7.1."""
-    if length <= _ONE_BLOCK.get(hash_name, 0) and len(context) <= 255:
+    one_block = _ONE_BLOCK.get(hash_name)
+    if one_block is not None and length <= one_block[0] and len(context) <= 255:
         # The handshake's case: one HMAC over HkdfLabel || 0x01 (RFC 5869 §2.3, T(1)).
-        info = b"".join((_label_head(label, length), _LENGTH_BYTES[len(context)], context,
-                         b"\x01"))
-        return hmac_digest(secret, info, hash_name)[:length]
+        return one_block[1](secret, b"".join((_label_head(label, length),
+                                              _LENGTH_BYTES[len(context)], context,
+                                              b"\x01")))[:length]
     return hkdf_expand(hash_name, secret, hkdf_label(label, context, length), length)
 
 
@@ -187,7 +194,8 @@ def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: 
 # -- the three stages -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class EarlySecret:
     """Early Secret = HKDF-Extract(0, PSK) -- RFC 8446 §7.1."""
 
@@ -198,8 +206,9 @@ class EarlySecret:
     def derive(cls, hash_name: str, psk: bytes | None) -> EarlySecret:
         """RFC 8446 §7.1: "if PSK is not available, the input is a string of Hash.length
         bytes set to zeros"; the salt is 0 (also Hash.length zeros)."""
-        ikm = _zeros(hash_name) if psk is None else psk
-        return cls(hash_name, hkdf_extract(hash_name, _zeros(hash_name), ikm))
+        if psk is None:
+            return _no_psk_early(hash_name)  # a constant of the hash: computed once
+        return cls(hash_name, hkdf_extract(hash_name, _zeros(hash_name), psk))
 
     def binder_key(self, *, external: bool, imported: bool = False) -> bytes:
         """binder_key = Derive-Secret(., "ext binder" | "res binder", "") -- RFC 8446 §7.1;
@@ -219,14 +228,33 @@ class EarlySecret:
     def handshake_secret(self, shared_secret: bytes | None) -> HandshakeSecret:
         """Handshake Secret = HKDF-Extract(Derive-Secret(., "derived", ""), (EC)DHE)
         -- RFC 8446 §7.1; ``None`` (psk_ke, no (EC)DHE) is Hash.length zeros."""
-        salt = derive_secret(
-            self.hash_name, self.secret, LABEL_DERIVED, empty_hash(self.hash_name)
-        )
+        if self is _no_psk_early(self.hash_name):
+            salt = _no_psk_salt(self.hash_name)  # (a full handshake: a constant as well)
+        else:
+            salt = derive_secret(
+                self.hash_name, self.secret, LABEL_DERIVED, empty_hash(self.hash_name)
+            )
         ikm = _zeros(self.hash_name) if shared_secret is None else shared_secret
         return HandshakeSecret(self.hash_name, hkdf_extract(self.hash_name, salt, ikm))
 
 
-@dataclass(frozen=True)
+@cache
+def _no_psk_early(hash_name: str) -> EarlySecret:
+    """The Early Secret without a PSK: HKDF-Extract(0, 0), the same for every full
+    handshake with this hash (RFC 8446 §7.1)."""
+    zeros = _zeros(hash_name)
+    return EarlySecret(hash_name, hkdf_extract(hash_name, zeros, zeros))
+
+
+@cache
+def _no_psk_salt(hash_name: str) -> bytes:
+    """Derive-Secret(Early Secret without a PSK, "derived", ""): a constant too."""
+    return derive_secret(hash_name, _no_psk_early(hash_name).secret, LABEL_DERIVED,
+                         empty_hash(hash_name))
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
 class HandshakeSecret:
     """Handshake Secret -- RFC 8446 §7.1."""
 
@@ -251,7 +279,8 @@ class HandshakeSecret:
         )
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class MasterSecret:
     """Master Secret -- RFC 8446 §7.1."""
 
@@ -291,11 +320,16 @@ def traffic_keys(
         iv = hkdf_expand_label(hash_name, traffic_secret, LABEL_IV, b"", iv_len)
         return key, iv
     # One-block HKDF-Expand of both labels (empty context: HkdfLabel ends in 0x00, then
-    # the block counter 0x01) under one keyed HMAC.
-    mac = HmacKey(traffic_secret, hash_name)
-    key = mac.digest(_label_head(LABEL_KEY, key_len), b"\x00\x01")[:key_len]
-    iv = mac.digest(_label_head(LABEL_IV, iv_len), b"\x00\x01")[:iv_len]
-    return key, iv
+    # the block counter 0x01) under one HMAC key, padded once.
+    key, iv = hmac_digests(traffic_secret, (_label_info(LABEL_KEY, key_len),
+                                            _label_info(LABEL_IV, iv_len)), hash_name)
+    return key[:key_len], iv[:iv_len]
+
+
+@functools.lru_cache(maxsize=64)
+def _label_info(label: bytes, length: int) -> bytes:
+    """HkdfLabel with an empty context, then T(1)'s counter byte (RFC 5869 §2.3)."""
+    return _label_head(label, length) + b"\x00\x01"
 
 
 def finished_key(hash_name: str, base_key: bytes) -> bytes:
@@ -306,7 +340,10 @@ def finished_key(hash_name: str, base_key: bytes) -> bytes:
 def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(Handshake Context, Certificate*,
     CertificateVerify*)) -- RFC 8446 §4.4.4."""
-    return hmac_digest(finished_key(hash_name, base_key), transcript_hash, hash_name)
+    key = finished_key(hash_name, base_key)
+    mac = HMAC_BY_HASH.get(hash_name)
+    return mac(key, transcript_hash) if mac is not None else hmac_digest(key, transcript_hash,
+                                                                          hash_name)
 
 
 def binder_value(hash_name: str, binder_key: bytes, truncated_transcript_hash: bytes) -> bytes:

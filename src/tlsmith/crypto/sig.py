@@ -14,6 +14,7 @@ choosing our own schemes the default is rsaEncryption (rsa_pss_rsae_*).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeGuard, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -120,6 +121,34 @@ def _key_kind(key: object) -> str:
     return kind
 
 
+_IS: dict[tuple[type, type], bool] = {}
+
+
+def _is(key: object, cls: type) -> bool:
+    """isinstance(key, cls), remembered per key class (an ABC test, as in _key_kind)."""
+    pair = (type(key), cls)
+    known = _IS.get(pair)
+    if known is None:
+        known = _IS[pair] = isinstance(key, cls)
+    return known
+
+
+def _is_ec_private(key: object) -> TypeGuard[ec.EllipticCurvePrivateKey]:
+    return _is(key, ec.EllipticCurvePrivateKey)
+
+
+def _is_ec_public(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
+    return _is(key, ec.EllipticCurvePublicKey)
+
+
+def _is_rsa_private(key: object) -> TypeGuard[rsa.RSAPrivateKey]:
+    return _is(key, rsa.RSAPrivateKey)
+
+
+def _is_rsa_public(key: object) -> TypeGuard[rsa.RSAPublicKey]:
+    return _is(key, rsa.RSAPublicKey)
+
+
 def _family_fits_key(info: _SchemeInfo, key: object, rsa_pss_key: bool | None) -> bool:
     family = info.family
     kind = _key_kind(key)
@@ -159,12 +188,12 @@ def scheme_matches_key(
         return False
     if tls13 and (info.legacy or info.family == "rsa_pkcs1"):
         return False
+    # (_family_fits_key has checked the key's kind; no second ABC isinstance test.)
     if info.family == "ecdsa" and tls13:
-        assert isinstance(public_key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
-        return public_key.curve.name == info.curve
+        ec_key = cast(ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, public_key)
+        return ec_key.curve.name == info.curve
     if info.family in ("rsa_pss_rsae", "rsa_pss_pss"):
-        assert isinstance(public_key, rsa.RSAPrivateKey | rsa.RSAPublicKey)
-        return _pss_fits(info, public_key)
+        return _pss_fits(info, cast(rsa.RSAPrivateKey | rsa.RSAPublicKey, public_key))
     return True
 
 
@@ -207,7 +236,25 @@ def schemes_for_private_key(
 
 def _pss(h: hashes.HashAlgorithm) -> padding.PSS:
     # RFC 8446 §4.2.3: MGF1 with the same hash, salt length = hash length.
-    return padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
+    pss = _PSS_BY_HASH.get(h.name)
+    if pss is None:
+        pss = _PSS_BY_HASH[h.name] = padding.PSS(mgf=padding.MGF1(h),
+                                                 salt_length=h.digest_size)
+    return pss
+
+
+def _ecdsa(h: hashes.HashAlgorithm) -> ec.ECDSA:
+    alg = _ECDSA_BY_HASH.get(h.name)
+    if alg is None:
+        alg = _ECDSA_BY_HASH[h.name] = ec.ECDSA(h)
+    return alg
+
+
+# The algorithm objects are immutable: built once per hash, not per handshake (~3 µs
+# each: ECDSA() asks the backend about deterministic signing).
+_PSS_BY_HASH: dict[str, padding.PSS] = {}
+_ECDSA_BY_HASH: dict[str, ec.ECDSA] = {}
+_PKCS1V15 = padding.PKCS1v15()
 
 
 def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: bytes) -> bytes:
@@ -220,13 +267,13 @@ def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: byte
     if not _family_fits_key(info, private_key, None):
         raise InternalError(f"{scheme} cannot be used with a {type(private_key).__name__}")
     h = info.hash
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+    if _is_ec_private(private_key):
         assert h is not None
-        return private_key.sign(data, ec.ECDSA(h))
-    if isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(data, _ecdsa(h))
+    if _is_rsa_private(private_key):
         assert h is not None
         if info.family == "rsa_pkcs1":
-            return private_key.sign(data, padding.PKCS1v15(), h)
+            return private_key.sign(data, _PKCS1V15, h)
         if not _pss_fits(info, private_key):
             raise InternalError(f"a {private_key.key_size}-bit RSA key is too small for {scheme}")
         return private_key.sign(data, _pss(h), h)
@@ -264,12 +311,12 @@ def verify(
         )
     h = info.hash
     try:
-        if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if _is_ec_public(public_key):
             assert h is not None
-            public_key.verify(signature, data, ec.ECDSA(h))
-        elif isinstance(public_key, rsa.RSAPublicKey):
+            public_key.verify(signature, data, _ecdsa(h))
+        elif _is_rsa_public(public_key):
             assert h is not None
-            pad = padding.PKCS1v15() if info.family == "rsa_pkcs1" else _pss(h)
+            pad = _PKCS1V15 if info.family == "rsa_pkcs1" else _pss(h)
             public_key.verify(signature, data, pad, h)
         elif isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             public_key.verify(signature, data)

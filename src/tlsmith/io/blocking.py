@@ -73,6 +73,9 @@ class TLSSocket:
         # do_handshake(timeout=...): the monotonic time the whole handshake must end by.
         self._deadline: float | None = None
         self._deadline_budget = 0.0
+        # The socket's own per-read timeout while a deadline narrows it (restored once,
+        # when do_handshake ends: settimeout is a syscall or two).
+        self._per_read: float | None = None
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Records are whole messages already: don't let Nagle hold the last one back.
             with contextlib.suppress(OSError):
@@ -166,7 +169,7 @@ class TLSSocket:
         if left <= 0:
             raise HandshakeTimeout(
                 f"handshake deadline exceeded after {self._deadline_budget:g} s")
-        per_read = self.sock.gettimeout()
+        per_read = self._per_read
         self.sock.settimeout(left if per_read is None else min(left, per_read))
         try:
             return self.sock.recv(_RECV)
@@ -175,8 +178,6 @@ class TLSSocket:
                 raise HandshakeTimeout(
                     f"handshake deadline exceeded after {self._deadline_budget:g} s") from exc
             raise
-        finally:
-            self.sock.settimeout(per_read)
 
     def do_handshake(self, timeout: float | None = None) -> HandshakeInfo:
         """Complete the handshake. ``timeout``: an overall deadline in seconds, however
@@ -186,6 +187,7 @@ class TLSSocket:
         if timeout is not None:
             self._deadline = time.monotonic() + timeout
             self._deadline_budget = timeout
+            self._per_read = self.sock.gettimeout()
         try:
             self._flush()
             while not self.conn.handshake_complete:
@@ -193,7 +195,10 @@ class TLSSocket:
                     raise ConnectionClosedError("the peer closed the connection during "
                                                 "the handshake")
         finally:
-            self._deadline = None
+            if self._deadline is not None:
+                self._deadline = None
+                with contextlib.suppress(OSError):  # (a socket closed meanwhile)
+                    self.sock.settimeout(self._per_read)
         return self.driver.finish_handshake()
 
     def server_verdict(self, timeout: float | None = None) -> str:
@@ -678,7 +683,8 @@ class TLSServer:
                 in_handshake = False
                 if self._handshake_slots is not None:
                     self._handshake_slots.release()
-                client_sock.settimeout(self.idle_timeout)
+                if self.idle_timeout != self.timeout:
+                    client_sock.settimeout(self.idle_timeout)
                 self.handler(tls, addr)
             except BaseException as exc:  # one client's failure never stops the server
                 self._log_cut(addr, exc, in_handshake)

@@ -124,6 +124,7 @@ Where no policy applies this is the structural maximum of ``HANDSHAKE_BODY_RANGE
 _HANDSHAKE_TYPES: dict[int, HandshakeType] = {t.value: t for t in HandshakeType}
 _HEADER = struct.Struct(">BHH")
 _unpack_header_from = _HEADER.unpack_from
+_unpack_u32_from = struct.Struct(">I").unpack_from
 _KNOWN_CONTENT_TYPES: dict[int, ContentType] = {
     t.value: t
     for t in (ContentType.CHANGE_CIPHER_SPEC, ContentType.ALERT, ContentType.HANDSHAKE,
@@ -361,8 +362,12 @@ class HandshakeReassembler:
         available = len(buf) - off
         if available < HANDSHAKE_HEADER_LEN:
             return None
-        length = int.from_bytes(buf[off + 1 : off + 4], "big")
-        self._check_length(buf[off], length)  # from the header: nothing more buffered
+        header = _unpack_u32_from(buf, off)[0]  # msg_type (8 bits), length (24 bits)
+        length = header & 0xFFFFFF
+        limits = self._limits.get(header >> 24)
+        if (limits is None or not limits[0] <= length <= limits[1]
+                or length > limits[2] or length > self.max_message_size - HANDSHAKE_HEADER_LEN):
+            self._check_length(header >> 24, length)  # (raises, or allows an unlisted type)
         total = HANDSHAKE_HEADER_LEN + length
         if available < total:
             return None
@@ -371,8 +376,9 @@ class HandshakeReassembler:
             buf.clear()
             self._frags = 0
         else:
-            with memoryview(buf) as view:
-                raw = view[off : off + total].tobytes()
+            view = memoryview(buf)
+            raw = view[off : off + total].tobytes()
+            view.release()  # (a bytearray with a live view cannot be resized)
             self._off = off + total
             if self._off == len(buf):
                 buf.clear()
