@@ -31,7 +31,7 @@ from tlsmith.config import (
     ServerConfig,
 )
 from tlsmith.connection import TLSConnection
-from tlsmith.crypto.kx import SUPPORTED_GROUPS
+from tlsmith.crypto.kx import SUPPORTED_GROUPS, TLS13_ONLY_GROUPS
 from tlsmith.crypto.sig import SUPPORTED_SIGNATURE_SCHEMES
 from tlsmith.crypto.suites import TLS12_SUITES, TLS13_SUITES
 from tlsmith.errors import TLSError, UsageError
@@ -258,7 +258,7 @@ def _versions(o: Options) -> tuple[ProtocolVersion, ProtocolVersion]:
     return ProtocolVersion(lo), ProtocolVersion(hi)
 
 
-_HYBRID = frozenset({NamedGroup.X25519MLKEM768, NamedGroup.SECP256R1MLKEM768})
+_HYBRID = TLS13_ONLY_GROUPS  # the post-quantum groups (pure ML-KEM and hybrids)
 
 
 def _groups(o: Options, default: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
