@@ -280,6 +280,11 @@ def _key_shares(groups: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
     return tuple(g for g in groups if g in (first, other))
 
 
+#: BoringSSL's default signing preferences: tlsmith's defaults and ML-DSA.
+SIGNING_DEFAULT: tuple[SignatureScheme, ...] = (
+    *DEFAULT_SIGNATURE_SCHEMES, _SS.MLDSA44, _SS.MLDSA65, _SS.MLDSA87)
+
+
 def _schemes(prefs: list[int]) -> tuple[SignatureScheme, ...]:
     if not prefs:
         return DEFAULT_SIGNATURE_SCHEMES
@@ -404,9 +409,11 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     creds = _credentials(o, signing_prefs=True)
     if not creds:
         raise ShimFailure("a server needs -cert-file and -key-file")
-    if o.verify_prefs:
+    if o.verify_prefs or not policy:
+        # BoringSSL signs by default with every scheme it has, ML-DSA too (which
+        # tlsmith's default signature_schemes leave to the user to opt in to).
         creds = [ck if ck.signing_schemes is not None
-                 else replace(ck, signing_schemes=DEFAULT_SIGNATURE_SCHEMES) for ck in creds]
+                 else replace(ck, signing_schemes=SIGNING_DEFAULT) for ck in creds]
     if o.decline_ocsp_callback:
         # BoringSSL's OCSP callback declines to staple: staple nothing. (Accepting, or
         # setting the response in the callback, is the static -ocsp-response.)

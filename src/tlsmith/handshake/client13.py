@@ -467,6 +467,8 @@ def client_signature_scheme(io: ClientIO, request: CertificateRequest
     if certified is None or algs is None:
         return None
     ours = [s for s in certified.tls12_schemes if s in certified.tls13_schemes]
+    # TLS 1.3-only schemes (ML-DSA) have no TLS 1.2 order to borrow.
+    ours += sorted(certified.tls13_schemes.difference(ours))
     return next((s for s in ours if s in algs.supported_signature_algorithms), None)
 
 
