@@ -330,6 +330,11 @@ class ServerConfig:
     require_extended_master_secret: bool = True
     allow_mac_then_encrypt: bool = False
     prefer_server_cipher_order: bool = True
+    # TLS 1.3 group choice: False takes our most preferred group the client sent a share
+    # for (no HelloRetryRequest when one fits); True takes our most preferred group the
+    # client supports, asking for its share with a HelloRetryRequest if needed (RFC 8446
+    # §4.1.4), e.g. to insist on ML-KEM-1024 over a classical share.
+    strict_group_preference: bool = False
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))

@@ -227,13 +227,21 @@ POLICIES: dict[str, Policy] = {
 }
 
 
-# CNSA 1.0 (March 2026 profile): AES-256-GCM (RSA key transport too), P-384 (or
-# ML-KEM-1024, which tlsmith lacks), SHA-384 signatures.
+# CNSA 1.0 (March 2026 profile): AES-256-GCM (RSA key transport too), ML-KEM-1024
+# (preferred) or P-384, SHA-384 signatures.
 POLICIES["cnsa1_202603"] = Policy(
     suites=(_CS.TLS_AES_256_GCM_SHA384, _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
             _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, _CS.TLS_RSA_WITH_AES_256_GCM_SHA384),
-    groups=(_NG.SECP384R1,),
+    groups=(_NG.MLKEM1024, _NG.SECP384R1),
     schemes=(_SS.RSA_PKCS1_SHA384, _SS.ECDSA_SECP384R1_SHA384, _SS.RSA_PSS_RSAE_SHA384))
+
+
+# CNSA 2.0 (March 2026 profile): TLS 1.3 with AES-256-GCM only, ML-KEM-1024 only, and
+# (as BoGo's tests measure it) ECDSA P-384 or RSA-PSS SHA-384 signatures, not ML-DSA.
+POLICIES["cnsa2_202603"] = Policy(
+    suites=(_CS.TLS_AES_256_GCM_SHA384,),
+    groups=(_NG.MLKEM1024,),
+    schemes=(_SS.ECDSA_SECP384R1_SHA384, _SS.RSA_PSS_RSAE_SHA384))
 
 
 def _policy(o: Options) -> Policy | None:
@@ -446,6 +454,9 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         allow_rsa_key_exchange=True,
         allow_mac_then_encrypt=True,
         prefer_server_cipher_order=o.server_preference,
+        # A policy's groups carry no "equal preference" flags in BoringSSL: its server
+        # insists on the first it shares with the client (cnsa1: ML-KEM-1024), by HRR.
+        strict_group_preference=policy is not None,
         max_fragment=o.max_send_fragment or 2**14,
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,
