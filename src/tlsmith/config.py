@@ -199,10 +199,13 @@ class CertifiedKey:
     @functools.cached_property
     def tls13_schemes(self) -> frozenset[SignatureScheme]:
         """The TLS 1.3 signature schemes this key can produce (computed once)."""
-        from tlsmith.crypto.sig import schemes_for_private_key
+        from tlsmith.crypto.sig import legacy_pkcs1_schemes, schemes_for_private_key
 
-        return frozenset(self._restrict(schemes_for_private_key(self.private_key,
-                                                                tls13=True)))
+        ours = schemes_for_private_key(self.private_key, tls13=True)
+        if self.signing_schemes is not None:
+            # RFC 9963: PKCS#1 v1.5 in a TLS 1.3 client CertificateVerify, only by name.
+            ours += legacy_pkcs1_schemes(self.private_key)
+        return frozenset(self._restrict(ours))
 
     @functools.cached_property
     def tls12_schemes(self) -> tuple[SignatureScheme, ...]:

@@ -210,6 +210,10 @@ class SignatureScheme(OpenEnum):
     RSA_PSS_PSS_SHA256 = 0x0809
     RSA_PSS_PSS_SHA384 = 0x080A
     RSA_PSS_PSS_SHA512 = 0x080B
+    # RFC 9963: PKCS#1 v1.5 for TLS 1.3 client CertificateVerify only.
+    RSA_PKCS1_SHA256_LEGACY = 0x0420
+    RSA_PKCS1_SHA384_LEGACY = 0x0520
+    RSA_PKCS1_SHA512_LEGACY = 0x0620
     # draft-ietf-tls-mldsa: ML-DSA (FIPS 204), TLS 1.3 only.
     MLDSA44 = 0x0904
     MLDSA65 = 0x0905

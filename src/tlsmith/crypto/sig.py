@@ -39,7 +39,8 @@ class _SchemeInfo:
     hash: hashes.HashAlgorithm | None
     curve: str | None = None  # TLS 1.3 binds ECDSA schemes to one curve
     legacy: bool = False  # SHA-1: verify only, TLS 1.2 only
-    tls13_only: bool = False  # draft-ietf-tls-mldsa §3: ML-DSA is not for TLS 1.2
+    tls13_only: bool = False  # ML-DSA, RFC 9963's PKCS#1 code points: not for TLS 1.2
+    client_only: bool = False  # RFC 9963: a client's CertificateVerify only
 
 
 _SCHEMES: dict[SignatureScheme, _SchemeInfo] = {
@@ -59,12 +60,30 @@ _SCHEMES: dict[SignatureScheme, _SchemeInfo] = {
     _S.RSA_PKCS1_SHA512: _SchemeInfo("rsa_pkcs1", hashes.SHA512()),
     _S.RSA_PKCS1_SHA1: _SchemeInfo("rsa_pkcs1", hashes.SHA1(), legacy=True),
     _S.ECDSA_SHA1: _SchemeInfo("ecdsa", hashes.SHA1(), legacy=True),
+    # RFC 9963 §3: PKCS#1 v1.5 in TLS 1.3, for client keys that cannot do PSS.
+    _S.RSA_PKCS1_SHA256_LEGACY: _SchemeInfo(
+        "rsa_pkcs1", hashes.SHA256(), tls13_only=True, client_only=True),
+    _S.RSA_PKCS1_SHA384_LEGACY: _SchemeInfo(
+        "rsa_pkcs1", hashes.SHA384(), tls13_only=True, client_only=True),
+    _S.RSA_PKCS1_SHA512_LEGACY: _SchemeInfo(
+        "rsa_pkcs1", hashes.SHA512(), tls13_only=True, client_only=True),
     # draft-ietf-tls-mldsa: pure ML-DSA (FIPS 204 §5.2) over the content, empty context.
     _S.MLDSA44: _SchemeInfo("mldsa44", None, tls13_only=True),
     _S.MLDSA65: _SchemeInfo("mldsa65", None, tls13_only=True),
     _S.MLDSA87: _SchemeInfo("mldsa87", None, tls13_only=True),
 }
 _MLDSA_FAMILIES = frozenset({"mldsa44", "mldsa65", "mldsa87"})
+#: RFC 9963 §3: schemes a server never signs with (and a client never accepts from one).
+CLIENT_ONLY_SCHEMES: frozenset[SignatureScheme] = frozenset(
+    s for s, info in _SCHEMES.items() if info.client_only)
+
+
+def legacy_pkcs1_schemes(key: PrivateKeyTypes) -> list[SignatureScheme]:
+    """RFC 9963's TLS 1.3 PKCS#1 v1.5 schemes for an RSA key (a client uses them only
+    when configured to: CertifiedKey.signing_schemes)."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return []
+    return [_S.RSA_PKCS1_SHA256_LEGACY, _S.RSA_PKCS1_SHA384_LEGACY, _S.RSA_PKCS1_SHA512_LEGACY]
 _MLDSA_BY_FAMILY = {"mldsa44": _S.MLDSA44, "mldsa65": _S.MLDSA65, "mldsa87": _S.MLDSA87}
 
 SUPPORTED_SIGNATURE_SCHEMES: frozenset[SignatureScheme] = frozenset(_SCHEMES)
@@ -172,7 +191,7 @@ def scheme_matches_key(
     info = _info(scheme)
     if info is None or not _family_fits_key(info, public_key, rsa_pss_key):
         return False
-    if tls13 and (info.legacy or info.family == "rsa_pkcs1"):
+    if tls13 and (info.legacy or (info.family == "rsa_pkcs1" and not info.tls13_only)):
         return False
     if info.tls13_only and not tls13:
         return False
