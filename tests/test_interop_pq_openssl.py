@@ -59,7 +59,9 @@ def test_our_client_against_s_server(mldsa_cert: CertFiles, tmp_path: Path,
         config = ClientConfig(server_name="localhost",
                               trust=TrustStore.from_pem_file(mldsa_cert.ca_path),
                               groups=(group,), key_share_groups=(group,),
-                              signature_schemes=(SignatureScheme.MLDSA65,),
+                              # ECDSA too: the (ECDSA) CA's signature on the leaf.
+                              signature_schemes=(SignatureScheme.MLDSA65,
+                                                 SignatureScheme.ECDSA_SECP256R1_SHA256),
                               request_ocsp=False)
         tls = connect("127.0.0.1", server.port, config, timeout=TIMEOUT)
         try:
