@@ -127,6 +127,7 @@ KINDS: dict[str, Kind] = {
     "-wpa-202304": Kind.BOOL,
     "-cnsa1-202603": Kind.BOOL,
     "-cnsa2-202603": Kind.BOOL,
+    "-cnsa-202407": Kind.BOOL,
 }
 
 #: Flags that belong to one credential once ``-new-x509-credential`` has started one.
@@ -155,9 +156,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-reverify-on-resume", "-cert-properties", "-fail-cert-callback",
         "-fail-early-callback",
         "-retain-only-sha256-client-cert", "-expect-sha256-client-cert", "-max-cert-list",
-    ),
-    "compliance policies": (
-        "-cnsa-202407",
     ),
     "ALPS": (
         "-alps-use-new-codepoint", "-application-settings",
@@ -344,6 +342,7 @@ class Options:
     fips_202205: bool = False
     cnsa1_202603: bool = False
     cnsa2_202603: bool = False
+    cnsa_202407: bool = False
     use_old_client_cert_callback: bool = False
     use_ocsp_callback: bool = False
     set_ocsp_in_callback: bool = False

@@ -244,6 +244,12 @@ POLICIES["cnsa2_202603"] = Policy(
     schemes=(_SS.ECDSA_SECP384R1_SHA384, _SS.RSA_PSS_RSAE_SHA384))
 
 
+# BoringSSL's -cnsa-202407 restricts nothing: its server takes AES-256-GCM in TLS 1.3
+# whenever the client offers it (tlsmith: server order, AES-256-GCM first).
+_CNSA_202407_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_AES_256_GCM_SHA384, *(s for s in ALL_SUITES if s != _CS.TLS_AES_256_GCM_SHA384))
+
+
 def _policy(o: Options) -> Policy | None:
     chosen = [name for name in POLICIES if getattr(o, name)]
     if len(chosen) > 1:
@@ -445,7 +451,8 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     return ServerConfig(
         certificates=tuple(creds),
         alpn_protocols=(o.select_alpn,) if o.select_alpn else (),
-        cipher_suites=policy.suites if policy else ALL_SUITES,
+        cipher_suites=policy.suites if policy else _CNSA_202407_SUITES if o.cnsa_202407
+        else ALL_SUITES,
         groups=_groups(o, policy.groups if policy else DEFAULT_SERVER_GROUPS),
         signature_schemes=(_schemes(o.verify_prefs) if o.verify_prefs or not policy
                            else policy.schemes),
@@ -453,7 +460,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         max_version=hi,
         allow_rsa_key_exchange=True,
         allow_mac_then_encrypt=True,
-        prefer_server_cipher_order=o.server_preference,
+        prefer_server_cipher_order=o.server_preference or o.cnsa_202407,
         # A policy's groups carry no "equal preference" flags in BoringSSL: its server
         # insists on the first it shares with the client (cnsa1: ML-KEM-1024), by HRR.
         strict_group_preference=policy is not None,
