@@ -158,3 +158,51 @@ def test_mldsa_server_refuses_tls12_only_client(tmp_path: Path) -> None:
     # No TLS 1.2 suite can authenticate with an ML-DSA key.
     with pytest.raises(HandshakeFailure, match=r"no TLS 1\.2 cipher suite in common"):
         handshake(client_cfg, server_cfg)
+
+
+def test_mldsa_signed_chain_verifies() -> None:
+    """cryptography's X.509 verifier (which tlsmith's chain checks use) accepts an
+    ML-DSA-87 CA signing an ML-DSA-65 leaf, in both the lenient and strict profiles."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    from tlsmith.x509.keys import der_chain
+    from tlsmith.x509.verify import verify_server_chain
+
+    now = datetime.now(UTC)
+    ca_key, leaf_key = mldsa.MLDSA87PrivateKey.generate(), mldsa.MLDSA65PrivateKey.generate()
+
+    def build(subject: str, key: mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey,
+              ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PQ CA")]))
+            .public_key(key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                ca_key.public_key()), critical=False))
+        if ca:
+            builder = builder.add_extension(x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+            ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                            critical=False)
+        return builder.sign(ca_key, None)  # ML-DSA signs the message itself: no hash
+
+    ca_cert = build("PQ CA", ca_key.public_key(), True)
+    leaf = build("localhost", leaf_key.public_key(), False)
+    trust = TrustStore.from_certificates([ca_cert])
+    for strict in (False, True):
+        verified = verify_server_chain(der_chain([leaf]), trust=trust, server_name="localhost",
+                                       now=now, strict=strict)
+        assert verified is not None
