@@ -9,8 +9,8 @@ encapsulation randomness itself, so that server share is not reproducible.
 Wire formats are RFC 8446 §4.2.8.1 (FFDHE: Y left-padded to the size of p) and
 §4.2.8.2 (X25519/X448 raw; NIST curves UncompressedPointRepresentation),
 draft-ietf-tls-mlkem for MLKEM768/MLKEM1024 (the client sends the encapsulation key,
-the server the ciphertext) and draft-ietf-tls-ecdhe-mlkem for the hybrids. A malformed peer value is
-``IllegalParameter``.
+the server the ciphertext) and draft-ietf-tls-ecdhe-mlkem for the hybrids. A malformed
+peer value is ``IllegalParameter``.
 
 FFDHE (RFC 7919) is computed with Python's ``pow``: ``cryptography`` has deprecated
 finite-field DH. Python integers are not constant time; the exponents are ephemeral
