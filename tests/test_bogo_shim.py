@@ -248,3 +248,14 @@ def test_summary_counts_per_side(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert client.split()[1:] == ["1", "0", "0", "0", "1", "0"]
     assert server.split()[1:] == ["0", "1", "1", "1", "0", "1"]
     assert "Oops-Server-TLS13" in text
+
+
+def test_cnsa2_policy_is_tls13_aes256_mlkem1024() -> None:
+    # BoringSSL's -cnsa2-202603 as BoGo's Compliance tests measure it.
+    flags = parse(["-port", "1", "-server", "-cnsa2-202603"])
+    policy = shim._policy(flags.options(0))
+    assert policy is shim.POLICIES["cnsa2_202603"]
+    assert [s.name for s in policy.suites] == ["TLS_AES_256_GCM_SHA384"]
+    assert [g.name for g in policy.groups] == ["MLKEM1024"]
+    # cnsa1 prefers ML-KEM-1024 too, with P-384 as the fallback.
+    assert [g.name for g in shim.POLICIES["cnsa1_202603"].groups] == ["MLKEM1024", "SECP384R1"]

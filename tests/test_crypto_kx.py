@@ -5,7 +5,11 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
-from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
+from cryptography.hazmat.primitives.asymmetric.mlkem import (
+    MLKEM768PrivateKey,
+    MLKEM1024PrivateKey,
+    MLKEM1024PublicKey,
+)
 
 from tlsmith.codec.enums import NamedGroup
 from tlsmith.crypto import kx
@@ -27,7 +31,7 @@ from tlsmith.errors import HandshakeFailure, IllegalParameter, InternalError
 # RFC 7919 as published, kept in the repository (tests/vectors/README.md).
 RFC7919 = Path(__file__).resolve().parent / "vectors" / "rfc7919.txt"
 
-DH_GROUPS = [g for g in SUPPORTED_GROUPS if g != NamedGroup.X25519MLKEM768]
+DH_GROUPS = [g for g in SUPPORTED_GROUPS if g not in kx.TLS13_ONLY_GROUPS]
 NIST = [NamedGroup.SECP256R1, NamedGroup.SECP384R1, NamedGroup.SECP521R1]
 
 
@@ -39,7 +43,8 @@ def test_kx_supported_groups_are_available() -> None:
     assert set(SUPPORTED_GROUPS) == {
         NamedGroup.X25519, NamedGroup.X448, NamedGroup.SECP256R1, NamedGroup.SECP384R1,
         NamedGroup.SECP521R1, NamedGroup.FFDHE2048, NamedGroup.FFDHE3072,
-        NamedGroup.FFDHE4096, NamedGroup.X25519MLKEM768}
+        NamedGroup.FFDHE4096, NamedGroup.X25519MLKEM768, NamedGroup.SECP256R1MLKEM768,
+        NamedGroup.SECP384R1MLKEM1024, NamedGroup.MLKEM768, NamedGroup.MLKEM1024}
     for group in SUPPORTED_GROUPS:
         assert group_available(group)
     assert not group_available(NamedGroup.FFDHE8192)
@@ -105,7 +110,7 @@ def test_kx_random_source_of_wrong_length_is_internal_error() -> None:
 
 
 def test_kx_unsupported_group() -> None:
-    for group in (NamedGroup.FFDHE8192, NamedGroup.SECP256R1MLKEM768, NamedGroup(0x1A1A)):
+    for group in (NamedGroup.FFDHE8192, NamedGroup.MLKEM512, NamedGroup(0x1A1A)):
         assert key_exchange_length(group) is None
         with pytest.raises(InternalError):
             generate_key_share(group, system_random)
@@ -363,3 +368,84 @@ def test_kx_x25519mlkem768_invalid_inputs() -> None:
         client.exchange(client.public_bytes)
     with pytest.raises(IllegalParameter):
         server_key_share(group, server_share, rng("s"))
+
+
+# -- pure ML-KEM (draft-ietf-tls-mlkem) and the SecP*r1MLKEM* hybrids ----------------------
+
+# (group, client share length, server share length, secret length)
+KEM_LAYOUTS = [
+    (NamedGroup.MLKEM768, 1184, 1088, 32),
+    (NamedGroup.MLKEM1024, 1568, 1568, 32),
+    (NamedGroup.SECP256R1MLKEM768, 65 + 1184, 65 + 1088, 32 + 32),
+    (NamedGroup.SECP384R1MLKEM1024, 97 + 1568, 97 + 1568, 48 + 32),
+]
+
+
+@pytest.mark.parametrize(("group", "client_len", "server_len", "secret_len"), KEM_LAYOUTS)
+def test_kx_mlkem_group_lengths_and_round_trip(
+    group: NamedGroup, client_len: int, server_len: int, secret_len: int
+) -> None:
+    assert key_exchange_length(group) == client_len
+    assert key_exchange_length(group, server=True) == server_len
+    client = generate_key_share(group, rng(str(group)))
+    assert len(client.public_bytes) == client_len
+    server_share, secret = server_key_share(group, client.public_bytes, rng("s"))
+    assert len(server_share) == server_len and len(secret) == secret_len
+    assert client.exchange(server_share) == secret
+    # Deterministic from the seed: the same stream gives the same client share.
+    assert generate_key_share(group, rng(str(group))).public_bytes == client.public_bytes
+
+
+def test_kx_mlkem1024_is_plain_fips203_with_cryptography() -> None:
+    """The client share is the FIPS 203 encapsulation key of the 64-byte seed, the server
+    share a ciphertext to it, and the secret ML-KEM's shared key (no extra KDF)."""
+    client = generate_key_share(NamedGroup.MLKEM1024, rng("c"))
+    private = MLKEM1024PrivateKey.from_seed_bytes(rng("c")(64))
+    assert client.public_bytes == private.public_key().public_bytes_raw()
+    server_share, secret = server_key_share(NamedGroup.MLKEM1024, client.public_bytes, rng())
+    assert private.decapsulate(server_share) == secret
+    # And the other way: a ciphertext made by cryptography directly.
+    ss, ct = MLKEM1024PublicKey.from_public_bytes(client.public_bytes).encapsulate()
+    assert client.exchange(ct) == ss
+
+
+def test_kx_secp384r1mlkem1024_puts_the_ecdh_part_first() -> None:
+    group = NamedGroup.SECP384R1MLKEM1024
+    client = generate_key_share(group, rng("c"))
+    replay = rng("c")
+    kem = MLKEM1024PrivateKey.from_seed_bytes(replay(64))
+    assert client.public_bytes[0] == 4  # an uncompressed P-384 point, then the ML-KEM key
+    assert client.public_bytes[97:] == kem.public_key().public_bytes_raw()
+    server_share, secret = server_key_share(group, client.public_bytes, rng("s"))
+    assert secret[48:] == kem.decapsulate(server_share[97:])
+    classical = generate_key_share(NamedGroup.SECP384R1, rng("x"))
+    assert len(classical.exchange(server_share[:97])) == 48
+
+
+@pytest.mark.parametrize("group", [g for g, *_ in KEM_LAYOUTS])
+def test_kx_mlkem_malformed_shares_are_illegal_parameter(group: NamedGroup) -> None:
+    client = generate_key_share(group, rng("c"))
+    server_share, _ = server_key_share(group, client.public_bytes, rng("s"))
+    for bad in (client.public_bytes[:-1], client.public_bytes + b"\x00", b""):
+        with pytest.raises(IllegalParameter):
+            server_key_share(group, bad, rng("s"))
+    for bad in (server_share[:-1], server_share + b"\x00"):
+        with pytest.raises(IllegalParameter):
+            client.exchange(bad)
+    # FIPS 203 §7.2 modulus check: coefficients >= q (all 0xFF) are not a valid key.
+    params_ek = {NamedGroup.MLKEM768: 1184, NamedGroup.MLKEM1024: 1568,
+                 NamedGroup.SECP256R1MLKEM768: 1184, NamedGroup.SECP384R1MLKEM1024: 1568}
+    ek_len = params_ek[group]
+    prefix = client.public_bytes[:len(client.public_bytes) - ek_len]
+    with pytest.raises(IllegalParameter, match="encapsulation key"):
+        server_key_share(group, prefix + b"\xff" * ek_len, rng("s"))
+    if prefix:  # a hybrid: a point not on the curve
+        with pytest.raises(IllegalParameter):
+            server_key_share(group, b"\x04" + bytes(len(prefix) - 1)
+                             + client.public_bytes[len(prefix):], rng("s"))
+
+
+def test_kx_mlkem_groups_are_tls13_only() -> None:
+    assert {NamedGroup.MLKEM768, NamedGroup.MLKEM1024, NamedGroup.X25519MLKEM768,
+            NamedGroup.SECP384R1MLKEM1024} <= kx.TLS13_ONLY_GROUPS
+    assert NamedGroup.SECP384R1 not in kx.TLS13_ONLY_GROUPS

@@ -11,12 +11,13 @@ import pytest
 from helpers import CertFiles
 from pair import configs, handshake, pump
 from tlsmith.codec.enums import CipherSuite, NamedGroup
-from tlsmith.config import ALL_TLS13_SUITES
+from tlsmith.config import ALL_TLS13_SUITES, DEFAULT_SERVER_GROUPS
 from tlsmith.events import ApplicationData, ConnectionClosed, KeyUpdated
 
 GROUPS = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.SECP384R1,
           NamedGroup.SECP521R1, NamedGroup.X448, NamedGroup.FFDHE2048,
-          NamedGroup.X25519MLKEM768)
+          NamedGroup.X25519MLKEM768, NamedGroup.MLKEM768, NamedGroup.MLKEM1024,
+          NamedGroup.SECP256R1MLKEM768, NamedGroup.SECP384R1MLKEM1024)
 
 
 @pytest.mark.parametrize("suite", ALL_TLS13_SUITES, ids=lambda s: s.name)
@@ -38,7 +39,10 @@ def test_handshake_every_suite_and_key(certs: dict[str, CertFiles], suite: Ciphe
 
 @pytest.mark.parametrize("group", GROUPS, ids=lambda g: g.name)
 def test_handshake_every_group(certs: dict[str, CertFiles], group: NamedGroup) -> None:
-    ccfg, scfg = configs(certs["ecdsa-p256"], groups=(group,), key_share_groups=(group,))
+    # The pure ML-KEM groups and the SecP*r1 hybrids are opt-in on the server too.
+    server = {} if group in DEFAULT_SERVER_GROUPS else {"groups": (group,)}
+    ccfg, scfg = configs(certs["ecdsa-p256"], groups=(group,), key_share_groups=(group,),
+                         server=server)
     client, _server, _, _ = handshake(ccfg, scfg)
     assert client.info is not None and client.info.group == group
     assert not client.info.hello_retry_request
@@ -52,6 +56,23 @@ def test_hello_retry_request(certs: dict[str, CertFiles]) -> None:
     assert client.info is not None and server.info is not None
     assert client.info.hello_retry_request and server.info.hello_retry_request
     assert client.info.group == NamedGroup.SECP384R1
+    assert cspy.secrets["exporter_master_secret"] == sspy.secrets["exporter_master_secret"]
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_strict_group_preference_asks_for_mlkem1024(certs: dict[str, CertFiles],
+                                                     strict: bool) -> None:
+    # The client shares P-384 only; a strict server insists on ML-KEM-1024 by HRR.
+    ccfg, scfg = configs(certs["ecdsa-p256"],
+                         groups=(NamedGroup.SECP384R1, NamedGroup.MLKEM1024),
+                         key_share_groups=(NamedGroup.SECP384R1,),
+                         server={"groups": (NamedGroup.MLKEM1024, NamedGroup.SECP384R1),
+                                 "strict_group_preference": strict})
+    client, server, cspy, sspy = handshake(ccfg, scfg)
+    assert client.info is not None and server.info is not None
+    assert client.info.hello_retry_request is strict
+    expected = NamedGroup.MLKEM1024 if strict else NamedGroup.SECP384R1
+    assert client.info.group == server.info.group == expected
     assert cspy.secrets["exporter_master_secret"] == sspy.secrets["exporter_master_secret"]
 
 

@@ -263,10 +263,13 @@ class CertifiedKey:
     @functools.cached_property
     def tls13_schemes(self) -> frozenset[SignatureScheme]:
         """The TLS 1.3 signature schemes this key can produce (computed once)."""
-        from tlsmith.crypto.sig import schemes_for_private_key
+        from tlsmith.crypto.sig import legacy_pkcs1_schemes, schemes_for_private_key
 
-        return frozenset(self._restrict(schemes_for_private_key(self.private_key,
-                                                                tls13=True)))
+        ours = schemes_for_private_key(self.private_key, tls13=True)
+        if self.signing_schemes is not None:
+            # RFC 9963: PKCS#1 v1.5 in a TLS 1.3 client CertificateVerify, only by name.
+            ours += legacy_pkcs1_schemes(self.private_key)
+        return frozenset(self._restrict(ours))
 
     @functools.cached_property
     def tls12_schemes(self) -> tuple[SignatureScheme, ...]:
@@ -510,6 +513,11 @@ class ServerConfig:
     jdk11_workaround: bool = False
     # RFC 8701 §3.2: a GREASE extension in each TLS 1.3 NewSessionTicket.
     grease: bool = False
+    # TLS 1.3 group choice: False takes our most preferred group the client sent a share
+    # for (no HelloRetryRequest when one fits); True takes our most preferred group the
+    # client supports, asking for its share with a HelloRetryRequest if needed (RFC 8446
+    # §4.1.4), e.g. to insist on ML-KEM-1024 over a classical share.
+    strict_group_preference: bool = False
     max_fragment: int = 2**14
     # Secret for the stateless HelloRetryRequest cookie (RFC 8446 §4.2.2).
     cookie_secret: bytes = field(default_factory=lambda: os.urandom(32))

@@ -120,9 +120,9 @@ _LEGACY_GROUPS: dict[int, str] = {
     0x0103: "ffdhe6144",
     0x0104: "ffdhe8192",
     0x11EB: "SecP256r1MLKEM768",
-    0x0201: "MLKEM512",
-    0x0202: "MLKEM768",
-    0x0200: "MLKEM1024",
+    0x0200: "MLKEM512",  # draft-ietf-tls-mlkem §6
+    0x0201: "MLKEM768",
+    0x0202: "MLKEM1024",
 }
 # A curve every ECDHE server knows: the prober offers it next to the suites it tries.
 _COMMON_GROUPS = (0x001D, 0x0017, 0x0018, 0x0019, 0x0100)

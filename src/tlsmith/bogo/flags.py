@@ -185,6 +185,8 @@ KINDS: dict[str, Kind] = {
     "-fips-202205": Kind.BOOL,
     "-wpa-202304": Kind.BOOL,
     "-cnsa1-202603": Kind.BOOL,
+    "-cnsa2-202603": Kind.BOOL,
+    "-cnsa-202407": Kind.BOOL,
 }
 
 #: Flags that belong to one credential once ``-new-x509-credential`` has started one.
@@ -206,9 +208,6 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-reverify-on-resume", "-cert-properties",
         "-fail-early-callback",
         "-retain-only-sha256-client-cert", "-expect-sha256-client-cert", "-max-cert-list",
-    ),
-    "compliance policies": (
-        "-cnsa2-202603", "-cnsa-202407",
     ),
     "Channel ID": (
         "-enable-channel-id", "-send-channel-id", "-expect-channel-id",
@@ -404,6 +403,8 @@ class Options:
     key_update: bool = False
     fips_202205: bool = False
     cnsa1_202603: bool = False
+    cnsa2_202603: bool = False
+    cnsa_202407: bool = False
     use_old_client_cert_callback: bool = False
     use_ocsp_callback: bool = False
     set_ocsp_in_callback: bool = False

@@ -40,7 +40,7 @@ from tlsmith.config import (
     ServerConfig,
 )
 from tlsmith.connection import TLSConnection
-from tlsmith.crypto.kx import SUPPORTED_GROUPS
+from tlsmith.crypto.kx import SUPPORTED_GROUPS, TLS13_ONLY_GROUPS
 from tlsmith.crypto.sig import SUPPORTED_SIGNATURE_SCHEMES
 from tlsmith.crypto.suites import TLS12_PSK_SUITES, TLS12_SUITES, TLS13_SUITES
 from tlsmith.errors import TLSError, UsageError
@@ -279,13 +279,27 @@ POLICIES: dict[str, Policy] = {
 }
 
 
-# CNSA 1.0 (March 2026 profile): AES-256-GCM (RSA key transport too), P-384 (or
-# ML-KEM-1024, which tlsmith lacks), SHA-384 signatures.
+# CNSA 1.0 (March 2026 profile): AES-256-GCM (RSA key transport too), ML-KEM-1024
+# (preferred) or P-384, SHA-384 signatures.
 POLICIES["cnsa1_202603"] = Policy(
     suites=(_CS.TLS_AES_256_GCM_SHA384, _CS.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
             _CS.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, _CS.TLS_RSA_WITH_AES_256_GCM_SHA384),
-    groups=(_NG.SECP384R1,),
+    groups=(_NG.MLKEM1024, _NG.SECP384R1),
     schemes=(_SS.RSA_PKCS1_SHA384, _SS.ECDSA_SECP384R1_SHA384, _SS.RSA_PSS_RSAE_SHA384))
+
+
+# CNSA 2.0 (March 2026 profile): TLS 1.3 with AES-256-GCM only, ML-KEM-1024 only, and
+# (as BoGo's tests measure it) ECDSA P-384 or RSA-PSS SHA-384 signatures, not ML-DSA.
+POLICIES["cnsa2_202603"] = Policy(
+    suites=(_CS.TLS_AES_256_GCM_SHA384,),
+    groups=(_NG.MLKEM1024,),
+    schemes=(_SS.ECDSA_SECP384R1_SHA384, _SS.RSA_PSS_RSAE_SHA384))
+
+
+# BoringSSL's -cnsa-202407 restricts nothing: its server takes AES-256-GCM in TLS 1.3
+# whenever the client offers it (tlsmith: server order, AES-256-GCM first).
+_CNSA_202407_SUITES: tuple[CipherSuite, ...] = (
+    _CS.TLS_AES_256_GCM_SHA384, *(s for s in ALL_SUITES if s != _CS.TLS_AES_256_GCM_SHA384))
 
 
 def _policy(o: Options) -> Policy | None:
@@ -293,9 +307,13 @@ def _policy(o: Options) -> Policy | None:
     if len(chosen) > 1:
         raise Unimplemented("two compliance policies at once")
     return POLICIES[chosen[0]] if chosen else None
-def _suites(o: Options, policy: Policy | None) -> tuple[CipherSuite, ...]:
+
+
+def _suites(o: Options, policy: Policy | None, *, server: bool = False
+            ) -> tuple[CipherSuite, ...]:
     """-cipher sets the TLS 1.2 suites only (BoringSSL's TLS 1.3 suites are fixed)."""
-    base = policy.suites if policy else ALL_SUITES
+    base = (policy.suites if policy else _CNSA_202407_SUITES if server and o.cnsa_202407
+            else ALL_SUITES)
     if not o.cipher:
         return base
     try:
@@ -334,7 +352,7 @@ def _versions(o: Options) -> tuple[ProtocolVersion, ProtocolVersion]:
     return ProtocolVersion(lo), ProtocolVersion(hi)
 
 
-_HYBRID = frozenset({NamedGroup.X25519MLKEM768, NamedGroup.SECP256R1MLKEM768})
+_HYBRID = TLS13_ONLY_GROUPS  # the post-quantum groups (pure ML-KEM and hybrids)
 
 
 def _groups(o: Options, default: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
@@ -354,6 +372,11 @@ def _key_shares(groups: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
     if other is None:
         return (first,)
     return tuple(g for g in groups if g in (first, other))
+
+
+#: BoringSSL's default signing preferences: tlsmith's defaults and ML-DSA.
+SIGNING_DEFAULT: tuple[SignatureScheme, ...] = (
+    *DEFAULT_SIGNATURE_SCHEMES, _SS.MLDSA44, _SS.MLDSA65, _SS.MLDSA87)
 
 
 def _schemes(prefs: list[int]) -> tuple[SignatureScheme, ...]:
@@ -606,7 +629,7 @@ def _ca_list(flag: str) -> tuple[bytes, ...] | None:
 def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
-    suites = _suites(o, policy)
+    suites = _suites(o, policy, server=True)
     # Each credential signs with its own -signing-prefs (CertifiedKey.signing_schemes);
     # -verify-prefs is only what we accept from clients (ServerConfig.signature_schemes),
     # so a credential without preferences then signs with any scheme tlsmith offers.
@@ -614,9 +637,11 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     psks = _psks(o)
     if not creds and not psks and not o.psk:
         raise ShimFailure("a server needs -cert-file and -key-file")
-    if o.verify_prefs:
+    if o.verify_prefs or not policy:
+        # BoringSSL signs by default with every scheme it has, ML-DSA too (which
+        # tlsmith's default signature_schemes leave to the user to opt in to).
         creds = [ck if ck.signing_schemes is not None
-                 else replace(ck, signing_schemes=DEFAULT_SIGNATURE_SCHEMES) for ck in creds]
+                 else replace(ck, signing_schemes=SIGNING_DEFAULT) for ck in creds]
     if o.decline_ocsp_callback:
         # BoringSSL's OCSP callback declines to staple: staple nothing. (Accepting, or
         # setting the response in the callback, is the static -ocsp-response.)
@@ -663,11 +688,14 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         allow_mac_then_encrypt=True,
         # BoringSSL's server follows its -cipher list's order (and equal-preference
         # groups) in TLS 1.2; in TLS 1.3 the client's order unless -server-preference.
-        prefer_server_cipher_order=o.server_preference or bool(o.cipher),
+        prefer_server_cipher_order=o.server_preference or bool(o.cipher) or o.cnsa_202407,
         cipher_suite_groups=_suite_groups(o, suites),
         jdk11_workaround=o.jdk11_workaround,
         # BoringSSL's TLS 1.3 server always sends GREASE in its tickets.
         grease=True,
+        # A policy's groups carry no "equal preference" flags in BoringSSL: its server
+        # insists on the first it shares with the client (cnsa1: ML-KEM-1024), by HRR.
+        strict_group_preference=policy is not None,
         max_fragment=o.max_send_fragment or 2**14,
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,

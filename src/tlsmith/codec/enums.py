@@ -186,8 +186,14 @@ class NamedGroup(OpenEnum):
     FFDHE4096 = 0x0102
     FFDHE6144 = 0x0103
     FFDHE8192 = 0x0104
+    # draft-ietf-tls-mlkem: pure ML-KEM (FIPS 203).
+    MLKEM512 = 0x0200
+    MLKEM768 = 0x0201
+    MLKEM1024 = 0x0202
+    # draft-ietf-tls-ecdhe-mlkem: hybrids.
     X25519MLKEM768 = 0x11EC
     SECP256R1MLKEM768 = 0x11EB
+    SECP384R1MLKEM1024 = 0x11ED
 
     @property
     def openssl_name(self) -> str:
@@ -212,6 +218,14 @@ class SignatureScheme(OpenEnum):
     RSA_PSS_PSS_SHA256 = 0x0809
     RSA_PSS_PSS_SHA384 = 0x080A
     RSA_PSS_PSS_SHA512 = 0x080B
+    # RFC 9963: PKCS#1 v1.5 for TLS 1.3 client CertificateVerify only.
+    RSA_PKCS1_SHA256_LEGACY = 0x0420
+    RSA_PKCS1_SHA384_LEGACY = 0x0520
+    RSA_PKCS1_SHA512_LEGACY = 0x0620
+    # draft-ietf-tls-mldsa: ML-DSA (FIPS 204), TLS 1.3 only.
+    MLDSA44 = 0x0904
+    MLDSA65 = 0x0905
+    MLDSA87 = 0x0906
 
 
 class AlertLevel(OpenEnum):

@@ -3,13 +3,14 @@
 ``generate_key_share(group, random)`` derives the private key from ``random`` (a
 ``Callable[[int], bytes]``), so a handshake driven by a seeded generator is
 reproducible byte for byte. The one exception is ML-KEM encapsulation on the server
-side (``server_key_share`` for X25519MLKEM768): ``cryptography`` draws the encapsulation
-randomness itself, so that server share is not reproducible.
+side (``server_key_share`` for the ML-KEM groups): ``cryptography`` draws the
+encapsulation randomness itself, so that server share is not reproducible.
 
 Wire formats are RFC 8446 §4.2.8.1 (FFDHE: Y left-padded to the size of p) and
-§4.2.8.2 (X25519/X448 raw; NIST curves UncompressedPointRepresentation), and
-draft-ietf-tls-ecdhe-mlkem for X25519MLKEM768. A malformed peer value is
-``IllegalParameter``.
+§4.2.8.2 (X25519/X448 raw; NIST curves UncompressedPointRepresentation),
+draft-ietf-tls-mlkem for MLKEM768/MLKEM1024 (the client sends the encapsulation key,
+the server the ciphertext) and draft-ietf-tls-ecdhe-mlkem for the hybrids. A malformed
+peer value is ``IllegalParameter``.
 
 FFDHE (RFC 7919) is computed with Python's ``pow``: ``cryptography`` has deprecated
 finite-field DH. Python integers are not constant time; the exponents are ephemeral
@@ -31,6 +32,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.mlkem import (
     MLKEM768PrivateKey,
     MLKEM768PublicKey,
+    MLKEM1024PrivateKey,
+    MLKEM1024PublicKey,
 )
 
 from tlsmith.codec.enums import NamedGroup
@@ -49,6 +52,10 @@ SUPPORTED_GROUPS: tuple[NamedGroup, ...] = (
     NamedGroup.FFDHE3072,
     NamedGroup.FFDHE4096,
     NamedGroup.X25519MLKEM768,
+    NamedGroup.SECP256R1MLKEM768,
+    NamedGroup.SECP384R1MLKEM1024,
+    NamedGroup.MLKEM768,
+    NamedGroup.MLKEM1024,
 )
 
 
@@ -205,9 +212,7 @@ _CURVES: dict[NamedGroup, _Curve] = {
 
 _X25519_LEN = 32
 _X448_LEN = 56
-_MLKEM768_EK_LEN = 1184
-_MLKEM768_CT_LEN = 1088
-_MLKEM768_SEED_LEN = 64
+_MLKEM_SEED_LEN = 64
 
 
 def key_exchange_length(group: NamedGroup, *, server: bool = False) -> int | None:
@@ -222,8 +227,10 @@ def key_exchange_length(group: NamedGroup, *, server: bool = False) -> int | Non
         return _CURVES[group].point_len
     if group in FFDHE_GROUPS:
         return FFDHE_GROUPS[group].p_len
-    if group == NamedGroup.X25519MLKEM768:
-        return (_MLKEM768_CT_LEN if server else _MLKEM768_EK_LEN) + _X25519_LEN
+    kem = _KEM_GROUPS.get(group)
+    if kem is not None:
+        ecdh = key_exchange_length(kem.ecdh) if kem.ecdh is not None else 0
+        return (kem.ct_len if server else kem.ek_len) + (ecdh or 0)
     return None
 
 
@@ -252,8 +259,9 @@ def group_available(group: NamedGroup) -> bool:
         if group == NamedGroup.X448:
             x448.X448PrivateKey.from_private_bytes(bytes(_X448_LEN))
             return True
-        if group == NamedGroup.X25519MLKEM768:
-            MLKEM768PrivateKey.from_seed_bytes(bytes(_MLKEM768_SEED_LEN))
+        kem = _KEM_GROUPS.get(group)
+        if kem is not None:
+            kem.private.from_seed_bytes(bytes(_MLKEM_SEED_LEN))
             return True
     except UnsupportedAlgorithm:
         return False
@@ -404,28 +412,87 @@ class _FFDHEShare(KeyShareSecret):
         return z.to_bytes(p_len, "big")
 
 
-class _X25519MLKEM768Share(KeyShareSecret):
-    """draft-ietf-tls-ecdhe-mlkem: client share = ML-KEM-768 encapsulation key || X25519."""
+@dataclass(frozen=True)
+class _KEMGroup:
+    """A pure ML-KEM group (draft-ietf-tls-mlkem) or an ECDHE + ML-KEM hybrid
+    (draft-ietf-tls-ecdhe-mlkem §3: the two shares and secrets are concatenated, ML-KEM
+    first for X25519MLKEM768, the ECDH part first for the SecP*r1MLKEM* groups)."""
 
-    __slots__ = ("_kem", "_x")
+    private: type[MLKEM768PrivateKey] | type[MLKEM1024PrivateKey]
+    public: type[MLKEM768PublicKey] | type[MLKEM1024PublicKey]
+    ek_len: int  # FIPS 203 encapsulation key (the client's share)
+    ct_len: int  # FIPS 203 ciphertext (the server's share)
+    ecdh: NamedGroup | None = None
+    kem_first: bool = True
 
-    def __init__(self, kem: MLKEM768PrivateKey, x: x25519.X25519PrivateKey) -> None:
-        super().__init__(
-            NamedGroup.X25519MLKEM768,
-            kem.public_key().public_bytes_raw() + x.public_key().public_bytes_raw(),
-        )
+
+_KEM_GROUPS: dict[NamedGroup, _KEMGroup] = {
+    NamedGroup.MLKEM768: _KEMGroup(MLKEM768PrivateKey, MLKEM768PublicKey, 1184, 1088),
+    NamedGroup.MLKEM1024: _KEMGroup(MLKEM1024PrivateKey, MLKEM1024PublicKey, 1568, 1568),
+    NamedGroup.X25519MLKEM768: _KEMGroup(
+        MLKEM768PrivateKey, MLKEM768PublicKey, 1184, 1088, NamedGroup.X25519),
+    NamedGroup.SECP256R1MLKEM768: _KEMGroup(
+        MLKEM768PrivateKey, MLKEM768PublicKey, 1184, 1088, NamedGroup.SECP256R1, False),
+    NamedGroup.SECP384R1MLKEM1024: _KEMGroup(
+        MLKEM1024PrivateKey, MLKEM1024PublicKey, 1568, 1568, NamedGroup.SECP384R1, False),
+}
+#: Groups with no TLS 1.2 form (RFC 8422 ECParameters name only classical curves).
+TLS13_ONLY_GROUPS: frozenset[NamedGroup] = frozenset(_KEM_GROUPS)
+
+
+def _split(kem: _KEMGroup, data: bytes, kem_len: int) -> tuple[bytes, bytes]:
+    """(ML-KEM part, ECDH part) of a key_exchange value whose length was checked."""
+    if kem.kem_first:
+        return data[:kem_len], data[kem_len:]
+    return data[len(data) - kem_len:], data[:len(data) - kem_len]
+
+
+def _join(kem: _KEMGroup, kem_part: bytes, ecdh_part: bytes) -> bytes:
+    return kem_part + ecdh_part if kem.kem_first else ecdh_part + kem_part
+
+
+class _KEMShare(KeyShareSecret):
+    """A client's ML-KEM decapsulation key, with the hybrid's ECDH key if any."""
+
+    __slots__ = ("_ecdh", "_kem", "_params")
+
+    def __init__(self, group: NamedGroup, kem: MLKEM768PrivateKey | MLKEM1024PrivateKey,
+                 ecdh: KeyShareSecret | None) -> None:
+        params = _KEM_GROUPS[group]
+        ek = kem.public_key().public_bytes_raw()
+        super().__init__(group, _join(params, ek, ecdh.public_bytes if ecdh else b""))
+        self._params = params
         self._kem = kem
-        self._x = x
+        self._ecdh = ecdh
 
     def exchange(self, peer_key_exchange: bytes, *, tls12_dh_strip: bool = False) -> bytes:
         validate_key_exchange_length(self.group, peer_key_exchange, server=True)
-        peer = bytes(peer_key_exchange)
+        ct, ecdh_part = _split(self._params, bytes(peer_key_exchange), self._params.ct_len)
         try:
-            kem_secret = self._kem.decapsulate(peer[:_MLKEM768_CT_LEN])
+            kem_secret = self._kem.decapsulate(ct)
         except ValueError:
-            raise IllegalParameter("X25519MLKEM768: malformed ML-KEM ciphertext") from None
-        # Shared secret = ML-KEM shared secret || X25519 shared secret.
-        return kem_secret + _x_exchange(self._x, peer[_MLKEM768_CT_LEN:], self.group)
+            raise IllegalParameter(f"{self.group.name}: malformed ML-KEM ciphertext") from None
+        if self._ecdh is None:
+            return kem_secret
+        return _join(self._params, kem_secret, self._ecdh.exchange(ecdh_part))
+
+
+def _kem_server_share(group: NamedGroup, client_key_exchange: bytes, random: Random
+                      ) -> tuple[bytes, bytes]:
+    params = _KEM_GROUPS[group]
+    validate_key_exchange_length(group, client_key_exchange, server=False)
+    ek, ecdh_part = _split(params, bytes(client_key_exchange), params.ek_len)
+    try:
+        # FIPS 203 §7.2 input check (modulus check) happens when loading the key.
+        kem_public = params.public.from_public_bytes(ek)
+    except ValueError:
+        raise IllegalParameter(f"{group.name}: invalid ML-KEM encapsulation key") from None
+    ecdh_public, ecdh_secret = b"", b""
+    if params.ecdh is not None:
+        share = generate_key_share(params.ecdh, random)
+        ecdh_public, ecdh_secret = share.public_bytes, share.exchange(ecdh_part)
+    kem_secret, ciphertext = kem_public.encapsulate()
+    return _join(params, ciphertext, ecdh_public), _join(params, kem_secret, ecdh_secret)
 
 
 def generate_key_share(group: NamedGroup, random: Random) -> KeyShareSecret:
@@ -447,10 +514,12 @@ def generate_key_share(group: NamedGroup, random: Random) -> KeyShareSecret:
         bits = params.exponent_bits
         x = int.from_bytes(_draw(random, bits // 8), "big") | (1 << (bits - 1))
         return _FFDHEShare(params, x)
-    if group == NamedGroup.X25519MLKEM768:
-        kem = MLKEM768PrivateKey.from_seed_bytes(_draw(random, _MLKEM768_SEED_LEN))
-        ecdh = x25519.X25519PrivateKey.from_private_bytes(_draw(random, _X25519_LEN))
-        return _X25519MLKEM768Share(kem, ecdh)
+    kem = _KEM_GROUPS.get(group)
+    if kem is not None:
+        # FIPS 203 §7.1: the 64-byte seed (d || z) determines the key pair.
+        private = kem.private.from_seed_bytes(_draw(random, _MLKEM_SEED_LEN))
+        ecdh = generate_key_share(kem.ecdh, random) if kem.ecdh is not None else None
+        return _KEMShare(group, private, ecdh)
     raise InternalError(f"cannot generate a key share for unsupported group {group}")
 
 
@@ -459,25 +528,13 @@ def server_key_share(
 ) -> tuple[bytes, bytes]:
     """TLS 1.3 server side: (our key_exchange for the ServerHello, shared secret).
 
-    For X25519MLKEM768 the ML-KEM part encapsulates to the client's key and its
-    randomness comes from ``cryptography``, not from ``random`` (only the X25519 half
-    is reproducible).
+    For the ML-KEM groups the encapsulation randomness comes from ``cryptography``,
+    not from ``random`` (only a hybrid's ECDH half is reproducible).
     """
-    if group != NamedGroup.X25519MLKEM768:
-        share = generate_key_share(group, random)
-        return share.public_bytes, share.exchange(client_key_exchange)
-    validate_key_exchange_length(group, client_key_exchange, server=False)
-    data = bytes(client_key_exchange)
-    try:
-        # FIPS 203 §7.2 input check (modulus check) happens when loading the key.
-        kem_public = MLKEM768PublicKey.from_public_bytes(data[:_MLKEM768_EK_LEN])
-    except ValueError:
-        raise IllegalParameter("X25519MLKEM768: invalid ML-KEM-768 encapsulation key") from None
-    x = x25519.X25519PrivateKey.from_private_bytes(_draw(random, _X25519_LEN))
-    x_secret = _x_exchange(x, data[_MLKEM768_EK_LEN:], group)
-    kem_secret, ciphertext = kem_public.encapsulate()
-    server_share = ciphertext + x.public_key().public_bytes_raw()
-    return server_share, kem_secret + x_secret
+    if group in _KEM_GROUPS:
+        return _kem_server_share(group, client_key_exchange, random)
+    share = generate_key_share(group, random)
+    return share.public_bytes, share.exchange(client_key_exchange)
 
 
 def dh_share_for_params(p: int, g: int, random: Random) -> KeyShareSecret:

@@ -18,7 +18,7 @@ from typing import TypeGuard, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     PrivateKeyTypes,
     PublicKeyTypes,
@@ -35,10 +35,13 @@ _S = SignatureScheme
 
 @dataclass(frozen=True)
 class _SchemeInfo:
-    family: str  # "ecdsa", "rsa_pss_rsae", "rsa_pss_pss", "rsa_pkcs1", "ed25519", "ed448"
+    family: str  # "ecdsa", "rsa_pss_rsae", "rsa_pss_pss", "rsa_pkcs1", "ed25519", "ed448",
+    #              "mldsa44", "mldsa65", "mldsa87"
     hash: hashes.HashAlgorithm | None
     curve: str | None = None  # TLS 1.3 binds ECDSA schemes to one curve
     legacy: bool = False  # SHA-1: verify only, TLS 1.2 only
+    tls13_only: bool = False  # ML-DSA, RFC 9963's PKCS#1 code points: not for TLS 1.2
+    client_only: bool = False  # RFC 9963: a client's CertificateVerify only
 
 
 _SCHEMES: dict[SignatureScheme, _SchemeInfo] = {
@@ -58,12 +61,37 @@ _SCHEMES: dict[SignatureScheme, _SchemeInfo] = {
     _S.RSA_PKCS1_SHA512: _SchemeInfo("rsa_pkcs1", hashes.SHA512()),
     _S.RSA_PKCS1_SHA1: _SchemeInfo("rsa_pkcs1", hashes.SHA1(), legacy=True),
     _S.ECDSA_SHA1: _SchemeInfo("ecdsa", hashes.SHA1(), legacy=True),
+    # RFC 9963 §3: PKCS#1 v1.5 in TLS 1.3, for client keys that cannot do PSS.
+    _S.RSA_PKCS1_SHA256_LEGACY: _SchemeInfo(
+        "rsa_pkcs1", hashes.SHA256(), tls13_only=True, client_only=True),
+    _S.RSA_PKCS1_SHA384_LEGACY: _SchemeInfo(
+        "rsa_pkcs1", hashes.SHA384(), tls13_only=True, client_only=True),
+    _S.RSA_PKCS1_SHA512_LEGACY: _SchemeInfo(
+        "rsa_pkcs1", hashes.SHA512(), tls13_only=True, client_only=True),
+    # draft-ietf-tls-mldsa: pure ML-DSA (FIPS 204 §5.2) over the content, empty context.
+    _S.MLDSA44: _SchemeInfo("mldsa44", None, tls13_only=True),
+    _S.MLDSA65: _SchemeInfo("mldsa65", None, tls13_only=True),
+    _S.MLDSA87: _SchemeInfo("mldsa87", None, tls13_only=True),
 }
+_MLDSA_FAMILIES = frozenset({"mldsa44", "mldsa65", "mldsa87"})
+#: RFC 9963 §3: schemes a server never signs with (and a client never accepts from one).
+CLIENT_ONLY_SCHEMES: frozenset[SignatureScheme] = frozenset(
+    s for s, info in _SCHEMES.items() if info.client_only)
+
+
+def legacy_pkcs1_schemes(key: PrivateKeyTypes) -> list[SignatureScheme]:
+    """RFC 9963's TLS 1.3 PKCS#1 v1.5 schemes for an RSA key (a client uses them only
+    when configured to: CertifiedKey.signing_schemes)."""
+    if not isinstance(key, rsa.RSAPrivateKey):
+        return []
+    return [_S.RSA_PKCS1_SHA256_LEGACY, _S.RSA_PKCS1_SHA384_LEGACY, _S.RSA_PKCS1_SHA512_LEGACY]
+_MLDSA_BY_FAMILY = {"mldsa44": _S.MLDSA44, "mldsa65": _S.MLDSA65, "mldsa87": _S.MLDSA87}
 
 SUPPORTED_SIGNATURE_SCHEMES: frozenset[SignatureScheme] = frozenset(_SCHEMES)
 
 # The TLS 1.3 offer, in OpenSSL's order. RFC 8446 §4.2.3: rsa_pkcs1_* are listed only
 # for certificate signatures (and TLS 1.2 compatibility), never used in CertificateVerify.
+# ML-DSA is opt-in (add the schemes to signature_schemes).
 DEFAULT_SIGNATURE_SCHEMES: tuple[SignatureScheme, ...] = (
     _S.ECDSA_SECP256R1_SHA256,
     _S.ECDSA_SECP384R1_SHA384,
@@ -101,7 +129,7 @@ _KIND_BY_TYPE: dict[type, str] = {}
 
 
 def _key_kind(key: object) -> str:
-    """"ecdsa", "ed25519", "ed448", "rsa" or "" (none of them), remembered per key
+    """"ecdsa", "ed25519", "ed448", "rsa", "mldsa44/65/87" or "" (none of them), remembered per key
     class: the isinstance tests go through ABC machinery (the key classes are
     cryptography's Rust types registered with its ABCs), ~1 µs each, per handshake."""
     t = type(key)
@@ -115,6 +143,12 @@ def _key_kind(key: object) -> str:
             kind = "ed448"
         elif isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
             kind = "rsa"
+        elif isinstance(key, mldsa.MLDSA44PrivateKey | mldsa.MLDSA44PublicKey):
+            kind = "mldsa44"
+        elif isinstance(key, mldsa.MLDSA65PrivateKey | mldsa.MLDSA65PublicKey):
+            kind = "mldsa65"
+        elif isinstance(key, mldsa.MLDSA87PrivateKey | mldsa.MLDSA87PublicKey):
+            kind = "mldsa87"
         else:
             kind = ""
         _KIND_BY_TYPE[t] = kind
@@ -152,7 +186,7 @@ def _is_rsa_public(key: object) -> TypeGuard[rsa.RSAPublicKey]:
 def _family_fits_key(info: _SchemeInfo, key: object, rsa_pss_key: bool | None) -> bool:
     family = info.family
     kind = _key_kind(key)
-    if family in ("ecdsa", "ed25519", "ed448"):
+    if family in ("ecdsa", "ed25519", "ed448") or family in _MLDSA_FAMILIES:
         return kind == family
     if kind != "rsa":
         return False
@@ -186,7 +220,9 @@ def scheme_matches_key(
     info = _info(scheme)
     if info is None or not _family_fits_key(info, public_key, rsa_pss_key):
         return False
-    if tls13 and (info.legacy or info.family == "rsa_pkcs1"):
+    if tls13 and (info.legacy or (info.family == "rsa_pkcs1" and not info.tls13_only)):
+        return False
+    if info.tls13_only and not tls13:
         return False
     # (_family_fits_key has checked the key's kind; no second ABC isinstance test.)
     if info.family == "ecdsa" and tls13:
@@ -216,6 +252,9 @@ def schemes_for_private_key(
         return [_S.ED25519]
     if isinstance(key, ed448.Ed448PrivateKey):
         return [_S.ED448]
+    pq = _MLDSA_BY_FAMILY.get(_key_kind(key))
+    if pq is not None:
+        return [pq] if tls13 else []
     if isinstance(key, ec.EllipticCurvePrivateKey):
         own = _ECDSA_BY_CURVE.get(key.curve.name)
         if tls13:
@@ -279,6 +318,9 @@ def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: byte
         return private_key.sign(data, _pss(h), h)
     if isinstance(private_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
         return private_key.sign(data)
+    if isinstance(private_key, mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey
+                  | mldsa.MLDSA87PrivateKey):
+        return private_key.sign(data)
     raise InternalError(f"unsupported private key type {type(private_key).__name__}")
 
 
@@ -302,7 +344,7 @@ def verify(
     info = _info(scheme)
     if info is None:
         raise IllegalParameter(f"unsupported signature scheme {scheme}")
-    if not _family_fits_key(info, public_key, rsa_pss_key) or (
+    if not _family_fits_key(info, public_key, rsa_pss_key) or (info.tls13_only and not tls13) or (
         tls13 and not scheme_matches_key(scheme, public_key, tls13=True, rsa_pss_key=rsa_pss_key)
     ):
         raise IllegalParameter(
@@ -318,7 +360,9 @@ def verify(
             assert h is not None
             pad = _PKCS1V15 if info.family == "rsa_pkcs1" else _pss(h)
             public_key.verify(signature, data, pad, h)
-        elif isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        elif isinstance(public_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+                        | mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey
+                        | mldsa.MLDSA87PublicKey):
             public_key.verify(signature, data)
         else:  # pragma: no cover - _family_fits_key admits no other type
             raise IllegalParameter(f"unsupported public key type {type(public_key).__name__}")

@@ -27,7 +27,7 @@ from tlsmith.codec.enums import (
     SignatureScheme,
 )
 from tlsmith.codec.messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, ClientHello, ServerHello
-from tlsmith.crypto.kx import KeyShareSecret, generate_key_share
+from tlsmith.crypto.kx import TLS13_ONLY_GROUPS, KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
@@ -40,8 +40,7 @@ from tlsmith.session import Session12
 if TYPE_CHECKING:
     from tlsmith.handshake.psk13 import OfferedPsk
 
-# Groups that exist only in TLS 1.3 (no TLS 1.2 ECParameters form).
-_TLS13_ONLY_GROUPS = frozenset({NamedGroup.X25519MLKEM768})
+_TLS13_ONLY_GROUPS = TLS13_ONLY_GROUPS
 
 
 @functools.lru_cache(maxsize=256)

@@ -359,7 +359,7 @@ class ExpectServerKeyExchange(_State12):
             group = NamedGroup(ske.named_curve)
             offered = ext.find_extension(h.hello.extensions, ext.SupportedGroups)
             if offered is None or group not in offered.named_group_list or not (
-                    kx.group_available(group)):
+                    kx.group_available(group)) or group in kx.TLS13_ONLY_GROUPS:
                 # RFC 8422 §5.4: a curve the client did not offer.
                 raise IllegalParameter(f"the server chose the curve {group.name}, which we "
                                        "did not offer", check="group_not_offered")

@@ -40,7 +40,13 @@ class NoClientCredential:
 
 def _scheme(cred: CertifiedKey, requested: Sequence[SignatureScheme], *, tls13: bool
             ) -> SignatureScheme | None:
-    ours = (s for s in cred.tls12_schemes if not tls13 or s in cred.tls13_schemes)
+    if tls13:
+        ours = [s for s in cred.tls12_schemes if s in cred.tls13_schemes]
+        # TLS 1.3-only schemes (ML-DSA, RFC 9963's legacy PKCS#1) have no TLS 1.2 order
+        # to borrow.
+        ours += sorted(cred.tls13_schemes.difference(ours))
+    else:
+        ours = list(cred.tls12_schemes)
     return next((s for s in ours if s in requested), None)
 
 

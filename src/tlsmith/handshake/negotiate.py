@@ -25,6 +25,7 @@ from tlsmith.codec.enums import (
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import ClientHello
 from tlsmith.config import CertifiedKey, ServerConfig
+from tlsmith.crypto import sig
 from tlsmith.errors import (
     HandshakeFailure,
     IllegalParameter,
@@ -329,6 +330,9 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
         scheme: SignatureScheme | None = None
         if signs:
             ours = ck.tls13_schemes if tls13 else ck.tls12_schemes
+            if tls13 and ck.signing_schemes is not None:
+                # RFC 9963 §3: the legacy PKCS#1 code points are for clients only.
+                ours = ck.tls13_schemes - sig.CLIENT_ONLY_SCHEMES
             if ck.signing_schemes is not None:
                 # The credential's own signing list replaces the configuration's
                 # (which then only says what we accept from the client).

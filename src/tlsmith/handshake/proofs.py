@@ -304,6 +304,10 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         other = "client" if signer == "server" else "server"
         raise IllegalParameter(f"the {signer} signed with {SignatureScheme(scheme).name}, "
                                f"which the {other} did not offer", check="cv_scheme_not_offered")
+    if signer == "server" and scheme in sig.CLIENT_ONLY_SCHEMES:
+        # RFC 9963 §3: a server never signs with the legacy PKCS#1 code points.
+        raise IllegalParameter(f"the server signed with {SignatureScheme(scheme).name}, "
+                               "which only a client may use", check="cv_scheme_not_offered")
     key = raw_public_key(chain.chain[0]) if chain.raw_public_key else leaf_public_key(
         chain.chain[0])
     if not sig.scheme_matches_key(scheme, key, tls13=tls13):

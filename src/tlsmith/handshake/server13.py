@@ -159,12 +159,14 @@ def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
 def choose_group(cfg: ServerConfig, offered: Offered
                  ) -> tuple[NamedGroup | None, bytes | None]:
     """Our preferred group the client sent a share for; else one it supports (an HRR);
+    with ``strict_group_preference`` our preferred one it supports, share or not;
     (None, None) for a ClientHello without key_share (PSK only)."""
     if offered.groups is None or offered.key_shares is None:
         return None, None
     by_group = {NamedGroup(e.group): e.key_exchange for e in offered.key_shares}
     usable = [g for g in cfg.groups if group_available(g)]
-    group = next((g for g in usable if g in by_group), None)
+    group = None if cfg.strict_group_preference else next(
+        (g for g in usable if g in by_group), None)
     if group is None:
         group = next((g for g in usable if g in offered.groups), None)
         if group is None:

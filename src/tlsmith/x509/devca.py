@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tlsmith.errors import UsageError
@@ -36,6 +36,7 @@ __all__ = [
     "CA_KEY_TYPES",
     "DEFAULT_NAMES",
     "KEY_TYPES",
+    "MLDSA_KEY_TYPES",
     "DevCA",
     "Issued",
     "default_data_dir",
@@ -57,6 +58,9 @@ KEY_TYPES = (
 #: Key types a CA may have: the Web PKI profile that cryptography.x509.verification
 #: enforces forbids EdDSA signatures on certificates (EdDSA *leaf keys* are fine).
 CA_KEY_TYPES = tuple(kind for kind in KEY_TYPES if not kind.startswith("ed"))
+#: Post-quantum leaf keys (FIPS 204), for TLS 1.3 only (draft-ietf-tls-mldsa); not in
+#: KEY_TYPES because TLS 1.2 peers and most verifiers cannot use them yet.
+MLDSA_KEY_TYPES = ("mldsa-44", "mldsa-65", "mldsa-87")
 DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1")
 DEFAULT_CA_NAME = "tlsmith development CA"
 
@@ -69,7 +73,7 @@ _UB_COMMON_NAME = 64  # RFC 5280 Appendix A: ub-common-name
 
 
 def generate_private_key(key_type: str) -> PrivateKey:
-    """A fresh private key of ``key_type`` (one of KEY_TYPES)."""
+    """A fresh private key of ``key_type`` (one of KEY_TYPES or MLDSA_KEY_TYPES)."""
     if key_type == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     if key_type == "ed448":
@@ -83,6 +87,12 @@ def generate_private_key(key_type: str) -> PrivateKey:
         return ec.generate_private_key(curves[key_type])
     if key_type.startswith("rsa-") and key_type in KEY_TYPES:
         return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    if key_type == "mldsa-44":
+        return mldsa.MLDSA44PrivateKey.generate()
+    if key_type == "mldsa-65":
+        return mldsa.MLDSA65PrivateKey.generate()
+    if key_type == "mldsa-87":
+        return mldsa.MLDSA87PrivateKey.generate()
     raise UsageError(f"unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}")
 
 

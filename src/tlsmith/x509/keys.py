@@ -13,20 +13,42 @@ from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, rsa
 
 from tlsmith.codec.enums import NamedGroup
 from tlsmith.errors import UsageError
 
+MLDSAPrivateKey: TypeAlias = (
+    mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
+)
+MLDSAPublicKey: TypeAlias = (
+    mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
+)
 PrivateKey: TypeAlias = (
     rsa.RSAPrivateKey
     | ec.EllipticCurvePrivateKey
     | ed25519.Ed25519PrivateKey
     | ed448.Ed448PrivateKey
+    | MLDSAPrivateKey
 )
 PublicKey: TypeAlias = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+    | MLDSAPublicKey
 )
+# FIPS 204 parameter sets, by key class (ML-DSA signs TLS 1.3 only: draft-ietf-tls-mldsa).
+_MLDSA_NAMES: dict[type, str] = {
+    mldsa.MLDSA44PrivateKey: "ML-DSA-44", mldsa.MLDSA44PublicKey: "ML-DSA-44",
+    mldsa.MLDSA65PrivateKey: "ML-DSA-65", mldsa.MLDSA65PublicKey: "ML-DSA-65",
+    mldsa.MLDSA87PrivateKey: "ML-DSA-87", mldsa.MLDSA87PublicKey: "ML-DSA-87",
+}
+
+
+def mldsa_name(key: object) -> str | None:
+    """"ML-DSA-44", "ML-DSA-65" or "ML-DSA-87" for an ML-DSA key, else None."""
+    for cls, name in _MLDSA_NAMES.items():
+        if isinstance(key, cls):
+            return name
+    return None
 
 #: A path (``str``/``PathLike``), or the PEM itself (``bytes``, or a ``str`` holding "-----BEGIN").
 Source: TypeAlias = str | os.PathLike[str] | bytes
@@ -57,7 +79,8 @@ def _read(source: Source) -> tuple[bytes, str]:
 
 
 def load_private_key(source: Source, *, password: bytes | None = None) -> PrivateKey:
-    """Load an RSA, ECDSA, Ed25519 or Ed448 private key from a PEM/DER file or PEM bytes.
+    """Load an RSA, ECDSA, Ed25519, Ed448 or ML-DSA private key from a PEM/DER file or
+    PEM bytes.
 
     Accepts PKCS#8, traditional ("BEGIN RSA/EC PRIVATE KEY") and DER encodings.
     """
@@ -89,11 +112,14 @@ def load_private_key(source: Source, *, password: bytes | None = None) -> Privat
         rsa.RSAPrivateKey
         | ec.EllipticCurvePrivateKey
         | ed25519.Ed25519PrivateKey
-        | ed448.Ed448PrivateKey,
+        | ed448.Ed448PrivateKey
+        | mldsa.MLDSA44PrivateKey
+        | mldsa.MLDSA65PrivateKey
+        | mldsa.MLDSA87PrivateKey,
     ):
         raise UsageError(
             f"{label}: a {type(key).__name__} cannot sign TLS handshakes; "
-            "use an RSA, ECDSA, Ed25519 or Ed448 key"
+            "use an RSA, ECDSA, Ed25519, Ed448 or ML-DSA key"
         )
     return key
 
@@ -139,6 +165,9 @@ def key_description(key: PrivateKey | PublicKey | object) -> str:
         return "Ed25519"
     if isinstance(key, ed448.Ed448PrivateKey | ed448.Ed448PublicKey):
         return "Ed448"
+    pq = mldsa_name(key)
+    if pq is not None:
+        return pq
     size = getattr(key, "key_size", None)
     name = type(key).__name__.removeprefix("_")
     return f"{name}-{size}" if isinstance(size, int) else name

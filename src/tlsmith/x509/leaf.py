@@ -7,7 +7,7 @@ import threading
 import warnings
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, mldsa, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
 from tlsmith.errors import BadCertificate, UnsupportedCertificate
@@ -15,6 +15,7 @@ from tlsmith.errors import BadCertificate, UnsupportedCertificate
 PublicKey = (
     rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
     | ed448.Ed448PublicKey
+    | mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
 )
 
 
@@ -76,8 +77,7 @@ def leaf_public_key(der: bytes) -> PublicKey:
         raise
     except Exception as exc:
         raise BadCertificate(f"the certificate could not be parsed: {exc}") from exc
-    if isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey
-                  | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+    if isinstance(key, PublicKey):
         _remember(_keys, bytes(der), key)
         return key
     raise UnsupportedCertificate(f"the certificate's key type ({type(key).__name__}) is "
