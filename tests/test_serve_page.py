@@ -197,7 +197,7 @@ def test_client_hello_grease_and_unknown_values_are_named() -> None:
                                      ext.KeyShareEntry(NamedGroup.X25519MLKEM768,
                                                        b"\x01" * MLKEM_SHARE_LEN))),
             ext.SignatureAlgorithms((SignatureScheme.ECDSA_SECP256R1_SHA256,)),
-            ext.UnknownExtension(ExtensionType(0x44CD), b"\x00\x03\x02h2"),
+            ext.UnknownExtension(ExtensionType(0x7E57), b"\x00\x03\x02h2"),
             ext.UnknownExtension(ExtensionType(0xFAFA), b"\x00"),
         ))
     raw = hello.serialize()
@@ -213,7 +213,7 @@ def test_client_hello_grease_and_unknown_values_are_named() -> None:
     exts = ch["extensions"]
     assert [e["name"] for e in exts] == [
         "GREASE", "supported_versions", "supported_groups", "key_share",
-        "signature_algorithms", "unknown 0x44cd", "GREASE"]
+        "signature_algorithms", "unknown 0x7e57", "GREASE"]
     assert exts[5]["hex"] == "00030268" + "32" and exts[5]["length"] == 5
     assert exts[6]["value"] == "0xfafa" and exts[6]["hex"] == "00"
     assert "hex" not in exts[1]
@@ -224,7 +224,7 @@ def test_client_hello_grease_and_unknown_values_are_named() -> None:
                         "links": {"explain": "/explain/x", "json": "/json/x"}})
     assert page.count('class="grease"') == 6  # suite, version, group, share, 2 exts
     assert 'data-group="X25519MLKEM768" data-length="1216"' in page
-    assert "unknown 0x44cd" in page
+    assert "unknown 0x7e57" in page
 
 
 # ----------------------------------------------------------------------- HTTP

@@ -148,6 +148,9 @@ class ServerSessionState:
             if not r.at_end():
                 server_type = CertificateType(r.u8())
                 alps = read_alps(r)
+                if server_type == CertificateType.X509 and alps is None:
+                    # to_bytes writes no trailer for these: a stray byte, not a state.
+                    raise DecodeError("session state: a trailer with nothing in it")
         return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
                    max_early, tuple(chain), verified, alps, server_type)
 
