@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from tlsmith.session import ExternalPsk
     from tlsmith.stores import SessionStore
+    from tlsmith.x509.callback import VerifyCallback
     from tlsmith.x509.keys import PrivateKey
     from tlsmith.x509.verify import TrustStore
 
@@ -259,6 +260,12 @@ class ClientConfig:
     # RFC 5246 §7.4.6). None: answer a CertificateRequest with an empty Certificate.
     certificate: CertifiedKey | None = None
     verify_certificates: bool = True
+    # The application's own check of the server's chain (tlsmith.x509.callback): after
+    # tlsmith's verification, or -- with verify_certificates=False -- alone, and then
+    # reported as accepted by the callback, not verified. reverify_on_resume: run it
+    # again on a resumption, with the session's chain.
+    verify_callback: VerifyCallback | None = None
+    reverify_on_resume: bool = False
     # Apply the CA/Browser Forum profile unchanged when verifying the server's chain
     # (verify_server_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -309,6 +316,8 @@ class ClientConfig:
             raise UsageError("require_revocation (--require-revocation) needs certificate "
                              "verification (verify_certificates=True, no --insecure): "
                              "revocation is checked only on a verified chain")
+        if self.reverify_on_resume and self.verify_callback is None:
+            raise UsageError("reverify_on_resume needs a verify_callback to run again")
         if self.verify_certificates and self.trust is None:
             raise UsageError(
                 "certificate verification needs a trust store: pass trust=TrustStore..., "
@@ -336,8 +345,13 @@ class ServerConfig:
     # Mutual TLS: "none", "request" (verify a certificate if the client sends one) or
     # "require" (no certificate -> certificate_required / handshake_failure alert).
     client_auth: str = "none"
-    # The CAs client certificates must chain to (required unless client_auth == "none").
+    # The CAs client certificates must chain to (with client_auth != "none", this or a
+    # verify_callback is required).
     client_trust: TrustStore | None = None
+    # The application's own check of the client's chain (tlsmith.x509.callback): after
+    # the client_trust verification, or alone without client_trust, and then reported as
+    # accepted by the callback, not verified.
+    verify_callback: VerifyCallback | None = None
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -385,7 +399,9 @@ class ServerConfig:
             raise UsageError("ticket_lifetime must be 1..604800 seconds (RFC 8446 §4.6.1)")
         if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
             raise UsageError("max_early_data must be between 0 and 2^32-1")
-        if self.client_auth != "none" and self.client_trust is None:
+        if (self.client_auth != "none" and self.client_trust is None
+                and self.verify_callback is None):
             raise UsageError(
                 f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "
-                "that client certificates must chain to")
+                "that client certificates must chain to (or a verify_callback that judges "
+                "them)")

@@ -93,6 +93,8 @@ class ServerSessionState:
     max_early_data: int = 0  # TLS 1.3: what the ticket allowed
     client_certificates: tuple[bytes, ...] = field(default=(), repr=False)
     client_certificate_verified: bool = False
+    # The application's verify_callback accepted the client's chain (tlsmith.x509.callback).
+    client_certificate_accepted_by_callback: bool = False
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -107,7 +109,9 @@ class ServerSessionState:
         w.opaque(1, (self.alpn or "").encode())
         w.u8(int(self.extended_master_secret))
         w.u32(self.max_early_data)
-        w.u8(int(self.client_certificate_verified))
+        # Bit 0: verified against client_trust; bit 1: accepted by the verify callback.
+        w.u8(int(self.client_certificate_verified)
+             | int(self.client_certificate_accepted_by_callback) << 1)
         with w.vector(3):
             for der in self.client_certificates:
                 w.opaque(3, der)
@@ -128,13 +132,13 @@ class ServerSessionState:
             alpn = r.opaque(1).decode() or None
             ems = bool(r.u8())
             max_early = r.u32()
-            verified = bool(r.u8())
+            verdict = r.u8()
             chain = []
             with r.vector(3, what="client certificates") as v:
                 while not v.at_end():
                     chain.append(v.opaque(3))
         return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
-                   max_early, tuple(chain), verified)
+                   max_early, tuple(chain), bool(verdict & 1), bool(verdict & 2))
 
     def expired(self, now: float) -> bool:
         return now >= self.issued_at + self.lifetime or now < self.issued_at - 60

@@ -103,6 +103,7 @@ class TicketContext:
     alpn: str | None
     peer_certificates: tuple[bytes, ...]
     certificate_verified: bool
+    certificate_accepted_by_callback: bool = False
 
 
 @dataclass
@@ -226,6 +227,8 @@ class Connected13(State[IO]):
                 max_early_data=(early.max_early_data_size or 0) if early else 0,
                 peer_certificates=ctx.peer_certificates if ctx else (),
                 certificate_verified=ctx.certificate_verified if ctx else False,
+                certificate_accepted_by_callback=(ctx.certificate_accepted_by_callback
+                                                  if ctx else False),
             )
             if io.observed:
                 io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "

@@ -245,7 +245,9 @@ def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
     elif state.server_name != offered.server_name:
         # RFC 8446 §4.2.11 / §4.6.1: not across server names.
         reason = "it was issued for another server name"
-    elif io.config.client_auth == "require" and not state.client_certificate_verified:
+    elif io.config.client_auth == "require" and not (
+            state.client_certificate_verified
+            or state.client_certificate_accepted_by_callback):
         # Resuming would skip the client certificate this server requires.
         reason = "this server requires a client certificate; the session has no verified one"
     if reason is not None:
@@ -323,7 +325,8 @@ def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
 def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes, *,
                  server_name: str | None, alpn: str | None,
                  client_certificates: tuple[bytes, ...] = (),
-                 client_certificate_verified: bool = False) -> int:
+                 client_certificate_verified: bool = False,
+                 client_certificate_accepted_by_callback: bool = False) -> int:
     """RFC 8446 §4.6.1: ``config.tickets`` NewSessionTickets, each with its own nonce and
     ticket_age_add, sealed under the current ticket key. Returns how many were sent."""
     cfg = io.config
@@ -347,7 +350,8 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
             server_name=server_name, alpn=alpn,
             max_early_data=cfg.max_early_data,
             client_certificates=client_certificates,
-            client_certificate_verified=client_certificate_verified)
+            client_certificate_verified=client_certificate_verified,
+            client_certificate_accepted_by_callback=client_certificate_accepted_by_callback)
         ticket = seal_ticket(keys, state, io.random(12))
         msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, early)
         io.send_handshake(msg, msg.serialize())

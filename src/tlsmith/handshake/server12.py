@@ -269,7 +269,8 @@ def _unusable(cfg: ServerConfig, offered: Offered, state: ServerSessionState, no
     if state.server_name != offered.server_name:
         return "it was for another server name"
     if cfg.client_auth == "require" and not (
-            state.client_certificates and state.client_certificate_verified):
+            state.client_certificates and (state.client_certificate_verified
+                                           or state.client_certificate_accepted_by_callback)):
         # Resuming must not skip a client certificate this server now requires.
         return "it has no verified client certificate, which this server requires"
     return None
@@ -412,7 +413,8 @@ class ExpectClientCertificate(_State12):
                     "the client sent no certificate, but this server requires one")
             io.check("client certificate", False, "the client sent none (optional)")
             return ExpectClientKeyExchange(h, self.share)
-        accepted = accept_client_chain(io, tuple(cert.certificate_list))
+        accepted = accept_client_chain(io, tuple(cert.certificate_list),
+                                       server_name=h.server_name)
         return ExpectClientKeyExchange(replace(h, client_chain=accepted), self.share)
 
 
@@ -514,6 +516,8 @@ class ExpectFinished(_State12):
             client_certificates=h.client_chain.chain if h.client_chain else (),
             client_certificate_verified=(h.client_chain is not None
                                          and h.client_chain.verified is not None),
+            client_certificate_accepted_by_callback=(h.client_chain is not None
+                                                     and h.client_chain.by_callback),
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)
@@ -530,7 +534,9 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
         server_name=h.server_name, alpn=h.alpn, extended_master_secret=h.ems,
         client_certificates=h.client_chain.chain if h.client_chain else (),
         client_certificate_verified=(h.client_chain is not None
-                                     and h.client_chain.verified is not None))
+                                     and h.client_chain.verified is not None),
+        client_certificate_accepted_by_callback=(h.client_chain is not None
+                                                 and h.client_chain.by_callback))
     if h.issue_ticket:
         _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
     if h.session_id:
@@ -654,6 +660,8 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
             encrypt_then_mac=h.etm,
             client_certificates=state.client_certificates,
             client_certificate_verified=state.client_certificate_verified,
+            client_certificate_accepted_by_callback=(
+                state.client_certificate_accepted_by_callback),
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)

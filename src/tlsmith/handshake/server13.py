@@ -424,6 +424,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         client_certificates=state.client_certificates if state is not None else (),
         client_certificate_verified=(state.client_certificate_verified
                                      if state is not None else False),
+        client_certificate_accepted_by_callback=(
+            state.client_certificate_accepted_by_callback if state is not None else False),
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
@@ -504,7 +506,7 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
                     "the client sent no certificate, but this server requires one")
             io.check("client certificate", False, "the client sent none (optional)")
             return self.then
-        accepted = accept_client_chain(io, chain)
+        accepted = accept_client_chain(io, chain, server_name=self.then.info.server_name)
         return ExpectClientCertificateVerify(self.then, accepted)
 
 
@@ -529,7 +531,8 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
                          signer="client")
         then.transcript.update(raw)
         then.info = replace(then.info, client_certificates=self.chain.chain,
-                            client_certificate_verified=self.chain.verified is not None)
+                            client_certificate_verified=self.chain.verified is not None,
+                            client_certificate_accepted_by_callback=self.chain.by_callback)
         return then
 
 
@@ -568,7 +571,9 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         if self.tickets:
             psk13.send_tickets(io, self.suite, rms, server_name=info.server_name,
                                alpn=info.alpn, client_certificates=info.client_certificates,
-                               client_certificate_verified=info.client_certificate_verified)
+                               client_certificate_verified=info.client_certificate_verified,
+                               client_certificate_accepted_by_callback=(
+                                   info.client_certificate_accepted_by_callback))
         else:
             io.note("no tickets: the client's psk_key_exchange_modes allow no resumption")
         io.emit(HandshakeComplete(info))
