@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from tlsmith.bogo.errors import describe_error
 from tlsmith.bogo.flags import FlagError, Options, ParsedFlags, UnimplementedFlag, parse
-from tlsmith.codec.enums import CipherSuite, NamedGroup, ProtocolVersion, SignatureScheme
+from tlsmith.codec.enums import (
+    AlertDescription,
+    CipherSuite,
+    NamedGroup,
+    ProtocolVersion,
+    SignatureScheme,
+)
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -47,6 +53,7 @@ from tlsmith.events import (
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import Session, Session12, Session13
 from tlsmith.stores import MemoryStore
+from tlsmith.x509.callback import PeerCertificates, Verdict, accept, refuse
 from tlsmith.x509.keys import der_chain, load_certificate_chain
 from tlsmith.x509.verify import TrustStore
 
@@ -121,6 +128,9 @@ class Shared:
     peer_signature: SignatureScheme | None = None
     group: NamedGroup | None = None
     resumed_before: bool = False  # a server: this is not the first connection
+    # What the verify callback last said (SSL_get_verify_result; a resumption keeps the
+    # session's): None when it never ran (X509_V_OK then).
+    verify_ok: bool | None = None
 
     def clock(self) -> float:
         return time.time() + self.clock_offset
@@ -325,23 +335,39 @@ def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKe
     return out
 
 
-def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
-    if o.verify_fail and not resume and not o.use_custom_verify_callback:
-        # BoringSSL's legacy verify callback refuses the peer with an X.509 error of its
-        # own; tlsmith has no such hook (a refusing custom callback is emulated below by
-        # trusting nothing, which fails the same way).
-        raise Unimplemented("a legacy certificate verification callback that refuses the "
-                            "peer")
-    if o.verify_fail:
-        # BoringSSL's verify callback refuses the peer: trust only a CA of our own that
-        # issued nothing the runner has.
-        from tlsmith.x509.devca import DevCA
-
-        return TrustStore.from_certificates([DevCA.create("tlsmith bogo: trusts nothing")
-                                             .certificate])
-    if not o.trust_cert:
+def _trust(o: Options) -> TrustStore | None:
+    """The runner's root, for tlsmith's own verification: BoringSSL's shim verifies with
+    its callbacks alone, so only a legacy (not custom) -verify-peer also verifies here."""
+    if not o.trust_cert or not o.verify_peer or o.use_custom_verify_callback:
         return None
     return TrustStore.from_pem_file(o.trust_cert)
+
+
+@dataclass
+class VerifyHook:
+    """BoringSSL's shim's verify callbacks (test_config.cc: CertVerifyCallback, the legacy
+    one, and CustomVerifyCallback) as tlsmith's verify_callback: accept any chain unless
+    -verify-fail; a refusal is fatal only when verifying (SSL_VERIFY_PEER), else a "soft
+    fail" recorded for -expect-verify-result; the legacy callback's refusal sends
+    handshake_failure (SSL_alert_from_verify_result), the custom one's certificate_unknown."""
+
+    o: Options
+    shared: Shared
+    calls: int = 0
+
+    def __call__(self, peer: PeerCertificates) -> Verdict:
+        if self.calls:
+            raise ShimFailure("Certificate verified twice")
+        self.calls += 1
+        o = self.o
+        self.shared.verify_ok = not o.verify_fail
+        if not o.verify_fail:
+            return accept("BoGo shim: its callback accepts any chain")
+        if not (o.verify_peer or o.require_any_client_certificate):
+            return accept("BoGo shim: -verify-fail without -verify-peer is a soft fail")
+        alert = (AlertDescription.CERTIFICATE_UNKNOWN if o.use_custom_verify_callback
+                 else AlertDescription.HANDSHAKE_FAILURE)
+        return refuse("BoGo shim: -verify-fail", alert=alert)
 
 
 def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
@@ -364,11 +390,9 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     if o.enable_ocsp_stapling or o.use_ocsp_callback:
         raise Unimplemented("a client asking for OCSP without checking the response "
                             "(tlsmith asks only when it verifies, and then validates it)")
-    # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
-    verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
-    trust = _trust(o, resume=shared.session is not None) if verify else None
-    if verify and trust is None:
-        raise ShimFailure("-verify-peer needs -trust-cert")
+    # BoringSSL's client always runs its verify callback (VerifyHook); tlsmith verifies
+    # too only for a legacy -verify-peer with the runner's root.
+    trust = _trust(o)
     return ClientConfig(
         server_name=o.host_name or None,
         alpn_protocols=_alpn_list(o.advertise_alpn),
@@ -383,8 +407,10 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         send_fallback_scsv=o.fallback_scsv,
         trust=trust,
         certificate=creds[0] if creds else None,
-        verify_certificates=verify,
-        request_ocsp=verify,
+        verify_certificates=trust is not None,
+        verify_callback=VerifyHook(o, shared),
+        reverify_on_resume=o.reverify_on_resume,
+        request_ocsp=trust is not None,
         max_fragment=o.max_send_fragment or 2**14,
         session_tickets=not o.no_ticket,
         # BoringSSL's shim does not write its 0-RTT data again after a rejection.
@@ -417,14 +443,9 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         client_auth = "request"
     else:
         client_auth = "none"
-    client_trust: TrustStore | None = None
-    if client_auth != "none":
-        if o.use_custom_verify_callback and not o.verify_fail:
-            raise Unimplemented("server -use-custom-verify-callback accepting any client "
-                                "certificate")
-        client_trust = _trust(o, resume=shared.resumed_before)
-        if client_trust is None:
-            raise Unimplemented("client certificates without -trust-cert")
+    # BoringSSL's server judges client certificates with its verify callback
+    # (VerifyHook); tlsmith verifies too for a legacy -verify-peer with the runner's root.
+    client_trust = _trust(o) if client_auth != "none" else None
     if o.fallback_scsv:
         raise ShimFailure("-fallback-scsv is a client flag")
     return ServerConfig(
@@ -443,6 +464,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         cookie_secret=shared.cookie_secret,
         client_auth=client_auth,
         client_trust=client_trust,
+        verify_callback=VerifyHook(o, shared) if client_auth != "none" else None,
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
         # BoringSSL's shim accepts up to 14336 bytes of 0-RTT data (kMaxEarlyDataAccepted).
@@ -661,6 +683,9 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     expect_resume = resume and not o.expect_session_miss
     _expect(info.resumed == expect_resume,
             f"session unexpectedly was{'' if info.resumed else ' not'} reused")
+    if o.expect_verify_result:
+        _expect((shared.verify_ok is not False) == (not o.verify_fail),
+                "Wrong certificate verification result")
     if o.expect_version:
         _expect(info.version == o.expect_version,
                 f"got version {info.version:#06x}, expected {o.expect_version:#06x}")
