@@ -26,6 +26,7 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     SignatureScheme,
 )
+from tlsmith.codec.extensions_tls13 import EarlyDataIndication
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -91,6 +92,10 @@ class Watch:
     peer_cv_scheme: SignatureScheme | None = None
     server_hello_session_id: bytes | None = None
     secrets: dict[str, bytes] = field(default_factory=dict)
+    # A client's 0-RTT: offered (early_data in its ClientHello), then refused (the
+    # server's EncryptedExtensions, or the full handshake's, without it).
+    offered_early_data: bool = False
+    early_data_rejected: bool = False
 
     def __call__(self, record: TraceRecord) -> None:
         debug = os.environ.get("TLSMITH_BOGO_TRACE")  # a file: one line per message
@@ -113,6 +118,12 @@ class Watch:
             self.peer_cv_scheme = SignatureScheme(msg.algorithm)
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
+        elif name in ("ClientHello", "EncryptedExtensions"):
+            early = any(isinstance(e, EarlyDataIndication) for e in msg.extensions)
+            if name == "ClientHello" and record.direction == "sent":
+                self.offered_early_data = early
+            elif name == "EncryptedExtensions" and record.direction == "received":
+                self.early_data_rejected = self.offered_early_data and not early
 
 
 @dataclass
@@ -353,6 +364,9 @@ class VerifyHook:
 
     o: Options
     shared: Shared
+    # After a 0-RTT rejection BoringSSL's shim goes on with its -on-retry- configuration.
+    retry: Options | None = None
+    watch: Watch | None = None
     calls: int = 0
 
     def __call__(self, peer: PeerCertificates) -> Verdict:
@@ -360,6 +374,8 @@ class VerifyHook:
             raise ShimFailure("Certificate verified twice")
         self.calls += 1
         o = self.o
+        if self.retry is not None and self.watch is not None and self.watch.early_data_rejected:
+            o = self.retry
         self.shared.verify_ok = not o.verify_fail
         if not o.verify_fail:
             return accept("BoGo shim: its callback accepts any chain")
@@ -370,7 +386,8 @@ class VerifyHook:
         return refuse("BoGo shim: -verify-fail", alert=alert)
 
 
-def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
+def client_config(o: Options, shared: Shared, watch: Watch, retry: Options | None = None
+                  ) -> ClientConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
     groups = _groups(o, policy.groups if policy else DEFAULT_GROUPS)
@@ -408,7 +425,7 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         trust=trust,
         certificate=creds[0] if creds else None,
         verify_certificates=trust is not None,
-        verify_callback=VerifyHook(o, shared),
+        verify_callback=VerifyHook(o, shared, retry, watch),
         reverify_on_resume=o.reverify_on_resume,
         request_ocsp=trust is not None,
         max_fragment=o.max_send_fragment or 2**14,
@@ -579,7 +596,7 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
         config: ClientConfig | ServerConfig = server_config(o, shared, watch)
         offer = None
     else:
-        config = client_config(o, shared, watch)
+        config = client_config(o, shared, watch, retry)
         offer = shared.session if resume else None
         if resume and offer is None:
             raise ShimFailure("no session to offer")
