@@ -155,6 +155,8 @@ def test_configuration(certs: dict[str, CertFiles]) -> None:
     with pytest.raises(UsageError, match="reverify_on_resume"):
         replace(ccfg, reverify_on_resume=True)
     replace(ccfg, verify_callback=Recorder(), reverify_on_resume=True)
+    with pytest.raises(UsageError, match="reverify_on_resume"):
+        replace(scfg, reverify_on_resume=True)
     # A server may judge client certificates with its callback alone (no client_trust).
     assert replace(scfg, client_auth="require", verify_callback=Recorder()).client_trust is None
     with pytest.raises(UsageError, match="client_trust"):
@@ -268,7 +270,8 @@ def test_server_callback_accepts_any_client_certificate(
     assert info.client_certificate_accepted_by_callback is True
     [peer] = cb.seen
     assert peer.peer == "client" and peer.verified is None and peer.chain == stranger.chain
-    assert [(c.ok, c.detail) for c in out.server_checks if c.name == "certificate chain"] == [
+    assert [(c.ok, c.detail) for c in out.server_checks
+            if c.name == "client certificate chain"] == [
         (False, ACCEPTED_UNVERIFIED)]
 
 
@@ -369,3 +372,30 @@ def test_session_verdict_bytes_are_compatible() -> None:
                                client_certificate_accepted_by_callback=True)
     back = ServerSessionState.from_bytes(state.to_bytes())
     assert back.client_certificate_accepted_by_callback and not back.client_certificate_verified
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+@pytest.mark.parametrize("refuse_on_resume", [False, True])
+def test_server_reverify_on_resume(certs: dict[str, CertFiles], stranger: CertifiedKey,
+                                   version: ProtocolVersion, refuse_on_resume: bool) -> None:
+    """ServerConfig.reverify_on_resume: the callback is asked about the session's client
+    chain before resuming; a refusal means a full handshake (which asks again)."""
+    seen: list[PeerCertificates] = []
+
+    def judge(peer: PeerCertificates) -> Verdict:
+        seen.append(peer)
+        return refuse("re-check failed") if refuse_on_resume and peer.resumed else accept()
+
+    ccfg, scfg = configs(certs["ecdsa-p256"], min_version=version, max_version=version,
+                         certificate=stranger, session_tickets=True)
+    scfg = replace(scfg, client_auth="require", verify_callback=judge,
+                   reverify_on_resume=True, session_store=MemoryStore())
+    first = run(ccfg, scfg)
+    assert first.server_error is None
+    again = run(ccfg, scfg, session=first.sessions()[-1])
+    assert again.server_error is None and again.client_error is None
+    info = again.info("server")
+    assert [p.resumed for p in seen] == [False, True, *([False] if refuse_on_resume else [])]
+    assert info.resumed is not refuse_on_resume
+    assert info.client_certificate_accepted_by_callback
+    assert seen[1].chain == stranger.chain and seen[1].peer == "client"

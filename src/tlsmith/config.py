@@ -350,8 +350,10 @@ class ServerConfig:
     client_trust: TrustStore | None = None
     # The application's own check of the client's chain (tlsmith.x509.callback): after
     # the client_trust verification, or alone without client_trust, and then reported as
-    # accepted by the callback, not verified.
+    # accepted by the callback, not verified. reverify_on_resume: ask it again before
+    # resuming a session with a client certificate (refused: a full handshake instead).
     verify_callback: VerifyCallback | None = None
+    reverify_on_resume: bool = False
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -399,6 +401,8 @@ class ServerConfig:
             raise UsageError("ticket_lifetime must be 1..604800 seconds (RFC 8446 §4.6.1)")
         if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
             raise UsageError("max_early_data must be between 0 and 2^32-1")
+        if self.reverify_on_resume and self.verify_callback is None:
+            raise UsageError("reverify_on_resume needs a verify_callback to run again")
         if (self.client_auth != "none" and self.client_trust is None
                 and self.verify_callback is None):
             raise UsageError(

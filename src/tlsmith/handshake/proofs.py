@@ -25,7 +25,13 @@ from tlsmith.errors import (
 )
 from tlsmith.handshake.base import ClientIO, HandshakeIO, ServerIO
 from tlsmith.x509 import revocation
-from tlsmith.x509.callback import PeerCertificates, VerifyCallback, describe, run_callback
+from tlsmith.x509.callback import (
+    REFUSED_CHECK,
+    PeerCertificates,
+    VerifyCallback,
+    describe,
+    run_callback,
+)
 from tlsmith.x509.leaf import leaf_public_key
 from tlsmith.x509.revocation import RevocationStatus
 from tlsmith.x509.verify import VerifiedChain, verify_client_chain, verify_server_chain
@@ -120,7 +126,8 @@ def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted
 def application_check(io: HandshakeIO, callback: VerifyCallback, peer: PeerCertificates
                       ) -> None:
     """The application's verify callback (tlsmith.x509.callback), with its trace line."""
-    name = "certificate chain" if peer.verified is None else "application callback"
+    chain_check = "client certificate chain" if peer.peer == "client" else "certificate chain"
+    name = chain_check if peer.verified is None else "application callback"
     try:
         verdict = run_callback(callback, peer)
     except ProtocolError as exc:
@@ -230,6 +237,24 @@ def _revocation_error(status: RevocationStatus) -> ProtocolError:
     if alert == AlertDescription.BAD_CERTIFICATE_STATUS_RESPONSE:
         return BadCertificateStatusResponse(status.detail)
     return certificate_error("policy", status.detail)
+
+
+def reverify_client_session(io: ServerIO, chain: tuple[bytes, ...],
+                            server_name: str | None) -> str | None:
+    """Server, ``reverify_on_resume``: ask the verify callback about a session's client
+    chain before resuming it. A refusal is the reason not to resume (a full handshake
+    asks for a certificate again); a failing callback aborts (internal_error)."""
+    cfg = io.config
+    if not cfg.reverify_on_resume or not chain:
+        return None
+    try:
+        reverify_session(io, cfg.verify_callback, chain, peer="client",
+                         server_name=server_name)
+    except ProtocolError as exc:
+        if exc.check != REFUSED_CHECK:
+            raise
+        return "the application's verify callback refused its client certificate"
+    return None
 
 
 def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...], *,

@@ -30,6 +30,7 @@ from tlsmith.handshake.base import ClientIO, ServerIO
 from tlsmith.handshake.client import sni_name
 from tlsmith.handshake.common13 import announce, encrypter
 from tlsmith.handshake.negotiate import Offered
+from tlsmith.handshake.proofs import reverify_client_session
 from tlsmith.observe import Epoch
 from tlsmith.session import ExternalPsk, Session13
 from tlsmith.stores import StoreUnavailable
@@ -250,6 +251,8 @@ def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
             or state.client_certificate_accepted_by_callback):
         # Resuming would skip the client certificate this server requires.
         reason = "this server requires a client certificate; the session has no verified one"
+    else:
+        reason = reverify_client_session(io, state.client_certificates, offered.server_name)
     if reason is not None:
         io.note(f"a ticket we cannot resume here: {reason}")
         return False

@@ -76,6 +76,7 @@ from tlsmith.handshake.negotiate import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
+    reverify_client_session,
     verify_signature,
 )
 from tlsmith.observe import Epoch
@@ -235,7 +236,8 @@ def find_session(io: ServerIO, offered: Offered) -> Resumable | None:
         io.note("the cached session is damaged: full handshake")
         return None
     state = found.state
-    why = _unusable(cfg, offered, state, now)
+    why = (_unusable(cfg, offered, state, now)
+           or reverify_client_session(io, state.client_certificates, offered.server_name))
     if why is not None:
         io.note(f"cannot resume the offered session ({why}): full handshake")
         return None
@@ -661,7 +663,8 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
             client_certificates=state.client_certificates,
             client_certificate_verified=state.client_certificate_verified,
             client_certificate_accepted_by_callback=(
-                state.client_certificate_accepted_by_callback),
+                state.client_certificate_accepted_by_callback
+                or (io.config.reverify_on_resume and bool(state.client_certificates))),
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)

@@ -424,8 +424,10 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         client_certificates=state.client_certificates if state is not None else (),
         client_certificate_verified=(state.client_certificate_verified
                                      if state is not None else False),
-        client_certificate_accepted_by_callback=(
-            state.client_certificate_accepted_by_callback if state is not None else False),
+        # reverify_on_resume: the callback accepted the session's chain again to get here.
+        client_certificate_accepted_by_callback=state is not None and (
+            state.client_certificate_accepted_by_callback
+            or (io.config.reverify_on_resume and bool(state.client_certificates))),
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,

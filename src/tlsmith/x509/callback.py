@@ -16,7 +16,9 @@ A refusal sends the verdict's alert (certificate_unknown unless chosen) and rais
 error class named after it with ``check="verify_callback_refused"``; an exception in the
 callback sends internal_error (``check="verify_callback_error"``, the exception chained).
 The callback runs when the peer's Certificate arrives, so on a full handshake; with
-``ClientConfig.reverify_on_resume`` also on a resumption, with the session's chain.
+``reverify_on_resume`` also on a resumption, with the session's chain (``resumed``): a
+client's refusal ends the connection, a server's declines to resume (a full handshake
+asks for a certificate again).
 """
 
 from __future__ import annotations
