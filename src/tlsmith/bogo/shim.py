@@ -348,8 +348,10 @@ def _credentials(o: Options, *, signing_prefs: bool = False) -> list[CertifiedKe
 
 def _trust(o: Options) -> TrustStore | None:
     """The runner's root, for tlsmith's own verification: BoringSSL's shim verifies with
-    its callbacks alone, so only a legacy (not custom) -verify-peer also verifies here."""
-    if not o.trust_cert or not o.verify_peer or o.use_custom_verify_callback:
+    its callbacks alone, so only a legacy (not custom) -verify-peer (a server's
+    -require-any-client-certificate too) also verifies here."""
+    verifying = o.verify_peer or o.require_any_client_certificate
+    if not o.trust_cert or not verifying or o.use_custom_verify_callback:
         return None
     return TrustStore.from_pem_file(o.trust_cert)
 
