@@ -22,6 +22,7 @@ from tlsmith.bogo.errors import boringssl_alert_name, describe_error
 from tlsmith.bogo.flags import KINDS, UNIMPLEMENTED, Kind, parse
 from tlsmith.codec.enums import AlertDescription
 from tlsmith.errors import AlertReceived, DecodeError
+from tlsmith.x509.callback import PeerCertificates, Verdict, refuse
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "tests" / "bogo" / "config.json"
@@ -259,3 +260,34 @@ def test_cnsa2_policy_is_tls13_aes256_mlkem1024() -> None:
     assert [g.name for g in policy.groups] == ["MLKEM1024"]
     # cnsa1 prefers ML-KEM-1024 too, with P-384 as the fallback.
     assert [g.name for g in shim.POLICIES["cnsa1_202603"].groups] == ["MLKEM1024", "SECP384R1"]
+def _hook_verdict(*flags: str, retry: tuple[str, ...] = (), rejected: bool = False
+                  ) -> tuple[object, shim.Shared]:
+    parsed = parse(["-port", "1", *flags, *retry])
+    shared = shim.Shared()
+    watch = shim.Watch(offered_early_data=rejected, early_data_rejected=rejected)
+    hook = shim.VerifyHook(parsed.options(0), shared, parsed.retry_options(), watch)
+    return hook(PeerCertificates((b"der",), "server", None)), shared
+
+
+def test_verify_hook_is_boringssls_verify_callbacks() -> None:
+    """BoringSSL's shim accepts any chain unless -verify-fail; refusing is fatal only
+    with -verify-peer (else a soft fail); legacy handshake_failure, custom
+    certificate_unknown; after a 0-RTT rejection the -on-retry- flags decide."""
+    verdict, shared = _hook_verdict()
+    assert isinstance(verdict, Verdict) and verdict.accepted and shared.verify_ok
+    verdict, shared = _hook_verdict("-verify-fail")
+    assert isinstance(verdict, Verdict) and verdict.accepted and shared.verify_ok is False
+    verdict, _ = _hook_verdict("-verify-fail", "-verify-peer")
+    assert verdict == refuse("BoGo shim: -verify-fail", alert=AlertDescription.HANDSHAKE_FAILURE)
+    verdict, _ = _hook_verdict("-verify-fail", "-verify-peer", "-use-custom-verify-callback")
+    assert isinstance(verdict, Verdict) and not verdict.accepted
+    assert verdict.alert == AlertDescription.CERTIFICATE_UNKNOWN
+    retry = ("-on-retry-verify-fail",)
+    verdict, _ = _hook_verdict("-verify-peer", retry=retry)
+    assert isinstance(verdict, Verdict) and verdict.accepted
+    verdict, _ = _hook_verdict("-verify-peer", retry=retry, rejected=True)
+    assert isinstance(verdict, Verdict) and not verdict.accepted
+    hook = shim.VerifyHook(parse(["-port", "1"]).options(0), shim.Shared())
+    hook(PeerCertificates((b"der",), "server", None))
+    with pytest.raises(shim.ShimFailure, match="verified twice"):
+        hook(PeerCertificates((b"der",), "server", None))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tlsmith.handshake.negotiate import ClientHelloInfo
     from tlsmith.session import ExternalPsk, ImportedPsk
     from tlsmith.stores import SessionStore
+    from tlsmith.x509.callback import VerifyCallback
     from tlsmith.x509.keys import PrivateKey
     from tlsmith.x509.verify import TrustStore
 
@@ -359,6 +360,12 @@ class ClientConfig:
     # internal_error. See CertificateCallback.
     certificate_callback: CertificateCallback | None = None
     verify_certificates: bool = True
+    # The application's own check of the server's chain (tlsmith.x509.callback): after
+    # tlsmith's verification, or -- with verify_certificates=False -- alone, and then
+    # reported as accepted by the callback, not verified. reverify_on_resume: run it
+    # again on a resumption, with the session's chain.
+    verify_callback: VerifyCallback | None = None
+    reverify_on_resume: bool = False
     # Apply the CA/Browser Forum profile unchanged when verifying the server's chain
     # (verify_server_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -467,6 +474,8 @@ class ClientConfig:
                              "revocation is checked only on a verified chain")
         if self.require_psk and not self.external_psks:
             raise UsageError("require_psk needs external_psks")
+        if self.reverify_on_resume and self.verify_callback is None:
+            raise UsageError("reverify_on_resume needs a verify_callback to run again")
         _check_certificate_types(self.server_certificate_types, "server_certificate_types")
         if self.raw_public_key is not None and not self.raw_public_key.raw_public_key:
             raise UsageError("raw_public_key must be a raw public key credential "
@@ -524,7 +533,8 @@ class ServerConfig:
     # Mutual TLS: "none", "request" (verify a certificate if the client sends one) or
     # "require" (no certificate -> certificate_required / handshake_failure alert).
     client_auth: str = "none"
-    # The CAs client certificates must chain to (required unless client_auth == "none").
+    # The CAs client certificates must chain to (with client_auth != "none", this or a
+    # verify_callback is required).
     client_trust: TrustStore | None = None
     # RFC 7250: the client certificate types we accept, most preferred first. A client's
     # raw public key must be one of ``trusted_client_raw_public_keys`` (DER SPKIs) or
@@ -536,6 +546,12 @@ class ServerConfig:
     # choose (RFC 8446 §4.2.4, RFC 5246 §7.4.4); () sends none. None: client_trust's
     # subjects when it holds few (MAX_CERTIFICATE_AUTHORITIES), else none.
     certificate_authorities: tuple[bytes, ...] | None = None
+    # The application's own check of the client's chain (tlsmith.x509.callback): after
+    # the client_trust verification, or alone without client_trust, and then reported as
+    # accepted by the callback, not verified. reverify_on_resume: ask it again before
+    # resuming a session with a client certificate (refused: a full handshake instead).
+    verify_callback: VerifyCallback | None = None
+    reverify_on_resume: bool = False
     # Apply cryptography's Web PKI client profile unchanged when verifying client chains
     # (verify_client_chain(strict=True)); the default accepts what OpenSSL accepts.
     strict: bool = False
@@ -621,6 +637,8 @@ class ServerConfig:
         if self.max_early_data < 0 or self.max_early_data > 2**32 - 1:
             raise UsageError("max_early_data must be between 0 and 2^32-1")
         _validate_npn_alps(self.next_protocols, self.application_settings, client=False)
+        if self.reverify_on_resume and self.verify_callback is None:
+            raise UsageError("reverify_on_resume needs a verify_callback to run again")
         _check_certificate_types(self.client_certificate_types, "client_certificate_types")
         if (self.client_auth != "none"
                 and CertificateType.RAW_PUBLIC_KEY in self.client_certificate_types
@@ -629,7 +647,9 @@ class ServerConfig:
             raise UsageError("accepting clients' raw public keys needs "
                              "trusted_client_raw_public_keys or client_raw_public_key_verifier")
         if (self.client_auth != "none" and self.client_trust is None
-                and CertificateType.X509 in self.client_certificate_types):
+                and CertificateType.X509 in self.client_certificate_types
+                and self.verify_callback is None):
             raise UsageError(
                 f"client_auth={self.client_auth!r} needs client_trust=TrustStore...: the CAs "
-                "that client certificates must chain to")
+                "that client certificates must chain to (or a verify_callback that judges "
+                "them)")

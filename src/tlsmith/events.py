@@ -31,6 +31,9 @@ class HandshakeInfo:
     resumed: bool
     peer_certificates: tuple[bytes, ...] = ()  # DER, leaf first
     certificate_verified: bool = False
+    # The application's verify_callback accepted the peer's chain (tlsmith.x509.callback);
+    # without certificate_verified: accepted by it alone, NOT verified against a trust store.
+    certificate_accepted_by_callback: bool = False
     client_random: bytes = b""
     # TLS 1.2 only (None in TLS 1.3, where both are built in): RFC 7627 and RFC 7366.
     extended_master_secret: bool | None = None
@@ -40,6 +43,7 @@ class HandshakeInfo:
     # none) and whether it chained to ServerConfig.client_trust with a valid signature.
     client_certificates: tuple[bytes, ...] = ()
     client_certificate_verified: bool = False
+    client_certificate_accepted_by_callback: bool = False  # as certificate_accepted_by_callback
     # Client side: whether the server asked for a certificate, and whether we sent one.
     client_certificate_requested: bool = False
     client_certificate_sent: bool = False

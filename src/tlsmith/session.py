@@ -34,6 +34,17 @@ def _unstr(raw: bytes) -> str | None:
     return raw.decode() if raw else None
 
 
+def _verdict_byte(verified: bool, by_callback: bool) -> int:
+    """Bit 0: verified against a trust store; bit 1: accepted by the application's
+    verify callback (an older session's byte is 0 or 1)."""
+    return int(verified) | int(by_callback) << 1
+
+
+def _read_verdict(byte: int) -> dict[str, bool]:
+    return {"certificate_verified": bool(byte & 1),
+            "certificate_accepted_by_callback": bool(byte & 2)}
+
+
 def _write_chain(w: Writer, chain: tuple[bytes, ...]) -> None:
     with w.vector(3):
         for der in chain:
@@ -83,6 +94,8 @@ class Session13:
     certificate_verified: bool = False
     # ALPS (draft-vvv-tls-alps): (our settings, the server's), None if not negotiated.
     application_settings: tuple[bytes, bytes] | None = field(default=None, repr=False)
+    # The application's verify_callback accepted the chain (tlsmith.x509.callback).
+    certificate_accepted_by_callback: bool = False
 
     @property
     def version_label(self) -> str:
@@ -108,7 +121,7 @@ class Session13:
         w.opaque(1, _str(self.server_name))
         w.opaque(1, _str(self.alpn))
         w.u32(self.max_early_data)
-        w.u8(int(self.certificate_verified))
+        w.u8(_verdict_byte(self.certificate_verified, self.certificate_accepted_by_callback))
         _write_chain(w, self.peer_certificates)
         write_alps(w, self.application_settings)
         return w.getvalue()
@@ -132,6 +145,8 @@ class Session12:
     alpn: str | None = None
     peer_certificates: tuple[bytes, ...] = field(default=(), repr=False)
     certificate_verified: bool = False
+    # The application's verify_callback accepted the chain (tlsmith.x509.callback).
+    certificate_accepted_by_callback: bool = False
 
     @property
     def version_label(self) -> str:
@@ -152,7 +167,7 @@ class Session12:
         w.u32(self.lifetime)
         w.opaque(1, _str(self.server_name))
         w.opaque(1, _str(self.alpn))
-        w.u8(int(self.certificate_verified))
+        w.u8(_verdict_byte(self.certificate_verified, self.certificate_accepted_by_callback))
         _write_chain(w, self.peer_certificates)
         return w.getvalue()
 
@@ -172,7 +187,7 @@ def session_from_bytes(data: bytes) -> Session:
                 ticket=r.opaque(2), psk=r.opaque(1), cipher_suite=CipherSuite(r.u16()),
                 ticket_age_add=r.u32(), lifetime=r.u32(), received_at=r.u64() / 1000,
                 server_name=_unstr(r.opaque(1)), alpn=_unstr(r.opaque(1)),
-                max_early_data=r.u32(), certificate_verified=bool(r.u8()),
+                max_early_data=r.u32(), **_read_verdict(r.u8()),
                 peer_certificates=_read_chain(r), application_settings=read_alps(r))
         if kind == _FORMAT_12:
             return Session12(
@@ -180,7 +195,7 @@ def session_from_bytes(data: bytes) -> Session:
                 cipher_suite=CipherSuite(r.u16()), extended_master_secret=bool(r.u8()),
                 received_at=r.u64() / 1000, lifetime=r.u32(),
                 server_name=_unstr(r.opaque(1)), alpn=_unstr(r.opaque(1)),
-                certificate_verified=bool(r.u8()), peer_certificates=_read_chain(r))
+                **_read_verdict(r.u8()), peer_certificates=_read_chain(r))
         raise DecodeError(f"unknown session format {kind}")
 
 

@@ -99,6 +99,8 @@ class ServerSessionState:
     # RFC 7250: the type of the certificate the server authenticated with (answered
     # again in server_certificate_type when the session resumes).
     server_certificate_type: CertificateType = CertificateType.X509
+    # The application's verify_callback accepted the client's chain (tlsmith.x509.callback).
+    client_certificate_accepted_by_callback: bool = False
 
     def to_bytes(self) -> bytes:
         w = Writer()
@@ -113,7 +115,9 @@ class ServerSessionState:
         w.opaque(1, (self.alpn or "").encode())
         w.u8(int(self.extended_master_secret))
         w.u32(self.max_early_data)
-        w.u8(int(self.client_certificate_verified))
+        # Bit 0: verified against client_trust; bit 1: accepted by the verify callback.
+        w.u8(int(self.client_certificate_verified)
+             | int(self.client_certificate_accepted_by_callback) << 1)
         with w.vector(3):
             for der in self.client_certificates:
                 w.opaque(3, der)
@@ -139,7 +143,7 @@ class ServerSessionState:
             alpn = r.opaque(1).decode() or None
             ems = bool(r.u8())
             max_early = r.u32()
-            verified = bool(r.u8())
+            verdict = r.u8()
             chain = []
             with r.vector(3, what="client certificates") as v:
                 while not v.at_end():
@@ -152,7 +156,8 @@ class ServerSessionState:
                     # to_bytes writes no trailer for these: a stray byte, not a state.
                     raise DecodeError("session state: a trailer with nothing in it")
         return cls(version, suite, secret, issued, lifetime, age_add, sni, alpn, ems,
-                   max_early, tuple(chain), verified, alps, server_type)
+                   max_early, tuple(chain), bool(verdict & 1), alps, server_type,
+                   bool(verdict & 2))
 
     def expired(self, now: float) -> bool:
         return now >= self.issued_at + self.lifetime or now < self.issued_at - 60

@@ -46,7 +46,6 @@ KINDS: dict[str, Kind] = {
     "-async": Kind.BOOL,
     "-implicit-handshake": Kind.BOOL,
     "-use-early-callback": Kind.BOOL,
-    "-expect-verify-result": Kind.BOOL,
     "-no-op-extra-handshake": Kind.BOOL,
     "-handshake-twice": Kind.BOOL,
     # credentials and trust
@@ -75,6 +74,8 @@ KINDS: dict[str, Kind] = {
     "-require-any-client-certificate": Kind.BOOL,
     "-use-custom-verify-callback": Kind.BOOL,
     "-verify-fail": Kind.BOOL,
+    "-reverify-on-resume": Kind.BOOL,
+    "-expect-verify-result": Kind.BOOL,
     "-expect-peer-cert-file": Kind.STR,
     "-expect-no-peer-cert": Kind.BOOL,
     "-ocsp-response": Kind.B64,
@@ -205,7 +206,7 @@ UNIMPLEMENTED_BY_FEATURE: dict[str, tuple[str, ...]] = {
         "-expect-signed-cert-timestamps",
     ),
     "certificate callbacks and custom verification": (
-        "-reverify-on-resume", "-cert-properties",
+        "-cert-properties",
         "-fail-early-callback",
         "-retain-only-sha256-client-cert", "-expect-sha256-client-cert", "-max-cert-list",
     ),
@@ -318,6 +319,8 @@ class Options:
     require_any_client_certificate: bool = False
     use_custom_verify_callback: bool = False
     verify_fail: bool = False
+    reverify_on_resume: bool = False
+    expect_verify_result: bool = False
     expect_peer_cert_file: str = ""
     expect_no_peer_cert: bool = False
     enable_ocsp_stapling: bool = False

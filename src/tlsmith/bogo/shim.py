@@ -29,6 +29,7 @@ from tlsmith.codec.enums import (
     SignatureScheme,
 )
 from tlsmith.codec.extensions import CertificateAuthorities
+from tlsmith.codec.extensions_tls13 import EarlyDataIndication
 from tlsmith.config import (
     DEFAULT_GROUPS,
     DEFAULT_SERVER_GROUPS,
@@ -60,6 +61,7 @@ from tlsmith.handshake.negotiate import ClientHelloInfo
 from tlsmith.observe import MessageTrace, SecretTrace, TraceRecord
 from tlsmith.session import ExternalPsk, ImportedPsk, Session, Session12, Session13
 from tlsmith.stores import MemoryStore
+from tlsmith.x509.callback import PeerCertificates, Verdict, accept, refuse
 from tlsmith.x509.keys import der_chain, load_certificate_chain, load_private_key
 from tlsmith.x509.rpk import spki_der
 from tlsmith.x509.verify import TrustStore
@@ -104,6 +106,10 @@ class Watch:
     secrets: dict[str, bytes] = field(default_factory=dict)
     # The peer's signature_algorithms (ClientHello, or CertificateRequest).
     peer_verify_prefs: tuple[int, ...] | None = None
+    # A client's 0-RTT: offered (early_data in its ClientHello), then refused (the
+    # server's EncryptedExtensions, or the full handshake's, without it).
+    offered_early_data: bool = False
+    early_data_rejected: bool = False
 
     def __call__(self, record: TraceRecord) -> None:
         debug = os.environ.get("TLSMITH_BOGO_TRACE")  # a file: one line per message
@@ -139,6 +145,12 @@ class Watch:
                     self.cert_request_cas = tuple(cas.authorities) if cas is not None else ()
         elif name == "ServerHello":
             self.server_hello_session_id = bytes(getattr(msg, "legacy_session_id_echo", b""))
+        elif name in ("ClientHello", "EncryptedExtensions"):
+            early = any(isinstance(e, EarlyDataIndication) for e in msg.extensions)
+            if name == "ClientHello" and record.direction == "sent":
+                self.offered_early_data = early
+            elif name == "EncryptedExtensions" and record.direction == "received":
+                self.early_data_rejected = self.offered_early_data and not early
 
 
 def _signature_algorithms(msg: object) -> tuple[int, ...] | None:
@@ -171,6 +183,9 @@ class Shared:
     # With -resumption-delay, BoringSSL's shim runs on a simulated clock that only the
     # delays move (the runner checks ticket ages to the second): so does ours.
     frozen_at: float | None = None
+    # What the verify callback last said (SSL_get_verify_result; a resumption keeps the
+    # session's): None when it never ran (X509_V_OK then).
+    verify_ok: bool | None = None
 
     def clock(self) -> float:
         base = time.time() if self.frozen_at is None else self.frozen_at
@@ -484,17 +499,12 @@ def _trust_nothing() -> TrustStore:
                                          .certificate])
 
 
-def _trust(o: Options, *, resume: bool = False) -> TrustStore | None:
-    if o.verify_fail and not resume and not o.use_custom_verify_callback:
-        # BoringSSL's legacy verify callback refuses the peer with an X.509 error of its
-        # own; tlsmith has no such hook (a refusing custom callback is emulated below by
-        # trusting nothing, which fails the same way).
-        raise Unimplemented("a legacy certificate verification callback that refuses the "
-                            "peer")
-    if o.verify_fail:
-        # BoringSSL's verify callback refuses the peer.
-        return _trust_nothing()
-    if not o.trust_cert:
+def _trust(o: Options) -> TrustStore | None:
+    """The runner's root, for tlsmith's own verification: BoringSSL's shim verifies with
+    its callbacks alone, so only a legacy (not custom) -verify-peer (a server's
+    -require-any-client-certificate too) also verifies here."""
+    verifying = o.verify_peer or o.require_any_client_certificate
+    if not o.trust_cert or not verifying or o.use_custom_verify_callback:
         return None
     return TrustStore.from_pem_file(o.trust_cert)
 
@@ -507,7 +517,40 @@ def _cert_types(get: Callable[[Options], _T], o: Options) -> _T:
                             "keys") from exc
 
 
-def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
+@dataclass
+class VerifyHook:
+    """BoringSSL's shim's verify callbacks (test_config.cc: CertVerifyCallback, the legacy
+    one, and CustomVerifyCallback) as tlsmith's verify_callback: accept any chain unless
+    -verify-fail; a refusal is fatal only when verifying (SSL_VERIFY_PEER), else a "soft
+    fail" recorded for -expect-verify-result; the legacy callback's refusal sends
+    handshake_failure (SSL_alert_from_verify_result), the custom one's certificate_unknown."""
+
+    o: Options
+    shared: Shared
+    # After a 0-RTT rejection BoringSSL's shim goes on with its -on-retry- configuration.
+    retry: Options | None = None
+    watch: Watch | None = None
+    calls: int = 0
+
+    def __call__(self, peer: PeerCertificates) -> Verdict:
+        if self.calls:
+            raise ShimFailure("Certificate verified twice")
+        self.calls += 1
+        o = self.o
+        if self.retry is not None and self.watch is not None and self.watch.early_data_rejected:
+            o = self.retry
+        self.shared.verify_ok = not o.verify_fail
+        if not o.verify_fail:
+            return accept("BoGo shim: its callback accepts any chain")
+        if not (o.verify_peer or o.require_any_client_certificate):
+            return accept("BoGo shim: -verify-fail without -verify-peer is a soft fail")
+        alert = (AlertDescription.CERTIFICATE_UNKNOWN if o.use_custom_verify_callback
+                 else AlertDescription.HANDSHAKE_FAILURE)
+        return refuse("BoGo shim: -verify-fail", alert=alert)
+
+
+def client_config(o: Options, shared: Shared, watch: Watch, retry: Options | None = None
+                  ) -> ClientConfig:
     lo, hi = _versions(o)
     policy = _policy(o)
     groups = _groups(o, policy.groups if policy else DEFAULT_GROUPS)
@@ -532,16 +575,12 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
     if offered_types is None and x509s and rpks:
         # BoringSSL offers its credentials' types in their order.
         offered_types = tuple(dict.fromkeys(c.certificate_type for c in creds))
-    # BoringSSL's client verifies only with -verify-peer; a custom callback decides alone.
     server_types = _cert_types(rpk.accepted_types, o)
-    verify = (o.verify_peer and not o.use_custom_verify_callback) or o.verify_fail
-    if rpk.X509 not in server_types:
-        verify = False  # only raw public keys: the verifier below decides
-    trust = _trust(o, resume=shared.session is not None) if verify else None
-    if verify and trust is None and psks:
+    # BoringSSL's client always runs its verify callback (VerifyHook); tlsmith verifies
+    # too only for a legacy -verify-peer with the runner's root.
+    trust = _trust(o) if rpk.X509 in server_types else None
+    if o.verify_peer and trust is None and psks and rpk.X509 in server_types:
         trust = _trust_nothing()  # BoringSSL: PSKs, or a certificate nothing vouches for
-    if verify and trust is None:
-        raise ShimFailure("-verify-peer needs -trust-cert")
     return ClientConfig(
         server_name=o.host_name or None,
         alpn_protocols=_alpn_list(o.advertise_alpn),
@@ -561,8 +600,10 @@ def client_config(o: Options, shared: Shared, watch: Watch) -> ClientConfig:
         certificates=tuple(creds),
         # BoringSSL aborts when none of its credentials fits the CertificateRequest.
         fail_without_matching_certificate=True,
-        verify_certificates=verify,
-        request_ocsp=verify,
+        verify_certificates=trust is not None,
+        verify_callback=VerifyHook(o, shared, retry, watch),
+        reverify_on_resume=o.reverify_on_resume,
+        request_ocsp=trust is not None,
         # BoringSSL asks only with -enable-ocsp-stapling and never checks the response.
         ocsp_unchecked=o.enable_ocsp_stapling,
         ocsp_callback=_client_ocsp_callback(o) if o.use_ocsp_callback else None,
@@ -653,19 +694,10 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
     else:
         client_auth = "none"
     client_types = _cert_types(rpk.accepted_types, o)
-    client_trust: TrustStore | None = None
-    if client_auth != "none" and rpk.X509 in client_types:
-        if o.use_custom_verify_callback and not o.verify_fail:
-            raise Unimplemented("server -use-custom-verify-callback accepting any client "
-                                "certificate")
-        client_trust = _trust(o, resume=shared.resumed_before)
-        if client_trust is None and not creds:
-            client_trust = _trust_nothing()  # PSK-only: no certificate is ever asked for
-        if client_trust is None and rpk.RPK in client_types:
-            client_trust = _trust_nothing()  # X.509 offered, but no CA to accept it by
-        if client_trust is None:
-            # BoringSSL verifies against an empty store then: any certificate fails.
-            client_trust = _trust_nothing()
+    # BoringSSL's server judges client certificates with its verify callback
+    # (VerifyHook); tlsmith verifies too for a legacy -verify-peer with the runner's root.
+    client_trust = (_trust(o) if client_auth != "none" and rpk.X509 in client_types
+                    else None)
     if o.fallback_scsv:
         raise ShimFailure("-fallback-scsv is a client flag")
     return ServerConfig(
@@ -703,6 +735,7 @@ def server_config(o: Options, shared: Shared, watch: Watch) -> ServerConfig:
         client_certificate_types=client_types,
         client_raw_public_key_verifier=rpk.verifier(o),
         certificate_authorities=_ca_list(o.use_client_ca_list),
+        verify_callback=VerifyHook(o, shared) if client_auth != "none" else None,
         session_store=shared.store,
         tickets=0 if o.no_ticket else 2,
         external_psks=(*psks, *_tls12_psk(o)),
@@ -835,7 +868,7 @@ def run_connection(o: Options, shared: Shared, *, resume: bool, retry: Options) 
         config: ClientConfig | ServerConfig = server_config(o, shared, watch)
         offer = None
     else:
-        config = client_config(o, shared, watch)
+        config = client_config(o, shared, watch, retry)
         offer = shared.session if resume else None
         if resume and offer is None:
             raise ShimFailure("no session to offer")
@@ -980,6 +1013,9 @@ def check_handshake(o: Options, info: HandshakeInfo, watch: Watch, shared: Share
     resumed = info.resumed and info.resumed_with != "external_psk"
     _expect(resumed == expect_resume,
             f"session unexpectedly was{'' if resumed else ' not'} reused")
+    if o.expect_verify_result:
+        _expect((shared.verify_ok is not False) == (not o.verify_fail),
+                "Wrong certificate verification result")
     if o.expect_version:
         _expect(info.version == o.expect_version,
                 f"got version {info.version:#06x}, expected {o.expect_version:#06x}")

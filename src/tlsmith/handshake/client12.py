@@ -87,6 +87,7 @@ from tlsmith.handshake.proofs import (
     check_revocation,
     key_transport_server,
     psk_server,
+    reverify_session,
     verify_signature,
 )
 from tlsmith.observe import Epoch
@@ -651,6 +652,7 @@ class ExpectFinished(_State12):
             resumed=False,
             peer_certificates=chain.chain,
             certificate_verified=chain.trusted,
+            certificate_accepted_by_callback=chain.by_callback,
             client_random=h.hello.random,
             extended_master_secret=h.ems,
             encrypt_then_mac=h.etm if h.suite.cipher == "cbc" else False,
@@ -671,7 +673,8 @@ class ExpectFinished(_State12):
                 received_at=io.now(), lifetime=h.ticket_lifetime if h.new_ticket else 0,
                 server_name=sni_name(io.config.server_name), alpn=h.alpn,
                 peer_certificates=chain.chain,
-                certificate_verified=chain.trusted))
+                certificate_verified=chain.trusted,
+                certificate_accepted_by_callback=chain.by_callback))
         io.handshake_done()
         return Connected12(self.keys, is_client=True,
                            ignore_hello_request=io.config.ignore_hello_request)
@@ -701,6 +704,10 @@ class ExpectResumedFinished(_State12):
         s = self.session
         fin = Finished.parse_body(body)
         io.received(fin, raw)
+        if io.config.reverify_on_resume and reverify_session(
+                io, io.config.verify_callback, s.peer_certificates, peer="server",
+                server_name=io.config.server_name):
+            s = replace(s, certificate_accepted_by_callback=True)
         check_finished(io, self.keys, h.transcript, fin, client=False)
         h.transcript.update(raw)
         io.send_change_cipher_spec()
@@ -720,6 +727,7 @@ class ExpectResumedFinished(_State12):
             resumed_with="ticket" if s.ticket else "session_id",
             peer_certificates=s.peer_certificates,
             certificate_verified=s.certificate_verified,
+            certificate_accepted_by_callback=s.certificate_accepted_by_callback,
             client_random=h.hello.random,
             extended_master_secret=h.ems,
             encrypt_then_mac=h.etm if h.suite.cipher == "cbc" else False,

@@ -81,6 +81,7 @@ from tlsmith.handshake.proofs import (
     accept_raw_public_key,
     accept_server_chain,
     check_revocation,
+    reverify_session,
     verify_signature,
 )
 from tlsmith.handshake.psk13 import OfferedPsk
@@ -441,6 +442,16 @@ class ExpectFinished(_State13):
         # The server's certificate signature, or -- resuming -- the PSK whose keys its
         # Finished must be made with.
         self.proof = proof
+        self.reverified = False  # reverify_on_resume: the callback accepted the session's
+
+    def reverify(self, io: ClientIO) -> None:
+        """Resuming with reverify_on_resume: the callback judges the session's chain."""
+        proof = self.proof
+        if (io.config.reverify_on_resume and isinstance(proof, OfferedPsk)
+                and proof.session is not None):
+            self.reverified = reverify_session(
+                io, io.config.verify_callback, proof.session.peer_certificates,
+                peer="server", server_name=io.config.server_name)
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ClientIO]:
@@ -449,6 +460,7 @@ class ExpectFinished(_State13):
         suite = h.neg.suite
         fin = Finished.parse_body(body)
         io.received(fin, raw)
+        self.reverify(io)
         verify_finished(io, suite, h.shts, h.transcript.digest(), fin, "server")
         h.transcript.update(raw)
         master = h.hs.master_secret()
@@ -493,11 +505,14 @@ class ExpectFinished(_State13):
             rev = proof.chain.revocation
             staple = proof.chain.ocsp_response
             chain, verified = proof.chain.chain, proof.chain.trusted
+            by_callback = proof.chain.by_callback
             scheme, resumed_with = proof.scheme, None
         else:
             rev, scheme, staple = None, None, None
             chain = proof.session.peer_certificates if proof.session else ()
             verified = proof.session.certificate_verified if proof.session else False
+            by_callback = self.reverified or (proof.session is not None
+                                              and proof.session.certificate_accepted_by_callback)
             resumed_with = ("external_psk" if proof.external
                             else "psk_ke" if neg.group is None else "psk_dhe_ke")
         io.emit(HandshakeComplete(HandshakeInfo(
@@ -511,6 +526,7 @@ class ExpectFinished(_State13):
             resumed=resumed_with is not None,
             peer_certificates=chain,
             certificate_verified=verified,
+            certificate_accepted_by_callback=by_callback,
             client_random=h.hello.random,
             client_certificate_requested=h.cert_request is not None,
             client_certificate_sent=sent_certificate,
@@ -533,7 +549,7 @@ class ExpectFinished(_State13):
                            transcript=h.transcript.copy() if pha else None,
                            ticket_context=TicketContext(
                                sni_name(io.config.server_name), neg.alpn, chain, verified,
-                               neg.alps))
+                               neg.alps, by_callback))
 
 
 def client_credential13(io: ClientIO, request: CertificateRequest,

@@ -104,6 +104,7 @@ class TicketContext:
     peer_certificates: tuple[bytes, ...]
     certificate_verified: bool
     application_settings: tuple[bytes, bytes] | None = None  # ALPS (ours, the server's)
+    certificate_accepted_by_callback: bool = False
 
 
 @dataclass
@@ -229,6 +230,8 @@ class Connected13(State[IO]):
                 peer_certificates=ctx.peer_certificates if ctx else (),
                 certificate_verified=ctx.certificate_verified if ctx else False,
                 application_settings=ctx.application_settings if ctx else None,
+                certificate_accepted_by_callback=(ctx.certificate_accepted_by_callback
+                                                  if ctx else False),
             )
             if io.observed:
                 io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "

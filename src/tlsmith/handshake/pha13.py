@@ -81,9 +81,9 @@ def send_certificate_request(io: ServerIO, suite: SuiteInfo,
     """Send a CertificateRequest with a fresh context; the first waiting state."""
     from tlsmith.handshake.server13 import certificate_request
 
-    if io.config.client_trust is None:
+    if io.config.client_trust is None and io.config.verify_callback is None:
         raise UsageError("requesting a client certificate needs ServerConfig.client_trust "
-                         "(the CAs client certificates must chain to)")
+                         "(the CAs client certificates must chain to) or a verify_callback")
     context = io.random(CONTEXT_LENGTH)
     req = replace(certificate_request(io.config), certificate_request_context=context)
     raw = req.serialize()

@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Literal
 
 from tlsmith.codec.enums import AlertDescription, SignatureScheme
 from tlsmith.crypto import sig
@@ -25,6 +26,13 @@ from tlsmith.errors import (
 )
 from tlsmith.handshake.base import ClientIO, HandshakeIO, ServerIO
 from tlsmith.x509 import revocation
+from tlsmith.x509.callback import (
+    REFUSED_CHECK,
+    PeerCertificates,
+    VerifyCallback,
+    describe,
+    run_callback,
+)
 from tlsmith.x509.leaf import leaf_public_key
 from tlsmith.x509.revocation import RevocationStatus
 from tlsmith.x509.rpk import raw_public_key
@@ -41,8 +49,9 @@ def _minted(token: object) -> None:
 
 @dataclass(frozen=True)
 class ChainAccepted:
-    """The server's chain was checked (``verified``), or the caller turned checks off
-    (``verified is None``: say so, never "verified")."""
+    """The peer's chain was checked (``verified``), or the caller turned checks off
+    (``verified is None``: say so, never "verified"); ``by_callback``: the application's
+    verify callback accepted it (alone when ``verified is None``)."""
 
     verified: VerifiedChain | None
     chain: tuple[bytes, ...]
@@ -56,6 +65,7 @@ class ChainAccepted:
     #: The OCSP response the server stapled (DER, as received; checked only if
     #: ``revocation`` says so).
     ocsp_response: bytes | None = None
+    by_callback: bool = False
 
     def __post_init__(self) -> None:
         _minted(self)
@@ -137,9 +147,38 @@ def accept_server_chain(io: ClientIO, chain: tuple[bytes, ...]) -> ChainAccepted
             raise
         if io.observed:
             report_certificate_checks(io, verified, cfg.server_name)
-    else:
+    elif cfg.verify_callback is None:
         io.check("certificate chain", False, "NOT checked (verification disabled)")
-    return ChainAccepted(verified, chain, _MINT)
+    if cfg.verify_callback is not None:
+        application_check(io, cfg.verify_callback, PeerCertificates(
+            chain, "server", verified, cfg.server_name))
+    return ChainAccepted(verified, chain, _MINT, by_callback=cfg.verify_callback is not None)
+
+
+def application_check(io: HandshakeIO, callback: VerifyCallback, peer: PeerCertificates
+                      ) -> None:
+    """The application's verify callback (tlsmith.x509.callback), with its trace line."""
+    chain_check = "client certificate chain" if peer.peer == "client" else "certificate chain"
+    name = chain_check if peer.verified is None else "application callback"
+    try:
+        verdict = run_callback(callback, peer)
+    except ProtocolError as exc:
+        io.check(name, False, exc.message)
+        raise
+    io.check(name, peer.verified is not None,
+             describe(verdict, verified=peer.verified is not None))
+
+
+def reverify_session(io: HandshakeIO, callback: VerifyCallback | None,
+                     chain: tuple[bytes, ...], *, peer: Literal["server", "client"],
+                     server_name: str | None) -> bool:
+    """``reverify_on_resume``: the callback judges the session's chain again (tlsmith
+    does not verify it again: the session says whether it was). True if it ran."""
+    if callback is None or not chain:
+        return False
+    application_check(io, callback, PeerCertificates(chain, peer, None, server_name,
+                                                     resumed=True))
+    return True
 
 
 #: Which of the certificate checks a verification error (by its ``reason``) failed.
@@ -251,21 +290,48 @@ def _revocation_error(status: RevocationStatus) -> ProtocolError:
     return certificate_error("policy", status.detail)
 
 
-def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...]) -> ChainAccepted:
-    """Mutual TLS: verify a (non-empty) client chain against ServerConfig.client_trust
-    for the clientAuth purpose (RFC 5280 §4.2.1.12)."""
-    trust = io.config.client_trust
-    assert trust is not None  # ServerConfig guarantees it when client_auth != "none"
+def reverify_client_session(io: ServerIO, chain: tuple[bytes, ...],
+                            server_name: str | None) -> str | None:
+    """Server, ``reverify_on_resume``: ask the verify callback about a session's client
+    chain before resuming it. A refusal is the reason not to resume (a full handshake
+    asks for a certificate again); a failing callback aborts (internal_error)."""
+    cfg = io.config
+    if not cfg.reverify_on_resume or not chain:
+        return None
     try:
-        verified = verify_client_chain(chain, trust=trust,
-                                       now=datetime.fromtimestamp(io.now(), tz=UTC),
-                                       strict=io.config.strict)
-    except Exception as exc:
-        io.check("client certificate chain", False, str(exc))
-        raise
-    io.check("client certificate chain", True,
-             f"chains to a trusted client CA ({trust.source}) and allows clientAuth")
-    return ChainAccepted(verified, chain, _MINT)
+        reverify_session(io, cfg.verify_callback, chain, peer="client",
+                         server_name=server_name)
+    except ProtocolError as exc:
+        if exc.check != REFUSED_CHECK:
+            raise
+        return "the application's verify callback refused its client certificate"
+    return None
+
+
+def accept_client_chain(io: ServerIO, chain: tuple[bytes, ...], *,
+                        server_name: str | None = None) -> ChainAccepted:
+    """Mutual TLS: verify a (non-empty) client chain against ServerConfig.client_trust
+    for the clientAuth purpose (RFC 5280 §4.2.1.12), then ask the application's
+    verify_callback (alone when there is no client_trust)."""
+    trust = io.config.client_trust
+    callback = io.config.verify_callback
+    verified: VerifiedChain | None = None
+    if trust is not None:
+        try:
+            verified = verify_client_chain(chain, trust=trust,
+                                           now=datetime.fromtimestamp(io.now(), tz=UTC),
+                                           strict=io.config.strict)
+        except Exception as exc:
+            io.check("client certificate chain", False, str(exc))
+            raise
+        io.check("client certificate chain", True,
+                 f"chains to a trusted client CA ({trust.source}) and allows clientAuth")
+    if callback is not None:
+        application_check(io, callback, PeerCertificates(chain, "client", verified,
+                                                         server_name))
+    else:
+        assert verified is not None  # ServerConfig: client_trust or a verify_callback
+    return ChainAccepted(verified, chain, _MINT, by_callback=callback is not None)
 
 
 def accept_raw_public_key(io: HandshakeIO, spki: bytes, *, pinned: Collection[bytes],

@@ -36,6 +36,7 @@ from tlsmith.handshake.base import ClientIO, ServerIO
 from tlsmith.handshake.client import sni_name
 from tlsmith.handshake.common13 import announce, encrypter
 from tlsmith.handshake.negotiate import Offered
+from tlsmith.handshake.proofs import reverify_client_session
 from tlsmith.observe import Epoch
 from tlsmith.session import ExternalPsk, Session13, expand_psks
 from tlsmith.stores import StoreUnavailable
@@ -277,9 +278,13 @@ def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
     elif state.server_name != offered.server_name:
         # RFC 8446 §4.2.11 / §4.6.1: not across server names.
         reason = "it was issued for another server name"
-    elif io.config.client_auth == "require" and not state.client_certificate_verified:
+    elif io.config.client_auth == "require" and not (
+            state.client_certificate_verified
+            or state.client_certificate_accepted_by_callback):
         # Resuming would skip the client certificate this server requires.
         reason = "this server requires a client certificate; the session has no verified one"
+    else:
+        reason = reverify_client_session(io, state.client_certificates, offered.server_name)
     if reason is not None:
         io.note(f"a ticket we cannot resume here: {reason}")
         return False
@@ -362,7 +367,8 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
                  client_certificates: tuple[bytes, ...] = (),
                  client_certificate_verified: bool = False,
                  application_settings: tuple[bytes, bytes] | None = None,
-                 server_certificate_type: CertificateType = CertificateType.X509) -> int:
+                 server_certificate_type: CertificateType = CertificateType.X509,
+                 client_certificate_accepted_by_callback: bool = False) -> int:
     """RFC 8446 §4.6.1: ``config.tickets`` NewSessionTickets, each with its own nonce and
     ticket_age_add, sealed under the current ticket key. Returns how many were sent."""
     cfg = io.config
@@ -392,7 +398,8 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
             client_certificates=client_certificates,
             client_certificate_verified=client_certificate_verified,
             application_settings=application_settings,
-            server_certificate_type=server_certificate_type)
+            server_certificate_type=server_certificate_type,
+            client_certificate_accepted_by_callback=client_certificate_accepted_by_callback)
         ticket = seal_ticket(keys, state, io.random(12))
         msg = NewSessionTicket(cfg.ticket_lifetime, age_add, nonce, ticket, exts)
         io.send_handshake(msg, msg.serialize())

@@ -87,6 +87,7 @@ from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
     accept_raw_public_key,
+    reverify_client_session,
     verify_signature,
 )
 from tlsmith.observe import Epoch
@@ -259,7 +260,8 @@ def find_session(io: ServerIO, offered: Offered) -> Resumable | None:
         io.note("the cached session is damaged: full handshake")
         return None
     state = found.state
-    why = _unusable(cfg, offered, state, now)
+    why = (_unusable(cfg, offered, state, now)
+           or reverify_client_session(io, state.client_certificates, offered.server_name))
     if why is not None:
         io.note(f"cannot resume the offered session ({why}): full handshake")
         return None
@@ -295,7 +297,8 @@ def _unusable(cfg: ServerConfig, offered: Offered, state: ServerSessionState, no
     if state.server_name != offered.server_name:
         return "it was for another server name"
     if cfg.client_auth == "require" and not (
-            state.client_certificates and state.client_certificate_verified):
+            state.client_certificates and (state.client_certificate_verified
+                                           or state.client_certificate_accepted_by_callback)):
         # Resuming must not skip a client certificate this server now requires.
         return "it has no verified client certificate, which this server requires"
     return None
@@ -528,7 +531,7 @@ class ExpectClientCertificate(_State12):
                 io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
                 verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
         else:
-            accepted = accept_client_chain(io, chain)
+            accepted = accept_client_chain(io, chain, server_name=h.server_name)
         return ExpectClientKeyExchange(replace(h, client_chain=accepted), self.share)
 
 
@@ -650,6 +653,8 @@ class ExpectFinished(_State12):
             client_certificate_verified=(h.client_chain is not None
                                          and h.client_chain.trusted),
             psk_identity=h.psk_identity,
+            client_certificate_accepted_by_callback=(h.client_chain is not None
+                                                     and h.client_chain.by_callback),
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)
@@ -668,7 +673,9 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
         client_certificate_verified=(h.client_chain is not None
                                      and h.client_chain.trusted),
         server_certificate_type=(h.choice.cert.certified.certificate_type if h.choice.cert
-                                 else CertificateType.X509))
+                                 else CertificateType.X509),
+        client_certificate_accepted_by_callback=(h.client_chain is not None
+                                                 and h.client_chain.by_callback))
     if h.issue_ticket:
         _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
     if h.session_id:
@@ -804,6 +811,9 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
             encrypt_then_mac=h.etm,
             client_certificates=state.client_certificates,
             client_certificate_verified=state.client_certificate_verified,
+            client_certificate_accepted_by_callback=(
+                state.client_certificate_accepted_by_callback
+                or (io.config.reverify_on_resume and bool(state.client_certificates))),
         )))
         io.handshake_done()
         return Connected12(self.keys, is_client=False)

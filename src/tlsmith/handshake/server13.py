@@ -490,6 +490,10 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
                                      if state is not None else False),
         psk_identity=(psk.source.configured_identity
                       if psk is not None and psk.source is not None else None),
+        # reverify_on_resume: the callback accepted the session's chain again to get here.
+        client_certificate_accepted_by_callback=state is not None and (
+            state.client_certificate_accepted_by_callback
+            or (io.config.reverify_on_resume and bool(state.client_certificates))),
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
@@ -624,7 +628,7 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
                 io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
                 verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
         else:
-            accepted = accept_client_chain(io, chain)
+            accepted = accept_client_chain(io, chain, server_name=self.then.info.server_name)
         return ExpectClientCertificateVerify(self.then, accepted)
 
 
@@ -649,7 +653,8 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
                          signer="client")
         then.transcript.update(raw)
         then.info = replace(then.info, client_certificates=self.chain.chain,
-                            client_certificate_verified=self.chain.trusted)
+                            client_certificate_verified=self.chain.trusted,
+                            client_certificate_accepted_by_callback=self.chain.by_callback)
         return then
 
 
@@ -693,7 +698,9 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
                                alpn=info.alpn, client_certificates=info.client_certificates,
                                client_certificate_verified=info.client_certificate_verified,
                                application_settings=self.alps,
-                               server_certificate_type=self.server_certificate_type)
+                               server_certificate_type=self.server_certificate_type,
+                               client_certificate_accepted_by_callback=(
+                                   info.client_certificate_accepted_by_callback))
         else:
             io.note("no tickets: the client's psk_key_exchange_modes allow no resumption")
         io.emit(HandshakeComplete(info))
