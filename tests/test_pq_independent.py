@@ -33,11 +33,12 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mldsa, x25519
-from dilithium_py.ml_dsa import (
+from dilithium_py.ml_dsa import (  # type: ignore[import-untyped]
     HASH_ML_DSA_44_WITH_SHA512,
     HASH_ML_DSA_65_WITH_SHA512,
     HASH_ML_DSA_87_WITH_SHA512,
@@ -45,7 +46,7 @@ from dilithium_py.ml_dsa import (
     ML_DSA_65,
     ML_DSA_87,
 )
-from kyber_py.ml_kem import ML_KEM_768, ML_KEM_1024
+from kyber_py.ml_kem import ML_KEM_768, ML_KEM_1024  # type: ignore[import-untyped]
 
 from tlsmith.codec.enums import NamedGroup, SignatureScheme
 from tlsmith.crypto import kx, sig
@@ -60,7 +61,7 @@ _SHARED_SECRET_LEN = 32  # FIPS 203: K is 32 bytes for every parameter set
 @dataclass(frozen=True)
 class _KEM:
     group: NamedGroup
-    kyber: object  # kyber_py.ml_kem.ML_KEM (the module-level instance: never mutated)
+    kyber: Any  # kyber_py.ml_kem.ML_KEM (the module-level instance: never mutated)
     ek_len: int  # FIPS 203 Table 3: encapsulation key
     ct_len: int  # FIPS 203 Table 3: ciphertext
     ecdh: NamedGroup | None = None
@@ -87,12 +88,12 @@ def _ids(k: _KEM) -> str:
     return k.group.name
 
 
-def _kyber(k: _KEM, seed: bytes) -> object:
+def _kyber(k: _KEM, seed: bytes) -> Any:
     """A private copy of kyber-py's parameter set whose encapsulation randomness (``m``)
     comes from a seeded stream: the shared module-level instance (tlslite-ng uses it too)
     keeps ``os.urandom``."""
     kem = copy.copy(k.kyber)
-    kem.random_bytes = kx.deterministic_random(seed)  # type: ignore[attr-defined]
+    kem.random_bytes = kx.deterministic_random(seed)
     return kem
 
 
@@ -150,8 +151,8 @@ def test_wire_lengths(k: _KEM) -> None:
     and what kyber-py produces."""
     assert kx.key_exchange_length(k.group) == k.client_len == k.ek_len + k.ecdh_len
     assert kx.key_exchange_length(k.group, server=True) == k.server_len == k.ct_len + k.ecdh_len
-    ek, dk = k.kyber.key_derive(bytes(64))  # type: ignore[attr-defined]
-    _, ct = _kyber(k, b"lengths").encaps(ek)  # type: ignore[attr-defined]
+    ek, _ = k.kyber.key_derive(bytes(64))
+    _, ct = _kyber(k, b"lengths").encaps(ek)
     assert (len(ek), len(ct)) == (k.ek_len, k.ct_len)
 
 
@@ -169,10 +170,10 @@ def test_our_client_share_kyber_encapsulates(k: _KEM) -> None:
     # kyber-py the very same encapsulation key.
     seed = random.draws[0]
     assert len(seed) == 64
-    kyber_ek, kyber_dk = k.kyber.key_derive(seed)  # type: ignore[attr-defined]
+    kyber_ek, kyber_dk = k.kyber.key_derive(seed)
     assert kyber_ek == ek
 
-    secret, ct = _kyber(k, b"encaps " + k.group.name.encode()).encaps(ek)  # type: ignore[attr-defined]
+    secret, ct = _kyber(k, b"encaps " + k.group.name.encode()).encaps(ek)
     assert len(secret) == _SHARED_SECRET_LEN and len(ct) == k.ct_len
     expected = secret
     server_share = ct
@@ -187,7 +188,7 @@ def test_our_client_share_kyber_encapsulates(k: _KEM) -> None:
     # Implicit rejection (FIPS 203 §6.3, K-bar = J(z || c)): a ciphertext with one bit
     # flipped gives the same pseudorandom secret in both implementations, not an error.
     bad_ct = bytes([ct[0] ^ 0x01]) + ct[1:]
-    rejected = k.kyber.decaps(kyber_dk, bad_ct)  # type: ignore[attr-defined]
+    rejected = k.kyber.decaps(kyber_dk, bad_ct)
     assert rejected != secret
     if peer is None:
         assert share.exchange(bad_ct) == rejected
@@ -200,7 +201,7 @@ def test_our_client_share_kyber_encapsulates(k: _KEM) -> None:
 def test_kyber_client_our_server_encapsulates(k: _KEM) -> None:
     """tlsmith is the server: kyber-py's encapsulation key (from a fixed seed) is the
     ClientHello share, our server share's ciphertext is decapsulated by kyber-py."""
-    ek, dk = k.kyber.key_derive(  # type: ignore[attr-defined]
+    ek, dk = k.kyber.key_derive(
         hashlib.shake_256(b"kyber client " + k.group.name.encode()).digest(64))
     peer = _PeerECDH(k.ecdh) if k.ecdh is not None else None
     client_share = _join(k, ek, peer.public if peer else b"")
@@ -210,7 +211,7 @@ def test_kyber_client_our_server_encapsulates(k: _KEM) -> None:
         k.group, client_share, kx.deterministic_random(b"our server " + k.group.name.encode()))
     assert len(server_share) == k.server_len
     ct, ecdh_public = _split(k, server_share, k.ct_len)
-    kem_secret = k.kyber.decaps(dk, ct)  # type: ignore[attr-defined]
+    kem_secret = k.kyber.decaps(dk, ct)
     assert len(kem_secret) == _SHARED_SECRET_LEN
     if peer is None:
         assert secret == kem_secret
@@ -227,10 +228,10 @@ def _break_modulus(ek: bytes) -> bytes:
 def test_modulus_check_refused_by_both(k: _KEM) -> None:
     """FIPS 203 §7.2 encapsulation input check: an ek whose coefficients do not all lie in
     [0, q) is refused by kyber-py (ValueError) and by our server (IllegalParameter)."""
-    ek, _ = k.kyber.key_derive(bytes(range(64)))  # type: ignore[attr-defined]
+    ek, _ = k.kyber.key_derive(bytes(range(64)))
     bad = _break_modulus(ek)
     with pytest.raises(ValueError):
-        _kyber(k, b"bad ek").encaps(bad)  # type: ignore[attr-defined]
+        _kyber(k, b"bad ek").encaps(bad)
     with pytest.raises(IllegalParameter):
         kx.server_key_share(k.group, bad, kx.deterministic_random(b"bad ek"))
 
@@ -245,8 +246,8 @@ class _DSA:
         mldsa.MLDSA87PrivateKey]
     public: type[mldsa.MLDSA44PublicKey] | type[mldsa.MLDSA65PublicKey] | type[
         mldsa.MLDSA87PublicKey]
-    dilithium: object  # dilithium_py.ml_dsa.ML_DSA
-    prehash: object  # the HashML-DSA (SHA-512) variant, which TLS must not accept
+    dilithium: Any  # dilithium_py.ml_dsa.ML_DSA
+    prehash: Any  # the HashML-DSA (SHA-512) variant, which TLS must not accept
     pk_len: int  # FIPS 204 Table 2
     sig_len: int
     key_type: str  # DevCA's name
@@ -290,7 +291,7 @@ def test_same_seed_same_key(d: _DSA) -> None:
     same public key from the same 32-byte seed."""
     seed = hashlib.sha256(b"mldsa seed " + d.scheme.name.encode()).digest()
     ours = d.private.from_seed_bytes(seed).public_key().public_bytes_raw()
-    theirs, _ = d.dilithium.key_derive(seed)  # type: ignore[attr-defined]
+    theirs, _ = d.dilithium.key_derive(seed)
     assert len(ours) == d.pk_len
     assert ours == theirs
 
@@ -306,16 +307,16 @@ def test_our_signature_verified_by_dilithium(d: _DSA) -> None:
     assert len(signature) == d.sig_len
 
     dil = d.dilithium
-    assert dil.verify(pk, content, signature)  # type: ignore[attr-defined]
-    assert dil.verify(pk, content, signature, ctx=b"")  # type: ignore[attr-defined]
-    assert not dil.verify(pk, content, signature, ctx=b"TLS")  # type: ignore[attr-defined]
-    assert not dil.verify(pk, content, _flip(signature, 100))  # type: ignore[attr-defined]
-    assert not dil.verify(pk, _flip(content, len(content) - 1), signature)  # type: ignore[attr-defined]
+    assert dil.verify(pk, content, signature)
+    assert dil.verify(pk, content, signature, ctx=b"")
+    assert not dil.verify(pk, content, signature, ctx=b"TLS")
+    assert not dil.verify(pk, content, _flip(signature, 100))
+    assert not dil.verify(pk, _flip(content, len(content) - 1), signature)
     # the server's content is not the client's
-    assert not dil.verify(pk, _content(  # type: ignore[attr-defined]
+    assert not dil.verify(pk, _content(
         b"transcript " + d.scheme.name.encode(), server=False), signature)
     # nor is it HashML-DSA (FIPS 204 §5.4)
-    assert not d.prehash.verify(pk, content, signature)  # type: ignore[attr-defined]
+    assert not d.prehash.verify(pk, content, signature)
 
 
 @pytest.mark.parametrize("d", DSAS, ids=_dsa_id)
@@ -323,11 +324,11 @@ def test_dilithium_signature_verified_by_us(d: _DSA) -> None:
     """A dilithium-py signature (deterministic, empty context) over a client
     CertificateVerify content is accepted by sig.verify in TLS 1.3; a flipped bit, a
     non-empty context or a HashML-DSA signature is DecryptError."""
-    pk, sk = d.dilithium.key_derive(  # type: ignore[attr-defined]
+    pk, sk = d.dilithium.key_derive(
         hashlib.sha256(b"dilithium " + d.scheme.name.encode()).digest())
     public = d.public.from_public_bytes(pk)
     content = _content(b"client transcript " + d.scheme.name.encode(), server=False)
-    signature = d.dilithium.sign(sk, content, deterministic=True)  # type: ignore[attr-defined]
+    signature = d.dilithium.sign(sk, content, deterministic=True)
     assert len(signature) == d.sig_len
 
     sig.verify(d.scheme, public, content, signature, tls13=True)
@@ -335,10 +336,10 @@ def test_dilithium_signature_verified_by_us(d: _DSA) -> None:
         sig.verify(d.scheme, public, content, _flip(signature, len(signature) // 2), tls13=True)
     with pytest.raises(DecryptError):
         sig.verify(d.scheme, public, _flip(content, 64), signature, tls13=True)
-    with_ctx = d.dilithium.sign(sk, content, ctx=b"TLS", deterministic=True)  # type: ignore[attr-defined]
+    with_ctx = d.dilithium.sign(sk, content, ctx=b"TLS", deterministic=True)
     with pytest.raises(DecryptError):
         sig.verify(d.scheme, public, content, with_ctx, tls13=True)
-    prehashed = d.prehash.sign(sk, content, deterministic=True)  # type: ignore[attr-defined]
+    prehashed = d.prehash.sign(sk, content, deterministic=True)
     with pytest.raises(DecryptError):
         sig.verify(d.scheme, public, content, prehashed, tls13=True)
     # ML-DSA is TLS 1.3 only (draft-ietf-tls-mldsa)
@@ -356,5 +357,5 @@ def test_devca_mldsa_leaf_signature_verified_by_dilithium() -> None:
     pk = public.public_bytes_raw()
     content = _content(b"devca leaf", server=True)
     signature = sig.sign(d.scheme, issued.private_key, content)
-    assert d.dilithium.verify(pk, content, signature)  # type: ignore[attr-defined]
-    assert not d.dilithium.verify(pk, content, _flip(signature, 0))  # type: ignore[attr-defined]
+    assert d.dilithium.verify(pk, content, signature)
+    assert not d.dilithium.verify(pk, content, _flip(signature, 0))
