@@ -245,27 +245,15 @@ class EncryptedExtensions(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
-        with Reader(body, "EncryptedExtensions") as r:
+        with Reader(body, cls.__name__) as r:
             extensions = parse_extensions(r, ExtensionContext.ENCRYPTED_EXTENSIONS)
         return cls(extensions)
 
 
 @dataclass(frozen=True, slots=True)
-class ClientEncryptedExtensions(MessageBase):
+class ClientEncryptedExtensions(EncryptedExtensions):
     """draft-vvv-tls-alps-01 §4: the client's encrypted extensions, sent after the
     server's Finished: an EncryptedExtensions message (type 8) from the client."""
-
-    msg_type: ClassVar[HandshakeType] = _H.ENCRYPTED_EXTENSIONS
-    extensions: tuple[Extension, ...]
-
-    def write_body(self, w: Writer) -> None:
-        serialize_extensions(w, self.extensions)
-
-    @classmethod
-    def parse_body(cls, body: bytes | memoryview) -> Self:
-        with Reader(body, "ClientEncryptedExtensions") as r:
-            extensions = parse_extensions(r, ExtensionContext.ENCRYPTED_EXTENSIONS)
-        return cls(extensions)
 
 
 @dataclass(frozen=True, slots=True)
