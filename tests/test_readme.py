@@ -45,6 +45,7 @@ EXPECTED: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tls.key_update()", ("TLSv1.3", "http/1.1", "HTTP/1.0 200 OK")),
     ("max_version=ProtocolVersion.TLS12", ("TLSv1.2", "ECDHE True")),
     ("server_verdict()", ("accepted",)),
+    ("verify_callback=issued_by_our_ca", ("False True",)),
     ("TLSServer(config", ("hello 127.0.0.1, this is TLSv1.3",)),
     ("early_data=request", ("True psk_dhe_ke True", "HTTP/1.0 200 OK")),
     ("RedisStore.from_url", ("RedisStore",)),
