@@ -32,6 +32,7 @@ Nothing here runs unless asked: no cost on the record path.
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -64,53 +65,52 @@ def cached_ja4(client_hello: bytes) -> str | None:
     return value
 
 
-_JA4_CACHE: dict[bytes, str] = {}
+_JA4_CACHE: dict[tuple[object, ...], str] = {}
 _JA4_CACHE_SIZE = 512
 #: Extensions whose bodies JA4 reads: ALPN (first protocol), signature_algorithms,
 #: supported_versions; of the others only the type counts.
 _JA4_BODIES = frozenset((16, 13, 43))
 
 
-def _ja4_key(raw: bytes) -> bytes | None:
+def _ja4_key(raw: bytes) -> tuple[object, ...] | None:
     """Everything JA4 reads from a ClientHello handshake message (type, 3-byte length,
-    body), as one bytes key: legacy_version, cipher_suites, the extension types in order
-    and the bodies of ALPN, signature_algorithms and supported_versions. None if the
-    bytes do not walk cleanly (the full parser then decides)."""
+    body), as one hashable key: legacy_version and the cipher_suites vector, the
+    extension types in order and the bodies of ALPN, signature_algorithms and
+    supported_versions (in that order too). None if the bytes do not walk cleanly (the
+    full parser then decides)."""
     try:
         if raw[0] != 1 or int.from_bytes(raw[1:4]) != len(raw) - 4:
             return None
         at = 4 + 2 + 32
         at += 1 + raw[at]  # legacy_session_id
         suites_len = int.from_bytes(raw[at:at + 2])
-        parts = [raw[4:6], raw[at:at + 2 + suites_len]]
+        # (The suites vector keeps its 2-byte length: the head reads unambiguously.)
+        head = raw[4:6] + raw[at:at + 2 + suites_len]
         at += 2 + suites_len
         at += 1 + raw[at]  # legacy_compression_methods
         if at == len(raw):
-            return _join(parts)  # (no extensions block)
+            return (head,)  # (no extensions block)
         end = at + 2 + int.from_bytes(raw[at:at + 2])
         if end != len(raw):
             return None
         at += 2
+        types: list[int] = []
+        bodies: list[bytes] = []
+        unpack = _U16_PAIR.unpack_from  # (struct.error past the end: not clean)
         while at < end:
-            ext_type = raw[at:at + 2]
-            size = int.from_bytes(raw[at + 2:at + 4])
-            if at + 4 + size > end:
-                return None
-            if int.from_bytes(ext_type) in _JA4_BODIES:
-                parts.append(raw[at:at + 4 + size])
-            else:
-                parts.append(ext_type)
+            ext_type, size = unpack(raw, at)
+            types.append(ext_type)
             at += 4 + size
-        if at != end:
+            if ext_type in _JA4_BODIES:
+                bodies.append(raw[at - size:at])
+        if at != end:  # (an extension ran past the block)
             return None
-    except IndexError:
+    except (IndexError, struct.error):
         return None
-    return _join(parts)
+    return (head, tuple(types), tuple(bodies))
 
 
-def _join(parts: list[bytes]) -> bytes:
-    """Parts as one unambiguous key (each prefixed with its length)."""
-    return b"".join(len(p).to_bytes(4) + p for p in parts)
+_U16_PAIR = struct.Struct(">HH")
 
 
 __all__ = [
