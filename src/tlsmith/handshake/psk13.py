@@ -19,6 +19,7 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
+from tlsmith.codec.buffer import Writer
 from tlsmith.codec.enums import (
     CertificateType,
     CipherSuite,
@@ -31,7 +32,7 @@ from tlsmith.config import ServerConfig
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import DecryptError, IllegalParameter
+from tlsmith.errors import DecryptError, IllegalParameter, InternalError
 from tlsmith.handshake.base import ClientIO, ServerIO
 from tlsmith.handshake.client import sni_name
 from tlsmith.handshake.common13 import announce, encrypter
@@ -124,10 +125,13 @@ def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
 
 
 def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcript
-         ) -> ClientHello:
+         ) -> tuple[ClientHello, bytes]:
     """RFC 8446 §4.2.11.2: each binder is an HMAC over the transcript up to the
     ClientHello truncated before its binders (after an HRR: message_hash, HRR, and the
-    truncated second ClientHello)."""
+    truncated second ClientHello). Returns the bound ClientHello and its serialization:
+    the truncated bytes followed by the binders vector (pre_shared_key is the last
+    extension and a binder keeps its placeholder's length, so nothing before moves),
+    which saves serializing the whole ClientHello a second time."""
     placeholder = hello.extensions[-1]
     assert isinstance(placeholder, ext.PreSharedKeyClientHello)
     truncated = hello.serialize()[:-placeholder.binders_length()]
@@ -135,9 +139,15 @@ def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcrip
     for p in psks:
         th = (transcript.digest_with(truncated, hash_name=p.hash_name)
               if transcript.hash_name is None else transcript.digest_with(truncated))
-        binders.append(binder_for(p, th))
-    return replace(hello, extensions=(*hello.extensions[:-1], ext.PreSharedKeyClientHello(
-        placeholder.identities, tuple(binders))))
+        binder = binder_for(p, th)
+        if len(binder) != p.hash_len:  # the placeholder's length (build_client_hello)
+            raise InternalError("a PSK binder of another length than its placeholder")
+        binders.append(binder)
+    bound = ext.PreSharedKeyClientHello(placeholder.identities, tuple(binders))
+    w = Writer()
+    bound.write_binders(w)
+    return (replace(hello, extensions=(*hello.extensions[:-1], bound)),
+            truncated + w.getvalue())
 
 
 def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> None:
