@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.buffer import Writer
@@ -71,6 +72,12 @@ class OfferedPsk:
         return self.session is not None and self.session.max_early_data > 0
 
     def early_secret(self) -> schedule13.EarlySecret:
+        """The Early Secret of this PSK: derived once (the binder and the handshake
+        both use it; a ``replace`` copy derives its own)."""
+        return self._early
+
+    @cached_property
+    def _early(self) -> schedule13.EarlySecret:
         return schedule13.EarlySecret.derive(self.hash_name, self.psk)
 
 
@@ -199,7 +206,13 @@ class SelectedPsk:
             return "external_psk"
         return "psk_dhe_ke" if self.mode == PskKeyExchangeMode.PSK_DHE_KE else "psk_ke"
 
+    early: schedule13.EarlySecret | None = field(default=None, repr=False, compare=False)
+    # (the Early Secret the binder was verified with: not derived again)
+
     def early_secret(self, hash_name: str) -> schedule13.EarlySecret:
+        early = self.early
+        if early is not None and early.hash_name == hash_name:
+            return early
         return schedule13.EarlySecret.derive(hash_name, self.psk)
 
 
@@ -252,10 +265,11 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
         state = opened.state
         if not _ticket_usable(io, state, offered, suite, now):
             continue
-        _verify_binder(io, psk_ext, index, state.secret, None, suite, raw_hello,
-                       transcript_before)
+        early = _verify_binder(io, psk_ext, index, state.secret, None, suite, raw_hello,
+                               transcript_before)
         return SelectedPsk(index, state.secret, False, mode, state,
-                           ident.obfuscated_ticket_age, ident.identity, selected_at=now)
+                           ident.obfuscated_ticket_age, ident.identity, selected_at=now,
+                           early=early)
     # No ticket to resume: an external PSK the client offers, the first in
     # ServerConfig.external_psks order (RFC 8446 §4.2.11 leaves the choice to us).
     offered_ids = [ident.identity for ident in psk_ext.identities]
@@ -266,11 +280,11 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
             io.note("an external PSK with another hash than the suite's: skipped")
             continue
         index = offered_ids.index(external.identity)
-        _verify_binder(io, psk_ext, index, external.key, external, suite, raw_hello,
-                       transcript_before)
+        early = _verify_binder(io, psk_ext, index, external.key, external, suite,
+                               raw_hello, transcript_before)
         return SelectedPsk(index, external.key, True, mode, None,
                            psk_ext.identities[index].obfuscated_ticket_age,
-                           external.identity, external, now)
+                           external.identity, external, now, early)
     return None
 
 
@@ -303,9 +317,11 @@ def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
 
 def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: int,
                    key: bytes, external: ExternalPsk | None, suite: SuiteInfo,
-                   raw_hello: bytes, transcript_before: Transcript | None) -> None:
+                   raw_hello: bytes, transcript_before: Transcript | None
+                   ) -> schedule13.EarlySecret:
     """RFC 8446 §4.2.11.2: the server MUST validate the binder of the PSK it selects and
-    abort with decrypt_error if it does not verify -- before any key is derived."""
+    abort with decrypt_error if it does not verify -- before any key is derived. Returns
+    the Early Secret, for the handshake to go on with."""
     truncated = raw_hello[:-psk_ext.binders_length()]
     if transcript_before is None:
         th = hashlib.new(suite.hash_name, truncated).digest()
@@ -322,6 +338,7 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
     if not ok:
         raise DecryptError(f"the binder of PSK identity {index} does not verify "
                            "(RFC 8446 §4.2.11.2)", check="binder_mismatch")
+    return early
 
 
 def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,
