@@ -372,3 +372,14 @@ def test_bound_client_hello_bytes_are_its_serialization(pair: Any, monkeypatch: 
     assert client.info is not None and client.info.resumed
     assert client.info.hello_retry_request
     assert seen == [2, 2]
+
+
+def test_bind_builds_the_hello_from_all_of_its_fields() -> None:
+    """psk13.bind constructs the bound ClientHello field by field: these must be all."""
+    import dataclasses
+
+    from tlsmith.codec.messages import ClientHello
+
+    assert [f.name for f in dataclasses.fields(ClientHello)] == [
+        "legacy_version", "random", "legacy_session_id", "cipher_suites",
+        "legacy_compression_methods", "extensions", "has_extensions_block"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.buffer import Writer
@@ -71,14 +70,16 @@ class OfferedPsk:
     def allows_early_data(self) -> bool:
         return self.session is not None and self.session.max_early_data > 0
 
-    def early_secret(self) -> schedule13.EarlySecret:
-        """The Early Secret of this PSK: derived once (the binder and the handshake
-        both use it; a ``replace`` copy derives its own)."""
-        return self._early
+    #: The Early Secret of this PSK, derived once: the binder and the handshake both
+    #: use it (a ``replace`` copy derives its own).
+    early: schedule13.EarlySecret = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def _early(self) -> schedule13.EarlySecret:
-        return schedule13.EarlySecret.derive(self.hash_name, self.psk)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "early",
+                           schedule13.EarlySecret.derive(self.hash_name, self.psk))
+
+    def early_secret(self) -> schedule13.EarlySecret:
+        return self.early
 
 
 def _offered_hashes(io: ClientIO) -> set[str]:
@@ -153,8 +154,12 @@ def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcrip
     bound = ext.PreSharedKeyClientHello(placeholder.identities, tuple(binders))
     w = Writer()
     bound.write_binders(w)
-    return (replace(hello, extensions=(*hello.extensions[:-1], bound)),
-            truncated + w.getvalue())
+    # (Built field by field: dataclasses.replace costs more than the binders' HMACs.
+    # tests/test_resume13.py checks that these are all of ClientHello's fields.)
+    bound_hello = ClientHello(hello.legacy_version, hello.random, hello.legacy_session_id,
+                              hello.cipher_suites, hello.legacy_compression_methods,
+                              (*hello.extensions[:-1], bound), hello.has_extensions_block)
+    return bound_hello, truncated + w.getvalue()
 
 
 def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> None:
