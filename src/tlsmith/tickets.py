@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tlsmith.codec.buffer import Reader, Writer
 from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion
 from tlsmith.errors import DecodeError, UsageError
+from tlsmith.frozen import fast_init
 from tlsmith.session import read_alps, write_alps
 
 KEY_NAME_LEN = 16
@@ -84,7 +85,8 @@ class TicketKeys:
         return TicketKeys(new, self.current)
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class ServerSessionState:
     """What a server needs to resume a session, sealed into a ticket or cached by ID."""
 
@@ -169,7 +171,8 @@ class ServerSessionState:
         return now >= self.issued_at + self.lifetime or now < self.issued_at - 60
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class OpenedTicket:
     state: ServerSessionState
     renew: bool  # sealed under the previous key: issue a fresh ticket

@@ -45,6 +45,7 @@ from tlsmith.errors import (
     UnexpectedMessage,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import alps as alps_mod
 from tlsmith.handshake import certtype, psk13
 from tlsmith.handshake.base import (
@@ -88,7 +89,8 @@ from tlsmith.handshake.psk13 import OfferedPsk
 from tlsmith.observe import Epoch
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Negotiated:
     """What the ServerHello fixed; carried by the later states."""
 

@@ -33,6 +33,7 @@ from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import DecryptError, IllegalParameter, InternalError
+from tlsmith.frozen import fast_init
 from tlsmith.handshake.base import ClientIO, ServerIO
 from tlsmith.handshake.client import sni_name
 from tlsmith.handshake.common13 import announce, encrypter
@@ -183,7 +184,8 @@ def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> No
 # -- server ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class SelectedPsk:
     """The PSK the server accepted (its binder verified)."""
 
