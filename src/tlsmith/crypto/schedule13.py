@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digests
+from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digest_pair, hmac_digests
 from tlsmith.frozen import fast_init
 
 # -- labels -------------------------------------------------------------------------
@@ -352,15 +352,23 @@ def traffic_keys(
     [sender]_write_key = HKDF-Expand-Label(Secret, "key", "", key_length)
     [sender]_write_iv  = HKDF-Expand-Label(Secret, "iv", "", iv_length)
     """
-    if max(key_len, iv_len) > hash_length(hash_name):
+    infos = _key_iv_infos(hash_name, key_len, iv_len)
+    if infos is None:
         key = hkdf_expand_label(hash_name, traffic_secret, LABEL_KEY, b"", key_len)
         iv = hkdf_expand_label(hash_name, traffic_secret, LABEL_IV, b"", iv_len)
         return key, iv
     # One-block HKDF-Expand of both labels (empty context: HkdfLabel ends in 0x00, then
     # the block counter 0x01) under one HMAC key, padded once.
-    key, iv = hmac_digests(traffic_secret, (_label_info(LABEL_KEY, key_len),
-                                            _label_info(LABEL_IV, iv_len)), hash_name)
+    key, iv = hmac_digest_pair(traffic_secret, infos[0], infos[1], hash_name)
     return key[:key_len], iv[:iv_len]
+
+
+@functools.lru_cache(maxsize=64)
+def _key_iv_infos(hash_name: str, key_len: int, iv_len: int) -> tuple[bytes, bytes] | None:
+    """The two HkdfLabel infos of ``traffic_keys`` (None: more than one block each)."""
+    if max(key_len, iv_len) > hash_length(hash_name):
+        return None
+    return _label_info(LABEL_KEY, key_len), _label_info(LABEL_IV, iv_len)
 
 
 @functools.lru_cache(maxsize=64)
