@@ -108,8 +108,9 @@ def to_offer(io: ClientIO) -> tuple[OfferedPsk, ...]:
         else:
             out.append(OfferedPsk(session.ticket, session.obfuscated_age(now), session.psk,
                                   info.hash_name, external=False, session=session))
-            io.note(f"offering a session ticket ({len(session.ticket)} bytes, "
-                    f"{int(now - session.received_at)} s old)")
+            if io.observed:  # (the sentence is built only for an observer)
+                io.note(f"offering a session ticket ({len(session.ticket)} bytes, "
+                        f"{int(now - session.received_at)} s old)")
     for epsk in expand_psks(io.config.external_psks):
         if epsk.hash_name in hashes:
             out.append(OfferedPsk(epsk.identity, 0, epsk.key, epsk.hash_name, external=True,
