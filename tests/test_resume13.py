@@ -342,3 +342,44 @@ def test_a_server_requiring_client_certificates_does_not_resume_without_one(
     with pytest.raises(CertificateRequired):
         pump(client, server)
     assert server.info is None
+
+
+@pytest.mark.parametrize("grease", [False, True])
+def test_bound_client_hello_bytes_are_its_serialization(pair: Any, monkeypatch: Any,
+                                                        grease: bool) -> None:
+    """psk13.bind returns the bound ClientHello with its bytes (the truncated hello and
+    the binders): they must be exactly what serializing it gives, with a ticket and an
+    external PSK, before and after a HelloRetryRequest."""
+    from tlsmith.handshake import psk13
+
+    session = first_session(pair)
+    client_cfg, server_cfg, _ = pair
+    psk = ExternalPsk(b"client-7", bytes(range(32)))
+    real_bind = psk13.bind
+    seen = []
+
+    def bind(*args: Any) -> Any:
+        hello, raw = real_bind(*args)
+        assert raw == hello.serialize()
+        seen.append(len(hello.extensions[-1].binders))  # type: ignore[attr-defined]
+        return hello, raw
+
+    monkeypatch.setattr(psk13, "bind", bind)
+    client, _, _, _ = connect(
+        replace(client_cfg, external_psks=(psk,), grease=grease),
+        replace(server_cfg, groups=(NamedGroup.SECP256R1,), external_psks=(psk,)),
+        session=session)
+    assert client.info is not None and client.info.resumed
+    assert client.info.hello_retry_request
+    assert seen == [2, 2]
+
+
+def test_bind_builds_the_hello_from_all_of_its_fields() -> None:
+    """psk13.bind constructs the bound ClientHello field by field: these must be all."""
+    import dataclasses
+
+    from tlsmith.codec.messages import ClientHello
+
+    assert [f.name for f in dataclasses.fields(ClientHello)] == [
+        "legacy_version", "random", "legacy_session_id", "cipher_suites",
+        "legacy_compression_methods", "extensions", "has_extensions_block"]

@@ -134,7 +134,7 @@ def rebind(hello: ClientHello, session: Session13, transcript: Transcript | None
     """``hello`` (one PSK identity: ``session``'s ticket) with a correct binder again."""
     offered = psk13.OfferedPsk(session.ticket, 0, session.psk, "sha256", external=False,
                                session=session)
-    return psk13.bind(hello, (offered,), transcript or Transcript()).serialize()
+    return psk13.bind(hello, (offered,), transcript or Transcript())[1]
 
 
 def with_extensions(hello: ClientHello, extensions: tuple[ext.Extension, ...]) -> ClientHello:

@@ -416,3 +416,36 @@ def test_transcript_equals_hash_of_concatenation(
     t.set_hash(hash_name)
     assert t.digest() == hashlib.new(hash_name, b"".join(messages)).digest()
     assert t.message_count == len(messages)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_batched_derivations_equal_one_at_a_time(hash_name: str) -> None:
+    """derive_secrets / traffic_secrets / application_secrets and the inlined one-block
+    paths give exactly what HKDF-Expand-Label one label at a time gives."""
+    size = ks.hash_length(hash_name)
+    secret = bytes(range(size))
+    th = hashlib.new(hash_name, b"transcript").digest()
+    hs = ks.HandshakeSecret(hash_name, secret)
+    assert hs.traffic_secrets(th) == (hs.client_handshake_traffic_secret(th),
+                                      hs.server_handshake_traffic_secret(th))
+    ms = ks.MasterSecret(hash_name, secret)
+    assert ms.application_secrets(th) == (ms.client_application_traffic_secret_0(th),
+                                          ms.server_application_traffic_secret_0(th),
+                                          ms.exporter_master_secret(th))
+    for context in (th, b"", b"x" * 255, b"x" * 256):
+        expected = ks.hkdf_expand(hash_name, secret,
+                                  ks.hkdf_label(b"c ap traffic", context, size)
+                                  if len(context) <= 255 else b"", size)
+        if len(context) > 255:
+            with pytest.raises(ValueError):
+                ks.derive_secret(hash_name, secret, b"c ap traffic", context)
+            with pytest.raises(ValueError):
+                ks.derive_secrets(hash_name, secret, (b"c ap traffic",), context)
+            continue
+        assert ks.derive_secret(hash_name, secret, b"c ap traffic", context) == expected
+        assert ks.derive_secrets(hash_name, secret, (b"c ap traffic", b"exp master"),
+                                 context)[0] == expected
+    finished_key = ks.hkdf_expand(hash_name, secret, ks.hkdf_label(b"finished", b"", size),
+                                  size)
+    assert ks.finished_verify_data(hash_name, secret, th) == hmac.digest(
+        finished_key, th, hash_name)

@@ -465,3 +465,48 @@ def test_verify_server_chain_expired_intermediate() -> None:
         verify_server_chain(
             der_chain([leaf, mid]), trust=trust, server_name="leaf.example", now=NOW
         )
+
+
+# --- the per-store cache of verified server chains ---------------------------------------
+
+
+def test_a_verified_server_chain_is_remembered_per_store_name_and_policy(
+    devca: DevCA,
+) -> None:
+    trust = TrustStore.from_pem_bytes(devca.ca_pem)
+    issued = devca.issue(("localhost",), not_after=NOW + timedelta(days=2), now=NOW)
+    chain = chain_of(issued)
+    first = verify_server_chain(chain, trust=trust, server_name="localhost", now=NOW)
+    assert verify_server_chain(chain, trust=trust, server_name="localhost",
+                               now=NOW + timedelta(hours=1)) is first
+    # Another name, another policy or another store: verified afresh, and judged.
+    with pytest.raises(CertificateUnknown):
+        verify_server_chain(chain, trust=trust, server_name="example.com", now=NOW)
+    assert verify_server_chain(chain, trust=trust, server_name="localhost", now=NOW,
+                               strict=True) is not first
+    other = TrustStore.from_pem_bytes(DevCA.create().ca_pem)
+    with pytest.raises(UnknownCA):
+        verify_server_chain(chain, trust=other, server_name="localhost", now=NOW)
+    # Past the end of the leaf's validity the remembered verdict no longer counts.
+    with pytest.raises(CertificateExpired):
+        verify_server_chain(chain, trust=trust, server_name="localhost",
+                            now=NOW + timedelta(days=3))
+    with pytest.raises(CertificateExpired):
+        verify_server_chain(chain, trust=trust, server_name="localhost",
+                            now=NOW - timedelta(days=400))
+    # A failure is not remembered: the same bad chain fails every time.
+    for _ in range(2):
+        with pytest.raises(CertificateUnknown):
+            verify_server_chain(chain, trust=trust, server_name="example.com", now=NOW)
+
+
+def test_the_verified_chain_cache_is_bounded(devca: DevCA) -> None:
+    trust = TrustStore.from_pem_bytes(devca.ca_pem)
+    issued = devca.issue(("localhost", "127.0.0.1"), now=NOW)
+    chain = chain_of(issued)
+    for i in range(200):
+        verify_server_chain(chain, trust=trust, server_name="localhost",
+                            now=NOW + timedelta(seconds=i))
+        verify_server_chain(chain + chain[:1] * (i % 70), trust=trust,
+                            server_name="localhost", now=NOW)
+    assert len(trust._verified) <= 64

@@ -66,6 +66,22 @@ def hmac_digests(key: bytes, msgs: tuple[bytes, ...], hash_name: str) -> list[by
     return [ctor(outer + ctor(inner + m).digest()).digest() for m in msgs]
 
 
+def hmac_digest_pair(key: bytes, first: bytes, second: bytes, hash_name: str
+                     ) -> tuple[bytes, bytes]:
+    """``(hmac_digest(key, first, hash_name), hmac_digest(key, second, hash_name))``,
+    padding the key once: a traffic secret's write key and IV (RFC 8446 §7.3)."""
+    entry = _HASHES.get(hash_name)
+    if entry is None:
+        return hmac.digest(key, first, hash_name), hmac.digest(key, second, hash_name)
+    ctor, block = entry
+    if len(key) > block:
+        key = ctor(key).digest()
+    key = key.ljust(block, b"\0")
+    inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
+    return (ctor(outer + ctor(inner + first).digest()).digest(),
+            ctor(outer + ctor(inner + second).digest()).digest())
+
+
 class HmacKey:
     """One HMAC key, for several MACs: the inner and outer states are keyed once."""
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digests
+from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digest_pair, hmac_digests
 from tlsmith.frozen import fast_init
 
 # -- labels -------------------------------------------------------------------------
@@ -188,7 +188,28 @@ def derive_secret(hash_name: str, secret: bytes, label: bytes, transcript_hash: 
     = HKDF-Expand-Label(Secret, Label, Transcript-Hash(Messages), Hash.length); the caller
     passes Transcript-Hash(Messages) already computed.
     """
+    one_block = _ONE_BLOCK.get(hash_name)
+    if one_block is not None and len(transcript_hash) <= 255:
+        # hkdf_expand_label's one-block case, inlined (Hash.length fits one block).
+        size, mac = one_block
+        return mac(secret, b"".join((_label_head(label, size),
+                                     _LENGTH_BYTES[len(transcript_hash)], transcript_hash,
+                                     b"\x01")))
     return hkdf_expand_label(hash_name, secret, label, transcript_hash, hash_length(hash_name))
+
+
+def derive_secrets(hash_name: str, secret: bytes, labels: tuple[bytes, ...],
+                   transcript_hash: bytes) -> list[bytes]:
+    """``[derive_secret(hash_name, secret, label, transcript_hash) for label in labels]``
+    with the HMAC key padded once (the traffic secrets of one stage share their secret
+    and their transcript hash)."""
+    one_block = _ONE_BLOCK.get(hash_name)
+    if one_block is None or len(transcript_hash) > 255:
+        return [derive_secret(hash_name, secret, label, transcript_hash) for label in labels]
+    size = one_block[0]
+    tail = b"".join((_LENGTH_BYTES[len(transcript_hash)], transcript_hash, b"\x01"))
+    return hmac_digests(secret, tuple(_label_head(label, size) + tail for label in labels),
+                        hash_name)
 
 
 # -- the three stages -----------------------------------------------------------------
@@ -269,6 +290,13 @@ class HandshakeSecret:
         """Derive-Secret(., "s hs traffic", ClientHello...ServerHello) -- RFC 8446 §7.1."""
         return derive_secret(self.hash_name, self.secret, LABEL_S_HS_TRAFFIC, transcript_hash)
 
+    def traffic_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes]:
+        """(client_handshake_traffic_secret, server_handshake_traffic_secret): both
+        ``*_handshake_traffic_secret`` methods at once -- RFC 8446 §7.1."""
+        chts, shts = derive_secrets(self.hash_name, self.secret,
+                                    (LABEL_C_HS_TRAFFIC, LABEL_S_HS_TRAFFIC), transcript_hash)
+        return chts, shts
+
     def master_secret(self) -> MasterSecret:
         """Master Secret = HKDF-Extract(Derive-Secret(., "derived", ""), 0) -- RFC 8446 §7.1."""
         salt = derive_secret(
@@ -299,6 +327,15 @@ class MasterSecret:
         """Derive-Secret(., "exp master", ClientHello...server Finished) -- RFC 8446 §7.1."""
         return derive_secret(self.hash_name, self.secret, LABEL_EXP_MASTER, transcript_hash)
 
+    def application_secrets(self, transcript_hash: bytes) -> tuple[bytes, bytes, bytes]:
+        """(client_application_traffic_secret_0, server_application_traffic_secret_0,
+        exporter_master_secret): the three secrets of ClientHello...server Finished at
+        once -- RFC 8446 §7.1."""
+        cats, sats, ems = derive_secrets(
+            self.hash_name, self.secret, (LABEL_C_AP_TRAFFIC, LABEL_S_AP_TRAFFIC,
+                                          LABEL_EXP_MASTER), transcript_hash)
+        return cats, sats, ems
+
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
         """Derive-Secret(., "res master", ClientHello...client Finished) -- RFC 8446 §7.1."""
         return derive_secret(self.hash_name, self.secret, LABEL_RES_MASTER, transcript_hash)
@@ -315,15 +352,23 @@ def traffic_keys(
     [sender]_write_key = HKDF-Expand-Label(Secret, "key", "", key_length)
     [sender]_write_iv  = HKDF-Expand-Label(Secret, "iv", "", iv_length)
     """
-    if max(key_len, iv_len) > hash_length(hash_name):
+    infos = _key_iv_infos(hash_name, key_len, iv_len)
+    if infos is None:
         key = hkdf_expand_label(hash_name, traffic_secret, LABEL_KEY, b"", key_len)
         iv = hkdf_expand_label(hash_name, traffic_secret, LABEL_IV, b"", iv_len)
         return key, iv
     # One-block HKDF-Expand of both labels (empty context: HkdfLabel ends in 0x00, then
     # the block counter 0x01) under one HMAC key, padded once.
-    key, iv = hmac_digests(traffic_secret, (_label_info(LABEL_KEY, key_len),
-                                            _label_info(LABEL_IV, iv_len)), hash_name)
+    key, iv = hmac_digest_pair(traffic_secret, infos[0], infos[1], hash_name)
     return key[:key_len], iv[:iv_len]
+
+
+@functools.lru_cache(maxsize=64)
+def _key_iv_infos(hash_name: str, key_len: int, iv_len: int) -> tuple[bytes, bytes] | None:
+    """The two HkdfLabel infos of ``traffic_keys`` (None: more than one block each)."""
+    if max(key_len, iv_len) > hash_length(hash_name):
+        return None
+    return _label_info(LABEL_KEY, key_len), _label_info(LABEL_IV, iv_len)
 
 
 @functools.lru_cache(maxsize=64)
@@ -340,6 +385,10 @@ def finished_key(hash_name: str, base_key: bytes) -> bytes:
 def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(Handshake Context, Certificate*,
     CertificateVerify*)) -- RFC 8446 §4.4.4."""
+    one_block = _ONE_BLOCK.get(hash_name)
+    if one_block is not None:  # finished_key's one block, inlined
+        size, mac1 = one_block
+        return mac1(mac1(base_key, _label_info(LABEL_FINISHED, size)), transcript_hash)
     key = finished_key(hash_name, base_key)
     mac = HMAC_BY_HASH.get(hash_name)
     return mac(key, transcript_hash) if mac is not None else hmac_digest(key, transcript_hash,

@@ -138,8 +138,9 @@ def begin(io: ClientIO) -> ExpectServerHello:
                                psks=psks, early_data=early, session12=session12)
     transcript = Transcript()
     if psks:
-        hello = psk13.bind(hello, psks, transcript)
-    raw = hello.serialize()
+        hello, raw = psk13.bind(hello, psks, transcript)
+    else:
+        raw = hello.serialize()
     transcript.update(raw)
     io.send_handshake(hello, raw)
     ccs_sent = False
@@ -383,8 +384,9 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
                                             hrr.cookie, retry=True, psks=psks,
                                             session12=self.sent.session12)
                 if psks:
-                    hello2 = psk13.bind(hello2, psks, transcript)
-                raw2 = hello2.serialize()
+                    hello2, raw2 = psk13.bind(hello2, psks, transcript)
+                else:
+                    raw2 = hello2.serialize()
                 transcript.update(raw2)
                 if io.config.middlebox_compat and not self.sent.ccs_sent:
                     io.send_change_cipher_spec()  # RFC 8446 §D.4: before ClientHello2

@@ -45,6 +45,7 @@ from tlsmith.errors import (
     UnexpectedMessage,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import alps as alps_mod
 from tlsmith.handshake import certtype, psk13
 from tlsmith.handshake.base import (
@@ -88,7 +89,8 @@ from tlsmith.handshake.psk13 import OfferedPsk
 from tlsmith.observe import Epoch
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Negotiated:
     """What the ServerHello fixed; carried by the later states."""
 
@@ -466,9 +468,7 @@ class ExpectFinished(_State13):
         master = h.hs.master_secret()
         io.secret("master_secret", master.secret, None)
         th = h.transcript.digest()
-        cats = master.client_application_traffic_secret_0(th)
-        sats = master.server_application_traffic_secret_0(th)
-        ems = master.exporter_master_secret(th)
+        cats, sats, ems = master.application_secrets(th)
         announce(io, "client_application_traffic_secret_0", cats)
         announce(io, "server_application_traffic_secret_0", sats)
         announce(io, "exporter_master_secret", ems)

@@ -14,6 +14,7 @@ from tlsmith.crypto.suites import SuiteInfo
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import DecodeError, IllegalParameter, UnexpectedMessage, UsageError
 from tlsmith.events import KeyUpdated, SessionTicketReceived
+from tlsmith.frozen import fast_init
 from tlsmith.handshake.base import IO, HandshakeIO, State, check_server_extensions
 from tlsmith.handshake.proofs import FinishedVerified
 from tlsmith.handshake.proofs import verify_finished as _verify_finished
@@ -73,8 +74,7 @@ def handshake_secrets(io: HandshakeIO, suite: SuiteInfo, shared_secret: bytes | 
     io.secret("early_secret", early.secret, None)
     hs = early.handshake_secret(shared_secret)
     io.secret("handshake_secret", hs.secret, None)
-    chts = hs.client_handshake_traffic_secret(transcript_hash)
-    shts = hs.server_handshake_traffic_secret(transcript_hash)
+    chts, shts = hs.traffic_secrets(transcript_hash)
     announce(io, "client_handshake_traffic_secret", chts)
     announce(io, "server_handshake_traffic_secret", shts)
     return HandshakeSecrets(hs, chts, shts)
@@ -94,7 +94,8 @@ def verify_finished(
     return _verify_finished(io, expected, received.verify_data, who)
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class TicketContext:
     """Client: what a session from this connection's tickets carries besides the PSK
     (RFC 8446 §4.6.1: SNI and ALPN to check on resumption; the server's chain)."""

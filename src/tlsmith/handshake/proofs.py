@@ -226,7 +226,7 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
     BadCertificateStatusResponse or CertificateUnknown; otherwise the verdict is carried on.
     """
     cfg = io.config
-    accepted = replace(accepted, ocsp_response=staple)
+    received = staple  # (ocsp_response of the result; one ``replace`` at each return)
     if cfg.ocsp_callback is not None and not cfg.ocsp_callback(accepted.chain, staple):
         # RFC 6066 §8: the client may abort on an unacceptable certificate status.
         raise BadCertificateStatusResponse(
@@ -238,13 +238,13 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
         status = RevocationStatus("not_checked", None, "revocation: not applicable to a "
                                   "raw public key (RFC 7250: no certificate to revoke)")
         io.note(status.detail)
-        return replace(accepted, revocation=status)
+        return replace(accepted, ocsp_response=received, revocation=status)
     unchecked = UNCHECKED_STAPLE_SENTENCE if staple is not None and (
         verified is None or cfg.ocsp_unchecked) else ""
     if verified is None:
         status = RevocationStatus("not_checked", None, NOT_VERIFIED_SENTENCE + unchecked)
         io.note(status.detail)
-        return replace(accepted, revocation=status)
+        return replace(accepted, ocsp_response=received, revocation=status)
     if cfg.ocsp_unchecked:
         staple = None  # handed over (ocsp_response) for the caller to check
     now = datetime.fromtimestamp(io.now(), tz=UTC)
@@ -278,7 +278,7 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
         # Soft-fail: nothing was checked (or nothing conclusive), and the handshake goes
         # on -- neither a tick nor a cross, but the sentence saying so.
         io.note(status.detail)
-    return replace(accepted, revocation=status)
+    return replace(accepted, ocsp_response=received, revocation=status)
 
 
 def _revocation_error(status: RevocationStatus) -> ProtocolError:

@@ -19,6 +19,7 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
+from tlsmith.codec.buffer import Writer
 from tlsmith.codec.enums import (
     CertificateType,
     CipherSuite,
@@ -31,7 +32,8 @@ from tlsmith.config import ServerConfig
 from tlsmith.crypto import schedule13
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
-from tlsmith.errors import DecryptError, IllegalParameter
+from tlsmith.errors import DecryptError, IllegalParameter, InternalError
+from tlsmith.frozen import fast_init
 from tlsmith.handshake.base import ClientIO, ServerIO
 from tlsmith.handshake.client import sni_name
 from tlsmith.handshake.common13 import announce, encrypter
@@ -69,8 +71,16 @@ class OfferedPsk:
     def allows_early_data(self) -> bool:
         return self.session is not None and self.session.max_early_data > 0
 
+    #: The Early Secret of this PSK, derived once: the binder and the handshake both
+    #: use it (a ``replace`` copy derives its own).
+    early: schedule13.EarlySecret = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "early",
+                           schedule13.EarlySecret.derive(self.hash_name, self.psk))
+
     def early_secret(self) -> schedule13.EarlySecret:
-        return schedule13.EarlySecret.derive(self.hash_name, self.psk)
+        return self.early
 
 
 def _offered_hashes(io: ClientIO) -> set[str]:
@@ -98,8 +108,9 @@ def to_offer(io: ClientIO) -> tuple[OfferedPsk, ...]:
         else:
             out.append(OfferedPsk(session.ticket, session.obfuscated_age(now), session.psk,
                                   info.hash_name, external=False, session=session))
-            io.note(f"offering a session ticket ({len(session.ticket)} bytes, "
-                    f"{int(now - session.received_at)} s old)")
+            if io.observed:  # (the sentence is built only for an observer)
+                io.note(f"offering a session ticket ({len(session.ticket)} bytes, "
+                        f"{int(now - session.received_at)} s old)")
     for epsk in expand_psks(io.config.external_psks):
         if epsk.hash_name in hashes:
             out.append(OfferedPsk(epsk.identity, 0, epsk.key, epsk.hash_name, external=True,
@@ -124,10 +135,13 @@ def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
 
 
 def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcript
-         ) -> ClientHello:
+         ) -> tuple[ClientHello, bytes]:
     """RFC 8446 §4.2.11.2: each binder is an HMAC over the transcript up to the
     ClientHello truncated before its binders (after an HRR: message_hash, HRR, and the
-    truncated second ClientHello)."""
+    truncated second ClientHello). Returns the bound ClientHello and its serialization:
+    the truncated bytes followed by the binders vector (pre_shared_key is the last
+    extension and a binder keeps its placeholder's length, so nothing before moves),
+    which saves serializing the whole ClientHello a second time."""
     placeholder = hello.extensions[-1]
     assert isinstance(placeholder, ext.PreSharedKeyClientHello)
     truncated = hello.serialize()[:-placeholder.binders_length()]
@@ -135,9 +149,19 @@ def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcrip
     for p in psks:
         th = (transcript.digest_with(truncated, hash_name=p.hash_name)
               if transcript.hash_name is None else transcript.digest_with(truncated))
-        binders.append(binder_for(p, th))
-    return replace(hello, extensions=(*hello.extensions[:-1], ext.PreSharedKeyClientHello(
-        placeholder.identities, tuple(binders))))
+        binder = binder_for(p, th)
+        if len(binder) != p.hash_len:  # the placeholder's length (build_client_hello)
+            raise InternalError("a PSK binder of another length than its placeholder")
+        binders.append(binder)
+    bound = ext.PreSharedKeyClientHello(placeholder.identities, tuple(binders))
+    w = Writer()
+    bound.write_binders(w)
+    # (Built field by field: dataclasses.replace costs more than the binders' HMACs.
+    # tests/test_resume13.py checks that these are all of ClientHello's fields.)
+    bound_hello = ClientHello(hello.legacy_version, hello.random, hello.legacy_session_id,
+                              hello.cipher_suites, hello.legacy_compression_methods,
+                              (*hello.extensions[:-1], bound), hello.has_extensions_block)
+    return bound_hello, truncated + w.getvalue()
 
 
 def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> None:
@@ -161,7 +185,8 @@ def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> No
 # -- server ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class SelectedPsk:
     """The PSK the server accepted (its binder verified)."""
 
@@ -189,7 +214,13 @@ class SelectedPsk:
             return "external_psk"
         return "psk_dhe_ke" if self.mode == PskKeyExchangeMode.PSK_DHE_KE else "psk_ke"
 
+    early: schedule13.EarlySecret | None = field(default=None, repr=False, compare=False)
+    # (the Early Secret the binder was verified with: not derived again)
+
     def early_secret(self, hash_name: str) -> schedule13.EarlySecret:
+        early = self.early
+        if early is not None and early.hash_name == hash_name:
+            return early
         return schedule13.EarlySecret.derive(hash_name, self.psk)
 
 
@@ -242,10 +273,11 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
         state = opened.state
         if not _ticket_usable(io, state, offered, suite, now):
             continue
-        _verify_binder(io, psk_ext, index, state.secret, None, suite, raw_hello,
-                       transcript_before)
+        early = _verify_binder(io, psk_ext, index, state.secret, None, suite, raw_hello,
+                               transcript_before)
         return SelectedPsk(index, state.secret, False, mode, state,
-                           ident.obfuscated_ticket_age, ident.identity, selected_at=now)
+                           ident.obfuscated_ticket_age, ident.identity, selected_at=now,
+                           early=early)
     # No ticket to resume: an external PSK the client offers, the first in
     # ServerConfig.external_psks order (RFC 8446 §4.2.11 leaves the choice to us).
     offered_ids = [ident.identity for ident in psk_ext.identities]
@@ -256,11 +288,11 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
             io.note("an external PSK with another hash than the suite's: skipped")
             continue
         index = offered_ids.index(external.identity)
-        _verify_binder(io, psk_ext, index, external.key, external, suite, raw_hello,
-                       transcript_before)
+        early = _verify_binder(io, psk_ext, index, external.key, external, suite,
+                               raw_hello, transcript_before)
         return SelectedPsk(index, external.key, True, mode, None,
                            psk_ext.identities[index].obfuscated_ticket_age,
-                           external.identity, external, now)
+                           external.identity, external, now, early)
     return None
 
 
@@ -293,9 +325,11 @@ def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
 
 def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: int,
                    key: bytes, external: ExternalPsk | None, suite: SuiteInfo,
-                   raw_hello: bytes, transcript_before: Transcript | None) -> None:
+                   raw_hello: bytes, transcript_before: Transcript | None
+                   ) -> schedule13.EarlySecret:
     """RFC 8446 §4.2.11.2: the server MUST validate the binder of the PSK it selects and
-    abort with decrypt_error if it does not verify -- before any key is derived."""
+    abort with decrypt_error if it does not verify -- before any key is derived. Returns
+    the Early Secret, for the handshake to go on with."""
     truncated = raw_hello[:-psk_ext.binders_length()]
     if transcript_before is None:
         th = hashlib.new(suite.hash_name, truncated).digest()
@@ -312,6 +346,7 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
     if not ok:
         raise DecryptError(f"the binder of PSK identity {index} does not verify "
                            "(RFC 8446 §4.2.11.2)", check="binder_mismatch")
+    return early
 
 
 def early_data_verdict(io: ServerIO, offered: Offered, chosen: SelectedPsk,

@@ -114,6 +114,13 @@ class TrustStore:
         self._by_subject: dict[bytes, list[x509.Certificate]] = {}
         for cert in self.certificates:
             self._by_subject.setdefault(_name_key(cert.subject), []).append(cert)
+        #: Server chains verified against these anchors (``verify_server_chain``): the
+        #: chain's DER, the name and the policy -> the result and the span of time in
+        #: which every certificate of its path is valid. Only successes are kept.
+        self._verified: dict[
+            tuple[tuple[bytes, ...], str | None, bool],
+            tuple[VerifiedChain, datetime, datetime],
+        ] = {}
 
     def __len__(self) -> int:
         return len(self.certificates)
@@ -488,13 +495,37 @@ def verify_server_chain(
         # RFC 8446 §4.4.2.4 makes an empty server Certificate a decode_error; the TLS 1.3
         # handshake checks that first. Reaching here empty is a chain with nothing to trust.
         raise BadCertificate("the server sent no certificate", reason="malformed")
+    # A chain this store already verified for this name and policy, at a moment when
+    # every certificate of its path is still valid, verifies again with the same
+    # result: the verdict is kept per store (what the chain, the anchors, the name and
+    # the policy decide does not change; only time does). A client that reconnects to
+    # the same server skips path building and signature checks of its chain.
+    key = (tuple(bytes(der) for der in cert_chain_der), server_name, strict)
+    cached = trust._verified.get(key)
+    utc_now = _utc(now)
+    if cached is not None and cached[1] < utc_now < cached[2]:
+        return cached[0]
     try:
-        return _verify_server_chain(
+        verified = _verify_server_chain(
             cert_chain_der, trust=trust, server_name=server_name, now=now, strict=strict
         )
     except CertificateError as exc:
         exc.peer_chain = describe_chain(cert_chain_der)
         raise
+    path = verified.chain
+    if path:
+        if len(trust._verified) >= _VERIFIED_CACHE_SIZE:
+            trust._verified.clear()
+        trust._verified[key] = (
+            verified,
+            max(cert.not_valid_before_utc for cert in path),
+            min(cert.not_valid_after_utc for cert in path),
+        )
+    return verified
+
+
+#: How many verified server chains a TrustStore remembers (then it starts afresh).
+_VERIFIED_CACHE_SIZE = 64
 
 
 def _verify_server_chain(
