@@ -52,7 +52,7 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangePSK,
 )
 from tlsmith.codec.messages_rpk import RawPublicKeyCertificate12
-from tlsmith.config import ServerConfig
+from tlsmith.config import CertifiedKey, ServerConfig
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
@@ -90,6 +90,7 @@ from tlsmith.handshake.proofs import (
     reverify_client_session,
     verify_signature,
 )
+from tlsmith.handshake.server import cached_message
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.stores import StoreUnavailable
@@ -365,8 +366,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if choice.cert is None:
         return _psk_flight(io, h)
     certified = choice.cert.certified
-    _send(io, h, RawPublicKeyCertificate12(certified.chain[0]) if certified.raw_public_key
-          else Certificate12(certified.chain))
+    cert_msg, cert_raw = cached_message(certified, 12, lambda: _certificate12(certified))
+    io.send_handshake(cert_msg, cert_raw)
+    h.transcript.update(cert_raw)
     if staple is not None:
         _send(io, h, CertificateStatus(CertificateStatusType.OCSP, staple))
         io.note(f"stapled an OCSP response ({len(staple)} bytes) in CertificateStatus")
@@ -480,6 +482,13 @@ def _await_finished(read: RecordDecrypter, h: Handshake12S | Resumed12S,
     if h.npn:
         return AwaitChangeCipherSpec(read, ExpectNextProtocol(h.transcript, then))
     return AwaitChangeCipherSpec(read, then)
+
+
+def _certificate12(certified: CertifiedKey) -> Certificate12 | RawPublicKeyCertificate12:
+    """Our Certificate message (RFC 5246 §7.4.2, RFC 7250 §3): the same bytes on every
+    handshake with this credential (``cached_message``)."""
+    return (RawPublicKeyCertificate12(certified.chain[0]) if certified.raw_public_key
+            else Certificate12(certified.chain))
 
 
 def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
