@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from tlsmith.codec.buffer import Reader, Writer
-from tlsmith.codec.enums import ExtensionType, NamedGroup, ProtocolVersion, PskKeyExchangeMode
+from tlsmith.codec.enums import (
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+    PskKeyExchangeMode,
+    member,
+)
 from tlsmith.codec.extensions_base import (
     ExtensionBody,
     ExtensionContext,
@@ -162,7 +168,7 @@ class KeyShareEntry:
 
     @classmethod
     def read(cls, r: Reader) -> KeyShareEntry:
-        group = NamedGroup(r.u16())
+        group = member(NamedGroup, r.u16())
         return cls(group, r.opaque(2, min_len=1))
 
 

@@ -21,6 +21,7 @@ from tlsmith.codec.enums import (
     NamedGroup,
     ProtocolVersion,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import ClientHello
@@ -212,7 +213,7 @@ def jdk11_downgrade(cfg: ServerConfig, offered: Offered) -> bool:
 
 def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
     """RFC 8446 §4.2.1 / RFC 5246 §E.1: the highest version both sides speak."""
-    legacy = ProtocolVersion(offered.hello.legacy_version)
+    legacy = member(ProtocolVersion, offered.hello.legacy_version)
     ours = cfg.versions
     if legacy < ProtocolVersion.TLS12:
         # RFC 8446 §D.5 / §4.1.2: legacy_version below 0x0303 is refused even if
@@ -371,7 +372,7 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             first = next((s for s in client_schemes if s in usable), None)
             if first is None:
                 continue
-            scheme = SignatureScheme(first)
+            scheme = member(SignatureScheme, first)
         if ck.raw_public_key:
             # RFC 7250: a raw public key names no host, so it serves any name: it is
             # taken in configuration order, ahead of certificates whose names miss.

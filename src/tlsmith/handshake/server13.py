@@ -22,6 +22,7 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     PskKeyExchangeMode,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
@@ -164,7 +165,7 @@ def choose_group(cfg: ServerConfig, offered: Offered
     (None, None) for a ClientHello without key_share (PSK only)."""
     if offered.groups is None or offered.key_shares is None:
         return None, None
-    by_group = {NamedGroup(e.group): e.key_exchange for e in offered.key_shares}
+    by_group = {member(NamedGroup, e.group): e.key_exchange for e in offered.key_shares}
     usable = [g for g in cfg.groups if group_available(g)]
     group = None if cfg.strict_group_preference else next(
         (g for g in usable if g in by_group), None)
@@ -404,7 +405,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         legacy_version=ProtocolVersion.TLS12,
         random=io.random(32),
         legacy_session_id_echo=ch.legacy_session_id,
-        cipher_suite=CipherSuite(suite.suite),
+        cipher_suite=member(CipherSuite, suite.suite),
         legacy_compression_method=0,
         extensions=tuple(sh_exts),
     )
@@ -487,7 +488,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     offered_early = ExtensionType.EARLY_DATA in ch_types
     info = HandshakeInfo(
         version=ProtocolVersion.TLS13,
-        cipher_suite=CipherSuite(suite.suite),
+        cipher_suite=member(CipherSuite, suite.suite),
         group=choice.group,
         signature_scheme=choice.scheme,
         alpn=choice.alpn,
