@@ -186,6 +186,28 @@ class KeyShareClientHello(ExtensionBody):
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        # Fast path for a well-formed body (every check below, made in place); anything
+        # else is read again by ``_parse_checked``, which says what is wrong.
+        n = len(data)
+        if n >= 2 and (data[0] << 8 | data[1]) == n - 2:
+            shares: list[KeyShareEntry] = []
+            seen: set[int] = set()
+            pos = 2
+            while pos + 4 <= n:
+                group = data[pos] << 8 | data[pos + 1]
+                start = pos + 4
+                end = start + (data[pos + 2] << 8 | data[pos + 3])
+                if end == start or end > n or group in seen:
+                    break
+                seen.add(group)
+                shares.append(KeyShareEntry(member(NamedGroup, group), bytes(data[start:end])))
+                pos = end
+            if pos == n:
+                return cls(tuple(shares))
+        return cls._parse_checked(data)
+
+    @classmethod
+    def _parse_checked(cls, data: memoryview | bytes) -> Self:
         shares: list[KeyShareEntry] = []
         seen: set[int] = set()
         with ext_reader(data, cls.extension_type) as r, r.vector(2) as sub:
