@@ -420,15 +420,26 @@ def remember_wire(ext: Extension) -> None:
 def serialize_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
     """Write ``Extension extensions<0..2^16-1>`` (length prefix included)."""
     wire = _WIRE
-    with w.vector(2):
-        for ext in extensions:
-            known = wire.get(id(ext))
-            if known is not None and known[0] is ext:
-                w.raw(known[1])
-                continue
-            w.u16(ext.extension_type)
-            with w.vector(2):
-                ext.write_body(w)
+    buf = w._buf  # (the codec's own Writer: lengths filled in place, as Writer.vector)
+    start = len(buf)
+    buf += b"\x00\x00"
+    for ext in extensions:
+        known = wire.get(id(ext))
+        if known is not None and known[0] is ext:
+            buf += known[1]
+            continue
+        at = len(buf)
+        buf += ext.extension_type.to_bytes(2, "big")
+        buf += b"\x00\x00"
+        ext.write_body(w)
+        n = len(buf) - at - 4
+        if n > 0xFFFF:
+            raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+        buf[at + 2 : at + 4] = n.to_bytes(2, "big")
+    n = len(buf) - start - 2
+    if n > 0xFFFF:
+        raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+    buf[start : start + 2] = n.to_bytes(2, "big")
 
 
 def require_well_formed(extensions: Iterable[Extension]) -> None:
