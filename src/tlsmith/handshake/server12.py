@@ -227,6 +227,8 @@ class Resumable:
 
 
 def _client_ticket(offered: Offered) -> ext.SessionTicket | None:
+    if ExtensionType.SESSION_TICKET not in offered.types:
+        return None  # (the common case: no scan of the extensions)
     return ext.find_extension(offered.hello.extensions, ext.SessionTicket)
 
 
@@ -376,18 +378,24 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if suite.key_exchange in ("ecdhe", "dhe"):
         assert choice.group is not None and choice.cert.scheme is not None
         share = kx.generate_key_share(choice.group, io.random)
+        scheme = choice.cert.scheme
+        key = choice.cert.certified.private_key
+        # RFC 5246 §7.4.3: the signature covers both randoms and the params.
         ske: ServerKeyExchangeECDHE | ServerKeyExchangeDHE
         if suite.key_exchange == "ecdhe":
+            params = ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, choice.group,
+                                            share.public_bytes, None, b"").params_bytes()
+            signature = sig.sign(scheme, key, signed_params(ch.random, random, params))
             ske = ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, choice.group,
-                                         share.public_bytes, None, b"")
+                                         share.public_bytes, scheme, signature)
         else:
             p, g = kx.ffdhe_params(choice.group)
-            ske = ServerKeyExchangeDHE(_int_bytes(p), _int_bytes(g), share.public_bytes,
-                                       None, b"")
-        # RFC 5246 §7.4.3: the signature covers both randoms and the params.
-        content = signed_params(ch.random, random, ske.params_bytes())
-        signature = sig.sign(choice.cert.scheme, choice.cert.certified.private_key, content)
-        _send(io, h, replace(ske, algorithm=choice.cert.scheme, signature=signature))
+            dh_p, dh_g = _int_bytes(p), _int_bytes(g)
+            params = ServerKeyExchangeDHE(dh_p, dh_g, share.public_bytes, None,
+                                          b"").params_bytes()
+            signature = sig.sign(scheme, key, signed_params(ch.random, random, params))
+            ske = ServerKeyExchangeDHE(dh_p, dh_g, share.public_bytes, scheme, signature)
+        _send(io, h, ske)
     if cfg.client_auth != "none":
         # RFC 5246 §7.4.4 / RFC 8422 §5.5: any signing key; the schemes we verify.
         _send(io, h, CertificateRequest12(
