@@ -317,6 +317,11 @@ _PARSED: dict[ExtensionContext, dict[tuple[int, bytes], Extension]] = {
 }
 
 
+_BLOCK_NAMES: dict[ExtensionContext, str] = {
+    ctx: f"{ctx.value} extensions" for ctx in ExtensionContext
+}
+
+
 def _parse_one(ext_type: int, body: memoryview, context: ExtensionContext,
                parse: _Parser | None) -> Extension:
     if parse is None:
@@ -347,7 +352,7 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
     (kept as ``MalformedExtension``); in a ClientHello, pre_shared_key anywhere but last
     -> ``IllegalParameter``.
     """
-    block = r.vector(2, what=f"{context.value} extensions")
+    block = r.vector(2, what=_BLOCK_NAMES[context])
     out: list[Extension] = []
     seen: set[int] = set()
     parsers = _PARSERS_BY_CONTEXT[context]

@@ -32,6 +32,10 @@ class ExtensionContext(enum.Enum):
     CERTIFICATE_REQUEST = "certificate_request"
     NEW_SESSION_TICKET = "new_session_ticket"
 
+    # Members are singletons compared by identity: hash them the same way, in C (Enum's
+    # own __hash__ runs in Python, and contexts key dicts and sets on the hot path).
+    __hash__ = object.__hash__
+
 
 SERVER_CONTEXTS = frozenset(
     {ExtensionContext.SERVER_HELLO, ExtensionContext.ENCRYPTED_EXTENSIONS}
