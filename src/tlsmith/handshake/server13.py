@@ -686,10 +686,13 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
 def _can_resume(ch: ClientHello) -> bool:
     """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know
     (or that sent none) cannot resume; servers SHOULD NOT send it tickets."""
-    modes = next((e for e in ch.extensions if isinstance(e, ext.PskKeyExchangeModes)), None)
-    return modes is not None and any(
-        mode in (PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE)
-        for mode in modes.ke_modes)
+    for e in ch.extensions:
+        if isinstance(e, ext.PskKeyExchangeModes):
+            return not _KNOWN_PSK_MODES.isdisjoint(e.ke_modes)
+    return False
+
+
+_KNOWN_PSK_MODES = frozenset({PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE})
 
 
 class ExpectClientFinished(Tls13Handshaking[ServerIO]):
