@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, replace
 
@@ -158,6 +159,12 @@ def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
     return info
 
 
+@functools.lru_cache(maxsize=64)
+def _usable_groups(groups: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
+    """The configured groups this build can use (per configuration, not per handshake)."""
+    return tuple(g for g in groups if group_available(g))
+
+
 def choose_group(cfg: ServerConfig, offered: Offered
                  ) -> tuple[NamedGroup | None, bytes | None]:
     """Our preferred group the client sent a share for; else one it supports (an HRR);
@@ -166,7 +173,9 @@ def choose_group(cfg: ServerConfig, offered: Offered
     if offered.groups is None or offered.key_shares is None:
         return None, None
     by_group = {member(NamedGroup, e.group): e.key_exchange for e in offered.key_shares}
-    usable = [g for g in cfg.groups if group_available(g)]
+    groups = cfg.groups
+    usable = (_usable_groups(groups) if isinstance(groups, tuple)
+              else [g for g in groups if group_available(g)])
     group = None if cfg.strict_group_preference else next(
         (g for g in usable if g in by_group), None)
     if group is None:
