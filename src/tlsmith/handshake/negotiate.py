@@ -81,6 +81,8 @@ class Offered:
     ca_names: tuple[bytes, ...] | None = None
     # ServerConfig.certificate_callback's choice for this hello (None: the configured).
     certificates: tuple[CertifiedKey, ...] | None = None
+    # RFC 5077 §3.2: the client's SessionTicket extension (TLS 1.2; None: absent).
+    session_ticket: ext.SessionTicket | None = None
 
     @property
     def max_version(self) -> ProtocolVersion:
@@ -95,7 +97,7 @@ _OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
     ext.Cookie, ext.RenegotiationInfo, ext.ECPointFormats, ext.PreSharedKeyClientHello,
     ext.PskKeyExchangeModes, ext.EarlyDataIndication, ext.ExtendedMasterSecret,
     ext.EncryptThenMac, ext.StatusRequest, ext.ServerCertificateTypeList,
-    ext.ClientCertificateTypeList, ext.CertificateAuthorities,
+    ext.ClientCertificateTypeList, ext.CertificateAuthorities, ext.SessionTicket,
 )
 _OFFER_SLOTS: dict[int, tuple[int, type[ext.KnownExtension]]] = {
     int(cls.extension_type): (i, cls) for i, cls in enumerate(_OFFER_CLASSES)
@@ -134,7 +136,7 @@ def offer(ch: ClientHello) -> Offered:
     psk_modes: ext.PskKeyExchangeModes | None
     cas: ext.CertificateAuthorities | None
     (sv, groups, shares, algs, sni, alpn, cookie, reneg, pf, psk, psk_modes, early, ems, etm,
-     status, server_types, client_types, cas) = found
+     status, server_types, client_types, cas, ticket) = found
     suites = ch.cipher_suites
     # The codec already gives enum members (open enums): no conversions needed here.
     return Offered(
@@ -164,6 +166,7 @@ def offer(ch: ClientHello) -> Offered:
         server_certificate_types=certtype.offered_types(server_types),
         client_certificate_types=certtype.offered_types(client_types),
         ca_names=cas.authorities if cas else None,
+        session_ticket=ticket,
     )
 
 

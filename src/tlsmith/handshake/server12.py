@@ -209,12 +209,24 @@ def _common_extensions(offered: Offered, ems: bool, etm: bool) -> list[ext.Exten
     handshakes."""
     exts: list[ext.Extension] = []
     if offered.renegotiation_info is not None or offered.empty_renegotiation_scsv:
-        exts.append(ext.RenegotiationInfo(b""))  # RFC 5746 §3.6
+        exts.append(_RENEGOTIATION_INFO)  # RFC 5746 §3.6
     if ems:
-        exts.append(ext.ExtendedMasterSecret())
+        exts.append(_EXTENDED_MASTER_SECRET)
     if etm:
-        exts.append(ext.EncryptThenMac())
+        exts.append(_ENCRYPT_THEN_MAC)
     return exts
+
+
+# Our fixed ServerHello answers: built and serialized once (extensions are frozen).
+_RENEGOTIATION_INFO = ext.RenegotiationInfo(b"")
+_EXTENDED_MASTER_SECRET = ext.ExtendedMasterSecret()
+_ENCRYPT_THEN_MAC = ext.EncryptThenMac()
+_SESSION_TICKET = ext.SessionTicket()
+_EC_POINT_FORMATS = ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,))
+for _fixed in (_RENEGOTIATION_INFO, _EXTENDED_MASTER_SECRET, _ENCRYPT_THEN_MAC,
+               _SESSION_TICKET, _EC_POINT_FORMATS):
+    ext.remember_wire(_fixed)
+del _fixed
 
 
 @dataclass(frozen=True)
@@ -227,9 +239,7 @@ class Resumable:
 
 
 def _client_ticket(offered: Offered) -> ext.SessionTicket | None:
-    if ExtensionType.SESSION_TICKET not in offered.types:
-        return None  # (the common case: no scan of the extensions)
-    return ext.find_extension(offered.hello.extensions, ext.SessionTicket)
+    return offered.session_ticket
 
 
 def find_session(io: ServerIO, offered: Offered) -> Resumable | None:
@@ -325,10 +335,10 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     ticket_ext = _client_ticket(offered)
     issue_ticket = ticket_ext is not None and cfg.tickets > 0
     if issue_ticket:
-        exts.append(ext.SessionTicket())
+        exts.append(_SESSION_TICKET)
     session_id = io.random(32) if cfg.session_ids else b""
     if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
-        exts.append(ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)))  # RFC 8422 §5.2
+        exts.append(_EC_POINT_FORMATS)  # RFC 8422 §5.2
     if offered.server_name and choice.cert is not None and choice.cert.sni_matched:
         exts.append(ext.ServerName(None))  # RFC 6066 §3
     if alpn is not None:
@@ -754,7 +764,7 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     issue = cfg.tickets > 0 and (found.renew or (
         found.how == "session_id" and ticket_ext is not None))
     if issue:
-        exts.append(ext.SessionTicket())
+        exts.append(_SESSION_TICKET)
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
     npn = _npn_advertised(cfg, offered)
