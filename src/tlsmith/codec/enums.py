@@ -8,7 +8,7 @@ survives parse -> serialize unchanged.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 
 def is_grease(value: int) -> bool:
@@ -47,6 +47,18 @@ class OpenEnum(enum.IntEnum):
     def rfc_name(self) -> str:
         """The name as the RFC/IANA registry writes it (e.g. ``TLS_AES_128_GCM_SHA256``)."""
         return self._name_ or ""
+
+
+_OE = TypeVar("_OE", bound=OpenEnum)
+
+
+def member(enum_cls: type[_OE], value: int) -> _OE:
+    """``enum_cls(value)`` without the Enum call (a few dozen Python opcodes) when
+    ``value`` already is a member, or the number of a known one (the hot path)."""
+    if type(value) is enum_cls:
+        return value
+    found = enum_cls._value2member_map_.get(value)
+    return found if found is not None else enum_cls(value)  # type: ignore[return-value]
 
 
 class ContentType(OpenEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import struct
 from collections.abc import Iterable, Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from tlsmith.codec.buffer import Reader, Writer
 from tlsmith.codec.enums import ExtensionType, OpenEnum
@@ -31,6 +31,10 @@ class ExtensionContext(enum.Enum):
     CERTIFICATE = "certificate"  # a CertificateEntry's extensions
     CERTIFICATE_REQUEST = "certificate_request"
     NEW_SESSION_TICKET = "new_session_ticket"
+
+    # Members are singletons compared by identity: hash them the same way, in C (Enum's
+    # own __hash__ runs in Python, and contexts key dicts and sets on the hot path).
+    __hash__ = object.__hash__
 
 
 SERVER_CONTEXTS = frozenset(
@@ -88,28 +92,46 @@ def expect_empty(data: memoryview | bytes, t: ExtensionType) -> None:
                           "byte(s)")
 
 
+# Code point lists kept for reuse, by (enum class, wire bytes): a server sees the same
+# cipher_suites, supported_groups, ... from every client of one kind. Bounded (the peer
+# chooses the bytes): only short lists, and the table is emptied when full.
+_ENUM_LISTS: dict[tuple[type, bytes], tuple[Any, ...]] = {}
+_ENUM_LISTS_MAX_BODY = 512
+_ENUM_LISTS_MAX = 1024
+
+
 def read_u16_enums(
     r: Reader, prefix: int, enum_cls: type[E], *, min_len: int, max_len: int, what: str
 ) -> tuple[E, ...]:
     """A vector of 16-bit code points, ``T list<min_len..max_len>`` (lengths in bytes)."""
-    sub = r.vector(prefix, what=what)
-    n = sub.remaining
+    # (Reads in place: the truncation checks and messages of ``r.vector``.)
+    n = r._length(prefix)
+    view = r._take(n)
     if n & 1:
         raise DecodeError(f"{what}: odd length {n} for a list of 16-bit values")
     if n < min_len or n > max_len:
         raise DecodeError(f"{what}: list of {n} byte(s) outside the allowed {min_len}..{max_len}")
-    return enum_tuple(enum_cls, struct.unpack(f">{n >> 1}H", sub.view(n)))
+    if n > _ENUM_LISTS_MAX_BODY:
+        return enum_tuple(enum_cls, struct.unpack(f">{n >> 1}H", view))
+    key = (enum_cls, view.tobytes())
+    found = _ENUM_LISTS.get(key)
+    if found is None:
+        found = enum_tuple(enum_cls, struct.unpack(f">{n >> 1}H", view))
+        if len(_ENUM_LISTS) >= _ENUM_LISTS_MAX:
+            _ENUM_LISTS.clear()
+        _ENUM_LISTS[key] = found
+    return found
 
 
 def read_u8_enums(
     r: Reader, prefix: int, enum_cls: type[E], *, min_len: int, max_len: int, what: str
 ) -> tuple[E, ...]:
     """A vector of 8-bit code points, ``T list<min_len..max_len>``."""
-    sub = r.vector(prefix, what=what)
-    n = sub.remaining
+    n = r._length(prefix)
+    view = r._take(n)
     if n < min_len or n > max_len:
         raise DecodeError(f"{what}: list of {n} byte(s) outside the allowed {min_len}..{max_len}")
-    return enum_tuple(enum_cls, sub.view(n))
+    return enum_tuple(enum_cls, view)
 
 
 def write_u16s(w: Writer, prefix: int, values: Sequence[int]) -> None:

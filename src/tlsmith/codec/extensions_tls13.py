@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from tlsmith.codec.buffer import Reader, Writer
-from tlsmith.codec.enums import ExtensionType, NamedGroup, ProtocolVersion, PskKeyExchangeMode
+from tlsmith.codec.enums import (
+    ExtensionType,
+    NamedGroup,
+    ProtocolVersion,
+    PskKeyExchangeMode,
+    member,
+)
 from tlsmith.codec.extensions_base import (
     ExtensionBody,
     ExtensionContext,
@@ -162,7 +168,7 @@ class KeyShareEntry:
 
     @classmethod
     def read(cls, r: Reader) -> KeyShareEntry:
-        group = NamedGroup(r.u16())
+        group = member(NamedGroup, r.u16())
         return cls(group, r.opaque(2, min_len=1))
 
 
@@ -180,6 +186,28 @@ class KeyShareClientHello(ExtensionBody):
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        # Fast path for a well-formed body (every check below, made in place); anything
+        # else is read again by ``_parse_checked``, which says what is wrong.
+        n = len(data)
+        if n >= 2 and (data[0] << 8 | data[1]) == n - 2:
+            shares: list[KeyShareEntry] = []
+            seen: set[int] = set()
+            pos = 2
+            while pos + 4 <= n:
+                group = data[pos] << 8 | data[pos + 1]
+                start = pos + 4
+                end = start + (data[pos + 2] << 8 | data[pos + 3])
+                if end == start or end > n or group in seen:
+                    break
+                seen.add(group)
+                shares.append(KeyShareEntry(member(NamedGroup, group), bytes(data[start:end])))
+                pos = end
+            if pos == n:
+                return cls(tuple(shares))
+        return cls._parse_checked(data)
+
+    @classmethod
+    def _parse_checked(cls, data: memoryview | bytes) -> Self:
         shares: list[KeyShareEntry] = []
         seen: set[int] = set()
         with ext_reader(data, cls.extension_type) as r, r.vector(2) as sub:
@@ -312,6 +340,47 @@ class PreSharedKeyClientHello(ExtensionBody):
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        # Fast path for a well-formed body (every check below, made in place); anything
+        # else is read again by ``_parse_checked``, which says what is wrong.
+        found = cls._parse_well_formed(data)
+        return found if found is not None else cls._parse_checked(data)
+
+    @classmethod
+    def _parse_well_formed(cls, data: memoryview | bytes) -> Self | None:
+        n = len(data)
+        if n < 2:
+            return None
+        ids_end = 2 + (data[0] << 8 | data[1])
+        if ids_end < 9 or ids_end + 2 > n:
+            return None
+        identities: list[PskIdentity] = []
+        pos = 2
+        while pos < ids_end:
+            start = pos + 2
+            end = start + (data[pos] << 8 | data[pos + 1]) if start <= ids_end else 0
+            if end <= start or end + 4 > ids_end:
+                return None
+            identities.append(PskIdentity(bytes(data[start:end]),
+                                          int.from_bytes(data[end:end + 4], "big")))
+            pos = end + 4
+        if (data[ids_end] << 8 | data[ids_end + 1]) < 33 or (
+                ids_end + 2 + (data[ids_end] << 8 | data[ids_end + 1]) != n):
+            return None
+        binders: list[bytes] = []
+        pos = ids_end + 2
+        while pos < n:
+            start = pos + 1
+            end = start + data[pos]
+            if end - start < 32 or end > n:
+                return None
+            binders.append(bytes(data[start:end]))
+            pos = end
+        if len(binders) != len(identities):
+            return None
+        return cls(tuple(identities), tuple(binders))
+
+    @classmethod
+    def _parse_checked(cls, data: memoryview | bytes) -> Self:
         identities: list[PskIdentity] = []
         with ext_reader(data, cls.extension_type) as r:
             with r.vector(2, min_len=7, what="pre_shared_key identities") as ids:

@@ -22,6 +22,7 @@ from tlsmith.codec.enums import (
     KeyUpdateRequest,
     ProtocolVersion,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.extensions import (
     Extension,
@@ -138,7 +139,7 @@ class ClientHello(MessageBase):
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
         r = Reader(body, "ClientHello")
-        version = ProtocolVersion(r.u16())
+        version = member(ProtocolVersion, r.u16())
         random = r.raw(32)
         session_id = r.opaque(1, max_len=32)
         suites = read_u16_enums(r, 2, CipherSuite, min_len=2, max_len=0xFFFE,
@@ -219,10 +220,10 @@ class ServerHello(MessageBase):
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
         r = Reader(body, "ServerHello")
-        version = ProtocolVersion(r.u16())
+        version = member(ProtocolVersion, r.u16())
         random = r.raw(32)
         session_id = r.opaque(1, max_len=32)
-        suite = CipherSuite(r.u16())
+        suite = member(CipherSuite, r.u16())
         compression = CompressionMethod(r.u8())
         if r.at_end():
             return cls(version, random, session_id, suite, compression, (), False)
@@ -332,7 +333,7 @@ class CertificateVerify(MessageBase):
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
         with Reader(body, "CertificateVerify") as r:
-            algorithm = SignatureScheme(r.u16())
+            algorithm = member(SignatureScheme, r.u16())
             signature = r.opaque(2)
         return cls(algorithm, signature)
 

@@ -49,10 +49,15 @@ class MessageBase:
 
     def serialize(self) -> bytes:
         w = Writer()
-        w.u8(self.msg_type)
-        with w.vector(3):
-            self.write_body(w)
-        return w.getvalue()
+        buf = w._buf
+        buf += b"\x00\x00\x00\x00"  # msg_type and u24 length, filled in below
+        self.write_body(w)
+        n = len(buf) - 4
+        if n >= 1 << 24:
+            raise ValueError(f"{n} bytes do not fit a 3-byte length prefix")
+        buf[0] = self.msg_type
+        buf[1:4] = n.to_bytes(3, "big")
+        return bytes(buf)
 
 
 def _expect_empty(body: bytes | memoryview, what: str) -> None:

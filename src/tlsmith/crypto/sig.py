@@ -122,7 +122,7 @@ def certificate_verify_content(transcript_hash: bytes, *, server: bool) -> bytes
 
 
 def _info(scheme: SignatureScheme | int) -> _SchemeInfo | None:
-    return _SCHEMES.get(SignatureScheme(scheme))
+    return _SCHEMES.get(scheme)  # type: ignore[arg-type]  # (an int hashes as its member)
 
 
 _KIND_BY_TYPE: dict[type, str] = {}
@@ -299,12 +299,12 @@ _PKCS1V15 = padding.PKCS1v15()
 def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: bytes) -> bytes:
     """Sign ``data`` with ``scheme``. A scheme that does not fit the key, or a SHA-1
     scheme, is a local mistake: ``InternalError``."""
-    scheme = SignatureScheme(scheme)
     info = _info(scheme)
     if info is None or info.legacy:
-        raise InternalError(f"refusing to sign with {scheme}")
+        raise InternalError(f"refusing to sign with {SignatureScheme(scheme)}")
     if not _family_fits_key(info, private_key, None):
-        raise InternalError(f"{scheme} cannot be used with a {type(private_key).__name__}")
+        raise InternalError(f"{SignatureScheme(scheme)} cannot be used with a "
+                            f"{type(private_key).__name__}")
     h = info.hash
     if _is_ec_private(private_key):
         assert h is not None
@@ -314,7 +314,8 @@ def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: byte
         if info.family == "rsa_pkcs1":
             return private_key.sign(data, _PKCS1V15, h)
         if not _pss_fits(info, private_key):
-            raise InternalError(f"a {private_key.key_size}-bit RSA key is too small for {scheme}")
+            raise InternalError(f"a {private_key.key_size}-bit RSA key is too small for "
+                                f"{SignatureScheme(scheme)}")
         return private_key.sign(data, _pss(h), h)
     if isinstance(private_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
         return private_key.sign(data)

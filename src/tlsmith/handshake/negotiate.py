@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -21,6 +21,7 @@ from tlsmith.codec.enums import (
     NamedGroup,
     ProtocolVersion,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import ClientHello
@@ -44,7 +45,6 @@ from tlsmith.x509.leaf import name_matches
 # is the peer's choice.
 _name_matches = functools.lru_cache(maxsize=1024)(name_matches)
 
-_E = TypeVar("_E")
 
 
 @dataclass(frozen=True)
@@ -81,61 +81,92 @@ class Offered:
     ca_names: tuple[bytes, ...] | None = None
     # ServerConfig.certificate_callback's choice for this hello (None: the configured).
     certificates: tuple[CertifiedKey, ...] | None = None
+    # RFC 5077 §3.2: the client's SessionTicket extension (TLS 1.2; None: absent).
+    session_ticket: ext.SessionTicket | None = None
 
     @property
     def max_version(self) -> ProtocolVersion:
         return max(self.versions)
 
 
+# The ClientHello extensions ``offer`` reads, each by its type's number: one dict lookup
+# per extension instead of one per class asked for.
+_OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
+    ext.SupportedVersionsClientHello, ext.SupportedGroups, ext.KeyShareClientHello,
+    ext.SignatureAlgorithms, ext.ServerName, ext.ApplicationLayerProtocolNegotiation,
+    ext.Cookie, ext.RenegotiationInfo, ext.ECPointFormats, ext.PreSharedKeyClientHello,
+    ext.PskKeyExchangeModes, ext.EarlyDataIndication, ext.ExtendedMasterSecret,
+    ext.EncryptThenMac, ext.StatusRequest, ext.ServerCertificateTypeList,
+    ext.ClientCertificateTypeList, ext.CertificateAuthorities, ext.SessionTicket,
+)
+_OFFER_SLOTS: dict[int, tuple[int, type[ext.KnownExtension]]] = {
+    int(cls.extension_type): (i, cls) for i, cls in enumerate(_OFFER_CLASSES)
+}
+# Types defined, but not for a ClientHello (ExtensionContext hashes in Python: a set of
+# plain ints answers instead).
+_NOT_IN_CLIENT_HELLO: frozenset[int] = frozenset(
+    int(t) for t, allowed in ALLOWED_IN.items()
+    if ExtensionContext.CLIENT_HELLO not in allowed
+)
+
+
 def offer(ch: ClientHello) -> Offered:
     """One pass over the ClientHello's extensions (duplicates were refused by the codec)."""
     by_type = {e.extension_type: e for e in ch.extensions}
-    for t in by_type:
-        allowed = ALLOWED_IN.get(t)
-        if allowed is not None and ExtensionContext.CLIENT_HELLO not in allowed:
-            raise IllegalParameter(f"the {t.name} extension is not allowed in ClientHello")
-
-    def get(cls: type[_E]) -> _E | None:
-        found = by_type.get(getattr(cls, "extension_type"))  # noqa: B009
-        return found if isinstance(found, cls) else None
-
-    sv = get(ext.SupportedVersionsClientHello)
-    groups = get(ext.SupportedGroups)
-    shares = get(ext.KeyShareClientHello)
-    algs = get(ext.SignatureAlgorithms)
-    sni = get(ext.ServerName)
-    alpn = get(ext.ApplicationLayerProtocolNegotiation)
-    cookie = get(ext.Cookie)
-    reneg = get(ext.RenegotiationInfo)
-    pf = get(ext.ECPointFormats)
+    if not _NOT_IN_CLIENT_HELLO.isdisjoint(by_type):
+        for t in by_type:
+            if t in _NOT_IN_CLIENT_HELLO:
+                raise IllegalParameter(f"the {t.name} extension is not allowed in ClientHello")
+    found: list[Any] = [None] * len(_OFFER_CLASSES)
+    slots = _OFFER_SLOTS
+    for t, e in by_type.items():
+        slot = slots.get(t)
+        if slot is not None and isinstance(e, slot[1]):
+            found[slot[0]] = e
+    sv: ext.SupportedVersionsClientHello | None
+    groups: ext.SupportedGroups | None
+    shares: ext.KeyShareClientHello | None
+    algs: ext.SignatureAlgorithms | None
+    sni: ext.ServerName | None
+    alpn: ext.ApplicationLayerProtocolNegotiation | None
+    cookie: ext.Cookie | None
+    reneg: ext.RenegotiationInfo | None
+    pf: ext.ECPointFormats | None
+    psk: ext.PreSharedKeyClientHello | None
+    psk_modes: ext.PskKeyExchangeModes | None
+    cas: ext.CertificateAuthorities | None
+    (sv, groups, shares, algs, sni, alpn, cookie, reneg, pf, psk, psk_modes, early, ems, etm,
+     status, server_types, client_types, cas, ticket) = found
+    suites = ch.cipher_suites
     # The codec already gives enum members (open enums): no conversions needed here.
     return Offered(
         hello=ch,
         versions=(tuple(sv.versions) if sv is not None
                   else (ProtocolVersion(ch.legacy_version),)),
         supported_versions_sent=sv is not None,
-        suites=tuple(ch.cipher_suites),
+        suites=tuple(suites),
         groups=tuple(groups.named_group_list) if groups else None,
         key_shares=shares.client_shares if shares is not None else None,
         signature_schemes=(tuple(algs.supported_signature_algorithms)
                            if algs is not None else None),
         server_name=sni.host_name if sni is not None else None,
         alpn=alpn.protocol_name_list if alpn is not None else None,
-        psk=get(ext.PreSharedKeyClientHello),
-        psk_modes=get(ext.PskKeyExchangeModes),
+        psk=psk,
+        psk_modes=psk_modes,
         cookie=cookie.cookie if cookie is not None else None,
-        early_data=get(ext.EarlyDataIndication) is not None,
-        extended_master_secret=get(ext.ExtendedMasterSecret) is not None,
-        encrypt_then_mac=get(ext.EncryptThenMac) is not None,
+        early_data=early is not None,
+        extended_master_secret=ems is not None,
+        encrypt_then_mac=etm is not None,
         renegotiation_info=reneg.renegotiated_connection if reneg is not None else None,
-        empty_renegotiation_scsv=CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in ch.cipher_suites,
+        empty_renegotiation_scsv=CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in suites,
         ec_point_formats=tuple(pf.ec_point_format_list) if pf is not None else None,
-        fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in ch.cipher_suites,
+        fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in suites,
         types=frozenset(by_type),
-        status_request=get(ext.StatusRequest) is not None,
-        server_certificate_types=certtype.offered_types(get(ext.ServerCertificateTypeList)),
-        client_certificate_types=certtype.offered_types(get(ext.ClientCertificateTypeList)),
-        ca_names=cas.authorities if (cas := get(ext.CertificateAuthorities)) else None,
+        status_request=status is not None,
+        server_certificate_types=certtype.offered_types(server_types),
+        client_certificate_types=certtype.offered_types(client_types),
+        ca_names=cas.authorities if cas else None,
+        session_ticket=ticket,
     )
 
 
@@ -185,7 +216,7 @@ def jdk11_downgrade(cfg: ServerConfig, offered: Offered) -> bool:
 
 def choose_version(cfg: ServerConfig, offered: Offered) -> ProtocolVersion:
     """RFC 8446 §4.2.1 / RFC 5246 §E.1: the highest version both sides speak."""
-    legacy = ProtocolVersion(offered.hello.legacy_version)
+    legacy = member(ProtocolVersion, offered.hello.legacy_version)
     ours = cfg.versions
     if legacy < ProtocolVersion.TLS12:
         # RFC 8446 §D.5 / §4.1.2: legacy_version below 0x0303 is refused even if
@@ -344,7 +375,7 @@ def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
             first = next((s for s in client_schemes if s in usable), None)
             if first is None:
                 continue
-            scheme = SignatureScheme(first)
+            scheme = member(SignatureScheme, first)
         if ck.raw_public_key:
             # RFC 7250: a raw public key names no host, so it serves any name: it is
             # taken in configuration order, ahead of certificates whose names miss.

@@ -52,7 +52,7 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangePSK,
 )
 from tlsmith.codec.messages_rpk import RawPublicKeyCertificate12
-from tlsmith.config import ServerConfig
+from tlsmith.config import CertifiedKey, ServerConfig
 from tlsmith.crypto import kx, rsa_kx, sig
 from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
@@ -90,6 +90,7 @@ from tlsmith.handshake.proofs import (
     reverify_client_session,
     verify_signature,
 )
+from tlsmith.handshake.server import cached_message
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.stores import StoreUnavailable
@@ -208,12 +209,24 @@ def _common_extensions(offered: Offered, ems: bool, etm: bool) -> list[ext.Exten
     handshakes."""
     exts: list[ext.Extension] = []
     if offered.renegotiation_info is not None or offered.empty_renegotiation_scsv:
-        exts.append(ext.RenegotiationInfo(b""))  # RFC 5746 §3.6
+        exts.append(_RENEGOTIATION_INFO)  # RFC 5746 §3.6
     if ems:
-        exts.append(ext.ExtendedMasterSecret())
+        exts.append(_EXTENDED_MASTER_SECRET)
     if etm:
-        exts.append(ext.EncryptThenMac())
+        exts.append(_ENCRYPT_THEN_MAC)
     return exts
+
+
+# Our fixed ServerHello answers: built and serialized once (extensions are frozen).
+_RENEGOTIATION_INFO = ext.RenegotiationInfo(b"")
+_EXTENDED_MASTER_SECRET = ext.ExtendedMasterSecret()
+_ENCRYPT_THEN_MAC = ext.EncryptThenMac()
+_SESSION_TICKET = ext.SessionTicket()
+_EC_POINT_FORMATS = ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,))
+for _fixed in (_RENEGOTIATION_INFO, _EXTENDED_MASTER_SECRET, _ENCRYPT_THEN_MAC,
+               _SESSION_TICKET, _EC_POINT_FORMATS):
+    ext.remember_wire(_fixed)
+del _fixed
 
 
 @dataclass(frozen=True)
@@ -226,7 +239,7 @@ class Resumable:
 
 
 def _client_ticket(offered: Offered) -> ext.SessionTicket | None:
-    return ext.find_extension(offered.hello.extensions, ext.SessionTicket)
+    return offered.session_ticket
 
 
 def find_session(io: ServerIO, offered: Offered) -> Resumable | None:
@@ -322,10 +335,10 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     ticket_ext = _client_ticket(offered)
     issue_ticket = ticket_ext is not None and cfg.tickets > 0
     if issue_ticket:
-        exts.append(ext.SessionTicket())
+        exts.append(_SESSION_TICKET)
     session_id = io.random(32) if cfg.session_ids else b""
     if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
-        exts.append(ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,)))  # RFC 8422 §5.2
+        exts.append(_EC_POINT_FORMATS)  # RFC 8422 §5.2
     if offered.server_name and choice.cert is not None and choice.cert.sni_matched:
         exts.append(ext.ServerName(None))  # RFC 6066 §3
     if alpn is not None:
@@ -365,8 +378,9 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if choice.cert is None:
         return _psk_flight(io, h)
     certified = choice.cert.certified
-    _send(io, h, RawPublicKeyCertificate12(certified.chain[0]) if certified.raw_public_key
-          else Certificate12(certified.chain))
+    cert_msg, cert_raw = cached_message(certified, 12, lambda: _certificate12(certified))
+    io.send_handshake(cert_msg, cert_raw)
+    h.transcript.update(cert_raw)
     if staple is not None:
         _send(io, h, CertificateStatus(CertificateStatusType.OCSP, staple))
         io.note(f"stapled an OCSP response ({len(staple)} bytes) in CertificateStatus")
@@ -374,18 +388,24 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if suite.key_exchange in ("ecdhe", "dhe"):
         assert choice.group is not None and choice.cert.scheme is not None
         share = kx.generate_key_share(choice.group, io.random)
+        scheme = choice.cert.scheme
+        key = choice.cert.certified.private_key
+        # RFC 5246 §7.4.3: the signature covers both randoms and the params.
         ske: ServerKeyExchangeECDHE | ServerKeyExchangeDHE
         if suite.key_exchange == "ecdhe":
+            params = ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, choice.group,
+                                            share.public_bytes, None, b"").params_bytes()
+            signature = sig.sign(scheme, key, signed_params(ch.random, random, params))
             ske = ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, choice.group,
-                                         share.public_bytes, None, b"")
+                                         share.public_bytes, scheme, signature)
         else:
             p, g = kx.ffdhe_params(choice.group)
-            ske = ServerKeyExchangeDHE(_int_bytes(p), _int_bytes(g), share.public_bytes,
-                                       None, b"")
-        # RFC 5246 §7.4.3: the signature covers both randoms and the params.
-        content = signed_params(ch.random, random, ske.params_bytes())
-        signature = sig.sign(choice.cert.scheme, choice.cert.certified.private_key, content)
-        _send(io, h, replace(ske, algorithm=choice.cert.scheme, signature=signature))
+            dh_p, dh_g = _int_bytes(p), _int_bytes(g)
+            params = ServerKeyExchangeDHE(dh_p, dh_g, share.public_bytes, None,
+                                          b"").params_bytes()
+            signature = sig.sign(scheme, key, signed_params(ch.random, random, params))
+            ske = ServerKeyExchangeDHE(dh_p, dh_g, share.public_bytes, scheme, signature)
+        _send(io, h, ske)
     if cfg.client_auth != "none":
         # RFC 5246 §7.4.4 / RFC 8422 §5.5: any signing key; the schemes we verify.
         _send(io, h, CertificateRequest12(
@@ -480,6 +500,13 @@ def _await_finished(read: RecordDecrypter, h: Handshake12S | Resumed12S,
     if h.npn:
         return AwaitChangeCipherSpec(read, ExpectNextProtocol(h.transcript, then))
     return AwaitChangeCipherSpec(read, then)
+
+
+def _certificate12(certified: CertifiedKey) -> Certificate12 | RawPublicKeyCertificate12:
+    """Our Certificate message (RFC 5246 §7.4.2, RFC 7250 §3): the same bytes on every
+    handshake with this credential (``cached_message``)."""
+    return (RawPublicKeyCertificate12(certified.chain[0]) if certified.raw_public_key
+            else Certificate12(certified.chain))
 
 
 def _send(io: ServerIO, h: Handshake12S, msg: MessageBase) -> None:
@@ -737,7 +764,7 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     issue = cfg.tickets > 0 and (found.renew or (
         found.how == "session_id" and ticket_ext is not None))
     if issue:
-        exts.append(ext.SessionTicket())
+        exts.append(_SESSION_TICKET)
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
     npn = _npn_advertised(cfg, offered)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, replace
 
@@ -22,6 +23,7 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     PskKeyExchangeMode,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.messages import (
     HELLO_RETRY_REQUEST_RANDOM,
@@ -84,6 +86,7 @@ from tlsmith.handshake.proofs import (
     verify_signature,
 )
 from tlsmith.handshake.psk13 import SelectedPsk
+from tlsmith.handshake.server import cached_message
 from tlsmith.observe import Epoch
 
 _COOKIE_LABEL = b"tlsmith hrr cookie v1"
@@ -156,6 +159,12 @@ def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
     return info
 
 
+@functools.lru_cache(maxsize=64)
+def _usable_groups(groups: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
+    """The configured groups this build can use (per configuration, not per handshake)."""
+    return tuple(g for g in groups if group_available(g))
+
+
 def choose_group(cfg: ServerConfig, offered: Offered
                  ) -> tuple[NamedGroup | None, bytes | None]:
     """Our preferred group the client sent a share for; else one it supports (an HRR);
@@ -163,8 +172,10 @@ def choose_group(cfg: ServerConfig, offered: Offered
     (None, None) for a ClientHello without key_share (PSK only)."""
     if offered.groups is None or offered.key_shares is None:
         return None, None
-    by_group = {NamedGroup(e.group): e.key_exchange for e in offered.key_shares}
-    usable = [g for g in cfg.groups if group_available(g)]
+    by_group = {member(NamedGroup, e.group): e.key_exchange for e in offered.key_shares}
+    groups = cfg.groups
+    usable = (_usable_groups(groups) if isinstance(groups, tuple)
+              else [g for g in groups if group_available(g)])
     group = None if cfg.strict_group_preference else next(
         (g for g in usable if g in by_group), None)
     if group is None:
@@ -379,13 +390,20 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
                                   ccs_sent=self.ccs_sent)
 
 
+# The constant parts of the flight: built and serialized once (messages are frozen).
+_SUPPORTED_VERSIONS_13 = ext.SupportedVersionsServerHello(ProtocolVersion.TLS13)
+ext.remember_wire(_SUPPORTED_VERSIONS_13)
+_EMPTY_EE = EncryptedExtensions(())
+_EMPTY_EE_RAW = _EMPTY_EE.serialize()
+
+
 def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript,
                        *, hrr: bool, ccs_sent: bool) -> State[ServerIO]:
     """ServerHello ... Finished in one flight (RFC 8446 §2)."""
     suite = choice.suite
     psk = choice.psk
     ch_hash = transcript.digest()  # ClientHello (0-RTT keys, RFC 8446 §7.1)
-    sh_exts: list[ext.Extension] = [ext.SupportedVersionsServerHello(ProtocolVersion.TLS13)]
+    sh_exts: list[ext.Extension] = [_SUPPORTED_VERSIONS_13]
     shared: bytes | None = None
     if choice.group is not None and choice.client_share is not None:
         server_share, shared = server_key_share(choice.group, choice.client_share, io.random)
@@ -396,7 +414,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         legacy_version=ProtocolVersion.TLS12,
         random=io.random(32),
         legacy_session_id_echo=ch.legacy_session_id,
-        cipher_suite=CipherSuite(suite.suite),
+        cipher_suite=member(CipherSuite, suite.suite),
         legacy_compression_method=0,
         extensions=tuple(sh_exts),
     )
@@ -430,24 +448,29 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
                    else state.server_certificate_type if state is not None else None)
     ee_exts += certtype.server_answer(choice.server_cert_types, choice.client_cert_types,
                                       server_type, client_type)
-    flight: list[EncryptedExtensions | CertificateRequest | Certificate] = [
-        EncryptedExtensions(tuple(ee_exts))]
+    if ee_exts:
+        ee = EncryptedExtensions(tuple(ee_exts))
+        raw = ee.serialize()
+    else:
+        ee, raw = _EMPTY_EE, _EMPTY_EE_RAW
+    cr: tuple[CertificateRequest, bytes] | None = None
     # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
     if io.config.client_auth != "none" and psk is None:
-        flight.append(certificate_request(io.config))
+        cfg = io.config
+        cr = cached_message(cfg, 13, lambda: certificate_request(cfg))
         io.note(f"asking the client for a certificate (client_auth={io.config.client_auth})")
+    staple = choice.staple
+    if certified is not None and staple is not None:
+        io.note(f"stapling an OCSP response ({len(staple)} bytes) to our certificate")
+    io.send_handshake(ee, raw)
+    transcript.update(raw)
+    if cr is not None:
+        io.send_handshake(cr[0], cr[1])
+        transcript.update(cr[1])
     if certified is not None:
-        entries = [CertificateEntry(der, ()) for der in certified.chain]
-        if choice.staple is not None:
-            # RFC 8446 §4.4.2.1: the OCSP response rides in the leaf's CertificateEntry.
-            entries[0] = CertificateEntry(entries[0].cert_data, (
-                ext.CertificateStatusExtension(CertificateStatusType.OCSP, choice.staple),))
-            io.note(f"stapling an OCSP response ({len(choice.staple)} bytes) to our "
-                    "certificate")
-        flight.append(Certificate(b"", tuple(entries)))
-    for msg in flight:
-        raw = msg.serialize()
-        io.send_handshake(msg, raw)
+        cert_msg, raw = cached_message(certified, (13, staple),
+                                       lambda: certificate13(certified, staple))
+        io.send_handshake(cert_msg, raw)
         transcript.update(raw)
     if certified is not None and scheme is not None:
         content = sig.certificate_verify_content(transcript.digest(), server=True)
@@ -474,7 +497,7 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     offered_early = ExtensionType.EARLY_DATA in ch_types
     info = HandshakeInfo(
         version=ProtocolVersion.TLS13,
-        cipher_suite=CipherSuite(suite.suite),
+        cipher_suite=member(CipherSuite, suite.suite),
         group=choice.group,
         signature_scheme=choice.scheme,
         alpn=choice.alpn,
@@ -522,6 +545,17 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         # draft-vvv-tls-alps §4: the client's settings come first in its flight.
         return ExpectClientEncryptedExtensions(then, choice.alps, after)
     return after
+
+
+def certificate13(certified: CertifiedKey, staple: bytes | None) -> Certificate:
+    """Our Certificate message (RFC 8446 §4.4.2): the same bytes on every handshake with
+    this credential and staple (``cached_message``)."""
+    entries = [CertificateEntry(der, ()) for der in certified.chain]
+    if staple is not None:
+        # RFC 8446 §4.4.2.1: the OCSP response rides in the leaf's CertificateEntry.
+        entries[0] = CertificateEntry(entries[0].cert_data, (
+            ext.CertificateStatusExtension(CertificateStatusType.OCSP, staple),))
+    return Certificate(b"", tuple(entries))
 
 
 class ExpectClientEncryptedExtensions(Tls13Handshaking[ServerIO]):
@@ -661,10 +695,13 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
 def _can_resume(ch: ClientHello) -> bool:
     """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know
     (or that sent none) cannot resume; servers SHOULD NOT send it tickets."""
-    modes = next((e for e in ch.extensions if isinstance(e, ext.PskKeyExchangeModes)), None)
-    return modes is not None and any(
-        mode in (PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE)
-        for mode in modes.ke_modes)
+    for e in ch.extensions:
+        if isinstance(e, ext.PskKeyExchangeModes):
+            return not _KNOWN_PSK_MODES.isdisjoint(e.ke_modes)
+    return False
+
+
+_KNOWN_PSK_MODES = frozenset({PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE})
 
 
 class ExpectClientFinished(Tls13Handshaking[ServerIO]):
