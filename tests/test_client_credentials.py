@@ -342,6 +342,13 @@ def test_client_ocsp_callback_decides(certs: dict[str, CertFiles], version: Prot
     ok = run(replace(ccfg, ocsp_callback=lambda chain, staple: True), scfg)
     assert ok.info("client").ocsp_response == (STAPLE if stapled else None)
 
+    def fail(chain: tuple[bytes, ...], staple: bytes | None) -> bool:
+        raise OSError("responder unreachable")
+
+    failed = run(replace(ccfg, ocsp_callback=fail), scfg)
+    assert isinstance(failed.client_error, InternalError)
+    assert failed.client_error.check == "ocsp_callback"
+
 
 @pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
 def test_server_ocsp_callback_staples_or_fails(certs: dict[str, CertFiles],

@@ -22,6 +22,7 @@ from tlsmith.errors import (
     DecodeError,
     HandshakeFailure,
     IllegalParameter,
+    InternalError,
     TLSError,
     UnsupportedCertificate,
     UsageError,
@@ -155,6 +156,24 @@ def test_server_rpk_unpinned_key_refused(version: ProtocolVersion,
     with pytest.raises(TLSError) as info:
         pump(c, s)
     assert getattr(info.value, "check", None) == "rpk_not_trusted"
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)
+def test_failing_rpk_verifier_is_internal_error(version: ProtocolVersion,
+                                                server_key: CertifiedKey) -> None:
+    """The application's verifier raising is our failure: internal_error, its check."""
+    def verifier(spki: bytes) -> bool:
+        raise OSError("key directory unreachable")
+
+    ccfg, scfg = _pair(version, {"server_certificate_types": (RPK,),
+                                 "raw_public_key_verifier": verifier},
+                       {"certificates": (server_key,)})
+    c = TLSConnection(ccfg)
+    s = TLSConnection(scfg)
+    with pytest.raises(InternalError) as info:
+        pump(c, s)
+    assert info.value.check == "rpk_verifier"
+    assert isinstance(info.value.__cause__, OSError)
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=V_IDS)

@@ -9,8 +9,8 @@ Three families, kept apart (design.md §8):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, ClassVar, Literal, get_args
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from tlsmith.codec.enums import AlertDescription
 
@@ -298,3 +298,16 @@ def error_for_alert(alert: AlertDescription, message: str, *, check: str | None 
                     ) -> ProtocolError:
     """The typed error that sends ``alert`` (for code that decides the alert at run time)."""
     return ERROR_FOR_ALERT.get(alert, InternalError)(message, check=check)
+
+
+_R = TypeVar("_R")
+
+
+def call_application(what: str, check: str, hook: Callable[..., _R], *args: Any) -> _R:
+    """Call one of the application's hooks (a certificate or OCSP callback, a key
+    verifier): an exception it raises is our failure, not the peer's -- internal_error,
+    with ``check`` and the exception chained."""
+    try:
+        return hook(*args)
+    except Exception as exc:
+        raise InternalError(f"{what} failed: {exc!r}", check=check) from exc

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from tlsmith.codec.enums import ClientCertificateType, ProtocolVersion, SignatureScheme
 from tlsmith.config import CertificateCallback, CertifiedKey
-from tlsmith.errors import InternalError
+from tlsmith.errors import call_application
 
 _CERT_TYPE_FOR_KEY = {"rsa": ClientCertificateType.RSA_SIGN,
                       "ecdsa": ClientCertificateType.ECDSA_SIGN,
@@ -96,9 +96,6 @@ def callback_credentials(callback: CertificateCallback, info: CertificateRequest
                          configured: tuple[CertifiedKey, ...]) -> tuple[CertifiedKey, ...]:
     """The credentials the callback offers (None from it: the configured ones); an
     exception it raises is our failure, not the peer's: internal_error."""
-    try:
-        chosen = callback(info)
-    except Exception as exc:
-        raise InternalError(f"the client certificate callback failed: {exc!r}",
-                            check="certificate_callback") from exc
+    chosen = call_application("the client certificate callback", "certificate_callback",
+                              callback, info)
     return configured if chosen is None else tuple(chosen)

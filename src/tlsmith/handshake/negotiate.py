@@ -31,10 +31,10 @@ from tlsmith.errors import (
     HandshakeFailure,
     IllegalParameter,
     InappropriateFallback,
-    InternalError,
     NoApplicationProtocol,
     ProtocolVersionError,
     UnsupportedCertificate,
+    call_application,
 )
 from tlsmith.handshake import certtype
 from tlsmith.handshake.base import ALLOWED_IN
@@ -307,11 +307,8 @@ def with_callback_certificates(cfg: ServerConfig, offered: Offered,
         return offered
     info = ClientHelloInfo(version, offered.server_name, offered.signature_schemes or (),
                            offered.ca_names)
-    try:
-        chosen = cfg.certificate_callback(info)
-    except Exception as exc:
-        raise InternalError(f"the certificate callback failed: {exc!r}",
-                            check="certificate_callback") from exc
+    chosen = call_application("the certificate callback", "certificate_callback",
+                              cfg.certificate_callback, info)
     return offered if chosen is None else replace(offered, certificates=tuple(chosen))
 
 
@@ -395,11 +392,8 @@ def staple_for(cfg: ServerConfig, certified: CertifiedKey, offered: Offered) -> 
     if not offered.status_request:
         return None
     if cfg.ocsp_callback is not None:
-        try:
-            return cfg.ocsp_callback(certified)
-        except Exception as exc:  # the application's failure, not the peer's
-            raise InternalError(f"the OCSP callback failed: {exc!r}",
-                                check="ocsp_callback") from exc
+        return call_application("the OCSP callback", "ocsp_callback", cfg.ocsp_callback,
+                                certified)
     return certified.ocsp_response
 
 

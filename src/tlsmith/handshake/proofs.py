@@ -22,6 +22,7 @@ from tlsmith.errors import (
     DecryptError,
     IllegalParameter,
     ProtocolError,
+    call_application,
     certificate_error,
 )
 from tlsmith.handshake.base import ClientIO, HandshakeIO, ServerIO
@@ -33,7 +34,7 @@ from tlsmith.x509.callback import (
     describe,
     run_callback,
 )
-from tlsmith.x509.leaf import leaf_public_key
+from tlsmith.x509.leaf import PublicKey, leaf_public_key
 from tlsmith.x509.revocation import RevocationStatus
 from tlsmith.x509.rpk import raw_public_key
 from tlsmith.x509.verify import VerifiedChain, verify_client_chain, verify_server_chain
@@ -74,6 +75,11 @@ class ChainAccepted:
     def trusted(self) -> bool:
         """Whether a check vouched for the peer: a verified chain or a trusted key."""
         return self.verified is not None or self.key_trusted
+
+    def public_key(self) -> PublicKey:
+        """The peer's key: its raw public key (RFC 7250) or its leaf certificate's."""
+        der = self.chain[0]
+        return raw_public_key(der) if self.raw_public_key else leaf_public_key(der)
 
 
 @dataclass(frozen=True)
@@ -227,7 +233,8 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
     """
     cfg = io.config
     received = staple  # (ocsp_response of the result; one ``replace`` at each return)
-    if cfg.ocsp_callback is not None and not cfg.ocsp_callback(accepted.chain, staple):
+    if cfg.ocsp_callback is not None and not call_application(
+            "the OCSP callback", "ocsp_callback", cfg.ocsp_callback, accepted.chain, staple):
         # RFC 6066 §8: the client may abort on an unacceptable certificate status.
         raise BadCertificateStatusResponse(
             "the OCSP callback refused the server's certificate status "
@@ -348,7 +355,8 @@ def accept_raw_public_key(io: HandshakeIO, spki: bytes, *, pinned: Collection[by
                                     "keys or verifier to accept it with")
         io.check(what, False, "NOT checked (verification disabled)")
         return ChainAccepted(None, (spki,), _MINT, raw_public_key=True)
-    ok = spki in pinned or (verifier is not None and verifier(spki))
+    ok = spki in pinned or (verifier is not None and call_application(
+        "the raw public key verifier", "rpk_verifier", verifier, spki))
     digest = hashlib.sha256(spki).hexdigest()[:16]
     io.check(what, ok, f"SPKI sha256 {digest}... is " + ("a key we accept" if ok
                                                           else "not a key we accept"))
@@ -374,8 +382,7 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         # RFC 9963 §3: a server never signs with the legacy PKCS#1 code points.
         raise IllegalParameter(f"the server signed with {SignatureScheme(scheme).name}, "
                                "which only a client may use", check="cv_scheme_not_offered")
-    key = raw_public_key(chain.chain[0]) if chain.raw_public_key else leaf_public_key(
-        chain.chain[0])
+    key = chain.public_key()
     if not sig.scheme_matches_key(scheme, key, tls13=tls13):
         raise IllegalParameter(
             f"{SignatureScheme(scheme).name} does not fit the certificate's key",
