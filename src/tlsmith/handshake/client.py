@@ -40,8 +40,6 @@ from tlsmith.session import Session12
 if TYPE_CHECKING:
     from tlsmith.handshake.psk13 import OfferedPsk
 
-_TLS13_ONLY_GROUPS = TLS13_ONLY_GROUPS
-
 
 @functools.lru_cache(maxsize=256)
 def sni_name(name: str | None) -> str | None:
@@ -280,7 +278,7 @@ def _build_hello_parts(io: ClientIO) -> _HelloParts:
     tls12 = ProtocolVersion.TLS12 in versions
     suites = offered_suites(io)
     groups = tuple(cfg.groups) if tls13 else tuple(
-        g for g in cfg.groups if g not in _TLS13_ONLY_GROUPS)
+        g for g in cfg.groups if g not in TLS13_ONLY_GROUPS)
     head: list[ext.Extension] = []
     sni = sni_name(cfg.server_name)
     if sni:
@@ -424,8 +422,9 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
         if (server_version == ProtocolVersion.TLS12 and io.config.require_psk
                 and not ((i := suite_info(sh.cipher_suite)) and psk12.is_psk_suite(i))):
             raise ProtocolVersionError(
-                "the server chose TLS 1.2, but require_psk accepts only a TLS 1.3 "
-                "handshake with one of our external PSKs", check="psk_required_tls12")
+                "the server chose TLS 1.2 without a PSK suite, but require_psk accepts "
+                "only a handshake authenticated by one of our external PSKs",
+                check="psk_required_tls12")
         if server_version == ProtocolVersion.TLS12 and server_version in versions:
             return client12.handle_server_hello(io, self.sent, sh, raw)
         raise ProtocolVersionError(

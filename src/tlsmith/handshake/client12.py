@@ -94,8 +94,7 @@ from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.session import Session12
 from tlsmith.x509.keys import key_kind
-from tlsmith.x509.leaf import PublicKey, leaf_public_key
-from tlsmith.x509.rpk import raw_public_key
+from tlsmith.x509.leaf import PublicKey
 
 
 @dataclass(frozen=True)
@@ -286,7 +285,6 @@ class ExpectCertificate(_State12):
                 io, rpk.subject_public_key_info, pinned=cfg.trusted_raw_public_keys,
                 verifier=cfg.raw_public_key_verifier, required=cfg.verify_certificates,
                 who="server")
-            key = raw_public_key(rpk.subject_public_key_info)
         else:
             cert = Certificate12.parse_body(body)
             io.received(cert, raw)
@@ -294,7 +292,7 @@ class ExpectCertificate(_State12):
                 raise DecodeError("the server sent an empty Certificate message")
             # The chain first: its errors say what is wrong and carry the chain as sent.
             accepted = accept_server_chain(io, cert.certificate_list)
-            key = leaf_public_key(cert.certificate_list[0])
+        key = accepted.public_key()
         if key_kind(key) != h.suite.authentication:
             # RFC 5246 §7.4.2: the key must fit the suite's authentication/key exchange.
             raise UnsupportedCertificate(
@@ -342,6 +340,16 @@ class ExpectCertificateStatus(_State12):
         return _after_certificate(h, accepted).handle(io, msg_type, body, raw)
 
 
+def _check_curve(h: Handshake12, group: NamedGroup) -> None:
+    """RFC 8422 §5.4: the server's (EC)DHE curve must be one we offered and can use in
+    TLS 1.2 (not a TLS 1.3-only group such as an ML-KEM one)."""
+    offered = ext.find_extension(h.hello.extensions, ext.SupportedGroups)
+    if offered is None or group not in offered.named_group_list or not (
+            kx.group_available(group)) or group in kx.TLS13_ONLY_GROUPS:
+        raise IllegalParameter(f"the server chose the curve {group.name}, which we "
+                               "did not offer", check="group_not_offered")
+
+
 class ExpectServerKeyExchange(_State12):
     expects = frozenset({HandshakeType.SERVER_KEY_EXCHANGE})
 
@@ -358,12 +366,7 @@ class ExpectServerKeyExchange(_State12):
             ske = ServerKeyExchangeECDHE.parse_body(body)
             io.received(ske, raw)
             group = NamedGroup(ske.named_curve)
-            offered = ext.find_extension(h.hello.extensions, ext.SupportedGroups)
-            if offered is None or group not in offered.named_group_list or not (
-                    kx.group_available(group)) or group in kx.TLS13_ONLY_GROUPS:
-                # RFC 8422 §5.4: a curve the client did not offer.
-                raise IllegalParameter(f"the server chose the curve {group.name}, which we "
-                                       "did not offer", check="group_not_offered")
+            _check_curve(h, group)
             h = replace(h, group=group, server_public=ske.public)
         else:
             ske = ServerKeyExchangeDHE.parse_body(body)
@@ -420,11 +423,7 @@ class ExpectPskServerKeyExchange(_State12):
         ske = ServerKeyExchangePSK.parse_body(body, ecdhe=self.ecdhe)
         io.received(ske, raw)
         if ske.named_curve is not None:
-            offered = ext.find_extension(h.hello.extensions, ext.SupportedGroups)
-            if offered is None or ske.named_curve not in offered.named_group_list or not (
-                    kx.group_available(ske.named_curve)):
-                raise IllegalParameter(f"the server chose the curve {ske.named_curve.name}, "
-                                       "which we did not offer", check="group_not_offered")
+            _check_curve(h, ske.named_curve)
             h = replace(h, group=ske.named_curve, server_public=ske.public)
         h = replace(h, psk_hint=ske.psk_identity_hint)
         h.transcript.update(raw)
@@ -501,8 +500,7 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
     else:
         # RFC 5246 §7.4.7.1: client_version (what we put in ClientHello) + 46 random bytes.
         pms = int(h.hello.legacy_version).to_bytes(2, "big") + io.random(46)
-        der = auth.chain.chain[0]
-        leaf = raw_public_key(der) if auth.chain.raw_public_key else leaf_public_key(der)
+        leaf = auth.chain.public_key()
         cke = ClientKeyExchangeRSA(rsa_kx.encrypt_pre_master_secret(leaf, pms))
         io.note("pre-master secret: 0x0303 + 46 random bytes, encrypted to the server's "
                 "RSA key (PKCS #1 v1.5)")
