@@ -82,8 +82,8 @@ from tlsmith.handshake.proofs import (
     PskServer,
     ServerAuthenticated,
     SignatureVerified,
-    accept_raw_public_key,
     accept_server_chain,
+    accept_server_raw_key,
     check_revocation,
     key_transport_server,
     psk_server,
@@ -94,7 +94,6 @@ from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.session import Session12
 from tlsmith.x509.keys import key_kind
-from tlsmith.x509.leaf import PublicKey
 
 
 @dataclass(frozen=True)
@@ -273,18 +272,13 @@ class ExpectCertificate(_State12):
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
                ) -> State[ClientIO]:
         h = self.hs
-        cfg = io.config
-        key: PublicKey
         if h.cert_types.server == certtype.RPK:
             rpk = RawPublicKeyCertificate12.parse_body(body)
             io.received(rpk, raw)
             if not rpk.subject_public_key_info:
                 # RFC 7250 §3: <1..2^24-1>; three zero bytes would be "no certificate".
                 raise DecodeError("the server sent an empty Certificate message")
-            accepted = accept_raw_public_key(
-                io, rpk.subject_public_key_info, pinned=cfg.trusted_raw_public_keys,
-                verifier=cfg.raw_public_key_verifier, required=cfg.verify_certificates,
-                who="server")
+            accepted = accept_server_raw_key(io, rpk.subject_public_key_info)
         else:
             cert = Certificate12.parse_body(body)
             io.received(cert, raw)

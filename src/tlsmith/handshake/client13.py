@@ -79,10 +79,11 @@ from tlsmith.handshake.common13 import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     SignatureVerified,
-    accept_raw_public_key,
     accept_server_chain,
+    accept_server_raw_key,
     check_revocation,
     reverify_session,
+    single_raw_key,
     verify_signature,
 )
 from tlsmith.handshake.psk13 import OfferedPsk
@@ -392,17 +393,11 @@ def _certificate(io: ClientIO, h: Handshake13, body: memoryview, raw: bytes
     for entry in cert.certificate_list:
         # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
         check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
+    chain = tuple(e.cert_data for e in cert.certificate_list)
     if rpk:
-        if len(cert.certificate_list) != 1:  # RFC 8446 §4.4.2: one entry for a raw key
-            raise DecodeError("a raw public key Certificate with "
-                              f"{len(cert.certificate_list)} entries", check="rpk_entries")
-        cfg = io.config
-        accepted = accept_raw_public_key(
-            io, cert.certificate_list[0].cert_data, pinned=cfg.trusted_raw_public_keys,
-            verifier=cfg.raw_public_key_verifier, required=cfg.verify_certificates,
-            who="server")
+        accepted = accept_server_raw_key(io, single_raw_key(chain))
     else:
-        accepted = accept_server_chain(io, tuple(e.cert_data for e in cert.certificate_list))
+        accepted = accept_server_chain(io, chain)
     # RFC 8446 §4.4.2.1: a stapled OCSP response is the status_request extension of the
     # leaf's CertificateEntry (a CertificateStatus body).
     staple = ext.find_extension(cert.certificate_list[0].extensions,

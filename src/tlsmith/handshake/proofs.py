@@ -368,6 +368,31 @@ def accept_raw_public_key(io: HandshakeIO, spki: bytes, *, pinned: Collection[by
     return ChainAccepted(None, (spki,), _MINT, raw_public_key=True, key_trusted=True)
 
 
+def accept_server_raw_key(io: ClientIO, spki: bytes) -> ChainAccepted:
+    """Client: the server's raw public key, against ClientConfig's pins or verifier."""
+    cfg = io.config
+    return accept_raw_public_key(io, spki, pinned=cfg.trusted_raw_public_keys,
+                                 verifier=cfg.raw_public_key_verifier,
+                                 required=cfg.verify_certificates, who="server")
+
+
+def accept_client_raw_key(io: ServerIO, spki: bytes) -> ChainAccepted:
+    """Server: a client's raw public key, against ServerConfig's pins or verifier."""
+    cfg = io.config
+    return accept_raw_public_key(io, spki, pinned=cfg.trusted_client_raw_public_keys,
+                                 verifier=cfg.client_raw_public_key_verifier, required=True,
+                                 who="client")
+
+
+def single_raw_key(chain: tuple[bytes, ...]) -> bytes:
+    """TLS 1.3: a raw public key Certificate has exactly one entry (RFC 8446 §4.4.2,
+    RFC 7250 §3)."""
+    if len(chain) != 1:
+        raise DecodeError(f"a raw public key Certificate with {len(chain)} entries",
+                          check="rpk_entries")
+    return chain[0]
+
+
 def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureScheme | int,
                      offered: Collection[SignatureScheme | int], content: bytes,
                      signature: bytes, *, tls13: bool, what: str,

@@ -86,7 +86,7 @@ from tlsmith.handshake.negotiate import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
-    accept_raw_public_key,
+    accept_client_raw_key,
     reverify_client_session,
     verify_signature,
 )
@@ -553,10 +553,7 @@ class ExpectClientCertificate(_State12):
             io.check("client certificate", False, "the client sent none (optional)")
             return ExpectClientKeyExchange(h, self.share)
         if self.cert_type == CertificateType.RAW_PUBLIC_KEY:
-            cfg = io.config
-            accepted = accept_raw_public_key(
-                io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
-                verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
+            accepted = accept_client_raw_key(io, chain[0])
         else:
             accepted = accept_client_chain(io, chain, server_name=h.server_name)
         return ExpectClientKeyExchange(replace(h, client_chain=accepted), self.share)

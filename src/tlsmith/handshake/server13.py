@@ -47,7 +47,6 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import (
     CertificateRequired,
-    DecodeError,
     HandshakeFailure,
     IllegalParameter,
     MissingExtension,
@@ -82,7 +81,8 @@ from tlsmith.handshake.negotiate import (
 from tlsmith.handshake.proofs import (
     ChainAccepted,
     accept_client_chain,
-    accept_raw_public_key,
+    accept_client_raw_key,
+    single_raw_key,
     verify_signature,
 )
 from tlsmith.handshake.psk13 import SelectedPsk
@@ -654,13 +654,7 @@ class ExpectClientCertificate(Tls13Handshaking[ServerIO]):
             io.check("client certificate", False, "the client sent none (optional)")
             return self.then
         if rpk:
-            if len(chain) != 1:  # RFC 8446 §4.4.2: one entry for a raw public key
-                raise DecodeError("a raw public key Certificate with "
-                                  f"{len(chain)} entries", check="rpk_entries")
-            cfg = io.config
-            accepted = accept_raw_public_key(
-                io, chain[0], pinned=cfg.trusted_client_raw_public_keys,
-                verifier=cfg.client_raw_public_key_verifier, required=True, who="client")
+            accepted = accept_client_raw_key(io, single_raw_key(chain))
         else:
             accepted = accept_client_chain(io, chain, server_name=self.then.info.server_name)
         return ExpectClientCertificateVerify(self.then, accepted)
