@@ -72,6 +72,7 @@ from tlsmith.handshake.common12 import (
     derive_keys,
     export12,
     finished,
+    npn_text,
     record_keys,
     resumed_keys,
     send_message,
@@ -126,10 +127,6 @@ class Handshake12:
     next_protocol: bytes | None = None  # NPN: what we select (None: not negotiated)
     cert_types: CertTypes = CERT_TYPES_DEFAULT  # RFC 7250 (from the ServerHello)
 
-    @property
-    def npn(self) -> str | None:
-        p = self.next_protocol
-        return p.decode("ascii", "replace") if p is not None else None
 
 
 def choose_next_protocol(ours: tuple[str, ...], advertised: tuple[bytes, ...]) -> bytes:
@@ -638,7 +635,7 @@ class ExpectFinished(_State12):
             group=h.group,
             signature_scheme=scheme,
             alpn=h.alpn,
-            next_protocol=h.npn,
+            next_protocol=npn_text(h.next_protocol),
             server_name=sni_name(io.config.server_name),
             hello_retry_request=False,
             resumed=False,
@@ -712,7 +709,7 @@ class ExpectResumedFinished(_State12):
             group=None,
             signature_scheme=None,
             alpn=h.alpn,
-            next_protocol=h.npn,
+            next_protocol=npn_text(h.next_protocol),
             server_name=sni_name(io.config.server_name),
             hello_retry_request=False,
             resumed=True,

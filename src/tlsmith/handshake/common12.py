@@ -180,3 +180,8 @@ class AwaitChangeCipherSpec(Tls12State[IO]):
 
         io.set_read(self.decrypter, Epoch.APPLICATION)
         return self.then
+
+
+def npn_text(protocol: bytes | None) -> str | None:
+    """The NPN protocol as HandshakeInfo.next_protocol shows it (None: no NPN)."""
+    return protocol.decode("ascii", "replace") if protocol is not None else None

@@ -66,6 +66,7 @@ from tlsmith.handshake.common12 import (
     check_finished,
     derive_keys,
     finished,
+    npn_text,
     record_keys,
     resumed_keys,
     send_message,
@@ -471,10 +472,6 @@ def _npn_advertised(cfg: ServerConfig, offered: Offered) -> tuple[bytes, ...] | 
     return tuple(p.encode() for p in cfg.next_protocols)
 
 
-def _npn_text(p: bytes | None) -> str | None:
-    return p.decode("ascii", "replace") if p is not None else None
-
-
 class ExpectNextProtocol(Tls12State[ServerIO]):
     """draft-agl-tls-nextprotoneg-04 §3: after the client's ChangeCipherSpec and before
     its Finished, the protocol it selected (and padding)."""
@@ -665,7 +662,7 @@ class ExpectFinished(_State12):
             group=choice.group,
             signature_scheme=choice.cert.scheme if choice.cert else None,
             alpn=h.alpn,
-            next_protocol=_npn_text(h.next_protocol),
+            next_protocol=npn_text(h.next_protocol),
             server_name=h.server_name,
             hello_retry_request=False,
             resumed=False,
@@ -825,7 +822,7 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
             group=None,
             signature_scheme=None,
             alpn=h.alpn,
-            next_protocol=_npn_text(h.next_protocol),
+            next_protocol=npn_text(h.next_protocol),
             server_name=h.server_name,
             hello_retry_request=False,
             resumed=True,
