@@ -338,8 +338,8 @@ class ClientConfig:
     trusted_raw_public_keys: frozenset[bytes] = frozenset()
     raw_public_key_verifier: Callable[[bytes], bool] | None = None
     # RFC 7250: the client certificate types we offer (client_certificate_type); None:
-    # the types of ``certificate`` and ``raw_public_key``, in that order (the extension
-    # is sent unless that is X.509 alone).
+    # the types of our credentials (``client_credentials``), in their order (the
+    # extension is sent unless that is X.509 alone).
     client_certificate_types: tuple[CertificateType, ...] | None = None
     # RFC 7250: our raw public key credential (CertifiedKey.raw), sent when the server
     # asks for that type; ``certificate`` is then the X.509 one.
@@ -397,9 +397,9 @@ class ClientConfig:
     # ImportedPsk (RFC 9258) is offered as its SHA-256 and SHA-384 imports. TLS 1.2 PSK
     # suites (RFC 4279, RFC 5489), when listed in cipher_suites, use the ExternalPsks.
     external_psks: tuple[ExternalPsk | ImportedPsk, ...] = ()
-    # Accept only a TLS 1.3 handshake authenticated by one of external_psks (or a
-    # ticket from one): a ServerHello without pre_shared_key is missing_extension, a
-    # TLS 1.2 one protocol_version. No trust store is needed.
+    # Accept only a handshake authenticated by one of external_psks (or a ticket from
+    # one): a TLS 1.3 ServerHello without pre_shared_key is missing_extension, a TLS 1.2
+    # one without a PSK suite protocol_version. No trust store is needed.
     require_psk: bool = False
     # RFC 8446 §4.2.10: if the server rejects our 0-RTT data, send it again as ordinary
     # application data once the handshake completes.
