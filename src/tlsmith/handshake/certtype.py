@@ -45,12 +45,8 @@ def client_offered_types(cfg: ClientConfig) -> tuple[CertificateType, ...]:
     else the type of our certificate."""
     types = cfg.client_certificate_types
     if types is None:
-        types = tuple(dict.fromkeys(c.certificate_type for c in _credentials(cfg)))
+        types = tuple(dict.fromkeys(c.certificate_type for c in cfg.client_credentials))
     return () if tuple(types) in ((), (X509,)) else tuple(types)
-
-
-def _credentials(cfg: ClientConfig) -> tuple[CertifiedKey, ...]:
-    return cfg.client_credentials
 
 
 def hello_extensions(cfg: ClientConfig) -> list[ext.Extension]:
