@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from dataclasses import dataclass, field
 
 from tlsmith.codec.buffer import Reader, Writer
@@ -285,6 +286,11 @@ class ImportedPsk:
 
     def imported(self) -> tuple[ExternalPsk, ...]:
         """The imported PSKs (RFC 9258 §4.2), SHA-256's first."""
+        return self._imports
+
+    @functools.cached_property
+    def _imports(self) -> tuple[ExternalPsk, ...]:
+        # Derived once per ImportedPsk (two HKDFs): both sides ask on every handshake.
         from tlsmith.crypto.schedule13 import imported_psk
 
         out = []
