@@ -61,9 +61,10 @@ from tlsmith.handshake.common13 import (
     announce,
     decrypter,
     encrypter,
-    finished_for,
+    handshake_decrypter,
+    handshake_encrypter,
     handshake_secrets,
-    verify_finished,
+    verify_finished_with_key,
 )
 from tlsmith.handshake.negotiate import (
     Offered,
@@ -426,8 +427,10 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     early = psk.early_secret(suite.hash_name) if psk is not None else None
     secrets = handshake_secrets(io, suite, shared, transcript.digest(), early=early)
     hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
-    io.set_write(encrypter(suite, shts), Epoch.HANDSHAKE)
-    io.set_read(decrypter(suite, chts), Epoch.HANDSHAKE)
+    write, server_finished_key = handshake_encrypter(suite, shts)
+    io.set_write(write, Epoch.HANDSHAKE)
+    read, client_finished_key = handshake_decrypter(suite, chts)
+    io.set_read(read, Epoch.HANDSHAKE)
 
     ee_exts: list[ext.Extension] = []
     if choice.server_name and choice.sni_matched:
@@ -478,20 +481,19 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         raw = cv.serialize()
         io.send_handshake(cv, raw)
         transcript.update(raw)
-    fin = finished_for(suite, shts, transcript.digest())
+    fin = Finished(schedule13.verify_data_with_key(suite.hash_name, server_finished_key,
+                                                   transcript.digest()))
     raw = fin.serialize()
     io.send_handshake(fin, raw)
     transcript.update(raw)
 
     master = hs.master_secret()
-    io.secret("master_secret", master.secret, None)
-    th = transcript.digest()
-    cats = master.client_application_traffic_secret_0(th)
-    sats = master.server_application_traffic_secret_0(th)
-    ems = master.exporter_master_secret(th)
-    announce(io, "client_application_traffic_secret_0", cats)
-    announce(io, "server_application_traffic_secret_0", sats)
-    announce(io, "exporter_master_secret", ems)
+    cats, sats, ems = master.application_secrets(transcript.digest())
+    if io.observed:
+        io.secret("master_secret", master.secret, None)
+        announce(io, "client_application_traffic_secret_0", cats)
+        announce(io, "server_application_traffic_secret_0", sats)
+        announce(io, "exporter_master_secret", ems)
     io.set_write(encrypter(suite, sats), Epoch.APPLICATION)
     ch_types = {e.extension_type for e in ch.extensions}
     offered_early = ExtensionType.EARLY_DATA in ch_types
@@ -521,7 +523,8 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
                                 post_handshake_auth=pha, tickets=_can_resume(ch),
-                                server_certificate_type=server_type or CertificateType.X509)
+                                server_certificate_type=server_type or CertificateType.X509,
+                                client_finished_key=client_finished_key)
     if choice.early_data and state is not None and state.application_settings:
         then.alps = state.application_settings  # 0-RTT: the session's ALPS settings
         then.info = replace(info, peer_application_settings=state.application_settings[1])
@@ -706,8 +709,13 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
                  master: schedule13.MasterSecret, chts: bytes, cats: bytes, sats: bytes,
                  ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False,
                  tickets: bool = True,
-                 server_certificate_type: CertificateType = CertificateType.X509) -> None:
+                 server_certificate_type: CertificateType = CertificateType.X509,
+                 client_finished_key: bytes | None = None) -> None:
         self.suite, self.transcript, self.master = suite, transcript, master
+        # RFC 8446 §4.4.4: the finished_key of chts, when derived with its traffic keys.
+        self.client_finished_key = (
+            client_finished_key if client_finished_key is not None
+            else schedule13.finished_key(suite.hash_name, chts))
         self.server_certificate_type = server_certificate_type  # RFC 7250, for tickets
         self.tickets = tickets  # the client can resume with a ticket (RFC 8446 §4.2.9)
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
@@ -719,7 +727,8 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
                raw: bytes) -> State[ServerIO]:
         fin = Finished.parse_body(body)
         io.received(fin, raw)
-        verify_finished(io, self.suite, self.chts, self.transcript.digest(), fin, "client")
+        verify_finished_with_key(io, self.suite, self.client_finished_key,
+                                 self.transcript.digest(), fin, "client")
         self.transcript.update(raw)
         rms = self.master.resumption_master_secret(self.transcript.digest())
         io.set_read(decrypter(self.suite, self.cats), Epoch.APPLICATION)
