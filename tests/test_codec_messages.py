@@ -602,3 +602,38 @@ def test_messages_real_openssl_client_hello() -> None:
     assert sv is not None and ProtocolVersion.TLS13 in sv.versions
     assert ch.serialize() == handshake
     assert m.decode_handshake(msg_type, handshake[4:]).serialize() == handshake
+
+
+# -- serialize() written directly: the same bytes as MessageBase.serialize ---------------
+
+def _generic_serialize(msg: m.MessageBase) -> bytes:
+    return m.MessageBase.serialize(msg)
+
+
+@pytest.mark.parametrize("msg", [
+    m.Finished(b""), m.Finished(b"\x01" * 12), m.Finished(bytes(range(48))),
+    m.CertificateVerify(SignatureScheme.ECDSA_SECP256R1_SHA256, b""),
+    m.CertificateVerify(SignatureScheme(0x0A0A), b"s" * 0xFFFF),
+    m.NewSessionTicket(0, 0, b"", b"t"),
+    m.NewSessionTicket(604800, 0xFFFFFFFF, b"n" * 255, b"t" * 0xFFFF),
+    m.NewSessionTicket(7200, 1, b"\x00" * 8, b"t" * 200, (x.EarlyDataIndication(16384),)),
+])
+def test_direct_serialize_equals_the_generic_one(msg: m.MessageBase) -> None:
+    assert msg.serialize() == _generic_serialize(msg)
+    body = msg.serialize()[4:]
+    if body:  # (an empty Finished does not parse)
+        assert type(msg).parse_body(body) == msg
+
+
+@pytest.mark.parametrize("msg", [
+    m.CertificateVerify(SignatureScheme.ED25519, b"s" * 0x10000),
+    m.NewSessionTicket(0, 0, b"n" * 256, b"t"),
+    m.NewSessionTicket(0, 0, b"", b"t" * 0x10000),
+    m.NewSessionTicket(2**32, 0, b"", b"t"),
+    m.CertificateVerify(0x10000, b""),  # type: ignore[arg-type]
+])
+def test_direct_serialize_refuses_as_the_generic_one(msg: m.MessageBase) -> None:
+    with pytest.raises((ValueError, OverflowError)) as generic:
+        _generic_serialize(msg)
+    with pytest.raises(generic.type, match=str(generic.value)[:20] or None):
+        msg.serialize()

@@ -507,3 +507,17 @@ def test_fixed_expander_any_number_of_infos() -> None:
         hmac.digest(long_key * 2, i, "sha384") for i in infos[:3])
     with pytest.raises(ValueError):
         fixed_expander("sha256", infos, (1,))
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_resumption_secrets_equal_hkdf_expand_label(hash_name: str) -> None:
+    size = ks.hash_length(hash_name)
+    secret = bytes(range(size))
+    th = hashlib.new(hash_name, b"...client Finished").digest()
+    assert ks.MasterSecret(hash_name, secret).resumption_master_secret(th) == (
+        ks.hkdf_expand_label(hash_name, secret, b"res master", th, size))
+    for nonce in (b"", bytes(8), b"n" * 255):
+        assert ks.resumption_psk(hash_name, secret, nonce) == ks.hkdf_expand_label(
+            hash_name, secret, b"resumption", nonce, size)
+    with pytest.raises(ValueError):
+        ks.resumption_psk(hash_name, secret, b"n" * 256)

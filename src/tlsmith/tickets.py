@@ -43,6 +43,7 @@ _FORMAT_VERSION_SUITE = struct.Struct(">BHH")
 _VERSION_SUITE = struct.Struct(">HH")
 _ISSUED_LIFETIME_AGE = struct.Struct(">QII")
 _EMS_EARLY_VERDICT = struct.Struct(">BIB")
+_LENGTH8: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
 #: The smallest ticket ``open_ticket`` will try: name, nonce, tag and a minimal state.
 MIN_TICKET_LEN = KEY_NAME_LEN + _NONCE_LEN + _TAG_LEN + 8
 
@@ -111,6 +112,29 @@ class ServerSessionState:
     client_certificate_accepted_by_callback: bool = False
 
     def to_bytes(self) -> bytes:
+        secret = self.secret
+        sni = (self.server_name or "").encode()
+        alpn = (self.alpn or "").encode()
+        if (self.client_certificates or (len(secret) | len(sni) | len(alpn)) > 0xFF
+                or self.server_certificate_type != CertificateType.X509
+                or self.application_settings is not None):
+            return self._to_bytes_written()
+        # The common state (no client chain, no trailers) joined directly: the same
+        # bytes as ``_to_bytes_written``.
+        return b"".join((
+            _FORMAT_VERSION_SUITE.pack(_STATE_FORMAT, self.version, self.cipher_suite),
+            _LENGTH8[len(secret)], secret,
+            _ISSUED_LIFETIME_AGE.pack(int(self.issued_at * 1000), self.lifetime,
+                                      self.ticket_age_add),
+            _LENGTH8[len(sni)], sni, _LENGTH8[len(alpn)], alpn,
+            _EMS_EARLY_VERDICT.pack(
+                int(self.extended_master_secret), self.max_early_data,
+                int(self.client_certificate_verified)
+                | int(self.client_certificate_accepted_by_callback) << 1),
+            b"\x00\x00\x00",  # client certificates: an empty <0..2^24-1> vector
+        ))
+
+    def _to_bytes_written(self) -> bytes:
         # The fixed-size runs packed by struct (fewer calls; the same bytes as u8/u16/
         # u32/u64 one at a time, and out-of-range values still refused).
         w = Writer()

@@ -373,6 +373,11 @@ class MasterSecret:
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
         """Derive-Secret(., "res master", ClientHello...client Finished) -- RFC 8446 §7.1."""
+        kit = _KITS.get(self.hash_name)
+        if kit is not None and len(transcript_hash) <= 255:
+            return kit.mac(self.secret, b"".join((kit.res_master,
+                                                  _LENGTH_BYTES[len(transcript_hash)],
+                                                  transcript_hash, b"\x01")))
         return derive_secret(self.hash_name, self.secret, LABEL_RES_MASTER, transcript_hash)
 
 
@@ -488,6 +493,10 @@ def imported_psk(epsk_hash: str, epsk: bytes, imported_identity: bytes,
 def resumption_psk(hash_name: str, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
     """The PSK of a ticket = HKDF-Expand-Label(resumption_master_secret, "resumption",
     ticket_nonce, Hash.length) -- RFC 8446 §4.6.1."""
+    kit = _KITS.get(hash_name)
+    if kit is not None and len(ticket_nonce) <= 255:
+        return kit.mac(resumption_master_secret, b"".join((
+            kit.resumption, _LENGTH_BYTES[len(ticket_nonce)], ticket_nonce, b"\x01")))
     return hkdf_expand_label(
         hash_name, resumption_master_secret, LABEL_RESUMPTION, ticket_nonce, hash_length(hash_name)
     )
@@ -522,7 +531,8 @@ class _Kit:
     infos with an empty context, the no-PSK Early Secret and its "derived" salt."""
 
     __slots__ = ("c_ap", "c_hs", "derived_info", "exp", "finished_info", "mac", "mac3",
-                 "no_psk_early", "no_psk_salt", "s_ap", "s_hs", "zeros")
+                 "no_psk_early", "no_psk_salt", "res_master", "resumption", "s_ap", "s_hs",
+                 "zeros")
 
     def __init__(self, hash_name: str) -> None:
         size = hash_length(hash_name)
@@ -534,6 +544,8 @@ class _Kit:
         self.c_ap = _label_head(LABEL_C_AP_TRAFFIC, size)
         self.s_ap = _label_head(LABEL_S_AP_TRAFFIC, size)
         self.exp = _label_head(LABEL_EXP_MASTER, size)
+        self.res_master = _label_head(LABEL_RES_MASTER, size)
+        self.resumption = _label_head(LABEL_RESUMPTION, size)
         # Derive-Secret(., "derived", ""): HkdfLabel with the empty hash as context.
         empty = empty_hash(hash_name)
         self.derived_info = (_label_head(LABEL_DERIVED, size) + _LENGTH_BYTES[len(empty)]

@@ -26,6 +26,7 @@ from tlsmith.codec.enums import (
     ExtensionType,
     ProtocolVersion,
     PskKeyExchangeMode,
+    member,
 )
 from tlsmith.codec.messages import ClientHello, NewSessionTicket
 from tlsmith.config import ServerConfig
@@ -424,7 +425,7 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
         age_add = int.from_bytes(io.random(4), "big")
         state = ServerSessionState(
             version=ProtocolVersion.TLS13,
-            cipher_suite=CipherSuite(suite.suite),
+            cipher_suite=member(CipherSuite, suite.suite),
             secret=schedule13.resumption_psk(suite.hash_name, resumption_master_secret,
                                              nonce),
             issued_at=now, lifetime=cfg.ticket_lifetime, ticket_age_add=age_add,
