@@ -3,9 +3,9 @@
 ``hmac.digest`` looks the MAC algorithm up in OpenSSL's provider tables on every call
 (EVP_MAC_fetch), which costs about as much again as hashing a handshake's short inputs;
 ``cryptography``'s ``HMAC`` costs more still. Two ``hashlib`` constructor calls compute
-the same value in about half the time of ``hmac.digest``, and a key used for several
-MACs (``HmacKey``: the TLS 1.2 PRF, a traffic secret's key and IV) absorbs its padded
-key once and copies the two states per MAC.
+the same value in about half the time of ``hmac.digest``; a key used for several MACs
+(the TLS 1.2 PRF's P_hash, a traffic secret's key, IV and finished key, a stage's
+secrets) is padded once for all of them.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def fixed_expander(hash_name: str, infos: tuple[bytes, ...], lengths: tuple[int,
 
 
 def hmac_digests(key: bytes, msgs: tuple[bytes, ...], hash_name: str) -> list[bytes]:
-    """``[hmac_digest(key, m, hash_name) for m in msgs]``, padding the key once: for a
-    few short messages this beats keyed-state copies (``HmacKey``)."""
+    """``[hmac_digest(key, m, hash_name) for m in msgs]``, padding the key once (for a
+    few short messages two fresh hashes per MAC beat copies of keyed hash states)."""
     entry = _HASHES.get(hash_name)
     if entry is None:
         return [hmac.digest(key, m, hash_name) for m in msgs]
@@ -145,28 +145,22 @@ def hmac_digest_pair(key: bytes, first: bytes, second: bytes, hash_name: str
             ctor(outer + ctor(inner + second).digest()).digest())
 
 
-class HmacKey:
-    """One HMAC key, for several MACs: the inner and outer states are keyed once."""
+def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
+    """The first ``length`` bytes of P_hash(secret, seed) -- RFC 5246 §5::
 
-    __slots__ = ("_inner", "_outer")
+        P_hash(secret, seed) = HMAC_hash(secret, A(1) + seed) +
+                               HMAC_hash(secret, A(2) + seed) + ...
+        A(0) = seed; A(i) = HMAC_hash(secret, A(i-1))
 
-    def __init__(self, key: bytes, hash_name: str) -> None:
-        entry = _HASHES.get(hash_name)
-        if entry is None:
-            raise ValueError(f"unsupported HMAC hash {hash_name!r}")
-        ctor, block = entry
-        if len(key) > block:
-            key = ctor(key).digest()
-        key = key.ljust(block, b"\0")
-        self._inner = ctor(key.translate(_TRANS_36))
-        self._outer = ctor(key.translate(_TRANS_5C))
-
-    def digest(self, *parts: bytes) -> bytes:
-        """HMAC over the concatenation of ``parts``."""
-        inner = self._inner.copy()
-        for part in parts:
-            inner.update(part)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        digest: bytes = outer.digest()
-        return digest
+    with the secret padded once (``hash_name`` must be in ``HMAC_BY_HASH``)."""
+    ctor, block = _HASHES[hash_name]
+    if len(secret) > block:
+        secret = ctor(secret).digest()
+    key = secret.ljust(block, b"\0")
+    inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
+    a = seed
+    out = b""
+    while len(out) < length:
+        a = ctor(outer + ctor(inner + a).digest()).digest()  # A(i)
+        out += ctor(outer + ctor(inner + a + seed).digest()).digest()
+    return out[:length]
