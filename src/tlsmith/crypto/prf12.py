@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 
 from tlsmith.crypto.mac import p_hash
 from tlsmith.crypto.suites import SuiteInfo
+from tlsmith.frozen import fast_init
 
 # -- labels (RFC 5246 §8.1, §6.3, §7.4.9; RFC 7627 §4) -----------------------------------
 LABEL_MASTER_SECRET = b"master secret"
@@ -110,7 +111,8 @@ def key_block(hash_name: str, master_secret: bytes, client_random: bytes,
                length)
 
 
-@dataclass(frozen=True, repr=False)
+@fast_init
+@dataclass(frozen=True, slots=True, repr=False)
 class KeyBlock12:
     """The key block cut into its six parts, in RFC 5246 §6.3 order. Empty parts are
     b"" (no MAC keys for AEAD suites, no fixed IV for CBC suites in TLS 1.1+)."""

@@ -27,6 +27,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    member,
 )
 from tlsmith.codec.messages import (
     DOWNGRADE_TLS12,
@@ -58,6 +59,7 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import DecodeError, HandshakeFailure, IllegalParameter, UnknownPskIdentity
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import certtype, psk12
 from tlsmith.handshake.base import ServerIO, State, Tls12State
 from tlsmith.handshake.common12 import (
@@ -224,8 +226,9 @@ _EXTENDED_MASTER_SECRET = ext.ExtendedMasterSecret()
 _ENCRYPT_THEN_MAC = ext.EncryptThenMac()
 _SESSION_TICKET = ext.SessionTicket()
 _EC_POINT_FORMATS = ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,))
+_SERVER_NAME_ACK = ext.ServerName(None)
 for _fixed in (_RENEGOTIATION_INFO, _EXTENDED_MASTER_SECRET, _ENCRYPT_THEN_MAC,
-               _SESSION_TICKET, _EC_POINT_FORMATS):
+               _SESSION_TICKET, _EC_POINT_FORMATS, _SERVER_NAME_ACK):
     ext.remember_wire(_fixed)
 del _fixed
 
@@ -341,7 +344,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
         exts.append(_EC_POINT_FORMATS)  # RFC 8422 §5.2
     if offered.server_name and choice.cert is not None and choice.cert.sni_matched:
-        exts.append(ext.ServerName(None))  # RFC 6066 §3
+        exts.append(_SERVER_NAME_ACK)  # RFC 6066 §3
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
     npn = _npn_advertised(cfg, offered)
@@ -362,7 +365,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         random=random,
         # RFC 5246 §7.4.1.3: a new session ID to resume by (empty: not cached).
         legacy_session_id_echo=session_id,
-        cipher_suite=CipherSuite(suite.suite),
+        cipher_suite=member(CipherSuite, suite.suite),
         legacy_compression_method=0,
         extensions=tuple(exts),
     )
@@ -439,7 +442,8 @@ def _int_bytes(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Handshake12S:
     """The server's TLS 1.2 handshake so far, passed by value from state to state."""
 
@@ -658,7 +662,7 @@ class ExpectFinished(_State12):
         choice = h.choice
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=choice.group,
             signature_scheme=choice.cert.scheme if choice.cert else None,
             alpn=h.alpn,
@@ -687,7 +691,7 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
     cfg = io.config
     now = io.now()
     state = ServerSessionState(
-        version=ProtocolVersion.TLS12, cipher_suite=CipherSuite(h.suite.suite),
+        version=ProtocolVersion.TLS12, cipher_suite=member(CipherSuite, h.suite.suite),
         secret=keys.master_secret, issued_at=now, lifetime=cfg.ticket_lifetime,
         server_name=h.server_name, alpn=h.alpn, extended_master_secret=h.ems,
         client_certificates=h.client_chain.chain if h.client_chain else (),
@@ -722,7 +726,8 @@ def _send_ticket(io: ServerIO, transcript: Transcript, state: ServerSessionState
         io.note(f"issued a session ticket ({len(ticket)} bytes, lifetime {lifetime} s)")
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Resumed12S:
     """The server's abbreviated TLS 1.2 handshake, passed by value."""
 
@@ -770,7 +775,7 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
         random=random,
         # RFC 5246 §7.4.1.3 / RFC 5077 §3.4: echoing the client's ID means "resumed".
         legacy_session_id_echo=ch.legacy_session_id,
-        cipher_suite=CipherSuite(state.cipher_suite),
+        cipher_suite=member(CipherSuite, state.cipher_suite),
         legacy_compression_method=0,
         extensions=tuple(exts),
     )
@@ -818,7 +823,7 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
         h.transcript.update(raw)
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=None,
             signature_scheme=None,
             alpn=h.alpn,
