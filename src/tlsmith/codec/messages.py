@@ -85,6 +85,7 @@ __all__ = [
 _H = HandshakeType
 # Header bytes of the messages whose ``serialize`` writes its header itself.
 _FINISHED_TYPE = bytes((_H.FINISHED,))
+_SERVER_HELLO_TYPE = bytes((_H.SERVER_HELLO,))
 _CERTIFICATE_VERIFY_TYPE = bytes((_H.CERTIFICATE_VERIFY,))
 _NEW_SESSION_TICKET_TYPE = bytes((_H.NEW_SESSION_TICKET,))
 _LENGTH8: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
@@ -221,6 +222,22 @@ class ServerHello(MessageBase):
             serialize_extensions(w, self.extensions)
         elif self.extensions:
             raise ValueError("extensions given but has_extensions_block is False")
+
+    def serialize(self) -> bytes:
+        # The fixed fields joined directly (the same bytes as MessageBase.serialize, which
+        # anything out of range or without an extensions block takes).
+        random, session_id = self.random, self.legacy_session_id_echo
+        compression = self.legacy_compression_method
+        if (len(random) != 32 or len(session_id) > 32 or not self.has_extensions_block
+                or not 0 <= compression <= 0xFF):
+            return MessageBase.serialize(self)
+        w = Writer()
+        serialize_extensions(w, self.extensions)
+        body = b"".join((self.legacy_version.to_bytes(2, "big"), random,
+                         _LENGTH8[len(session_id)], session_id,
+                         self.cipher_suite.to_bytes(2, "big"), _LENGTH8[compression],
+                         w.getvalue()))
+        return _SERVER_HELLO_TYPE + len(body).to_bytes(3, "big") + body
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
