@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tlsmith.codec.buffer import Reader, Writer
-from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion
+from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion, member
 from tlsmith.errors import DecodeError, UsageError
 from tlsmith.frozen import fast_init
 from tlsmith.session import read_alps, write_alps
@@ -165,8 +165,8 @@ class ServerSessionState:
             if r.u8() != _STATE_FORMAT:
                 raise DecodeError("unknown session state format")
             version_value, suite_value = _VERSION_SUITE.unpack(r.view(4))
-            version = ProtocolVersion(version_value)
-            suite = CipherSuite(suite_value)
+            version = member(ProtocolVersion, version_value)
+            suite = member(CipherSuite, suite_value)
             secret = r.opaque(1)
             issued_ms, lifetime, age_add = _ISSUED_LIFETIME_AGE.unpack(
                 r.view(_ISSUED_LIFETIME_AGE.size))

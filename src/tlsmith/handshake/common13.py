@@ -145,6 +145,10 @@ class TrafficSecrets:
     generation_write: int = 0
 
 
+_CLIENT_EXPECTS = frozenset({HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET})
+_SERVER_EXPECTS = frozenset({HandshakeType.KEY_UPDATE})
+
+
 class Connected13(State[IO]):
     """After the handshake: KeyUpdate both ways; NewSessionTicket for clients (§4.6);
     post-handshake client authentication (§4.6.2, handshake/pha13.py) once
@@ -168,10 +172,7 @@ class Connected13(State[IO]):
         self.transcript = transcript
         # The server's outstanding CertificateRequest exchange (one at a time).
         self.pha: PhaStep | None = None
-        self._base_expects = (
-            frozenset({HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET})
-            if is_client else frozenset({HandshakeType.KEY_UPDATE})
-        )
+        self._base_expects = _CLIENT_EXPECTS if is_client else _SERVER_EXPECTS
         self.expects = self._base_expects
         if transcript is not None:
             self.enable_post_handshake_auth(transcript)

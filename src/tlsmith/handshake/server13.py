@@ -812,8 +812,7 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
         io.received(fin, raw)
         verify_finished_with_key(io, self.suite, self.client_finished_key,
                                  self.transcript.digest(), fin, "client")
-        self.transcript.update(raw)
-        rms = self.master.resumption_master_secret(self.transcript.digest())
+        rms = self.master.resumption_master_secret(self.transcript.update_and_digest(raw))
         io.set_read(decrypter(self.suite, self.cats), Epoch.APPLICATION)
         info = self.info
         if self.tickets:
