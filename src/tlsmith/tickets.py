@@ -205,8 +205,13 @@ class OpenedTicket:
 def seal_ticket(keys: TicketKeys, state: ServerSessionState, nonce: bytes) -> bytes:
     """Encrypt and authenticate ``state`` under the current key (``nonce``: 12 random
     bytes from the connection's injected randomness)."""
+    return seal_state(keys, state.to_bytes(), nonce)
+
+
+def seal_state(keys: TicketKeys, state: bytes, nonce: bytes) -> bytes:
+    """``seal_ticket`` of a state already serialized (``ServerSessionState.to_bytes``)."""
     k = keys.current
-    return k.name + nonce + _aead(k.key).encrypt(nonce, state.to_bytes(), k.name)
+    return k.name + nonce + _aead(k.key).encrypt(nonce, state, k.name)
 
 
 _AEADS: dict[bytes, AESGCM] = {}
@@ -245,4 +250,4 @@ def open_ticket(keys: TicketKeys, ticket: bytes) -> OpenedTicket | None:
 
 
 __all__ = ["MIN_TICKET_LEN", "OpenedTicket", "ServerSessionState", "TicketKey",
-           "TicketKeys", "open_ticket", "seal_ticket"]
+           "TicketKeys", "open_ticket", "seal_state", "seal_ticket"]

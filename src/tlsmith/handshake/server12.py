@@ -97,7 +97,7 @@ from tlsmith.handshake.server import cached_message
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.stores import StoreUnavailable
-from tlsmith.tickets import ServerSessionState, open_ticket, seal_ticket
+from tlsmith.tickets import ServerSessionState, open_ticket, seal_state
 
 _FFDHE = frozenset(kx.FFDHE_GROUPS)
 _TLS12_CURVES = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.X448,
@@ -688,6 +688,8 @@ class ExpectFinished(_State12):
 def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
     """After a full handshake: cache the session under its ID and/or seal it into a
     NewSessionTicket (RFC 5077 §3.3: sent before our ChangeCipherSpec)."""
+    if not (h.issue_ticket or h.session_id):
+        return  # neither: nothing to keep
     cfg = io.config
     now = io.now()
     state = ServerSessionState(
@@ -701,22 +703,24 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
                                  else CertificateType.X509),
         client_certificate_accepted_by_callback=(h.client_chain is not None
                                                  and h.client_chain.by_callback))
+    plain = state.to_bytes()  # (once, for the ticket and the session cache alike)
     if h.issue_ticket:
-        _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
+        _send_ticket(io, h.transcript, plain, cfg.ticket_lifetime)
     if h.session_id:
         try:
-            cfg.session_store.put(h.session_id, state.to_bytes(), cfg.ticket_lifetime, now)
+            cfg.session_store.put(h.session_id, plain, cfg.ticket_lifetime, now)
             io.note("cached the session under its session ID (RFC 5246 §7.4.1.3)")
         except StoreUnavailable as exc:
             io.note(f"warning: the session store is unavailable ({exc}): the session ID "
                     "will not resume")
 
 
-def _send_ticket(io: ServerIO, transcript: Transcript, state: ServerSessionState,
-                 lifetime: int) -> None:
+def _send_ticket(io: ServerIO, transcript: Transcript, state: bytes, lifetime: int) -> None:
+    """RFC 5077 §3.3: a NewSessionTicket sealing ``state`` (``ServerSessionState``
+    bytes)."""
     try:
-        ticket = seal_ticket(io.config.session_store.ticket_keys(io.now()), state,
-                             io.random(12))
+        ticket = seal_state(io.config.session_store.ticket_keys(io.now()), state,
+                            io.random(12))
     except StoreUnavailable as exc:
         # RFC 5077 §3.3: having promised one, send a zero-length ticket.
         io.note(f"warning: the session store is unavailable ({exc}): empty ticket")
@@ -783,15 +787,16 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     transcript.set_hash(info.hash_name)
     transcript.update(raw)
     send_message(io, transcript, sh)
-    io.note(f"resuming the session by {found.how.replace('_', ' ')} with {info.name} "
-            "(abbreviated handshake, RFC 5246 §7.3)")
+    if io.observed:
+        io.note(f"resuming the session by {found.how.replace('_', ' ')} with {info.name} "
+                "(abbreviated handshake, RFC 5246 §7.3)")
     keys = resumed_keys(io, info, state.secret, ch.random, random,
                         ems=state.extended_master_secret, etm=etm)
     if issue:
         if found.renew:
             io.note("the ticket was sealed under the previous key: renewing it")
         remaining = max(1, int(state.issued_at + state.lifetime - io.now()))
-        _send_ticket(io, transcript, state, remaining)
+        _send_ticket(io, transcript, state.to_bytes(), remaining)
     write, read = record_keys(io, keys, client=False)
     io.send_change_cipher_spec()
     io.set_write(write, Epoch.APPLICATION)
