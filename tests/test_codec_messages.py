@@ -602,3 +602,62 @@ def test_messages_real_openssl_client_hello() -> None:
     assert sv is not None and ProtocolVersion.TLS13 in sv.versions
     assert ch.serialize() == handshake
     assert m.decode_handshake(msg_type, handshake[4:]).serialize() == handshake
+
+
+# -- serialize() written directly: the same bytes as MessageBase.serialize ---------------
+
+def _generic_serialize(msg: m.MessageBase) -> bytes:
+    return m.MessageBase.serialize(msg)
+
+
+@pytest.mark.parametrize("msg", [
+    m.Finished(b""), m.Finished(b"\x01" * 12), m.Finished(bytes(range(48))),
+    m.CertificateVerify(SignatureScheme.ECDSA_SECP256R1_SHA256, b""),
+    m.CertificateVerify(SignatureScheme(0x0A0A), b"s" * 0xFFFF),
+    m.NewSessionTicket(0, 0, b"", b"t"),
+    m.NewSessionTicket(604800, 0xFFFFFFFF, b"n" * 255, b"t" * 0xFFFF),
+    m.NewSessionTicket(7200, 1, b"\x00" * 8, b"t" * 200, (x.EarlyDataIndication(16384),)),
+    m.ServerHelloDone(),
+    m.NewSessionTicket12(0, b""), m.NewSessionTicket12(2**32 - 1, b"t" * 0xFFFF),
+    m.ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, NamedGroup.X25519, bytes(32),
+                             SignatureScheme.ED25519, b"s" * 64),
+    m.ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, NamedGroup.SECP256R1, b"p" * 255,
+                             SignatureScheme.RSA_PSS_RSAE_SHA256, b""),
+    m.ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, NamedGroup.X25519, bytes(32), None,
+                             b""),
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM, b"", CipherSuite.TLS_AES_128_GCM_SHA256, 0,
+                  ()),
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM, b"i" * 32, CipherSuite(0x0A0A), 1,
+                  (x.RenegotiationInfo(b""), x.ExtendedMasterSecret(), x.ServerName(None))),
+    m.ServerHello(ProtocolVersion.TLS11, RANDOM, b"i", CipherSuite(0xC02B), 0, (), False),
+])
+def test_direct_serialize_equals_the_generic_one(msg: m.MessageBase) -> None:
+    assert msg.serialize() == _generic_serialize(msg)
+
+
+@pytest.mark.parametrize("msg", [
+    m.CertificateVerify(SignatureScheme.ED25519, b"s" * 0x10000),
+    m.NewSessionTicket(0, 0, b"n" * 256, b"t"),
+    m.NewSessionTicket(0, 0, b"", b"t" * 0x10000),
+    m.NewSessionTicket(2**32, 0, b"", b"t"),
+    m.CertificateVerify(0x10000, b""),  # type: ignore[arg-type]
+    m.NewSessionTicket12(0, b"t" * 0x10000), m.NewSessionTicket12(-1, b""),
+    m.ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, NamedGroup.X25519, b"p" * 256,
+                             SignatureScheme.ED25519, b"s"),
+    m.ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, NamedGroup.X25519, b"p",
+                             SignatureScheme.ED25519, b"s" * 0x10000),
+    m.ServerKeyExchangeECDHE(ECCurveType.NAMED_CURVE, NamedGroup.X25519, b"p", None, b"s"),
+    m.ServerKeyExchangeECDHE(256, NamedGroup.X25519, b"p", None, b""),  # type: ignore[arg-type]
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM[:31], b"", CipherSuite(0x1301), 0, ()),
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM, bytes(33), CipherSuite(0x1301), 0, ()),
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM, b"", CipherSuite(0x1301), 256, ()),
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM, b"", CipherSuite(0x1301), 0,
+                  (x.ExtendedMasterSecret(),), False),
+    m.ServerHello(ProtocolVersion.TLS12, RANDOM, b"", CipherSuite(0x1301), 0,
+                  (x.UnknownExtension(ExtensionType(0x4444), b"u" * 0x10000),)),
+])
+def test_direct_serialize_refuses_as_the_generic_one(msg: m.MessageBase) -> None:
+    with pytest.raises((ValueError, OverflowError)) as generic:
+        _generic_serialize(msg)
+    with pytest.raises(generic.type, match=str(generic.value)[:20] or None):
+        msg.serialize()

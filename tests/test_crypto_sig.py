@@ -232,3 +232,18 @@ def test_sig_certificate_verify_content_layout() -> None:
     assert server == b"\x20" * 64 + b"TLS 1.3, server CertificateVerify\x00" + digest
     assert client == b"\x20" * 64 + b"TLS 1.3, client CertificateVerify\x00" + digest
     assert len(server) == 64 + 33 + 1 + 32
+
+
+@pytest.mark.parametrize("scheme", list(KEY_FOR_SCHEME), ids=str)
+def test_sig_sign_again_with_the_remembered_signer(scheme: S, keys: dict[str, Any]) -> None:
+    """The second signature with a (key, scheme) uses what the first one checked and
+    chose; a scheme that does not fit the same key is still refused."""
+    key = keys[KEY_FOR_SCHEME[scheme]]
+    for data in (DATA, DATA + b"again", b""):
+        verify(scheme, key.public_key(), data, sign(scheme, key, data))
+        verify(scheme, key.public_key(), data, sign(int(scheme), key, data))
+    misfit = S.ED448 if KEY_FOR_SCHEME[scheme] != "ed448" else S.ED25519
+    with pytest.raises(InternalError):
+        sign(misfit, key, DATA)
+    with pytest.raises(InternalError):
+        sign(S.RSA_PKCS1_SHA1, key, DATA)

@@ -217,3 +217,22 @@ def test_prf12_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError):
         prf12.derive_key_block(TLS13_SUITES[CipherSuite.TLS_AES_128_GCM_SHA256], MASTER,
                                CLIENT_RANDOM, SERVER_RANDOM)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("secret_len", [0, 1, 48, 64, 128, 129, 200])
+def test_p_hash_matches_rfc5246_definition(hash_name: str, secret_len: int) -> None:
+    """mac.p_hash (the secret padded once) against P_hash written as RFC 5246 §5 says,
+    over hmac.digest, for secrets shorter and longer than the hash block."""
+    import hmac as std_hmac
+
+    from tlsmith.crypto.mac import p_hash
+
+    secret = bytes(range(secret_len % 256)) + b"s" * max(0, secret_len - 256)
+    seed = b"label" + b"seed" * 9
+    out, a = b"", seed
+    while len(out) < 150:
+        a = std_hmac.digest(secret, a, hash_name)
+        out += std_hmac.digest(secret, a + seed, hash_name)
+    for length in (0, 1, 12, 32, 48, 100, 150):
+        assert p_hash(hash_name, secret, seed, length) == out[:length]

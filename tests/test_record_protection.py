@@ -457,3 +457,34 @@ def test_protection_tls12_legacy_version_and_key_checks() -> None:
         TLS12AeadEncrypter(suite, key, bytes(12))
     with pytest.raises(ValueError):
         TLS12AeadDecrypter(TLS13[0], *key_iv(TLS13[0]))
+
+
+@pytest.mark.parametrize(("kind", "key_len", "tag_len", "want_tag"), [
+    ("aes-gcm", 16, 16, 16), ("aes-gcm", 32, 16, 16), ("chacha20-poly1305", 32, 16, 16),
+    ("aes-ccm", 16, 16, 16), ("aes-ccm", 16, 8, 8), ("aes-ccm-8", 16, 16, 8),
+    ("aes-ccm-8", 32, 8, 8),
+])
+def test_aead_kinds_seal_and_open(kind: str, key_len: int, tag_len: int, want_tag: int
+                                  ) -> None:
+    from tlsmith.crypto.aead import Aead
+
+    aead = Aead(kind, bytes(range(key_len)), tag_len)
+    assert aead.tag_len == want_tag
+    sealed = aead.seal(bytes(12), b"hello", b"aad")
+    assert len(sealed) == 5 + want_tag
+    assert aead.open(bytes(12), sealed, b"aad") == b"hello"
+    assert aead.raw_decrypt(bytes(12), sealed, b"aad") == b"hello"
+
+
+@pytest.mark.parametrize(("kind", "key_len", "tag_len", "message"), [
+    ("aes-ocb", 16, 16, "unknown AEAD 'aes-ocb'"),
+    ("aes-gcm", 20, 16, r"aes-gcm: key of 20 bytes, expected \(16, 24, 32\)"),
+    ("chacha20-poly1305", 16, 16, r"chacha20-poly1305: key of 16 bytes, expected \(32,\)"),
+    ("aes-gcm", 16, 12, "aes-gcm: the tag is always 16 bytes, not 12"),
+    ("aes-ccm", 16, 12, "aes-ccm: unsupported tag length 12"),
+])
+def test_aead_refuses(kind: str, key_len: int, tag_len: int, message: str) -> None:
+    from tlsmith.crypto.aead import Aead
+
+    with pytest.raises(ValueError, match=message):
+        Aead(kind, bytes(key_len), tag_len)

@@ -449,3 +449,75 @@ def test_batched_derivations_equal_one_at_a_time(hash_name: str) -> None:
                                   size)
     assert ks.finished_verify_data(hash_name, secret, th) == hmac.digest(
         finished_key, th, hash_name)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("psk", [None, b"p" * 32])
+@pytest.mark.parametrize("shared", [None, b"s" * 32])
+def test_handshake_traffic_equals_the_stages_one_at_a_time(
+        hash_name: str, psk: bytes | None, shared: bytes | None) -> None:
+    """EarlySecret.handshake_traffic (one key padding, the Master Secret alongside) gives
+    what handshake_secret / traffic_secrets / master_secret give step by step."""
+    early = ks.EarlySecret.derive(hash_name, psk)
+    th = hashlib.new(hash_name, b"ClientHello...ServerHello").digest()
+    hs, chts, shts = early.handshake_traffic(shared, th)
+    step = early.handshake_secret(shared)
+    assert hs == step
+    assert (chts, shts) == step.traffic_secrets(th)
+    assert hs.master_secret() == step.master_secret()
+    assert hs.master is not None and step.master is None
+    # A context too long for HkdfLabel: the checked path, which raises.
+    with pytest.raises(ValueError):
+        early.handshake_traffic(shared, b"x" * 256)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512"])
+@pytest.mark.parametrize(("key_len", "iv_len"), [(16, 12), (32, 12), (0, 0), (48, 64)])
+def test_traffic_keys_and_finished_key(hash_name: str, key_len: int, iv_len: int) -> None:
+    """The one-padding path equals HKDF-Expand-Label label by label (RFC 8446 §7.3,
+    §4.4.4), and falls back to it when a length needs more than one block."""
+    size = ks.hash_length(hash_name)
+    secret = bytes(range(size))
+    th = hashlib.new(hash_name, b"transcript").digest()
+    if max(key_len, iv_len) > ks.hash_length(hash_name):
+        key_len = iv_len = 2 * size  # two blocks each: the general path
+    key, iv, fkey = ks.traffic_keys_and_finished_key(hash_name, secret, key_len, iv_len)
+    assert key == ks.hkdf_expand_label(hash_name, secret, b"key", b"", key_len)
+    assert iv == ks.hkdf_expand_label(hash_name, secret, b"iv", b"", iv_len)
+    assert (key, iv) == ks.traffic_keys(hash_name, secret, key_len, iv_len)
+    assert fkey == ks.finished_key(hash_name, secret)
+    assert (ks.verify_data_with_key(hash_name, fkey, th)
+            == ks.finished_verify_data(hash_name, secret, th))
+
+
+def test_fixed_expander_any_number_of_infos() -> None:
+    from tlsmith.crypto.mac import HMAC3_BY_HASH, fixed_expander
+
+    key = b"k" * 32
+    infos = (b"a", b"bb", b"ccc", b"dddd")
+    full = [hmac.digest(key, i, "sha256") for i in infos]
+    for n in (1, 2, 3, 4):
+        lengths = tuple(range(5, 5 + n))
+        assert fixed_expander("sha256", infos[:n], lengths)(key) == tuple(
+            d[:length] for d, length in zip(full, lengths, strict=False))
+    long_key = b"L" * 100  # longer than the block: hashed first (RFC 2104 §2)
+    assert fixed_expander("sha256", infos[:2], (32, 32))(long_key) == tuple(
+        hmac.digest(long_key, i, "sha256") for i in infos[:2])
+    assert HMAC3_BY_HASH["sha384"](long_key * 2, *infos[:3]) == tuple(
+        hmac.digest(long_key * 2, i, "sha384") for i in infos[:3])
+    with pytest.raises(ValueError):
+        fixed_expander("sha256", infos, (1,))
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_resumption_secrets_equal_hkdf_expand_label(hash_name: str) -> None:
+    size = ks.hash_length(hash_name)
+    secret = bytes(range(size))
+    th = hashlib.new(hash_name, b"...client Finished").digest()
+    assert ks.MasterSecret(hash_name, secret).resumption_master_secret(th) == (
+        ks.hkdf_expand_label(hash_name, secret, b"res master", th, size))
+    for nonce in (b"", bytes(8), b"n" * 255):
+        assert ks.resumption_psk(hash_name, secret, nonce) == ks.hkdf_expand_label(
+            hash_name, secret, b"resumption", nonce, size)
+    with pytest.raises(ValueError):
+        ks.resumption_psk(hash_name, secret, b"n" * 256)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tlsmith.codec.enums import CipherSuite, ProtocolVersion
+from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion
 from tlsmith.errors import DecodeError, UsageError
 from tlsmith.session import ExternalPsk, Session12, Session13, session_from_pem
 from tlsmith.stores import FileSessionCache, MemorySessionCache, MemoryStore
@@ -254,6 +254,35 @@ def test_server_session_state_round_trip() -> None:
         ServerSessionState.from_bytes(make_state().to_bytes()[:-1])
     with pytest.raises(DecodeError):
         ServerSessionState.from_bytes(make_state().to_bytes() + b"\x00")
+
+
+@pytest.mark.parametrize("changes", [
+    dict(client_certificates=()),  # the direct path
+    dict(client_certificates=(), server_name=None, alpn=None, secret=b""),
+    dict(client_certificates=(), server_name="é.example", client_certificate_verified=False,
+         client_certificate_accepted_by_callback=True, max_early_data=0),
+    dict(client_certificates=(), secret=b"s" * 255, server_name="n" * 255, alpn="a" * 255),
+    dict(),  # a client chain: the written path
+    dict(client_certificates=(), server_certificate_type=CertificateType.RAW_PUBLIC_KEY),
+    dict(client_certificates=(), application_settings=(b"ours", b"theirs")),
+])
+def test_server_session_state_bytes_direct_and_written_agree(changes: dict[str, object]
+                                                             ) -> None:
+    state = make_state(**changes)
+    assert state.to_bytes() == state._to_bytes_written()
+    assert ServerSessionState.from_bytes(state.to_bytes()) == state
+
+
+@pytest.mark.parametrize("changes", [
+    dict(secret=b"s" * 256), dict(server_name="n" * 256), dict(alpn="a" * 256),
+    dict(max_early_data=2**32),
+])
+def test_server_session_state_bytes_refused_alike(changes: dict[str, object]) -> None:
+    state = make_state(client_certificates=(), **changes)
+    with pytest.raises(Exception) as written:
+        state._to_bytes_written()
+    with pytest.raises(written.type, match=str(written.value)[:20]):
+        state.to_bytes()
 
 
 def test_server_session_state_expiry() -> None:

@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tlsmith.codec.buffer import Reader, Writer
-from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion
+from tlsmith.codec.enums import CertificateType, CipherSuite, ProtocolVersion, member
 from tlsmith.errors import DecodeError, UsageError
 from tlsmith.frozen import fast_init
 from tlsmith.session import read_alps, write_alps
@@ -43,6 +43,7 @@ _FORMAT_VERSION_SUITE = struct.Struct(">BHH")
 _VERSION_SUITE = struct.Struct(">HH")
 _ISSUED_LIFETIME_AGE = struct.Struct(">QII")
 _EMS_EARLY_VERDICT = struct.Struct(">BIB")
+_LENGTH8: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
 #: The smallest ticket ``open_ticket`` will try: name, nonce, tag and a minimal state.
 MIN_TICKET_LEN = KEY_NAME_LEN + _NONCE_LEN + _TAG_LEN + 8
 
@@ -111,6 +112,29 @@ class ServerSessionState:
     client_certificate_accepted_by_callback: bool = False
 
     def to_bytes(self) -> bytes:
+        secret = self.secret
+        sni = (self.server_name or "").encode()
+        alpn = (self.alpn or "").encode()
+        if (self.client_certificates or (len(secret) | len(sni) | len(alpn)) > 0xFF
+                or self.server_certificate_type != CertificateType.X509
+                or self.application_settings is not None):
+            return self._to_bytes_written()
+        # The common state (no client chain, no trailers) joined directly: the same
+        # bytes as ``_to_bytes_written``.
+        return b"".join((
+            _FORMAT_VERSION_SUITE.pack(_STATE_FORMAT, self.version, self.cipher_suite),
+            _LENGTH8[len(secret)], secret,
+            _ISSUED_LIFETIME_AGE.pack(int(self.issued_at * 1000), self.lifetime,
+                                      self.ticket_age_add),
+            _LENGTH8[len(sni)], sni, _LENGTH8[len(alpn)], alpn,
+            _EMS_EARLY_VERDICT.pack(
+                int(self.extended_master_secret), self.max_early_data,
+                int(self.client_certificate_verified)
+                | int(self.client_certificate_accepted_by_callback) << 1),
+            b"\x00\x00\x00",  # client certificates: an empty <0..2^24-1> vector
+        ))
+
+    def _to_bytes_written(self) -> bytes:
         # The fixed-size runs packed by struct (fewer calls; the same bytes as u8/u16/
         # u32/u64 one at a time, and out-of-range values still refused).
         w = Writer()
@@ -141,8 +165,8 @@ class ServerSessionState:
             if r.u8() != _STATE_FORMAT:
                 raise DecodeError("unknown session state format")
             version_value, suite_value = _VERSION_SUITE.unpack(r.view(4))
-            version = ProtocolVersion(version_value)
-            suite = CipherSuite(suite_value)
+            version = member(ProtocolVersion, version_value)
+            suite = member(CipherSuite, suite_value)
             secret = r.opaque(1)
             issued_ms, lifetime, age_add = _ISSUED_LIFETIME_AGE.unpack(
                 r.view(_ISSUED_LIFETIME_AGE.size))
@@ -181,8 +205,13 @@ class OpenedTicket:
 def seal_ticket(keys: TicketKeys, state: ServerSessionState, nonce: bytes) -> bytes:
     """Encrypt and authenticate ``state`` under the current key (``nonce``: 12 random
     bytes from the connection's injected randomness)."""
+    return seal_state(keys, state.to_bytes(), nonce)
+
+
+def seal_state(keys: TicketKeys, state: bytes, nonce: bytes) -> bytes:
+    """``seal_ticket`` of a state already serialized (``ServerSessionState.to_bytes``)."""
     k = keys.current
-    return k.name + nonce + _aead(k.key).encrypt(nonce, state.to_bytes(), k.name)
+    return k.name + nonce + _aead(k.key).encrypt(nonce, state, k.name)
 
 
 _AEADS: dict[bytes, AESGCM] = {}
@@ -221,4 +250,4 @@ def open_ticket(keys: TicketKeys, ticket: bytes) -> OpenedTicket | None:
 
 
 __all__ = ["MIN_TICKET_LEN", "OpenedTicket", "ServerSessionState", "TicketKey",
-           "TicketKeys", "open_ticket", "seal_ticket"]
+           "TicketKeys", "open_ticket", "seal_state", "seal_ticket"]

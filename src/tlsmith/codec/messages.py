@@ -83,6 +83,12 @@ __all__ = [
 ]
 
 _H = HandshakeType
+# Header bytes of the messages whose ``serialize`` writes its header itself.
+_FINISHED_TYPE = bytes((_H.FINISHED,))
+_SERVER_HELLO_TYPE = bytes((_H.SERVER_HELLO,))
+_CERTIFICATE_VERIFY_TYPE = bytes((_H.CERTIFICATE_VERIFY,))
+_NEW_SESSION_TICKET_TYPE = bytes((_H.NEW_SESSION_TICKET,))
+_LENGTH8: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
 _CH = ExtensionContext.CLIENT_HELLO
 
 # RFC 8446 §4.1.3: a HelloRetryRequest is a ServerHello whose random is SHA-256 of
@@ -217,6 +223,22 @@ class ServerHello(MessageBase):
         elif self.extensions:
             raise ValueError("extensions given but has_extensions_block is False")
 
+    def serialize(self) -> bytes:
+        # The fixed fields joined directly (the same bytes as MessageBase.serialize, which
+        # anything out of range or without an extensions block takes).
+        random, session_id = self.random, self.legacy_session_id_echo
+        compression = self.legacy_compression_method
+        if (len(random) != 32 or len(session_id) > 32 or not self.has_extensions_block
+                or not 0 <= compression <= 0xFF):
+            return MessageBase.serialize(self)
+        w = Writer()
+        serialize_extensions(w, self.extensions)
+        body = b"".join((self.legacy_version.to_bytes(2, "big"), random,
+                         _LENGTH8[len(session_id)], session_id,
+                         self.cipher_suite.to_bytes(2, "big"), _LENGTH8[compression],
+                         w.getvalue()))
+        return _SERVER_HELLO_TYPE + len(body).to_bytes(3, "big") + body
+
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
         r = Reader(body, "ServerHello")
@@ -330,6 +352,16 @@ class CertificateVerify(MessageBase):
         w.u16(self.algorithm)
         w.opaque(2, self.signature)
 
+    def serialize(self) -> bytes:
+        # The header, the scheme and the length written directly (same bytes as
+        # MessageBase.serialize; a signature too long for its prefix takes that path).
+        signature = self.signature
+        n = len(signature)
+        if n > 0xFFFF:
+            return MessageBase.serialize(self)
+        return b"".join((_CERTIFICATE_VERIFY_TYPE, (n + 4).to_bytes(3, "big"),
+                         self.algorithm.to_bytes(2, "big"), n.to_bytes(2, "big"), signature))
+
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
         with Reader(body, "CertificateVerify") as r:
@@ -349,6 +381,14 @@ class Finished(MessageBase):
 
     def write_body(self, w: Writer) -> None:
         w.raw(self.verify_data)
+
+    def serialize(self) -> bytes:
+        # The header written directly (same bytes as MessageBase.serialize).
+        verify_data = self.verify_data
+        n = len(verify_data)
+        if n >= 1 << 24:
+            return MessageBase.serialize(self)
+        return _FINISHED_TYPE + n.to_bytes(3, "big") + verify_data
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
@@ -375,6 +415,18 @@ class NewSessionTicket(MessageBase):
         w.opaque(1, self.ticket_nonce)
         w.opaque(2, self.ticket)
         serialize_extensions(w, self.extensions)
+
+    def serialize(self) -> bytes:
+        # Without extensions, written directly (same bytes as MessageBase.serialize; a
+        # nonce or ticket too long for its prefix takes that path, which says so).
+        nonce, ticket = self.ticket_nonce, self.ticket
+        n = len(ticket)
+        if self.extensions or len(nonce) > 0xFF or n > 0xFFFF:
+            return MessageBase.serialize(self)
+        return b"".join((_NEW_SESSION_TICKET_TYPE, (len(nonce) + n + 13).to_bytes(3, "big"),
+                         self.ticket_lifetime.to_bytes(4, "big"),
+                         self.ticket_age_add.to_bytes(4, "big"), _LENGTH8[len(nonce)], nonce,
+                         n.to_bytes(2, "big"), ticket, b"\x00\x00"))
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:

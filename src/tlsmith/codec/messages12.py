@@ -60,6 +60,13 @@ class MessageBase:
         return bytes(buf)
 
 
+# What the ``serialize`` methods that write their header themselves need.
+_SERVER_HELLO_DONE_RAW = bytes((_H.SERVER_HELLO_DONE, 0, 0, 0))
+_SERVER_KEY_EXCHANGE_TYPE = bytes((_H.SERVER_KEY_EXCHANGE,))
+_NEW_SESSION_TICKET_TYPE = bytes((_H.NEW_SESSION_TICKET,))
+_LENGTH8: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
+
+
 def _expect_empty(body: bytes | memoryview, what: str) -> None:
     if len(body):
         raise DecodeError(f"{what}: expected an empty body, got {len(body)} byte(s)")
@@ -88,6 +95,9 @@ class ServerHelloDone(MessageBase):
 
     def write_body(self, w: Writer) -> None:
         pass
+
+    def serialize(self) -> bytes:
+        return _SERVER_HELLO_DONE_RAW
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
@@ -172,9 +182,22 @@ class ServerKeyExchangeECDHE(MessageBase):
 
     def params_bytes(self) -> bytes:
         """The ServerECDHParams encoding, the part covered by the signature."""
-        w = Writer()
+        public, curve_type = self.public, self.curve_type
+        if len(public) <= 0xFF and 0 <= curve_type <= 0xFF:  # written directly
+            return b"".join((_LENGTH8[curve_type], self.named_curve.to_bytes(2, "big"),
+                             _LENGTH8[len(public)], public))
+        w = Writer()  # (which says what is out of range)
         self._write_params(w)
         return w.getvalue()
+
+    def serialize(self) -> bytes:
+        # Written directly when signed (the same bytes as MessageBase.serialize).
+        algorithm, signature = self.algorithm, self.signature
+        if algorithm is None or len(signature) > 0xFFFF:
+            return MessageBase.serialize(self)
+        body = b"".join((self.params_bytes(), algorithm.to_bytes(2, "big"),
+                         len(signature).to_bytes(2, "big"), signature))
+        return _SERVER_KEY_EXCHANGE_TYPE + len(body).to_bytes(3, "big") + body
 
     def _write_params(self, w: Writer) -> None:
         w.u8(self.curve_type)
@@ -351,6 +374,17 @@ class NewSessionTicket12(MessageBase):
     def write_body(self, w: Writer) -> None:
         w.u32(self.ticket_lifetime_hint)
         w.opaque(2, self.ticket)
+
+    def serialize(self) -> bytes:
+        # Written directly (the same bytes as MessageBase.serialize, which a ticket too
+        # long for its prefix takes).
+        ticket = self.ticket
+        n = len(ticket)
+        if n > 0xFFFF:
+            return MessageBase.serialize(self)
+        return b"".join((_NEW_SESSION_TICKET_TYPE, (n + 6).to_bytes(3, "big"),
+                         self.ticket_lifetime_hint.to_bytes(4, "big"), n.to_bytes(2, "big"),
+                         ticket))
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:

@@ -23,6 +23,14 @@ _KEY_LENGTHS: dict[str, tuple[int, ...]] = {
 
 Bytes = bytes | bytearray | memoryview
 
+# (kind, key length) -> the backend class, for the 16-byte tag every TLS 1.3 suite and
+# the TLS 1.2 GCM / ChaCha20 suites use: one lookup checks the kind, the key and the tag.
+_DIRECT: dict[tuple[str, int], type[AESGCM] | type[ChaCha20Poly1305] | type[AESCCM]] = {
+    **{("aes-gcm", n): AESGCM for n in _KEY_LENGTHS["aes-gcm"]},
+    ("chacha20-poly1305", 32): ChaCha20Poly1305,
+    **{("aes-ccm", n): AESCCM for n in _KEY_LENGTHS["aes-ccm"]},  # (tag_length=16)
+}
+
 
 class Aead:
     """One AEAD key. ``seal`` returns ciphertext || tag; ``open`` verifies and decrypts."""
@@ -30,6 +38,26 @@ class Aead:
     __slots__ = ("_decrypt", "_encrypt", "kind", "raw_decrypt", "raw_encrypt", "tag_len")
 
     def __init__(self, kind: str, key: bytes, tag_len: int = 16) -> None:
+        direct = _DIRECT.get((kind, len(key))) if tag_len == 16 else None
+        if direct is not None:
+            impl: AESGCM | ChaCha20Poly1305 | AESCCM = direct(key)
+        else:
+            impl, tag_len = self._checked(kind, key, tag_len)
+        self.kind = kind
+        self.tag_len = tag_len
+        # Bound methods looked up once: the record path calls them per record.
+        # ``raw_encrypt`` / ``raw_decrypt`` are the backend's own calls, for the record
+        # layer's per-record path (one Python call fewer per record): ``raw_encrypt`` is
+        # ``seal``; ``raw_decrypt`` raises cryptography's InvalidTag, which the caller
+        # turns into ``auth_failure()``.
+        self._encrypt = self.raw_encrypt = impl.encrypt
+        self._decrypt = self.raw_decrypt = impl.decrypt
+
+    @staticmethod
+    def _checked(kind: str, key: bytes, tag_len: int
+                 ) -> tuple[AESGCM | ChaCha20Poly1305 | AESCCM, int]:
+        """The backend object and the tag length, after checking what ``_DIRECT`` does
+        not cover."""
         if kind not in _KEY_LENGTHS:
             raise ValueError(f"unknown AEAD {kind!r}")
         if len(key) not in _KEY_LENGTHS[kind]:
@@ -46,16 +74,7 @@ class Aead:
             if tag_len != 16:
                 raise ValueError(f"{kind}: the tag is always 16 bytes, not {tag_len}")
             impl = AESGCM(key) if kind == "aes-gcm" else ChaCha20Poly1305(key)
-        self.kind = kind
-        self.tag_len = tag_len
-        # Bound methods looked up once: the record path calls them per record.
-        self._encrypt = impl.encrypt
-        self._decrypt = impl.decrypt
-        # The backend's own calls, for the record layer's per-record path (one Python
-        # call fewer per record): ``raw_encrypt`` is ``seal``; ``raw_decrypt`` raises
-        # cryptography's InvalidTag, which the caller turns into ``auth_failure()``.
-        self.raw_encrypt = impl.encrypt
-        self.raw_decrypt = impl.decrypt
+        return impl, tag_len
 
     def seal(self, nonce: bytes, plaintext: Bytes, aad: bytes) -> bytes:
         """Encrypt and authenticate; the result is ``len(plaintext) + tag_len`` bytes."""

@@ -531,6 +531,11 @@ def server_key_share(
     For the ML-KEM groups the encapsulation randomness comes from ``cryptography``,
     not from ``random`` (only a hybrid's ECDH half is reproducible).
     """
+    if group == NamedGroup.X25519:
+        # The common group, without a KeyShareSecret around the key (it is used once).
+        private = x25519.X25519PrivateKey.from_private_bytes(_draw(random, _X25519_LEN))
+        return (private.public_key().public_bytes_raw(),
+                _x_exchange(private, bytes(client_key_exchange), group))
     if group in _KEM_GROUPS:
         return _kem_server_share(group, client_key_exchange, random)
     share = generate_key_share(group, random)

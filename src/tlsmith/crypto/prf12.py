@@ -6,8 +6,8 @@
     master_secret --PRF <exporter label>--> exported keying material (RFC 5705)
 
 Every function takes the PRF hash by name (``"sha256"`` or ``"sha384"``, the suite's
-``hash_name``). HMAC is ``tlsmith.crypto.mac.HmacKey`` (hashlib states keyed once per PRF
-call and copied per step).
+``hash_name``). P_hash is ``tlsmith.crypto.mac.p_hash`` (HMAC over ``hashlib``
+constructors, the secret padded once per PRF call).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 
-from tlsmith.crypto.mac import HmacKey
+from tlsmith.crypto.mac import p_hash
 from tlsmith.crypto.suites import SuiteInfo
+from tlsmith.frozen import fast_init
 
 # -- labels (RFC 5246 §8.1, §6.3, §7.4.9; RFC 7627 §4) -----------------------------------
 LABEL_MASTER_SECRET = b"master secret"
@@ -45,6 +46,9 @@ _PRF_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
 }
 
 
+_DIGEST_SIZES: dict[str, int] = {name: cls().digest_size for name, cls in _PRF_HASHES.items()}
+
+
 def _algorithm(hash_name: str) -> hashes.HashAlgorithm:
     try:
         return _PRF_HASHES[hash_name]()
@@ -62,14 +66,7 @@ def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -
         raise ValueError(f"negative PRF output length {length}")
     if hash_name not in _PRF_HASHES:
         raise ValueError(f"unsupported TLS 1.2 PRF hash {hash_name!r}")
-    mac = HmacKey(secret, hash_name).digest
-    full_seed = label + seed
-    out = bytearray()
-    a = full_seed  # A(0)
-    while len(out) < length:
-        a = mac(a)  # A(i)
-        out += mac(a, full_seed)
-    return bytes(out[:length])
+    return p_hash(hash_name, secret, label + seed, length)
 
 
 def _check_random(name: str, value: bytes) -> None:
@@ -78,7 +75,9 @@ def _check_random(name: str, value: bytes) -> None:
 
 
 def _check_hash(name: str, hash_name: str, value: bytes) -> None:
-    expected = _algorithm(hash_name).digest_size
+    expected = _DIGEST_SIZES.get(hash_name)
+    if expected is None:
+        expected = _algorithm(hash_name).digest_size  # (raises: not a PRF hash)
     if len(value) != expected:
         raise ValueError(f"{name} is {len(value)} bytes, expected {expected} ({hash_name})")
 
@@ -112,7 +111,8 @@ def key_block(hash_name: str, master_secret: bytes, client_random: bytes,
                length)
 
 
-@dataclass(frozen=True, repr=False)
+@fast_init
+@dataclass(frozen=True, slots=True, repr=False)
 class KeyBlock12:
     """The key block cut into its six parts, in RFC 5246 §6.3 order. Empty parts are
     b"" (no MAC keys for AEAD suites, no fixed IV for CBC suites in TLS 1.1+)."""
@@ -146,13 +146,10 @@ def derive_key_block(suite: SuiteInfo, master_secret: bytes, client_random: byte
         raise ValueError(f"{suite.name} is a TLS 1.3 suite (use the TLS 1.3 key schedule)")
     m, k, i = suite.mac_key_len, suite.key_len, suite.iv_len
     block = key_block(suite.hash_name, master_secret, client_random, server_random,
-                      key_block_length(suite))
-    parts: list[bytes] = []
-    pos = 0
-    for size in (m, m, k, k, i, i):
-        parts.append(block[pos:pos + size])
-        pos += size
-    return KeyBlock12(*parts)
+                      2 * (m + k + i))
+    mk = 2 * m + k  # the six parts end at m, 2m, 2m+k, 2m+2k, 2m+2k+i, 2m+2k+2i
+    return KeyBlock12(block[:m], block[m:2 * m], block[2 * m:mk], block[mk:mk + k],
+                      block[mk + k:mk + k + i], block[mk + k + i:])
 
 
 def finished_verify_data(hash_name: str, master_secret: bytes, *, client: bool,

@@ -29,7 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from tlsmith.crypto.mac import HMAC_BY_HASH, hmac_digest, hmac_digest_pair, hmac_digests
+from tlsmith.crypto.mac import (
+    HMAC3_BY_HASH,
+    HMAC_BY_HASH,
+    fixed_expander,
+    hmac_digest,
+    hmac_digests,
+)
 from tlsmith.frozen import fast_init
 
 # -- labels -------------------------------------------------------------------------
@@ -258,6 +264,27 @@ class EarlySecret:
         ikm = _zeros(self.hash_name) if shared_secret is None else shared_secret
         return HandshakeSecret(self.hash_name, hkdf_extract(self.hash_name, salt, ikm))
 
+    def handshake_traffic(self, shared_secret: bytes | None, transcript_hash: bytes
+                          ) -> tuple[HandshakeSecret, bytes, bytes]:
+        """(``handshake_secret(shared_secret)``, and its ``traffic_secrets(transcript_hash)``)
+        -- RFC 8446 §7.1. The Master Secret depends on nothing else, so it is derived
+        here too (``HandshakeSecret.master_secret`` returns it): the Handshake Secret's
+        three Derive-Secrets share one padding of the HMAC key."""
+        kit = _KITS.get(self.hash_name)
+        if kit is None or len(transcript_hash) > 255:
+            hs = self.handshake_secret(shared_secret)
+            chts, shts = hs.traffic_secrets(transcript_hash)
+            return hs, chts, shts
+        mac = kit.mac
+        salt = kit.no_psk_salt if self is kit.no_psk_early else mac(self.secret,
+                                                                     kit.derived_info)
+        secret = mac(salt, kit.zeros if shared_secret is None else shared_secret)
+        tail = _LENGTH_BYTES[len(transcript_hash)] + transcript_hash + b"\x01"
+        chts, shts, derived = kit.mac3(secret, kit.c_hs + tail, kit.s_hs + tail,
+                                       kit.derived_info)
+        master = MasterSecret(self.hash_name, mac(derived, kit.zeros))
+        return HandshakeSecret(self.hash_name, secret, master), chts, shts
+
 
 @cache
 def _no_psk_early(hash_name: str) -> EarlySecret:
@@ -281,6 +308,8 @@ class HandshakeSecret:
 
     hash_name: str
     secret: bytes = field(repr=False)
+    # The Master Secret when derived along with this secret (EarlySecret.handshake_traffic).
+    master: MasterSecret | None = field(default=None, repr=False, compare=False)
 
     def client_handshake_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """Derive-Secret(., "c hs traffic", ClientHello...ServerHello) -- RFC 8446 §7.1."""
@@ -299,6 +328,8 @@ class HandshakeSecret:
 
     def master_secret(self) -> MasterSecret:
         """Master Secret = HKDF-Extract(Derive-Secret(., "derived", ""), 0) -- RFC 8446 §7.1."""
+        if self.master is not None:
+            return self.master
         salt = derive_secret(
             self.hash_name, self.secret, LABEL_DERIVED, empty_hash(self.hash_name)
         )
@@ -331,6 +362,10 @@ class MasterSecret:
         """(client_application_traffic_secret_0, server_application_traffic_secret_0,
         exporter_master_secret): the three secrets of ClientHello...server Finished at
         once -- RFC 8446 §7.1."""
+        kit = _KITS.get(self.hash_name)
+        if kit is not None and len(transcript_hash) <= 255:
+            tail = _LENGTH_BYTES[len(transcript_hash)] + transcript_hash + b"\x01"
+            return kit.mac3(self.secret, kit.c_ap + tail, kit.s_ap + tail, kit.exp + tail)
         cats, sats, ems = derive_secrets(
             self.hash_name, self.secret, (LABEL_C_AP_TRAFFIC, LABEL_S_AP_TRAFFIC,
                                           LABEL_EXP_MASTER), transcript_hash)
@@ -338,6 +373,11 @@ class MasterSecret:
 
     def resumption_master_secret(self, transcript_hash: bytes) -> bytes:
         """Derive-Secret(., "res master", ClientHello...client Finished) -- RFC 8446 §7.1."""
+        kit = _KITS.get(self.hash_name)
+        if kit is not None and len(transcript_hash) <= 255:
+            return kit.mac(self.secret, b"".join((kit.res_master,
+                                                  _LENGTH_BYTES[len(transcript_hash)],
+                                                  transcript_hash, b"\x01")))
         return derive_secret(self.hash_name, self.secret, LABEL_RES_MASTER, transcript_hash)
 
 
@@ -352,23 +392,49 @@ def traffic_keys(
     [sender]_write_key = HKDF-Expand-Label(Secret, "key", "", key_length)
     [sender]_write_iv  = HKDF-Expand-Label(Secret, "iv", "", iv_length)
     """
-    infos = _key_iv_infos(hash_name, key_len, iv_len)
-    if infos is None:
+    expand = _key_iv_expander(hash_name, key_len, iv_len)
+    if expand is None:
         key = hkdf_expand_label(hash_name, traffic_secret, LABEL_KEY, b"", key_len)
         iv = hkdf_expand_label(hash_name, traffic_secret, LABEL_IV, b"", iv_len)
         return key, iv
-    # One-block HKDF-Expand of both labels (empty context: HkdfLabel ends in 0x00, then
-    # the block counter 0x01) under one HMAC key, padded once.
-    key, iv = hmac_digest_pair(traffic_secret, infos[0], infos[1], hash_name)
-    return key[:key_len], iv[:iv_len]
+    key, iv = expand(traffic_secret)
+    return key, iv
+
+
+def traffic_keys_and_finished_key(
+    hash_name: str, traffic_secret: bytes, key_len: int, iv_len: int
+) -> tuple[bytes, bytes, bytes]:
+    """(write_key, write_iv, finished_key) of a handshake traffic secret -- RFC 8446
+    §7.3 and §4.4.4: ``traffic_keys`` and ``finished_key`` with one HMAC key padding."""
+    expand = _key_iv_finished_expander(hash_name, key_len, iv_len)
+    if expand is None:
+        key, iv = traffic_keys(hash_name, traffic_secret, key_len, iv_len)
+        return key, iv, finished_key(hash_name, traffic_secret)
+    key, iv, fkey = expand(traffic_secret)
+    return key, iv, fkey
+
+
+# One-block HKDF-Expand of constant labels (empty context: HkdfLabel ends in 0x00, then
+# the block counter 0x01) under one HMAC key, padded once; None: not one block each.
+@functools.lru_cache(maxsize=64)
+def _key_iv_expander(hash_name: str, key_len: int, iv_len: int
+                     ) -> Callable[[bytes], tuple[bytes, ...]] | None:
+    if hash_name not in _ONE_BLOCK or max(key_len, iv_len) > hash_length(hash_name):
+        return None
+    return fixed_expander(hash_name, (_label_info(LABEL_KEY, key_len),
+                                      _label_info(LABEL_IV, iv_len)), (key_len, iv_len))
 
 
 @functools.lru_cache(maxsize=64)
-def _key_iv_infos(hash_name: str, key_len: int, iv_len: int) -> tuple[bytes, bytes] | None:
-    """The two HkdfLabel infos of ``traffic_keys`` (None: more than one block each)."""
-    if max(key_len, iv_len) > hash_length(hash_name):
+def _key_iv_finished_expander(hash_name: str, key_len: int, iv_len: int
+                              ) -> Callable[[bytes], tuple[bytes, ...]] | None:
+    if hash_name not in _ONE_BLOCK or max(key_len, iv_len) > hash_length(hash_name):
         return None
-    return _label_info(LABEL_KEY, key_len), _label_info(LABEL_IV, iv_len)
+    size = hash_length(hash_name)
+    return fixed_expander(hash_name, (_label_info(LABEL_KEY, key_len),
+                                      _label_info(LABEL_IV, iv_len),
+                                      _label_info(LABEL_FINISHED, size)),
+                          (key_len, iv_len, size))
 
 
 @functools.lru_cache(maxsize=64)
@@ -385,11 +451,16 @@ def finished_key(hash_name: str, base_key: bytes) -> bytes:
 def finished_verify_data(hash_name: str, base_key: bytes, transcript_hash: bytes) -> bytes:
     """verify_data = HMAC(finished_key, Transcript-Hash(Handshake Context, Certificate*,
     CertificateVerify*)) -- RFC 8446 §4.4.4."""
-    one_block = _ONE_BLOCK.get(hash_name)
-    if one_block is not None:  # finished_key's one block, inlined
-        size, mac1 = one_block
-        return mac1(mac1(base_key, _label_info(LABEL_FINISHED, size)), transcript_hash)
-    key = finished_key(hash_name, base_key)
+    kit = _KITS.get(hash_name)
+    if kit is not None:  # finished_key's one block, inlined
+        mac = kit.mac
+        return mac(mac(base_key, kit.finished_info), transcript_hash)
+    return verify_data_with_key(hash_name, finished_key(hash_name, base_key), transcript_hash)
+
+
+def verify_data_with_key(hash_name: str, key: bytes, transcript_hash: bytes) -> bytes:
+    """verify_data = HMAC(finished_key, Transcript-Hash(...)) -- RFC 8446 §4.4.4, from a
+    finished_key already derived (``traffic_keys_and_finished_key``)."""
     mac = HMAC_BY_HASH.get(hash_name)
     return mac(key, transcript_hash) if mac is not None else hmac_digest(key, transcript_hash,
                                                                           hash_name)
@@ -422,6 +493,10 @@ def imported_psk(epsk_hash: str, epsk: bytes, imported_identity: bytes,
 def resumption_psk(hash_name: str, resumption_master_secret: bytes, ticket_nonce: bytes) -> bytes:
     """The PSK of a ticket = HKDF-Expand-Label(resumption_master_secret, "resumption",
     ticket_nonce, Hash.length) -- RFC 8446 §4.6.1."""
+    kit = _KITS.get(hash_name)
+    if kit is not None and len(ticket_nonce) <= 255:
+        return kit.mac(resumption_master_secret, b"".join((
+            kit.resumption, _LENGTH_BYTES[len(ticket_nonce)], ticket_nonce, b"\x01")))
     return hkdf_expand_label(
         hash_name, resumption_master_secret, LABEL_RESUMPTION, ticket_nonce, hash_length(hash_name)
     )
@@ -448,6 +523,39 @@ def export_keying_material(
     derived = derive_secret(hash_name, exporter_master_secret, label, empty_hash(hash_name))
     context_hash = hashlib.new(hash_name, context_value).digest()
     return hkdf_expand_label(hash_name, derived, LABEL_EXPORTER, context_hash, length)
+
+
+class _Kit:
+    """One hash's constants for the one-block paths of the handshake (every
+    HKDF-Expand-Label output fits one HMAC block): the HMACs, the label heads, the
+    infos with an empty context, the no-PSK Early Secret and its "derived" salt."""
+
+    __slots__ = ("c_ap", "c_hs", "derived_info", "exp", "finished_info", "mac", "mac3",
+                 "no_psk_early", "no_psk_salt", "res_master", "resumption", "s_ap", "s_hs",
+                 "zeros")
+
+    def __init__(self, hash_name: str) -> None:
+        size = hash_length(hash_name)
+        self.mac = HMAC_BY_HASH[hash_name]
+        self.mac3 = HMAC3_BY_HASH[hash_name]
+        self.zeros = _zeros(hash_name)
+        self.c_hs = _label_head(LABEL_C_HS_TRAFFIC, size)
+        self.s_hs = _label_head(LABEL_S_HS_TRAFFIC, size)
+        self.c_ap = _label_head(LABEL_C_AP_TRAFFIC, size)
+        self.s_ap = _label_head(LABEL_S_AP_TRAFFIC, size)
+        self.exp = _label_head(LABEL_EXP_MASTER, size)
+        self.res_master = _label_head(LABEL_RES_MASTER, size)
+        self.resumption = _label_head(LABEL_RESUMPTION, size)
+        # Derive-Secret(., "derived", ""): HkdfLabel with the empty hash as context.
+        empty = empty_hash(hash_name)
+        self.derived_info = (_label_head(LABEL_DERIVED, size) + _LENGTH_BYTES[len(empty)]
+                             + empty + b"\x01")
+        self.finished_info = _label_info(LABEL_FINISHED, size)
+        self.no_psk_early = _no_psk_early(hash_name)
+        self.no_psk_salt = _no_psk_salt(hash_name)
+
+
+_KITS: dict[str, _Kit] = {name: _Kit(name) for name in _ONE_BLOCK}
 
 
 __all__ = [
@@ -487,4 +595,6 @@ __all__ = [
     "next_traffic_secret",
     "resumption_psk",
     "traffic_keys",
+    "traffic_keys_and_finished_key",
+    "verify_data_with_key",
 ]

@@ -13,6 +13,7 @@ choosing our own schemes the default is rsaEncryption (rsa_pss_rsae_*).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeGuard, cast
 
@@ -296,9 +297,29 @@ _ECDSA_BY_HASH: dict[str, ec.ECDSA] = {}
 _PKCS1V15 = padding.PKCS1v15()
 
 
+# (id(key), scheme) -> (key, data -> signature): what ``sign`` checked and chose for a
+# key (a server's few credentials sign on every handshake); the key is kept alongside so
+# that its id cannot be reused while listed.
+_SIGNERS: dict[tuple[int, int], tuple[object, Callable[[bytes], bytes]]] = {}
+_SIGNERS_MAX = 64
+
+
 def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: bytes) -> bytes:
     """Sign ``data`` with ``scheme``. A scheme that does not fit the key, or a SHA-1
     scheme, is a local mistake: ``InternalError``."""
+    known = _SIGNERS.get((id(private_key), scheme))
+    if known is not None and known[0] is private_key:
+        return known[1](data)
+    signer = _signer(scheme, private_key)
+    if len(_SIGNERS) >= _SIGNERS_MAX:
+        _SIGNERS.clear()
+    _SIGNERS[(id(private_key), scheme)] = (private_key, signer)
+    return signer(data)
+
+
+def _signer(scheme: SignatureScheme | int, private_key: PrivateKeyTypes
+            ) -> Callable[[bytes], bytes]:
+    """``sign``'s checks, and the backend call they lead to."""
     info = _info(scheme)
     if info is None or info.legacy:
         raise InternalError(f"refusing to sign with {SignatureScheme(scheme)}")
@@ -308,20 +329,23 @@ def sign(scheme: SignatureScheme | int, private_key: PrivateKeyTypes, data: byte
     h = info.hash
     if _is_ec_private(private_key):
         assert h is not None
-        return private_key.sign(data, _ecdsa(h))
+        ec_key, ecdsa = private_key, _ecdsa(h)
+        return lambda data: ec_key.sign(data, ecdsa)
     if _is_rsa_private(private_key):
         assert h is not None
+        rsa_key, rsa_hash = private_key, h
         if info.family == "rsa_pkcs1":
-            return private_key.sign(data, _PKCS1V15, h)
+            return lambda data: rsa_key.sign(data, _PKCS1V15, rsa_hash)
         if not _pss_fits(info, private_key):
             raise InternalError(f"a {private_key.key_size}-bit RSA key is too small for "
                                 f"{SignatureScheme(scheme)}")
-        return private_key.sign(data, _pss(h), h)
+        pss = _pss(h)
+        return lambda data: rsa_key.sign(data, pss, rsa_hash)
     if isinstance(private_key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
-        return private_key.sign(data)
+        return private_key.sign
     if isinstance(private_key, mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey
                   | mldsa.MLDSA87PrivateKey):
-        return private_key.sign(data)
+        return private_key.sign
     raise InternalError(f"unsupported private key type {type(private_key).__name__}")
 
 

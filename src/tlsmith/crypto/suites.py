@@ -203,4 +203,4 @@ _ALL: dict[CipherSuite, SuiteInfo] = {**TLS13_SUITES, **TLS12_SUITES, **TLS12_PS
 
 def suite_info(s: CipherSuite | int) -> SuiteInfo | None:
     """The parameters of a supported suite, or None (unknown, signalling or unsupported)."""
-    return _ALL.get(CipherSuite(s))
+    return _ALL.get(s if type(s) is CipherSuite else CipherSuite(s))

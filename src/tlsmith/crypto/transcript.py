@@ -93,6 +93,18 @@ class Transcript:
         if self._keep_raw:
             self._messages.append(bytes(raw_handshake_message))
 
+    def update_and_digest(self, raw_handshake_message: bytes | bytearray | memoryview
+                          ) -> bytes:
+        """``update(raw_handshake_message)``, then ``digest()``: the transcript hash through
+        a message just sent or received (one call where the handshake needs both)."""
+        running = self._hash
+        if running is None or self._keep_raw:
+            self.update(raw_handshake_message)
+            return self.digest()
+        running.update(raw_handshake_message)
+        self._count += 1
+        return running.copy().digest()
+
     def restart_for_hello_retry_request(self) -> None:
         """RFC 8446 §4.4.1: after a HelloRetryRequest, ClientHello1 in the transcript is
         replaced by the synthetic message

@@ -12,6 +12,7 @@ from tlsmith.crypto import prf12
 from tlsmith.crypto.suites import SuiteInfo
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import UnexpectedMessage
+from tlsmith.frozen import fast_init
 from tlsmith.handshake.base import IO, HandshakeIO, State, Tls12State
 from tlsmith.handshake.proofs import FinishedVerified, verify_finished
 from tlsmith.record.protection import (
@@ -23,7 +24,8 @@ from tlsmith.record.protection import (
 from tlsmith.record.protection_cbc import TLS12CbcDecrypter, TLS12CbcEncrypter
 
 
-@dataclass(frozen=True, repr=False)
+@fast_init
+@dataclass(frozen=True, slots=True, repr=False)
 class Keys12:
     """The master secret and what it was derived with; carried into the connected state."""
 
@@ -78,11 +80,12 @@ def record_keys(io: HandshakeIO, keys: Keys12, *, client: bool
     suite = keys.suite
     kb = prf12.derive_key_block(suite, keys.master_secret, keys.client_random,
                                 keys.server_random)
-    for name in ("client_write_mac_key", "server_write_mac_key", "client_write_key",
-                 "server_write_key", "client_write_iv", "server_write_iv"):
-        value = getattr(kb, name)
-        if value:
-            io.secret(name, value, None)
+    if io.observed:
+        for name in ("client_write_mac_key", "server_write_mac_key", "client_write_key",
+                     "server_write_key", "client_write_iv", "server_write_iv"):
+            value = getattr(kb, name)
+            if value:
+                io.secret(name, value, None)
     ours = (kb.client_write_key, kb.client_write_mac_key, kb.client_write_iv)
     theirs = (kb.server_write_key, kb.server_write_mac_key, kb.server_write_iv)
     if not client:

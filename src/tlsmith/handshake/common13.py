@@ -52,7 +52,24 @@ def decrypter(suite: SuiteInfo, secret: bytes) -> TLS13Decrypter:
     return TLS13Decrypter(suite, key, iv)
 
 
-@dataclass(frozen=True, repr=False)
+def handshake_encrypter(suite: SuiteInfo, secret: bytes) -> tuple[TLS13Encrypter, bytes]:
+    """``encrypter(suite, secret)`` and the secret's finished_key (RFC 8446 §4.4.4): a
+    handshake traffic secret serves both, and one HMAC key padding does."""
+    key, iv, finished_key = schedule13.traffic_keys_and_finished_key(
+        suite.hash_name, secret, suite.key_len, suite.iv_len)
+    return TLS13Encrypter(suite, key, iv), finished_key
+
+
+def handshake_decrypter(suite: SuiteInfo, secret: bytes) -> tuple[TLS13Decrypter, bytes]:
+    """``decrypter(suite, secret)`` and the secret's finished_key, as
+    ``handshake_encrypter``."""
+    key, iv, finished_key = schedule13.traffic_keys_and_finished_key(
+        suite.hash_name, secret, suite.key_len, suite.iv_len)
+    return TLS13Decrypter(suite, key, iv), finished_key
+
+
+@fast_init
+@dataclass(frozen=True, slots=True, repr=False)
 class HandshakeSecrets:
     """RFC 8446 §7.1: the handshake secret and the two handshake traffic secrets."""
 
@@ -69,14 +86,14 @@ def handshake_secrets(io: HandshakeIO, suite: SuiteInfo, shared_secret: bytes | 
     keys for its role."""
     if early is None:
         early = schedule13.EarlySecret.derive(suite.hash_name, None)
-    if shared_secret is not None:
-        io.secret("ecdhe_shared_secret", shared_secret, None)
-    io.secret("early_secret", early.secret, None)
-    hs = early.handshake_secret(shared_secret)
-    io.secret("handshake_secret", hs.secret, None)
-    chts, shts = hs.traffic_secrets(transcript_hash)
-    announce(io, "client_handshake_traffic_secret", chts)
-    announce(io, "server_handshake_traffic_secret", shts)
+    hs, chts, shts = early.handshake_traffic(shared_secret, transcript_hash)
+    if io.observed:
+        if shared_secret is not None:
+            io.secret("ecdhe_shared_secret", shared_secret, None)
+        io.secret("early_secret", early.secret, None)
+        io.secret("handshake_secret", hs.secret, None)
+        announce(io, "client_handshake_traffic_secret", chts)
+        announce(io, "server_handshake_traffic_secret", shts)
     return HandshakeSecrets(hs, chts, shts)
 
 
@@ -91,6 +108,15 @@ def verify_finished(
     """RFC 8446 §4.4.4: recipients MUST verify Finished and abort with decrypt_error
     (verify_data[Hash.length]: a wrong length is a decode_error)."""
     expected = schedule13.finished_verify_data(suite.hash_name, base_key, transcript_hash)
+    return _verify_finished(io, expected, received.verify_data, who)
+
+
+def verify_finished_with_key(
+    io: HandshakeIO, suite: SuiteInfo, finished_key: bytes, transcript_hash: bytes,
+    received: Finished, who: str,
+) -> FinishedVerified:
+    """``verify_finished`` with the finished_key already derived (``handshake_decrypter``)."""
+    expected = schedule13.verify_data_with_key(suite.hash_name, finished_key, transcript_hash)
     return _verify_finished(io, expected, received.verify_data, who)
 
 
@@ -119,6 +145,10 @@ class TrafficSecrets:
     generation_write: int = 0
 
 
+_CLIENT_EXPECTS = frozenset({HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET})
+_SERVER_EXPECTS = frozenset({HandshakeType.KEY_UPDATE})
+
+
 class Connected13(State[IO]):
     """After the handshake: KeyUpdate both ways; NewSessionTicket for clients (§4.6);
     post-handshake client authentication (§4.6.2, handshake/pha13.py) once
@@ -142,10 +172,7 @@ class Connected13(State[IO]):
         self.transcript = transcript
         # The server's outstanding CertificateRequest exchange (one at a time).
         self.pha: PhaStep | None = None
-        self._base_expects = (
-            frozenset({HandshakeType.KEY_UPDATE, HandshakeType.NEW_SESSION_TICKET})
-            if is_client else frozenset({HandshakeType.KEY_UPDATE})
-        )
+        self._base_expects = _CLIENT_EXPECTS if is_client else _SERVER_EXPECTS
         self.expects = self._base_expects
         if transcript is not None:
             self.enable_post_handshake_auth(transcript)

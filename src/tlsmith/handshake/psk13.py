@@ -26,11 +26,12 @@ from tlsmith.codec.enums import (
     ExtensionType,
     ProtocolVersion,
     PskKeyExchangeMode,
+    member,
 )
 from tlsmith.codec.messages import ClientHello, NewSessionTicket
 from tlsmith.config import ServerConfig
 from tlsmith.crypto import schedule13
-from tlsmith.crypto.suites import SuiteInfo, suite_info
+from tlsmith.crypto.suites import SuiteInfo, hash_factory, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import DecryptError, IllegalParameter, InternalError
 from tlsmith.frozen import fast_init
@@ -332,7 +333,7 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
     the Early Secret, for the handshake to go on with."""
     truncated = raw_hello[:-psk_ext.binders_length()]
     if transcript_before is None:
-        th = hashlib.new(suite.hash_name, truncated).digest()
+        th = hash_factory(suite.hash_name)(truncated).digest()
     else:
         th = transcript_before.digest_with(truncated)
     early = schedule13.EarlySecret.derive(suite.hash_name, key)
@@ -424,7 +425,7 @@ def send_tickets(io: ServerIO, suite: SuiteInfo, resumption_master_secret: bytes
         age_add = int.from_bytes(io.random(4), "big")
         state = ServerSessionState(
             version=ProtocolVersion.TLS13,
-            cipher_suite=CipherSuite(suite.suite),
+            cipher_suite=member(CipherSuite, suite.suite),
             secret=schedule13.resumption_psk(suite.hash_name, resumption_master_secret,
                                              nonce),
             issued_at=now, lifetime=cfg.ticket_lifetime, ticket_age_add=age_add,

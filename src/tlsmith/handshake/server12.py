@@ -27,6 +27,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    member,
 )
 from tlsmith.codec.messages import (
     DOWNGRADE_TLS12,
@@ -58,6 +59,7 @@ from tlsmith.crypto.suites import SuiteInfo, suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import DecodeError, HandshakeFailure, IllegalParameter, UnknownPskIdentity
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import certtype, psk12
 from tlsmith.handshake.base import ServerIO, State, Tls12State
 from tlsmith.handshake.common12 import (
@@ -95,7 +97,7 @@ from tlsmith.handshake.server import cached_message
 from tlsmith.observe import Epoch
 from tlsmith.record.protection import RecordDecrypter, RecordEncrypter
 from tlsmith.stores import StoreUnavailable
-from tlsmith.tickets import ServerSessionState, open_ticket, seal_ticket
+from tlsmith.tickets import ServerSessionState, open_ticket, seal_state
 
 _FFDHE = frozenset(kx.FFDHE_GROUPS)
 _TLS12_CURVES = (NamedGroup.X25519, NamedGroup.SECP256R1, NamedGroup.X448,
@@ -224,8 +226,9 @@ _EXTENDED_MASTER_SECRET = ext.ExtendedMasterSecret()
 _ENCRYPT_THEN_MAC = ext.EncryptThenMac()
 _SESSION_TICKET = ext.SessionTicket()
 _EC_POINT_FORMATS = ext.ECPointFormats((ECPointFormat.UNCOMPRESSED,))
+_SERVER_NAME_ACK = ext.ServerName(None)
 for _fixed in (_RENEGOTIATION_INFO, _EXTENDED_MASTER_SECRET, _ENCRYPT_THEN_MAC,
-               _SESSION_TICKET, _EC_POINT_FORMATS):
+               _SESSION_TICKET, _EC_POINT_FORMATS, _SERVER_NAME_ACK):
     ext.remember_wire(_fixed)
 del _fixed
 
@@ -341,7 +344,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if suite.key_exchange == "ecdhe" and offered.ec_point_formats is not None:
         exts.append(_EC_POINT_FORMATS)  # RFC 8422 §5.2
     if offered.server_name and choice.cert is not None and choice.cert.sni_matched:
-        exts.append(ext.ServerName(None))  # RFC 6066 §3
+        exts.append(_SERVER_NAME_ACK)  # RFC 6066 §3
     if alpn is not None:
         exts.append(ext.ApplicationLayerProtocolNegotiation((alpn.encode(),)))
     npn = _npn_advertised(cfg, offered)
@@ -362,7 +365,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
         random=random,
         # RFC 5246 §7.4.1.3: a new session ID to resume by (empty: not cached).
         legacy_session_id_echo=session_id,
-        cipher_suite=CipherSuite(suite.suite),
+        cipher_suite=member(CipherSuite, suite.suite),
         legacy_compression_method=0,
         extensions=tuple(exts),
     )
@@ -439,7 +442,8 @@ def _int_bytes(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Handshake12S:
     """The server's TLS 1.2 handshake so far, passed by value from state to state."""
 
@@ -658,7 +662,7 @@ class ExpectFinished(_State12):
         choice = h.choice
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=choice.group,
             signature_scheme=choice.cert.scheme if choice.cert else None,
             alpn=h.alpn,
@@ -684,10 +688,12 @@ class ExpectFinished(_State12):
 def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
     """After a full handshake: cache the session under its ID and/or seal it into a
     NewSessionTicket (RFC 5077 §3.3: sent before our ChangeCipherSpec)."""
+    if not (h.issue_ticket or h.session_id):
+        return  # neither: nothing to keep
     cfg = io.config
     now = io.now()
     state = ServerSessionState(
-        version=ProtocolVersion.TLS12, cipher_suite=CipherSuite(h.suite.suite),
+        version=ProtocolVersion.TLS12, cipher_suite=member(CipherSuite, h.suite.suite),
         secret=keys.master_secret, issued_at=now, lifetime=cfg.ticket_lifetime,
         server_name=h.server_name, alpn=h.alpn, extended_master_secret=h.ems,
         client_certificates=h.client_chain.chain if h.client_chain else (),
@@ -697,22 +703,24 @@ def _save_session(io: ServerIO, h: Handshake12S, keys: Keys12) -> None:
                                  else CertificateType.X509),
         client_certificate_accepted_by_callback=(h.client_chain is not None
                                                  and h.client_chain.by_callback))
+    plain = state.to_bytes()  # (once, for the ticket and the session cache alike)
     if h.issue_ticket:
-        _send_ticket(io, h.transcript, state, cfg.ticket_lifetime)
+        _send_ticket(io, h.transcript, plain, cfg.ticket_lifetime)
     if h.session_id:
         try:
-            cfg.session_store.put(h.session_id, state.to_bytes(), cfg.ticket_lifetime, now)
+            cfg.session_store.put(h.session_id, plain, cfg.ticket_lifetime, now)
             io.note("cached the session under its session ID (RFC 5246 §7.4.1.3)")
         except StoreUnavailable as exc:
             io.note(f"warning: the session store is unavailable ({exc}): the session ID "
                     "will not resume")
 
 
-def _send_ticket(io: ServerIO, transcript: Transcript, state: ServerSessionState,
-                 lifetime: int) -> None:
+def _send_ticket(io: ServerIO, transcript: Transcript, state: bytes, lifetime: int) -> None:
+    """RFC 5077 §3.3: a NewSessionTicket sealing ``state`` (``ServerSessionState``
+    bytes)."""
     try:
-        ticket = seal_ticket(io.config.session_store.ticket_keys(io.now()), state,
-                             io.random(12))
+        ticket = seal_state(io.config.session_store.ticket_keys(io.now()), state,
+                            io.random(12))
     except StoreUnavailable as exc:
         # RFC 5077 §3.3: having promised one, send a zero-length ticket.
         io.note(f"warning: the session store is unavailable ({exc}): empty ticket")
@@ -722,7 +730,8 @@ def _send_ticket(io: ServerIO, transcript: Transcript, state: ServerSessionState
         io.note(f"issued a session ticket ({len(ticket)} bytes, lifetime {lifetime} s)")
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Resumed12S:
     """The server's abbreviated TLS 1.2 handshake, passed by value."""
 
@@ -770,7 +779,7 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
         random=random,
         # RFC 5246 §7.4.1.3 / RFC 5077 §3.4: echoing the client's ID means "resumed".
         legacy_session_id_echo=ch.legacy_session_id,
-        cipher_suite=CipherSuite(state.cipher_suite),
+        cipher_suite=member(CipherSuite, state.cipher_suite),
         legacy_compression_method=0,
         extensions=tuple(exts),
     )
@@ -778,15 +787,16 @@ def _resume(io: ServerIO, offered: Offered, raw: bytes, found: Resumable
     transcript.set_hash(info.hash_name)
     transcript.update(raw)
     send_message(io, transcript, sh)
-    io.note(f"resuming the session by {found.how.replace('_', ' ')} with {info.name} "
-            "(abbreviated handshake, RFC 5246 §7.3)")
+    if io.observed:
+        io.note(f"resuming the session by {found.how.replace('_', ' ')} with {info.name} "
+                "(abbreviated handshake, RFC 5246 §7.3)")
     keys = resumed_keys(io, info, state.secret, ch.random, random,
                         ems=state.extended_master_secret, etm=etm)
     if issue:
         if found.renew:
             io.note("the ticket was sealed under the previous key: renewing it")
         remaining = max(1, int(state.issued_at + state.lifetime - io.now()))
-        _send_ticket(io, transcript, state, remaining)
+        _send_ticket(io, transcript, state.to_bytes(), remaining)
     write, read = record_keys(io, keys, client=False)
     io.send_change_cipher_spec()
     io.set_write(write, Epoch.APPLICATION)
@@ -818,7 +828,7 @@ class ExpectResumedFinished(Tls12State[ServerIO]):
         h.transcript.update(raw)
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=None,
             signature_scheme=None,
             alpn=h.alpn,

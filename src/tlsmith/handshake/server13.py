@@ -61,9 +61,10 @@ from tlsmith.handshake.common13 import (
     announce,
     decrypter,
     encrypter,
-    finished_for,
+    handshake_decrypter,
+    handshake_encrypter,
     handshake_secrets,
-    verify_finished,
+    verify_finished_with_key,
 )
 from tlsmith.handshake.negotiate import (
     Offered,
@@ -303,7 +304,7 @@ def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     if psk is not None and offered.early_data:
         choice = replace(choice, early_data=psk13.early_data_verdict(
             io, offered, psk, choice.suite, choice.alpn, hrr=False, alps=choice.alps))
-    return send_server_flight(io, offered.hello, choice, transcript, hrr=False, ccs_sent=False)
+    return send_server_flight(io, offered, choice, transcript, hrr=False, ccs_sent=False)
 
 
 def _retry(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript,
@@ -386,7 +387,7 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
                                    check="hrr_suite_changed")
         choice = replace(choice, group=group, client_share=shares[0].key_exchange)
         transcript.update(raw)
-        return send_server_flight(io, ch, choice, transcript, hrr=True,
+        return send_server_flight(io, offered, choice, transcript, hrr=True,
                                   ccs_sent=self.ccs_sent)
 
 
@@ -395,40 +396,79 @@ _SUPPORTED_VERSIONS_13 = ext.SupportedVersionsServerHello(ProtocolVersion.TLS13)
 ext.remember_wire(_SUPPORTED_VERSIONS_13)
 _EMPTY_EE = EncryptedExtensions(())
 _EMPTY_EE_RAW = _EMPTY_EE.serialize()
+# supported_versions (TLS 1.3) as it appears in every TLS 1.3 ServerHello: type, length,
+# selected_version (RFC 8446 §4.2.1).
+_SUPPORTED_VERSIONS_13_WIRE = ServerHello(
+    ProtocolVersion.TLS12, bytes(32), b"", CipherSuite.TLS_AES_128_GCM_SHA256, 0,
+    (_SUPPORTED_VERSIONS_13,)).serialize()[-6:]
 
 
-def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript: Transcript,
-                       *, hrr: bool, ccs_sent: bool) -> State[ServerIO]:
-    """ServerHello ... Finished in one flight (RFC 8446 §2)."""
-    suite = choice.suite
-    psk = choice.psk
-    ch_hash = transcript.digest()  # ClientHello (0-RTT keys, RFC 8446 §7.1)
+def server_hello13_wire(random: bytes, session_id: bytes, suite: int, group: int | None,
+                        server_share: bytes | None, psk_index: int | None) -> bytes | None:
+    """The TLS 1.3 ServerHello ``send_server_flight`` builds (RFC 8446 §4.1.3:
+    supported_versions, then key_share when (EC)DHE, then pre_shared_key when resuming),
+    written straight from its parts: the same bytes as the ``ServerHello`` message's
+    ``serialize()``. None when a part is out of range (the message's own serialization
+    then says why)."""
+    if len(random) != 32 or len(session_id) > 32:
+        return None
+    exts = _SUPPORTED_VERSIONS_13_WIRE
+    if server_share is not None:
+        n = len(server_share)
+        if group is None or n > 0xFFFF - 4:
+            return None
+        exts += (b"\x00\x33" + (n + 4).to_bytes(2, "big") + group.to_bytes(2, "big")
+                 + n.to_bytes(2, "big") + server_share)
+    if psk_index is not None:
+        exts += b"\x00\x29\x00\x02" + psk_index.to_bytes(2, "big")
+    # legacy_version 0x0303; random; legacy_session_id_echo; cipher_suite;
+    # legacy_compression_method 0; the extensions block.
+    body = b"".join((b"\x03\x03", random, _LENGTH_BYTES[len(session_id)], session_id,
+                     suite.to_bytes(2, "big"), b"\x00", len(exts).to_bytes(2, "big"), exts))
+    return b"\x02" + len(body).to_bytes(3, "big") + body
+
+
+_LENGTH_BYTES: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
+
+
+def _server_hello13(choice: Choice, random: bytes, session_id: bytes,
+                    server_share: bytes | None) -> ServerHello:
+    """The ServerHello message (for the trace, and to serialize when
+    ``server_hello13_wire`` refuses its parts)."""
     sh_exts: list[ext.Extension] = [_SUPPORTED_VERSIONS_13]
-    shared: bytes | None = None
-    if choice.group is not None and choice.client_share is not None:
-        server_share, shared = server_key_share(choice.group, choice.client_share, io.random)
+    if choice.group is not None and server_share is not None:
         sh_exts.append(ext.KeyShareServerHello(ext.KeyShareEntry(choice.group, server_share)))
-    if psk is not None:
-        sh_exts.append(ext.PreSharedKeyServerHello(psk.index))  # RFC 8446 §4.2.11
-    sh = ServerHello(
+    if choice.psk is not None:
+        sh_exts.append(ext.PreSharedKeyServerHello(choice.psk.index))  # RFC 8446 §4.2.11
+    return ServerHello(
         legacy_version=ProtocolVersion.TLS12,
-        random=io.random(32),
-        legacy_session_id_echo=ch.legacy_session_id,
-        cipher_suite=member(CipherSuite, suite.suite),
+        random=random,
+        legacy_session_id_echo=session_id,
+        cipher_suite=member(CipherSuite, choice.suite.suite),
         legacy_compression_method=0,
         extensions=tuple(sh_exts),
     )
-    raw = sh.serialize()
-    io.send_handshake(sh, raw)
-    transcript.update(raw)
-    if ch.legacy_session_id and not ccs_sent:
-        io.send_change_cipher_spec()  # RFC 8446 §D.4
-    early = psk.early_secret(suite.hash_name) if psk is not None else None
-    secrets = handshake_secrets(io, suite, shared, transcript.digest(), early=early)
-    hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
-    io.set_write(encrypter(suite, shts), Epoch.HANDSHAKE)
-    io.set_read(decrypter(suite, chts), Epoch.HANDSHAKE)
 
+
+# EncryptedExtensions depending only on (server_name acknowledged, ALPN protocol, 0-RTT
+# accepted): built and serialized once each (the common case: no ALPS, no RFC 7250
+# certificate type lists).
+_EE_CACHE: dict[tuple[bool, str | None, bool], tuple[EncryptedExtensions, bytes]] = {}
+_EE_CACHE_MAX = 64
+
+
+def _encrypted_extensions(io: ServerIO, choice: Choice, server_type: CertificateType | None,
+                          client_type: CertificateType | None
+                          ) -> tuple[EncryptedExtensions, bytes]:
+    """Our EncryptedExtensions (RFC 8446 §4.3.1) and its serialization."""
+    key: tuple[bool, str | None, bool] | None = None
+    if ((choice.alps is None or choice.early_data) and choice.server_cert_types is None
+            and choice.client_cert_types is None):
+        key = (bool(choice.server_name and choice.sni_matched), choice.alpn,
+               bool(choice.early_data))
+        hit = _EE_CACHE.get(key)
+        if hit is not None:
+            return hit
     ee_exts: list[ext.Extension] = []
     if choice.server_name and choice.sni_matched:
         ee_exts.append(ext.ServerName(None))  # RFC 6066 §3: acknowledge the name we used
@@ -439,61 +479,101 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     elif choice.alps is not None:
         # draft-vvv-tls-alps §3 (with accepted 0-RTT the session's settings apply).
         ee_exts.append(alps.settings_extension(io.config.alps_new_codepoint, choice.alps))
+    ee_exts += certtype.server_answer(choice.server_cert_types, choice.client_cert_types,
+                                      server_type, client_type)
+    made = _EMPTY_EE, _EMPTY_EE_RAW
+    if ee_exts:
+        ee = EncryptedExtensions(tuple(ee_exts))
+        made = ee, ee.serialize()
+    if key is not None:
+        if len(_EE_CACHE) >= _EE_CACHE_MAX:
+            _EE_CACHE.clear()
+        _EE_CACHE[key] = made
+    return made
+
+
+def send_server_flight(io: ServerIO, offered: Offered, choice: Choice, transcript: Transcript,
+                       *, hrr: bool, ccs_sent: bool) -> State[ServerIO]:
+    """ServerHello ... Finished in one flight (RFC 8446 §2)."""
+    ch = offered.hello
+    suite = choice.suite
+    psk = choice.psk
+    # ClientHello (0-RTT keys, RFC 8446 §7.1)
+    ch_hash = transcript.digest() if choice.early_data else b""
+    server_share: bytes | None = None
+    shared: bytes | None = None
+    if choice.group is not None and choice.client_share is not None:
+        server_share, shared = server_key_share(choice.group, choice.client_share, io.random)
+    random = io.random(32)
+    session_id = ch.legacy_session_id
+    raw_sh = server_hello13_wire(random, session_id, suite.suite, choice.group, server_share,
+                                 psk.index if psk is not None else None)
+    sh: ServerHello | None = None  # built only for an observer (or to say what is wrong)
+    if raw_sh is None or io.observed:
+        sh = _server_hello13(choice, random, session_id, server_share)
+        if raw_sh is None:
+            raw_sh = sh.serialize()
+    io.send_handshake(sh, raw_sh)
+    sh_hash = transcript.update_and_digest(raw_sh)
+    if session_id and not ccs_sent:
+        io.send_change_cipher_spec()  # RFC 8446 §D.4
+    early = psk.early_secret(suite.hash_name) if psk is not None else None
+    secrets = handshake_secrets(io, suite, shared, sh_hash, early=early)
+    hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
+    write, server_finished_key = handshake_encrypter(suite, shts)
+    io.set_write(write, Epoch.HANDSHAKE)
+    read, client_finished_key = handshake_decrypter(suite, chts)
+    io.set_read(read, Epoch.HANDSHAKE)
+
     certified, scheme = choice.certified, choice.scheme
+    cfg = io.config
     client_type = None
-    if io.config.client_auth != "none" and psk is None:
-        client_type = certtype.choose_client_type(io.config, choice.client_cert_types)
+    # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
+    ask = cfg.client_auth != "none" and psk is None
+    if ask:
+        client_type = certtype.choose_client_type(cfg, choice.client_cert_types)
     state = psk.state if psk is not None else None
     server_type = (certified.certificate_type if certified is not None
                    else state.server_certificate_type if state is not None else None)
-    ee_exts += certtype.server_answer(choice.server_cert_types, choice.client_cert_types,
-                                      server_type, client_type)
-    if ee_exts:
-        ee = EncryptedExtensions(tuple(ee_exts))
-        raw = ee.serialize()
-    else:
-        ee, raw = _EMPTY_EE, _EMPTY_EE_RAW
+    ee, raw = _encrypted_extensions(io, choice, server_type, client_type)
     cr: tuple[CertificateRequest, bytes] | None = None
-    # RFC 8446 §4.3.2: no CertificateRequest in a PSK handshake.
-    if io.config.client_auth != "none" and psk is None:
-        cfg = io.config
+    if ask:
         cr = cached_message(cfg, 13, lambda: certificate_request(cfg))
-        io.note(f"asking the client for a certificate (client_auth={io.config.client_auth})")
+        io.note(f"asking the client for a certificate (client_auth={cfg.client_auth})")
     staple = choice.staple
     if certified is not None and staple is not None:
         io.note(f"stapling an OCSP response ({len(staple)} bytes) to our certificate")
+    # ``raw``: the last message sent, not yet in the transcript.
     io.send_handshake(ee, raw)
-    transcript.update(raw)
     if cr is not None:
-        io.send_handshake(cr[0], cr[1])
-        transcript.update(cr[1])
+        transcript.update(raw)
+        raw = cr[1]
+        io.send_handshake(cr[0], raw)
     if certified is not None:
+        transcript.update(raw)
         cert_msg, raw = cached_message(certified, (13, staple),
                                        lambda: certificate13(certified, staple))
         io.send_handshake(cert_msg, raw)
-        transcript.update(raw)
-    if certified is not None and scheme is not None:
-        content = sig.certificate_verify_content(transcript.digest(), server=True)
-        cv = CertificateVerify(scheme, sig.sign(scheme, certified.private_key, content))
-        raw = cv.serialize()
-        io.send_handshake(cv, raw)
-        transcript.update(raw)
-    fin = finished_for(suite, shts, transcript.digest())
+        if scheme is not None:
+            content = sig.certificate_verify_content(transcript.update_and_digest(raw),
+                                                     server=True)
+            cv = CertificateVerify(scheme, sig.sign(scheme, certified.private_key, content))
+            raw = cv.serialize()
+            io.send_handshake(cv, raw)
+    fin = Finished(schedule13.verify_data_with_key(suite.hash_name, server_finished_key,
+                                                   transcript.update_and_digest(raw)))
     raw = fin.serialize()
     io.send_handshake(fin, raw)
-    transcript.update(raw)
 
     master = hs.master_secret()
-    io.secret("master_secret", master.secret, None)
-    th = transcript.digest()
-    cats = master.client_application_traffic_secret_0(th)
-    sats = master.server_application_traffic_secret_0(th)
-    ems = master.exporter_master_secret(th)
-    announce(io, "client_application_traffic_secret_0", cats)
-    announce(io, "server_application_traffic_secret_0", sats)
-    announce(io, "exporter_master_secret", ems)
+    cats, sats, ems = master.application_secrets(transcript.update_and_digest(raw))
+    if io.observed:
+        io.secret("master_secret", master.secret, None)
+        announce(io, "client_application_traffic_secret_0", cats)
+        announce(io, "server_application_traffic_secret_0", sats)
+        announce(io, "exporter_master_secret", ems)
     io.set_write(encrypter(suite, sats), Epoch.APPLICATION)
-    ch_types = {e.extension_type for e in ch.extensions}
+    ch_types = offered.types
     offered_early = ExtensionType.EARLY_DATA in ch_types
     info = HandshakeInfo(
         version=ProtocolVersion.TLS13,
@@ -516,12 +596,18 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
         # reverify_on_resume: the callback accepted the session's chain again to get here.
         client_certificate_accepted_by_callback=state is not None and (
             state.client_certificate_accepted_by_callback
-            or (io.config.reverify_on_resume and bool(state.client_certificates))),
+            or (cfg.reverify_on_resume and bool(state.client_certificates))),
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
+    # RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know (or
+    # that sent none) cannot resume; servers SHOULD NOT send it tickets.
+    modes = offered.psk_modes
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
-                                post_handshake_auth=pha, tickets=_can_resume(ch),
-                                server_certificate_type=server_type or CertificateType.X509)
+                                post_handshake_auth=pha,
+                                tickets=(modes is not None
+                                         and not _KNOWN_PSK_MODES.isdisjoint(modes.ke_modes)),
+                                server_certificate_type=server_type or CertificateType.X509,
+                                client_finished_key=client_finished_key)
     if choice.early_data and state is not None and state.application_settings:
         then.alps = state.application_settings  # 0-RTT: the session's ALPS settings
         then.info = replace(info, peer_application_settings=state.application_settings[1])
@@ -536,10 +622,10 @@ def send_server_flight(io: ServerIO, ch: ClientHello, choice: Choice, transcript
     if offered_early and not hrr:
         # Rejected 0-RTT: skip what we cannot decrypt (RFC 8446 §4.2.10).
         io.skip_early_data(max(state.max_early_data if state is not None else 0,
-                               io.config.max_early_data, 2**14))
+                               cfg.max_early_data, 2**14))
     after: State[ServerIO] = then
     if client_type is not None:
-        after = ExpectClientCertificate(then, require=io.config.client_auth == "require",
+        after = ExpectClientCertificate(then, require=cfg.client_auth == "require",
                                         cert_type=client_type)
     if choice.alps is not None:
         # draft-vvv-tls-alps §4: the client's settings come first in its flight.
@@ -706,8 +792,13 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
                  master: schedule13.MasterSecret, chts: bytes, cats: bytes, sats: bytes,
                  ems: bytes, info: HandshakeInfo, *, post_handshake_auth: bool = False,
                  tickets: bool = True,
-                 server_certificate_type: CertificateType = CertificateType.X509) -> None:
+                 server_certificate_type: CertificateType = CertificateType.X509,
+                 client_finished_key: bytes | None = None) -> None:
         self.suite, self.transcript, self.master = suite, transcript, master
+        # RFC 8446 §4.4.4: the finished_key of chts, when derived with its traffic keys.
+        self.client_finished_key = (
+            client_finished_key if client_finished_key is not None
+            else schedule13.finished_key(suite.hash_name, chts))
         self.server_certificate_type = server_certificate_type  # RFC 7250, for tickets
         self.tickets = tickets  # the client can resume with a ticket (RFC 8446 §4.2.9)
         self.chts, self.cats, self.sats, self.ems = chts, cats, sats, ems
@@ -719,9 +810,9 @@ class ExpectClientFinished(Tls13Handshaking[ServerIO]):
                raw: bytes) -> State[ServerIO]:
         fin = Finished.parse_body(body)
         io.received(fin, raw)
-        verify_finished(io, self.suite, self.chts, self.transcript.digest(), fin, "client")
-        self.transcript.update(raw)
-        rms = self.master.resumption_master_secret(self.transcript.digest())
+        verify_finished_with_key(io, self.suite, self.client_finished_key,
+                                 self.transcript.digest(), fin, "client")
+        rms = self.master.resumption_master_secret(self.transcript.update_and_digest(raw))
         io.set_read(decrypter(self.suite, self.cats), Epoch.APPLICATION)
         info = self.info
         if self.tickets:
