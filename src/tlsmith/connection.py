@@ -178,6 +178,11 @@ class TLSConnection:
         else:
             self._reader.feed(bytes(data))
 
+    def buffered_input(self) -> int:
+        """Bytes received but not yet processed (the rest of a record, or records after
+        the event just returned)."""
+        return self._reader.buffered()
+
     def next_event(self) -> Event:
         """The next event, or NEED_DATA when more bytes are needed."""
         if self._events:
