@@ -91,6 +91,8 @@ _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + 
 # Handshake messages that move nothing forward once the handshake is done: they count
 # towards Limits.max_records_without_progress (a refused renegotiation, a ticket).
 _IDLE_MESSAGES = frozenset({HandshakeType.HELLO_REQUEST, HandshakeType.NEW_SESSION_TICKET})
+# Messages _drain_handshake looks at more closely (the others are progress, no more).
+_COUNTED_MESSAGES = _IDLE_MESSAGES | {HandshakeType.CLIENT_HELLO, HandshakeType.KEY_UPDATE}
 
 
 class TLSConnection:
@@ -456,36 +458,39 @@ class TLSConnection:
         self._state = self._state.change_cipher_spec(self._io)
 
     def _drain_handshake(self) -> None:
-        while True:
-            item = self._handshake.next_message()
-            if item is None:
-                return
+        next_message = self._handshake.next_message
+        while (item := next_message()) is not None:
             msg_type, body, raw = item
             state = self._state
             if msg_type not in state.expects:
                 raise UnexpectedMessage(
                     f"{HandshakeType(msg_type).name} is not allowed in state {state.name} "
                     f"(expected {' or '.join(sorted(t.name for t in state.expects)) or 'none'})")
-            # Progress: any handshake message but a KeyUpdate (counted on its own), a
-            # refused renegotiation (HelloRequest, a ClientHello after the handshake) or
-            # a NewSessionTicket.
-            idle = msg_type in _IDLE_MESSAGES or (
-                msg_type == HandshakeType.CLIENT_HELLO and self.handshake_complete)
-            if msg_type == HandshakeType.KEY_UPDATE:
-                self._key_update_received()
+            if msg_type in _COUNTED_MESSAGES:
+                self._count_message(msg_type, body)
             else:
-                if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
-                    self._check_client_hello(body)
-                if idle:
-                    self._no_progress(f"{HandshakeType(msg_type).name} messages")
-                else:
-                    self._idle = 0
+                self._idle = 0  # progress
             self._read_changed = False
             self._state = state.handle(self._io, msg_type, body, raw)
             if self._read_changed and self._handshake.has_partial():
                 # RFC 8446 §5.1: a key change must fall on a record boundary.
                 raise UnexpectedMessage("handshake data after a key change was in the same "
                                         "record as the message before it")
+
+    def _count_message(self, msg_type: HandshakeType, body: memoryview) -> None:
+        """Progress is any handshake message but a KeyUpdate (counted on its own), a
+        refused renegotiation (HelloRequest, a ClientHello after the handshake) or a
+        NewSessionTicket; a server bounds a ClientHello's lists before it is parsed."""
+        if msg_type == HandshakeType.KEY_UPDATE:
+            self._key_update_received()
+            return
+        idle = msg_type in _IDLE_MESSAGES or self.handshake_complete
+        if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
+            self._check_client_hello(body)
+        if idle:
+            self._no_progress(f"{HandshakeType(msg_type).name} messages")
+        else:
+            self._idle = 0
 
     def _alert(self, payload: bytes, epoch: Epoch) -> None:
         level, description = parse_alert(payload)
