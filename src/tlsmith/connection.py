@@ -86,6 +86,10 @@ from tlsmith.record.protection import (
 )
 from tlsmith.session import Session, Session13
 
+_CT_CCS = ContentType.CHANGE_CIPHER_SPEC
+_CT_ALERT = ContentType.ALERT
+_CT_HANDSHAKE = ContentType.HANDSHAKE
+_CT_APPLICATION_DATA = ContentType.APPLICATION_DATA
 _MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
 # Handshake messages that move nothing forward once the handshake is done: they count
@@ -358,15 +362,14 @@ class TLSConnection:
 
     # ------------------------------------------------------------- record intake
     def _process(self, outer: ContentType, record: Record) -> None:
-        if outer == ContentType.CHANGE_CIPHER_SPEC:
+        if outer == _CT_CCS:
             self._change_cipher_spec(record)
             return
         epoch = self.read_epoch
-        if self._skip_early is not None and outer == ContentType.APPLICATION_DATA:
+        if self._skip_early is not None and outer == _CT_APPLICATION_DATA:
             self._skip_early_record(record)
             return
-        if (outer == ContentType.ALERT and epoch == Epoch.HANDSHAKE
-                and not self.handshake_complete):
+        if outer == _CT_ALERT and epoch == Epoch.HANDSHAKE and not self.handshake_complete:
             # A TLS 1.3 peer that failed before it had our keys sends its alert in clear.
             content_type, payload = ContentType.ALERT, bytes(record.fragment)
             epoch = Epoch.PLAINTEXT
@@ -374,6 +377,10 @@ class TLSConnection:
             content_type, payload = self._read.unprotect(record)
         if self._observer is not None:
             self._trace_received(record, content_type, payload, epoch)
+        if content_type == _CT_HANDSHAKE:  # (_process_plain's first case, one call less)
+            self._handshake.feed(payload)
+            self._drain_handshake()
+            return
         self._process_plain(content_type, payload, epoch)
 
     def _process_plain(self, content_type: ContentType, payload: bytes,
@@ -692,6 +699,11 @@ def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
     return out
 
 
+# The messages whose sending or receipt the connection notes (the Finished for tls-unique,
+# the ClientHello, our KeyUpdate); by exact type: the codec has no subclasses of them.
+_NOTED_MESSAGES = frozenset({Finished, ClientHello, KeyUpdate})
+
+
 def _offers_pha(hello: ClientHello) -> bool:
     return any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH
                for e in hello.extensions)
@@ -737,6 +749,15 @@ class _Channel:
 
     def send_handshake(self, message: object, raw: bytes) -> None:
         c = self._c
+        if type(message) in _NOTED_MESSAGES:
+            self._note_sent(message, raw)
+        c._pending += raw
+        if c._observer is not None:
+            c._observer(MessageTrace("sent", type(message).__name__, message, len(raw),
+                                     c.write_epoch, c.config.clock(), bytes(raw)))
+
+    def _note_sent(self, message: object, raw: bytes) -> None:
+        c = self._c
         if isinstance(message, Finished) and not c._first_finished:
             c._first_finished = message.verify_data
         if isinstance(message, ClientHello):
@@ -749,12 +770,16 @@ class _Channel:
             c._key_update_queued = True
             if message.request_update == KeyUpdateRequest.UPDATE_REQUESTED:
                 c._key_update_asked = True
-        c._pending += raw
-        if c._observer is not None:
-            c._observer(MessageTrace("sent", type(message).__name__, message, len(raw),
-                                     c.write_epoch, c.config.clock(), bytes(raw)))
 
     def received(self, message: object, raw: bytes) -> None:
+        c = self._c
+        if type(message) in _NOTED_MESSAGES:
+            self._note_received(message, raw)
+        if c._observer is not None:
+            c._observer(MessageTrace("received", type(message).__name__, message, len(raw),
+                                     c.read_epoch, c.config.clock(), bytes(raw)))
+
+    def _note_received(self, message: object, raw: bytes) -> None:
         c = self._c
         if isinstance(message, Finished) and not c._first_finished:
             c._first_finished = message.verify_data
@@ -766,9 +791,6 @@ class _Channel:
             # RFC 8446 §4.2.10: the 0-RTT records skipped after a HelloRetryRequest all
             # precede the second ClientHello; nothing after it is skipped.
             c._skip_early = None
-        if c._observer is not None:
-            c._observer(MessageTrace("received", type(message).__name__, message, len(raw),
-                                     c.read_epoch, c.config.clock(), bytes(raw)))
 
     def send_change_cipher_spec(self) -> None:
         c = self._c
