@@ -266,11 +266,12 @@ class TLSConnection:
         """The bytes to write to the transport. If it raises (a protocol error while
         protecting queued handshake data), the connection is dead and the next call
         returns the alert."""
-        try:
-            self._flush_handshake()
-        except Exception as exc:
-            self._send_failed(exc)
-            raise
+        if self._pending:
+            try:
+                self._flush_handshake()
+            except Exception as exc:
+                self._send_failed(exc)
+                raise
         out = self._out
         if not out:
             return b""
@@ -654,6 +655,7 @@ _U16 = struct.Struct(">H")
 _U16_PAIR = struct.Struct(">HH")
 _EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
 _EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
+_EXT_POST_HANDSHAKE_AUTH = ExtensionType.POST_HANDSHAKE_AUTH
 
 
 def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
@@ -705,8 +707,10 @@ _NOTED_MESSAGES = frozenset({Finished, ClientHello, KeyUpdate})
 
 
 def _offers_pha(hello: ClientHello) -> bool:
-    return any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH
-               for e in hello.extensions)
+    for e in hello.extensions:  # noqa: SIM110 (any() over a generator costs twice as much)
+        if e.extension_type == _EXT_POST_HANDSHAKE_AUTH:
+            return True
+    return False
 
 
 class _Channel:
@@ -820,7 +824,8 @@ class _Channel:
 
     def set_write(self, encrypter: RecordEncrypter, epoch: Epoch) -> None:
         c = self._c
-        c._flush_handshake()
+        if c._pending:
+            c._flush_handshake()
         c._write = encrypter
         c.write_epoch = epoch
 

@@ -203,9 +203,18 @@ class _Tls13Base(_AeadRecordBase):
     _max_ciphertext = MAX_CIPHERTEXT_13
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
+        # (_AeadRecordBase.__init__ written out: four of these per handshake and side.)
         if not suite.tls13:
             raise ValueError(f"{suite.name} is not a TLS 1.3 suite")
-        super().__init__(suite, key, iv, seq)
+        if len(key) != suite.key_len or len(iv) != suite.iv_len:
+            raise ValueError(
+                f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
+                f"{suite.key_len}/{suite.iv_len}")
+        self.suite = suite
+        self._aead = Aead(suite.aead, key, suite.tag_len)
+        self._tag_len = suite.tag_len
+        self._seq = seq
+        self.max_plaintext = MAX_PLAINTEXT
         self._iv = int.from_bytes(iv, "big")
         self._nonce_len = len(iv)
 
@@ -218,7 +227,7 @@ class TLS13Encrypter(_Tls13Base):
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, padding: Padding = 0,
                  *, seq: int = 0) -> None:
-        super().__init__(suite, key, iv, seq)
+        _Tls13Base.__init__(self, suite, key, iv, seq)
         self._padding = padding
         self._seal = self._aead.raw_encrypt
 
@@ -259,7 +268,7 @@ class TLS13Decrypter(_Tls13Base):
     __slots__ = ("_open",)
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, *, seq: int = 0) -> None:
-        super().__init__(suite, key, iv, seq)
+        _Tls13Base.__init__(self, suite, key, iv, seq)
         self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
