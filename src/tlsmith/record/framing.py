@@ -217,10 +217,12 @@ class RecordReader:
 
     def next_record(self) -> Record | None:
         """The next complete record, or None if more data is needed."""
-        if self._size < RECORD_HEADER_LEN:
+        size = self._size
+        if size < RECORD_HEADER_LEN:
             return None
         first = self._chunks[0]
-        if len(first) >= RECORD_HEADER_LEN:
+        n = len(first)
+        if n >= RECORD_HEADER_LEN:
             type_byte, version, length = _unpack_header_from(first)
         else:
             type_byte, version, length = self._peek_header()
@@ -236,12 +238,12 @@ class RecordReader:
                 f"{self.max_ciphertext}"
             )
         total = RECORD_HEADER_LEN + length
-        if self._size < total:
+        if size < total:
             return None
-        if length and len(first) >= total:
+        if length and n >= total:
             # The whole record lies in the first chunk (the common case): one slice.
-            self._size -= total
-            if len(first) == total:
+            self._size = size - total
+            if n == total:
                 self._chunks.popleft()
             else:
                 self._chunks[0] = first[total:]
@@ -310,7 +312,7 @@ class HandshakeReassembler:
         # are built once per process, not once per connection.
         self._limits = _limits_for(max_body) if max_body else _DEFAULT_LIMITS
         self._max_message_size = max_message_size
-        self._table = (_DEFAULT_TABLE if self._limits is _DEFAULT_LIMITS
+        self._table = (_DEFAULT_TABLE if not max_body
                        and max_message_size == DEFAULT_MAX_HANDSHAKE_MESSAGE
                        else _table_for(self._limits, max_message_size))
 
