@@ -21,6 +21,7 @@ message, ClientHello list sizes; each hit is a ProtocolError naming the limit.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections import deque
 from dataclasses import replace
@@ -656,6 +657,7 @@ _U16_PAIR = struct.Struct(">HH")
 _EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
 _EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
 _EXT_POST_HANDSHAKE_AUTH = ExtensionType.POST_HANDSHAKE_AUTH
+_extension_type = operator.attrgetter("extension_type")
 
 
 def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
@@ -707,10 +709,8 @@ _NOTED_MESSAGES = frozenset({Finished, ClientHello, KeyUpdate})
 
 
 def _offers_pha(hello: ClientHello) -> bool:
-    for e in hello.extensions:  # noqa: SIM110 (any() over a generator costs twice as much)
-        if e.extension_type == _EXT_POST_HANDSHAKE_AUTH:
-            return True
-    return False
+    # (`in` over map(attrgetter) walks the extensions in C: a few opcodes, not 5 each.)
+    return _EXT_POST_HANDSHAKE_AUTH in map(_extension_type, hello.extensions)
 
 
 class _Channel:
