@@ -24,6 +24,7 @@ from __future__ import annotations
 import operator
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -717,15 +718,23 @@ class _Channel:
     """The connection as a handshake state sees it (``HandshakeIO``): private, so the
     public ``TLSConnection`` API carries none of these methods."""
 
-    __slots__ = ("_c", "config", "early_data", "is_client", "session")
+    __slots__ = ("_c", "config", "early_data", "is_client", "now", "observed", "random",
+                 "session")
 
     def __init__(self, conn: TLSConnection, session: Session | None,
                  early_data: bytes | None) -> None:
         self._c = conn
-        self.config: Any = conn.config  # ClientConfig for ClientIO, ServerConfig for ServerIO
+        config: Any = conn.config  # ClientConfig for ClientIO, ServerConfig for ServerIO
+        self.config = config
         self.is_client = conn.is_client
         self.session = session
         self.early_data = early_data
+        # The config's own callables and the observer's presence (fixed for the
+        # connection's life), not methods around them: the states call them often.
+        self.now: Callable[[], float] = config.clock
+        self.random: Callable[[int], bytes] = config.random
+        # Whether someone observes the trace: build costly details only then.
+        self.observed: bool = conn._observer is not None
 
     def send_application_data(self, data: bytes) -> None:
         c = self._c
@@ -744,12 +753,6 @@ class _Channel:
 
     def accept_early_data(self, limit: int) -> None:
         self._c._early_left = limit
-
-    def now(self) -> float:
-        return self._c.config.clock()
-
-    def random(self, n: int) -> bytes:
-        return self._c.config.random(n)
 
     def send_handshake(self, message: object, raw: bytes) -> None:
         c = self._c
@@ -845,10 +848,6 @@ class _Channel:
         c = self._c
         if c._observer is not None:
             c._observer(CheckTrace(name, ok, detail, c.config.clock()))
-
-    @property
-    def observed(self) -> bool:
-        return self._c._observer is not None
 
     def note(self, text: str) -> None:
         c = self._c
