@@ -714,12 +714,16 @@ def _offers_pha(hello: ClientHello) -> bool:
     return _EXT_POST_HANDSHAKE_AUTH in map(_extension_type, hello.extensions)
 
 
+def _ignore_secret(name: str, value: bytes, nss_label: str | None) -> None:
+    """``_Channel.secret`` when nobody observes the connection."""
+
+
 class _Channel:
     """The connection as a handshake state sees it (``HandshakeIO``): private, so the
     public ``TLSConnection`` API carries none of these methods."""
 
     __slots__ = ("_c", "config", "early_data", "is_client", "now", "observed", "random",
-                 "session")
+                 "secret", "session")
 
     def __init__(self, conn: TLSConnection, session: Session | None,
                  early_data: bytes | None) -> None:
@@ -735,6 +739,9 @@ class _Channel:
         self.random: Callable[[int], bytes] = config.random
         # Whether someone observes the trace: build costly details only then.
         self.observed: bool = conn._observer is not None
+        # Each traffic secret is announced (SecretTrace); unobserved, a bare no-op.
+        self.secret: Callable[[str, bytes, str | None], None] = (
+            self._secret if self.observed else _ignore_secret)
 
     def send_application_data(self, data: bytes) -> None:
         c = self._c
@@ -839,7 +846,7 @@ class _Channel:
         c._read_changed = True
         c._reader.max_ciphertext = decrypter.max_ciphertext
 
-    def secret(self, name: str, value: bytes, nss_label: str | None) -> None:
+    def _secret(self, name: str, value: bytes, nss_label: str | None) -> None:
         c = self._c
         if c._observer is not None:
             c._observer(SecretTrace(name, value, c.client_random, nss_label, c.config.clock()))
