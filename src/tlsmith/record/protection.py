@@ -256,10 +256,10 @@ class TLS13Encrypter(_Tls13Base):
         self._seq = seq + 1
         inner = b"".join((data, type_byte, bytes(pad))) if pad else b"".join((data, type_byte))
         # RFC 8446 §5.2: opaque_type 23, legacy_record_version 0x0303; the header is the AAD.
-        header = _pack_header(23, TLS12, len(inner) + self._tag_len)
-        # RFC 8446 §5.3: 64-bit seq, left-padded to iv_length, XORed with the IV.
-        nonce = (self._iv ^ seq).to_bytes(self._nonce_len, "big")
-        return header + self._seal(nonce, inner, header)
+        header = _pack_header(23, TLS12, n + 1 + pad + self._tag_len)
+        # RFC 8446 §5.3: 64-bit seq, left-padded to iv_length, XORed with the IV (int.to_bytes
+        # is big-endian by default).
+        return header + self._seal((self._iv ^ seq).to_bytes(self._nonce_len), inner, header)
 
 
 class TLS13Decrypter(_Tls13Base):
@@ -286,9 +286,8 @@ class TLS13Decrypter(_Tls13Base):
         if seq >= SEQ_LIMIT:
             _check_seq(seq)
         aad = _pack_header(record.content_type, record.legacy_version, n)
-        nonce = (self._iv ^ seq).to_bytes(self._nonce_len, "big")
         try:
-            plaintext = self._open(nonce, fragment, aad)
+            plaintext = self._open((self._iv ^ seq).to_bytes(self._nonce_len), fragment, aad)
         except InvalidTag:
             raise self._aead.auth_failure() from None  # bad_record_mac (RFC 8446 §5.2)
         self._seq = seq + 1
