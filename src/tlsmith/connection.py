@@ -497,10 +497,12 @@ class TLSConnection:
         idle = msg_type in _IDLE_MESSAGES or self.handshake_complete
         if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
             self._check_client_hello(body)
-        if idle:
-            self._no_progress(f"{HandshakeType(msg_type).name} messages")
-        else:
+        if not idle:
             self._idle = 0
+        elif self._idle < self._limits.max_records_without_progress:
+            self._idle += 1  # (_no_progress's count, without building its message)
+        else:
+            self._no_progress(f"{HandshakeType(msg_type).name} messages")
 
     def _alert(self, payload: bytes, epoch: Epoch) -> None:
         level, description = parse_alert(payload)
