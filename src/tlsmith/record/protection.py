@@ -169,22 +169,20 @@ class PlaintextDecrypter:
 
 class _AeadRecordBase:
     """What TLS 1.3 and TLS 1.2 AEAD protection share: one AEAD object per key, the
-    sequence number, the size limits."""
+    sequence number, the size limits (``max_plaintext``: content bytes per record; RFC
+    8449 record_size_limit lowers it to limit - 1).
+
+    The two bases below set these slots in their own ``__init__`` (with the same key/iv
+    length check) rather than through a chain of ``super().__init__`` calls: four
+    protectors are built per handshake and side."""
 
     __slots__ = ("_aead", "_seq", "_tag_len", "max_plaintext", "suite")
     _max_ciphertext: ClassVar[int]
-
-    def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
-        if len(key) != suite.key_len or len(iv) != suite.iv_len:
-            raise ValueError(
-                f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
-                f"{suite.key_len}/{suite.iv_len}")
-        self.suite = suite
-        self._aead = Aead(suite.aead, key, suite.tag_len)
-        self._tag_len = suite.tag_len
-        self._seq = seq
-        # Content bytes per record; RFC 8449 record_size_limit lowers it (to limit - 1).
-        self.max_plaintext = MAX_PLAINTEXT
+    suite: SuiteInfo
+    max_plaintext: int
+    _aead: Aead
+    _tag_len: int
+    _seq: int
 
     @property
     def seq(self) -> int:
@@ -203,7 +201,6 @@ class _Tls13Base(_AeadRecordBase):
     _max_ciphertext = MAX_CIPHERTEXT_13
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
-        # (_AeadRecordBase.__init__ written out: four of these per handshake and side.)
         if not suite.tls13:
             raise ValueError(f"{suite.name} is not a TLS 1.3 suite")
         if len(key) != suite.key_len or len(iv) != suite.iv_len:
@@ -324,7 +321,15 @@ class _Tls12AeadBase(_AeadRecordBase):
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, seq: int) -> None:
         if suite.tls13 or suite.aead not in ("aes-gcm", "chacha20-poly1305"):
             raise ValueError(f"{suite.name} is not a TLS 1.2 AEAD suite")
-        super().__init__(suite, key, fixed_iv, seq)
+        if len(key) != suite.key_len or len(fixed_iv) != suite.iv_len:
+            raise ValueError(
+                f"{suite.name}: key/iv of {len(key)}/{len(fixed_iv)} bytes, expected "
+                f"{suite.key_len}/{suite.iv_len}")
+        self.suite = suite
+        self._aead = Aead(suite.aead, key, suite.tag_len)
+        self._tag_len = suite.tag_len
+        self._seq = seq
+        self.max_plaintext = MAX_PLAINTEXT
         self._explicit_len = suite.record_iv_len
         # RFC 5288 §3: nonce = salt (implicit, 4) || nonce_explicit (8, on the wire).
         self._salt = fixed_iv
@@ -345,7 +350,7 @@ class TLS12AeadEncrypter(_Tls12AeadBase):
 
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, *, seq: int = 0,
                  legacy_version: int = TLS12) -> None:
-        super().__init__(suite, key, fixed_iv, seq)
+        _Tls12AeadBase.__init__(self, suite, key, fixed_iv, seq)
         self._seal = self._aead.raw_encrypt
         self.legacy_version = legacy_version
 
@@ -375,7 +380,7 @@ class TLS12AeadDecrypter(_Tls12AeadBase):
     __slots__ = ("_open",)
 
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, *, seq: int = 0) -> None:
-        super().__init__(suite, key, fixed_iv, seq)
+        _Tls12AeadBase.__init__(self, suite, key, fixed_iv, seq)
         self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
