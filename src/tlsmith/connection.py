@@ -184,7 +184,7 @@ class TLSConnection:
         if not data:
             self._eof = True
         else:
-            self._reader.feed(bytes(data))
+            self._reader.feed(data)  # (it keeps bytes as they are and copies the rest)
 
     def buffered_input(self) -> int:
         """Bytes received but not yet processed (the rest of a record, or records after
