@@ -594,11 +594,12 @@ class TLSConnection:
                 self._append_traced(ContentType.HANDSHAKE, piece)
             return
         protect = self._write.protect
-        if len(pending) <= self.config.max_fragment:  # (the usual flight: one record)
-            self._out.append(protect(ContentType.HANDSHAKE, pending))
+        max_fragment = self.config.max_fragment
+        if len(pending) <= max_fragment:  # (the usual flight: one record)
+            self._out.append(protect(_CT_HANDSHAKE, pending))
             return
-        for piece in fragment(memoryview(pending), self.config.max_fragment):
-            self._out.append(protect(ContentType.HANDSHAKE, piece))
+        for piece in fragment(memoryview(pending), max_fragment):
+            self._out.append(protect(_CT_HANDSHAKE, piece))
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._flush_handshake()

@@ -66,6 +66,10 @@ class TLSSocket:
     returns -- the stream stays whole for handlers that do not care -- so a handler can
     tell which part of a request came as 0-RTT data, which may be a replay (§8): act on
     it only if it is idempotent (see ``tlsmith serve``'s 425 Too Early).
+
+    Writes (server, TLS 1.3): when the client's first data came together with its
+    Finished, the NewSessionTickets wait for the application's answer and share its
+    write -- or go out before ``recv()`` waits for the peer, or at ``close()``.
     """
 
     def __init__(self, sock: socket.socket, conn: TLSConnection) -> None:
