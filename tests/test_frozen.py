@@ -66,6 +66,47 @@ def test_project_classes_keep_their_fields() -> None:
     assert list(inspect.signature(HandshakeInfo).parameters) == info_fields
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _PlainMany:
+    a: int
+    b: int
+    c: int
+    d: int
+    e: int
+    f: int
+    g: int
+    h: int = 8
+    i: str = "i"
+
+
+@fast_init
+@dataclasses.dataclass(frozen=True, slots=True)
+class _FastMany:  # (enough fields for the one-pass stores)
+    a: int
+    b: int
+    c: int
+    d: int
+    e: int
+    f: int
+    g: int
+    h: int = 8
+    i: str = "i"
+
+
+def test_many_fields_stored_in_one_pass() -> None:
+    assert str(inspect.signature(_FastMany)) == str(inspect.signature(_PlainMany))
+    f = _FastMany(1, 2, 3, 4, 5, 6, 7, i="x")
+    assert dataclasses.astuple(f) == dataclasses.astuple(_PlainMany(1, 2, 3, 4, 5, 6, 7,
+                                                                    i="x"))
+    assert repr(f) == repr(_PlainMany(1, 2, 3, 4, 5, 6, 7, i="x")).replace("Plain", "Fast")
+    assert dataclasses.replace(f, a=0) == _FastMany(0, 2, 3, 4, 5, 6, 7, 8, "x")
+    assert pickle.loads(pickle.dumps(f)) == f
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.a = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        _FastMany(1, 2)  # type: ignore[call-arg]
+
+
 def test_refuses_what_it_cannot_reproduce() -> None:
     @dataclasses.dataclass(slots=True)
     class NotFrozen:

@@ -143,6 +143,23 @@ def test_warning_alert_flood_before_the_hello(certs: dict[str, CertFiles]) -> No
     names_limit(exc, "max_records_without_progress", LIMITS.max_records_without_progress)
 
 
+def test_new_session_ticket_flood(certs: dict[str, CertFiles]) -> None:
+    """Tickets move nothing forward: a client takes the limit's worth in a row."""
+    client, _server, cspy, sspy = connected(certs, session_tickets=True)
+    ch = as_server(sspy)
+    limit = LIMITS.max_records_without_progress
+    # RFC 8446 §4.6.1: lifetime, age_add, nonce<0..255>, ticket<1..2^16-1>, extensions.
+    body = bytes(4) + bytes(4) + b"\x00" + b"\x00\x01T" + b"\x00\x00"
+    ticket = bytes((4, 0, 0, len(body))) + body
+    client.receive_data(b"".join(ch.record(ContentType.HANDSHAKE, ticket)
+                                 for _ in range(limit)))
+    assert len(run(client)) == limit  # SessionTicketReceived each
+    exc = expect_alert(client, cspy, ch.record(ContentType.HANDSHAKE, ticket),
+                       UnexpectedMessage, protected=True)
+    names_limit(exc, "max_records_without_progress", limit)
+    assert "NEW_SESSION_TICKET messages" in str(exc)
+
+
 def test_limit_is_configurable(certs: dict[str, CertFiles]) -> None:
     limits = Limits(max_records_without_progress=3)
     _client, server, cspy, sspy = connected(certs, limits=limits,

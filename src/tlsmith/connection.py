@@ -21,8 +21,10 @@ message, ClientHello list sizes; each hit is a ProtocolError naming the limit.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -86,11 +88,17 @@ from tlsmith.record.protection import (
 )
 from tlsmith.session import Session, Session13
 
+_CT_CCS = ContentType.CHANGE_CIPHER_SPEC
+_CT_ALERT = ContentType.ALERT
+_CT_HANDSHAKE = ContentType.HANDSHAKE
+_CT_APPLICATION_DATA = ContentType.APPLICATION_DATA
 _MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
 # Handshake messages that move nothing forward once the handshake is done: they count
 # towards Limits.max_records_without_progress (a refused renegotiation, a ticket).
 _IDLE_MESSAGES = frozenset({HandshakeType.HELLO_REQUEST, HandshakeType.NEW_SESSION_TICKET})
+# Messages _drain_handshake looks at more closely (the others are progress, no more).
+_COUNTED_MESSAGES = _IDLE_MESSAGES | {HandshakeType.CLIENT_HELLO, HandshakeType.KEY_UPDATE}
 
 
 class TLSConnection:
@@ -176,7 +184,12 @@ class TLSConnection:
         if not data:
             self._eof = True
         else:
-            self._reader.feed(bytes(data))
+            self._reader.feed(data)  # (it keeps bytes as they are and copies the rest)
+
+    def buffered_input(self) -> int:
+        """Bytes received but not yet processed (the rest of a record, or records after
+        the event just returned)."""
+        return self._reader.buffered()
 
     def next_event(self) -> Event:
         """The next event, or NEED_DATA when more bytes are needed."""
@@ -255,11 +268,12 @@ class TLSConnection:
         """The bytes to write to the transport. If it raises (a protocol error while
         protecting queued handshake data), the connection is dead and the next call
         returns the alert."""
-        try:
-            self._flush_handshake()
-        except Exception as exc:
-            self._send_failed(exc)
-            raise
+        if self._pending:
+            try:
+                self._flush_handshake()
+            except Exception as exc:
+                self._send_failed(exc)
+                raise
         out = self._out
         if not out:
             return b""
@@ -351,15 +365,14 @@ class TLSConnection:
 
     # ------------------------------------------------------------- record intake
     def _process(self, outer: ContentType, record: Record) -> None:
-        if outer == ContentType.CHANGE_CIPHER_SPEC:
+        if outer == _CT_CCS:
             self._change_cipher_spec(record)
             return
         epoch = self.read_epoch
-        if self._skip_early is not None and outer == ContentType.APPLICATION_DATA:
+        if self._skip_early is not None and outer == _CT_APPLICATION_DATA:
             self._skip_early_record(record)
             return
-        if (outer == ContentType.ALERT and epoch == Epoch.HANDSHAKE
-                and not self.handshake_complete):
+        if outer == _CT_ALERT and epoch == Epoch.HANDSHAKE and not self.handshake_complete:
             # A TLS 1.3 peer that failed before it had our keys sends its alert in clear.
             content_type, payload = ContentType.ALERT, bytes(record.fragment)
             epoch = Epoch.PLAINTEXT
@@ -367,6 +380,10 @@ class TLSConnection:
             content_type, payload = self._read.unprotect(record)
         if self._observer is not None:
             self._trace_received(record, content_type, payload, epoch)
+        if content_type == _CT_HANDSHAKE:  # (_process_plain's first case, one call less)
+            self._handshake.feed(payload)
+            self._drain_handshake()
+            return
         self._process_plain(content_type, payload, epoch)
 
     def _process_plain(self, content_type: ContentType, payload: bytes,
@@ -451,36 +468,41 @@ class TLSConnection:
         self._state = self._state.change_cipher_spec(self._io)
 
     def _drain_handshake(self) -> None:
-        while True:
-            item = self._handshake.next_message()
-            if item is None:
-                return
+        next_message = self._handshake.next_message
+        while (item := next_message()) is not None:
             msg_type, body, raw = item
             state = self._state
             if msg_type not in state.expects:
                 raise UnexpectedMessage(
                     f"{HandshakeType(msg_type).name} is not allowed in state {state.name} "
                     f"(expected {' or '.join(sorted(t.name for t in state.expects)) or 'none'})")
-            # Progress: any handshake message but a KeyUpdate (counted on its own), a
-            # refused renegotiation (HelloRequest, a ClientHello after the handshake) or
-            # a NewSessionTicket.
-            idle = msg_type in _IDLE_MESSAGES or (
-                msg_type == HandshakeType.CLIENT_HELLO and self.handshake_complete)
-            if msg_type == HandshakeType.KEY_UPDATE:
-                self._key_update_received()
+            if msg_type in _COUNTED_MESSAGES:
+                self._count_message(msg_type, body)
             else:
-                if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
-                    self._check_client_hello(body)
-                if idle:
-                    self._no_progress(f"{HandshakeType(msg_type).name} messages")
-                else:
-                    self._idle = 0
+                self._idle = 0  # progress
             self._read_changed = False
             self._state = state.handle(self._io, msg_type, body, raw)
             if self._read_changed and self._handshake.has_partial():
                 # RFC 8446 §5.1: a key change must fall on a record boundary.
                 raise UnexpectedMessage("handshake data after a key change was in the same "
                                         "record as the message before it")
+
+    def _count_message(self, msg_type: HandshakeType, body: memoryview) -> None:
+        """Progress is any handshake message but a KeyUpdate (counted on its own), a
+        refused renegotiation (HelloRequest, a ClientHello after the handshake) or a
+        NewSessionTicket; a server bounds a ClientHello's lists before it is parsed."""
+        if msg_type == HandshakeType.KEY_UPDATE:
+            self._key_update_received()
+            return
+        idle = msg_type in _IDLE_MESSAGES or self.handshake_complete
+        if msg_type == HandshakeType.CLIENT_HELLO and not self.is_client:
+            self._check_client_hello(body)
+        if not idle:
+            self._idle = 0
+        elif self._idle < self._limits.max_records_without_progress:
+            self._idle += 1  # (_no_progress's count, without building its message)
+        else:
+            self._no_progress(f"{HandshakeType(msg_type).name} messages")
 
     def _alert(self, payload: bytes, epoch: Epoch) -> None:
         level, description = parse_alert(payload)
@@ -572,11 +594,12 @@ class TLSConnection:
                 self._append_traced(ContentType.HANDSHAKE, piece)
             return
         protect = self._write.protect
-        if len(pending) <= self.config.max_fragment:  # (the usual flight: one record)
-            self._out.append(protect(ContentType.HANDSHAKE, pending))
+        max_fragment = self.config.max_fragment
+        if len(pending) <= max_fragment:  # (the usual flight: one record)
+            self._out.append(protect(_CT_HANDSHAKE, pending))
             return
-        for piece in fragment(memoryview(pending), self.config.max_fragment):
-            self._out.append(protect(ContentType.HANDSHAKE, piece))
+        for piece in fragment(memoryview(pending), max_fragment):
+            self._out.append(protect(_CT_HANDSHAKE, piece))
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         self._flush_handshake()
@@ -637,6 +660,8 @@ _U16 = struct.Struct(">H")
 _U16_PAIR = struct.Struct(">HH")
 _EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
 _EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
+_EXT_POST_HANDSHAKE_AUTH = ExtensionType.POST_HANDSHAKE_AUTH
+_extension_type = operator.attrgetter("extension_type")
 
 
 def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
@@ -682,24 +707,44 @@ def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
     return out
 
 
+# The messages whose sending or receipt the connection notes (the Finished for tls-unique,
+# the ClientHello, our KeyUpdate); by exact type: the codec has no subclasses of them.
+_NOTED_MESSAGES = frozenset({Finished, ClientHello, KeyUpdate})
+
+
 def _offers_pha(hello: ClientHello) -> bool:
-    return any(e.extension_type == ExtensionType.POST_HANDSHAKE_AUTH
-               for e in hello.extensions)
+    # (`in` over map(attrgetter) walks the extensions in C: a few opcodes, not 5 each.)
+    return _EXT_POST_HANDSHAKE_AUTH in map(_extension_type, hello.extensions)
+
+
+def _ignore_secret(name: str, value: bytes, nss_label: str | None) -> None:
+    """``_Channel.secret`` when nobody observes the connection."""
 
 
 class _Channel:
     """The connection as a handshake state sees it (``HandshakeIO``): private, so the
     public ``TLSConnection`` API carries none of these methods."""
 
-    __slots__ = ("_c", "config", "early_data", "is_client", "session")
+    __slots__ = ("_c", "config", "early_data", "is_client", "now", "observed", "random",
+                 "secret", "session")
 
     def __init__(self, conn: TLSConnection, session: Session | None,
                  early_data: bytes | None) -> None:
         self._c = conn
-        self.config: Any = conn.config  # ClientConfig for ClientIO, ServerConfig for ServerIO
+        config: Any = conn.config  # ClientConfig for ClientIO, ServerConfig for ServerIO
+        self.config = config
         self.is_client = conn.is_client
         self.session = session
         self.early_data = early_data
+        # The config's own callables and the observer's presence (fixed for the
+        # connection's life), not methods around them: the states call them often.
+        self.now: Callable[[], float] = config.clock
+        self.random: Callable[[int], bytes] = config.random
+        # Whether someone observes the trace: build costly details only then.
+        self.observed: bool = conn._observer is not None
+        # Each traffic secret is announced (SecretTrace); unobserved, a bare no-op.
+        self.secret: Callable[[str, bytes, str | None], None] = (
+            self._secret if self.observed else _ignore_secret)
 
     def send_application_data(self, data: bytes) -> None:
         c = self._c
@@ -719,13 +764,16 @@ class _Channel:
     def accept_early_data(self, limit: int) -> None:
         self._c._early_left = limit
 
-    def now(self) -> float:
-        return self._c.config.clock()
-
-    def random(self, n: int) -> bytes:
-        return self._c.config.random(n)
-
     def send_handshake(self, message: object, raw: bytes) -> None:
+        c = self._c
+        if type(message) in _NOTED_MESSAGES:
+            self._note_sent(message, raw)
+        c._pending += raw
+        if c._observer is not None:
+            c._observer(MessageTrace("sent", type(message).__name__, message, len(raw),
+                                     c.write_epoch, c.config.clock(), bytes(raw)))
+
+    def _note_sent(self, message: object, raw: bytes) -> None:
         c = self._c
         if isinstance(message, Finished) and not c._first_finished:
             c._first_finished = message.verify_data
@@ -739,12 +787,16 @@ class _Channel:
             c._key_update_queued = True
             if message.request_update == KeyUpdateRequest.UPDATE_REQUESTED:
                 c._key_update_asked = True
-        c._pending += raw
-        if c._observer is not None:
-            c._observer(MessageTrace("sent", type(message).__name__, message, len(raw),
-                                     c.write_epoch, c.config.clock(), bytes(raw)))
 
     def received(self, message: object, raw: bytes) -> None:
+        c = self._c
+        if type(message) in _NOTED_MESSAGES:
+            self._note_received(message, raw)
+        if c._observer is not None:
+            c._observer(MessageTrace("received", type(message).__name__, message, len(raw),
+                                     c.read_epoch, c.config.clock(), bytes(raw)))
+
+    def _note_received(self, message: object, raw: bytes) -> None:
         c = self._c
         if isinstance(message, Finished) and not c._first_finished:
             c._first_finished = message.verify_data
@@ -756,9 +808,6 @@ class _Channel:
             # RFC 8446 §4.2.10: the 0-RTT records skipped after a HelloRetryRequest all
             # precede the second ClientHello; nothing after it is skipped.
             c._skip_early = None
-        if c._observer is not None:
-            c._observer(MessageTrace("received", type(message).__name__, message, len(raw),
-                                     c.read_epoch, c.config.clock(), bytes(raw)))
 
     def send_change_cipher_spec(self) -> None:
         c = self._c
@@ -788,7 +837,8 @@ class _Channel:
 
     def set_write(self, encrypter: RecordEncrypter, epoch: Epoch) -> None:
         c = self._c
-        c._flush_handshake()
+        if c._pending:
+            c._flush_handshake()
         c._write = encrypter
         c.write_epoch = epoch
 
@@ -799,7 +849,7 @@ class _Channel:
         c._read_changed = True
         c._reader.max_ciphertext = decrypter.max_ciphertext
 
-    def secret(self, name: str, value: bytes, nss_label: str | None) -> None:
+    def _secret(self, name: str, value: bytes, nss_label: str | None) -> None:
         c = self._c
         if c._observer is not None:
             c._observer(SecretTrace(name, value, c.client_random, nss_label, c.config.clock()))
@@ -808,10 +858,6 @@ class _Channel:
         c = self._c
         if c._observer is not None:
             c._observer(CheckTrace(name, ok, detail, c.config.clock()))
-
-    @property
-    def observed(self) -> bool:
-        return self._c._observer is not None
 
     def note(self, text: str) -> None:
         c = self._c

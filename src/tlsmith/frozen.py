@@ -15,9 +15,15 @@ no ``InitVar``), which ``fast_init`` checks.
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
+_MANY = 8  # fields from which the stores run as one map() (cheaper past ~6)
+_consume: Callable[[Iterable[Any]], None] = deque(maxlen=0).extend
 
 
 def fast_init(cls: type[_T]) -> type[_T]:
@@ -41,7 +47,15 @@ def fast_init(cls: type[_T]) -> type[_T]:
         names.append(f.name)
         slot = next(k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__)
         namespace[f"_set_{f.name}"] = slot.__set__
-    body = "".join(f"    _set_{n}(self, {n})\n" for n in names) or "    pass\n"
+    if len(names) >= _MANY:
+        # Many fields: one C-level pass over the slot setters (a third of the time of a
+        # HandshakeInfo's 33 stores, and a few opcodes instead of six per field).
+        namespace.update(_consume=_consume, _map=map, _call=operator.call, _repeat=repeat,
+                         _setters=tuple(namespace[f"_set_{n}"] for n in names))
+        body = (f"    _consume(_map(_call, _setters, _repeat(self, {len(names)}), "
+                f"({', '.join(names)},)))\n")
+    else:
+        body = "".join(f"    _set_{n}(self, {n})\n" for n in names) or "    pass\n"
     source = f"def __init__(self, {', '.join(names)}):\n{body}"
     exec(source, namespace)  # (the source is made of the field names only)
     init = namespace["__init__"]

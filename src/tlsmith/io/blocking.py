@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from tlsmith.codec.enums import ProtocolVersion
 from tlsmith.config import ClientConfig, ServerConfig
 from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
@@ -25,6 +26,9 @@ from tlsmith.session import Session
 from tlsmith.stores import ClientSessionCache
 
 _RECV = 65536
+_IPPROTO_TCP = int(socket.IPPROTO_TCP)
+_TCP_NODELAY = int(socket.TCP_NODELAY)
+_SHUT_RDWR = int(socket.SHUT_RDWR)
 
 logger = logging.getLogger("tlsmith.server")
 
@@ -62,6 +66,10 @@ class TLSSocket:
     returns -- the stream stays whole for handlers that do not care -- so a handler can
     tell which part of a request came as 0-RTT data, which may be a replay (§8): act on
     it only if it is idempotent (see ``tlsmith serve``'s 425 Too Early).
+
+    Writes (server, TLS 1.3): when the client's first data came together with its
+    Finished, the NewSessionTickets wait for the application's answer and share its
+    write -- or go out before ``recv()`` waits for the peer, or at ``close()``.
     """
 
     def __init__(self, sock: socket.socket, conn: TLSConnection) -> None:
@@ -76,10 +84,15 @@ class TLSSocket:
         # The socket's own per-read timeout while a deadline narrows it (restored once,
         # when do_handshake ends: settimeout is a syscall or two).
         self._per_read: float | None = None
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Records are whole messages already: don't let Nagle hold the last one back.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A TLS 1.3 server's tickets wait for the application's answer (see do_handshake).
+        self._corked = False
+        # Records are whole messages already: don't let Nagle hold the last one back. (Not
+        # a TCP socket, e.g. AF_UNIX: refused, and nothing to do. Asking sock.family first
+        # costs more than the refused call: it converts to an enum.)
+        try:
+            sock.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        except OSError:
+            pass
 
     # -- state kept by the driver (assignable, as when they were plain attributes) ------
     @property
@@ -135,7 +148,8 @@ class TLSSocket:
 
     # -- plumbing ---------------------------------------------------------------------
     def _flush(self) -> None:
-        data = self.driver.data_to_send()
+        self._corked = False
+        data = self.conn.data_to_send()  # (what driver.data_to_send() does, one call less)
         if data:
             self.sock.sendall(data)
 
@@ -188,10 +202,24 @@ class TLSSocket:
             self._deadline = time.monotonic() + timeout
             self._deadline_budget = timeout
             self._per_read = self.sock.gettimeout()
+        conn = self.conn
+        driver = self.driver
         try:
             self._flush()
-            while not self.conn.handshake_complete:
-                if not self._pump():
+            # What the core queues goes out before every read from the socket (and at
+            # the end), not after every event: the handshake's events need no answer.
+            while not conn.handshake_complete:
+                try:
+                    step = driver.step()
+                except TLSError:
+                    with contextlib.suppress(OSError):
+                        self._flush()  # the alert the core queued for the peer
+                    raise
+                if step is Step.NEED_DATA:
+                    self._flush()
+                    driver.receive_data(self._recv())
+                elif step is Step.CLOSED:
+                    self._flush()
                     raise ConnectionClosedError("the peer closed the connection during "
                                                 "the handshake")
         finally:
@@ -199,7 +227,17 @@ class TLSSocket:
                 self._deadline = None
                 with contextlib.suppress(OSError):  # (a socket closed meanwhile)
                     self.sock.settimeout(self._per_read)
-        return self.driver.finish_handshake()
+        if (not conn.is_client and conn.buffered_input()
+                and conn.negotiated_version == ProtocolVersion.TLS13):
+            # A TLS 1.3 server has only its NewSessionTickets to send now (RFC 8446 §4.6.1:
+            # "at any time after it has received the client Finished"), and the client's
+            # first data is already here: the tickets wait for the application's answer
+            # and go out in the same write (one segment fewer), or before recv() has to
+            # wait for the peer, or at close(), whichever comes first.
+            self._corked = True
+        else:
+            self._flush()
+        return driver.finish_handshake()
 
     def server_verdict(self, timeout: float | None = None) -> str:
         """Whether the server accepted us, as far as the protocol can tell (client side).
@@ -310,12 +348,18 @@ class TLSSocket:
                 with contextlib.suppress(OSError):
                     self._flush()  # the alert the core queued for the peer
                 raise
-            self._flush()
+            if not self._corked:
+                self._flush()
             if type(got) is bytes:
                 return got
             if got is Step.NEED_DATA:
+                if self._corked:
+                    self._flush()
                 driver.receive_data(self._recv())
             elif got is Step.CLOSED:
+                if self._corked:
+                    with contextlib.suppress(OSError):
+                        self._flush()
                 return b""
         return driver.take(bufsize)
 
@@ -376,12 +420,17 @@ class TLSSocket:
         try:
             if not self.conn.closed:
                 self.conn.close()
-                with contextlib.suppress(OSError):
+                try:  # (try/except: cheaper than contextlib.suppress, once per connection)
                     self._flush()
+                except OSError:
+                    pass
         finally:
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-            self.sock.close()
+            sock = self.sock
+            try:
+                sock.shutdown(_SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
 
     def fileno(self) -> int:
         return self.sock.fileno()

@@ -121,7 +121,6 @@ DEFAULT_MAX_HANDSHAKE_BODY: Mapping[HandshakeType, int] = MappingProxyType({
 """Default local cap on the body length per type; above it: ``IllegalParameter``.
 Where no policy applies this is the structural maximum of ``HANDSHAKE_BODY_RANGES``."""
 
-_HANDSHAKE_TYPES: dict[int, HandshakeType] = {t.value: t for t in HandshakeType}
 _HEADER = struct.Struct(">BHH")
 _unpack_header_from = _HEADER.unpack_from
 _unpack_u32_from = struct.Struct(">I").unpack_from
@@ -218,10 +217,12 @@ class RecordReader:
 
     def next_record(self) -> Record | None:
         """The next complete record, or None if more data is needed."""
-        if self._size < RECORD_HEADER_LEN:
+        size = self._size
+        if size < RECORD_HEADER_LEN:
             return None
         first = self._chunks[0]
-        if len(first) >= RECORD_HEADER_LEN:
+        n = len(first)
+        if n >= RECORD_HEADER_LEN:
             type_byte, version, length = _unpack_header_from(first)
         else:
             type_byte, version, length = self._peek_header()
@@ -237,12 +238,12 @@ class RecordReader:
                 f"{self.max_ciphertext}"
             )
         total = RECORD_HEADER_LEN + length
-        if self._size < total:
+        if size < total:
             return None
-        if length and len(first) >= total:
+        if length and n >= total:
             # The whole record lies in the first chunk (the common case): one slice.
-            self._size -= total
-            if len(first) == total:
+            self._size = size - total
+            if n == total:
                 self._chunks.popleft()
             else:
                 self._chunks[0] = first[total:]
@@ -259,6 +260,18 @@ def _limits_for(max_body: Mapping[HandshakeType, int] | None
 
 
 _DEFAULT_LIMITS = _limits_for(None)
+
+
+def _table_for(limits: dict[int, tuple[int, int, int]], max_message_size: int
+               ) -> dict[int, tuple[HandshakeType, int, int]]:
+    """type byte -> (type, smallest body, largest body accepted by every limit): the
+    one check ``next_message`` makes; outside it, ``_check_length`` says why."""
+    overall = max_message_size - HANDSHAKE_HEADER_LEN
+    return {t: (HandshakeType(t), lo, min(hi, cap, overall))
+            for t, (lo, hi, cap) in limits.items()}
+
+
+_DEFAULT_TABLE = _table_for(_DEFAULT_LIMITS, DEFAULT_MAX_HANDSHAKE_MESSAGE)
 
 
 class HandshakeReassembler:
@@ -279,8 +292,8 @@ class HandshakeReassembler:
     flood, not fragmentation).
     """
 
-    __slots__ = ("_buf", "_frags", "_limits", "_off", "max_fragments", "max_message_size",
-                 "max_unknown_body")
+    __slots__ = ("_buf", "_frags", "_limits", "_max_message_size", "_off", "_table",
+                 "max_fragments", "max_unknown_body")
 
     def __init__(
         self,
@@ -294,11 +307,24 @@ class HandshakeReassembler:
         self._off = 0
         self._frags = 0  # records the buffered partial message has used so far
         self.max_fragments = max_fragments
-        self.max_message_size = max_message_size
         self.max_unknown_body = max_unknown_body
-        # type -> (structural minimum, structural maximum, policy cap); the default table
-        # is built once per process, not once per connection.
+        # type -> (structural minimum, structural maximum, policy cap); the default tables
+        # are built once per process, not once per connection.
         self._limits = _limits_for(max_body) if max_body else _DEFAULT_LIMITS
+        self._max_message_size = max_message_size
+        self._table = (_DEFAULT_TABLE if not max_body
+                       and max_message_size == DEFAULT_MAX_HANDSHAKE_MESSAGE
+                       else _table_for(self._limits, max_message_size))
+
+    @property
+    def max_message_size(self) -> int:
+        """The overall cap on one message, header included (settable)."""
+        return self._max_message_size
+
+    @max_message_size.setter
+    def max_message_size(self, value: int) -> None:
+        self._max_message_size = value
+        self._table = _table_for(self._limits, value)
 
     def _check_length(self, msg_type: int, length: int) -> None:
         """Refuse a header whose length the type cannot have, or that exceeds a cap."""
@@ -359,37 +385,28 @@ class HandshakeReassembler:
         """The next complete message, or None if more fragments are needed."""
         buf = self._buf
         off = self._off
-        available = len(buf) - off
-        if available < HANDSHAKE_HEADER_LEN:
+        size = len(buf)
+        if size - off < HANDSHAKE_HEADER_LEN:
             return None
         header = _unpack_u32_from(buf, off)[0]  # msg_type (8 bits), length (24 bits)
         length = header & 0xFFFFFF
-        limits = self._limits.get(header >> 24)
-        if (limits is None or not limits[0] <= length <= limits[1]
-                or length > limits[2] or length > self.max_message_size - HANDSHAKE_HEADER_LEN):
+        entry = self._table.get(header >> 24)
+        if entry is None or not entry[1] <= length <= entry[2]:
             self._check_length(header >> 24, length)  # (raises, or allows an unlisted type)
-        total = HANDSHAKE_HEADER_LEN + length
-        if available < total:
+        end = off + HANDSHAKE_HEADER_LEN + length
+        if size < end:
             return None
-        if off == 0 and total == available:  # the buffer holds exactly this message
-            raw = bytes(buf)
+        if end == size:  # the buffer ends with this message
+            raw = bytes(buf) if off == 0 else bytes(buf[off:])
             buf.clear()
+            self._off = 0
             self._frags = 0
         else:
-            view = memoryview(buf)
-            raw = view[off : off + total].tobytes()
-            view.release()  # (a bytearray with a live view cannot be resized)
-            self._off = off + total
-            if self._off == len(buf):
-                buf.clear()
-                self._off = 0
-                self._frags = 0
-            else:
-                self._frags = 1  # the next message began in the last record fed
-        msg_type = _HANDSHAKE_TYPES.get(raw[0])
-        if msg_type is None:
-            msg_type = HandshakeType(raw[0])
-        return msg_type, memoryview(raw)[HANDSHAKE_HEADER_LEN:], raw
+            raw = bytes(buf[off:end])
+            self._off = end
+            self._frags = 1  # the next message began in the last record fed
+        return (entry[0] if entry is not None else HandshakeType(raw[0]),
+                memoryview(raw)[HANDSHAKE_HEADER_LEN:], raw)
 
     def has_partial(self) -> bool:
         """True if any bytes are buffered that ``next_message`` has not returned.

@@ -169,22 +169,20 @@ class PlaintextDecrypter:
 
 class _AeadRecordBase:
     """What TLS 1.3 and TLS 1.2 AEAD protection share: one AEAD object per key, the
-    sequence number, the size limits."""
+    sequence number, the size limits (``max_plaintext``: content bytes per record; RFC
+    8449 record_size_limit lowers it to limit - 1).
+
+    The two bases below set these slots in their own ``__init__`` (with the same key/iv
+    length check) rather than through a chain of ``super().__init__`` calls: four
+    protectors are built per handshake and side."""
 
     __slots__ = ("_aead", "_seq", "_tag_len", "max_plaintext", "suite")
     _max_ciphertext: ClassVar[int]
-
-    def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
-        if len(key) != suite.key_len or len(iv) != suite.iv_len:
-            raise ValueError(
-                f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
-                f"{suite.key_len}/{suite.iv_len}")
-        self.suite = suite
-        self._aead = Aead(suite.aead, key, suite.tag_len)
-        self._tag_len = suite.tag_len
-        self._seq = seq
-        # Content bytes per record; RFC 8449 record_size_limit lowers it (to limit - 1).
-        self.max_plaintext = MAX_PLAINTEXT
+    suite: SuiteInfo
+    max_plaintext: int
+    _aead: Aead
+    _tag_len: int
+    _seq: int
 
     @property
     def seq(self) -> int:
@@ -205,7 +203,15 @@ class _Tls13Base(_AeadRecordBase):
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
         if not suite.tls13:
             raise ValueError(f"{suite.name} is not a TLS 1.3 suite")
-        super().__init__(suite, key, iv, seq)
+        if len(key) != suite.key_len or len(iv) != suite.iv_len:
+            raise ValueError(
+                f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
+                f"{suite.key_len}/{suite.iv_len}")
+        self.suite = suite
+        self._aead = Aead(suite.aead, key, suite.tag_len)
+        self._tag_len = suite.tag_len
+        self._seq = seq
+        self.max_plaintext = MAX_PLAINTEXT
         self._iv = int.from_bytes(iv, "big")
         self._nonce_len = len(iv)
 
@@ -218,7 +224,7 @@ class TLS13Encrypter(_Tls13Base):
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, padding: Padding = 0,
                  *, seq: int = 0) -> None:
-        super().__init__(suite, key, iv, seq)
+        _Tls13Base.__init__(self, suite, key, iv, seq)
         self._padding = padding
         self._seal = self._aead.raw_encrypt
 
@@ -247,10 +253,10 @@ class TLS13Encrypter(_Tls13Base):
         self._seq = seq + 1
         inner = b"".join((data, type_byte, bytes(pad))) if pad else b"".join((data, type_byte))
         # RFC 8446 §5.2: opaque_type 23, legacy_record_version 0x0303; the header is the AAD.
-        header = _pack_header(23, TLS12, len(inner) + self._tag_len)
-        # RFC 8446 §5.3: 64-bit seq, left-padded to iv_length, XORed with the IV.
-        nonce = (self._iv ^ seq).to_bytes(self._nonce_len, "big")
-        return header + self._seal(nonce, inner, header)
+        header = _pack_header(23, TLS12, n + 1 + pad + self._tag_len)
+        # RFC 8446 §5.3: 64-bit seq, left-padded to iv_length, XORed with the IV (int.to_bytes
+        # is big-endian by default).
+        return header + self._seal((self._iv ^ seq).to_bytes(self._nonce_len), inner, header)
 
 
 class TLS13Decrypter(_Tls13Base):
@@ -259,7 +265,7 @@ class TLS13Decrypter(_Tls13Base):
     __slots__ = ("_open",)
 
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, *, seq: int = 0) -> None:
-        super().__init__(suite, key, iv, seq)
+        _Tls13Base.__init__(self, suite, key, iv, seq)
         self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
@@ -277,9 +283,8 @@ class TLS13Decrypter(_Tls13Base):
         if seq >= SEQ_LIMIT:
             _check_seq(seq)
         aad = _pack_header(record.content_type, record.legacy_version, n)
-        nonce = (self._iv ^ seq).to_bytes(self._nonce_len, "big")
         try:
-            plaintext = self._open(nonce, fragment, aad)
+            plaintext = self._open((self._iv ^ seq).to_bytes(self._nonce_len), fragment, aad)
         except InvalidTag:
             raise self._aead.auth_failure() from None  # bad_record_mac (RFC 8446 §5.2)
         self._seq = seq + 1
@@ -316,7 +321,15 @@ class _Tls12AeadBase(_AeadRecordBase):
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, seq: int) -> None:
         if suite.tls13 or suite.aead not in ("aes-gcm", "chacha20-poly1305"):
             raise ValueError(f"{suite.name} is not a TLS 1.2 AEAD suite")
-        super().__init__(suite, key, fixed_iv, seq)
+        if len(key) != suite.key_len or len(fixed_iv) != suite.iv_len:
+            raise ValueError(
+                f"{suite.name}: key/iv of {len(key)}/{len(fixed_iv)} bytes, expected "
+                f"{suite.key_len}/{suite.iv_len}")
+        self.suite = suite
+        self._aead = Aead(suite.aead, key, suite.tag_len)
+        self._tag_len = suite.tag_len
+        self._seq = seq
+        self.max_plaintext = MAX_PLAINTEXT
         self._explicit_len = suite.record_iv_len
         # RFC 5288 §3: nonce = salt (implicit, 4) || nonce_explicit (8, on the wire).
         self._salt = fixed_iv
@@ -337,7 +350,7 @@ class TLS12AeadEncrypter(_Tls12AeadBase):
 
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, *, seq: int = 0,
                  legacy_version: int = TLS12) -> None:
-        super().__init__(suite, key, fixed_iv, seq)
+        _Tls12AeadBase.__init__(self, suite, key, fixed_iv, seq)
         self._seal = self._aead.raw_encrypt
         self.legacy_version = legacy_version
 
@@ -367,7 +380,7 @@ class TLS12AeadDecrypter(_Tls12AeadBase):
     __slots__ = ("_open",)
 
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, *, seq: int = 0) -> None:
-        super().__init__(suite, key, fixed_iv, seq)
+        _Tls12AeadBase.__init__(self, suite, key, fixed_iv, seq)
         self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
