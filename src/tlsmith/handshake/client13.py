@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
@@ -107,7 +106,8 @@ class Negotiated:
     cert_types: CertTypes = CERT_TYPES_DEFAULT  # RFC 7250 (from EncryptedExtensions)
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Handshake13:
     """The client's TLS 1.3 handshake so far, passed by value from state to state."""
 
@@ -117,12 +117,8 @@ class Handshake13:
     hs: schedule13.HandshakeSecret
     chts: bytes
     shts: bytes
+    offered: frozenset[ExtensionType]  # the extension types the ClientHello carried
     cert_request: CertificateRequest | None = None
-
-    @functools.cached_property
-    def offered(self) -> frozenset[ExtensionType]:
-        """The extension types the ClientHello carried (computed once)."""
-        return frozenset(e.extension_type for e in self.hello.extensions)
 
     @property
     def hello_psk_identity0(self) -> bytes | None:
@@ -254,7 +250,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
                    f", resuming with PSK identity {psk_sh.selected_identity if psk_sh else 0}"))
     neg = Negotiated(info, group, sent.hrr is not None, psk=chosen,
                      ccs_sent=sent.ccs_sent, early_data_sent=sent.early_data)
-    return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts))
+    return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts,
+                                                 sent.offered))
 
 
 class _State13(Tls13Handshaking[ClientIO]):
