@@ -224,7 +224,7 @@ class ServerHello(MessageBase):
         random = r.raw(32)
         session_id = r.opaque(1, max_len=32)
         suite = member(CipherSuite, r.u16())
-        compression = CompressionMethod(r.u8())
+        compression = member(CompressionMethod, r.u8())
         if r.at_end():
             return cls(version, random, session_id, suite, compression, (), False)
         context = (ExtensionContext.HELLO_RETRY_REQUEST if random == HELLO_RETRY_REQUEST_RANDOM

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
-from tlsmith.codec.enums import SignatureScheme
+from tlsmith.codec.enums import SignatureScheme, member
 from tlsmith.errors import DecryptError, IllegalParameter, InternalError
 
 SigningKey = PrivateKeyTypes
@@ -341,7 +341,7 @@ def verify(
     ``DecryptError`` if the signature is wrong (RFC 8446 §4.4.3). ``rsa_pss_key=None``
     accepts both PSS variants for RSA keys (the key object cannot tell them apart).
     """
-    scheme = SignatureScheme(scheme)
+    scheme = member(SignatureScheme, scheme)
     info = _info(scheme)
     if info is None:
         raise IllegalParameter(f"unsupported signature scheme {scheme}")

@@ -26,6 +26,7 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     PskKeyExchangeMode,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, ClientHello, ServerHello
 from tlsmith.crypto.kx import TLS13_ONLY_GROUPS, KeyShareSecret, generate_key_share
@@ -362,7 +363,7 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
         selected = ext.find_extension(sh.extensions, ext.SupportedVersionsServerHello)
         if selected is not None:
             # RFC 8446 §4.2.1: only a version we offered, and never below TLS 1.3.
-            chosen = ProtocolVersion(selected.selected_version)
+            chosen = member(ProtocolVersion, selected.selected_version)
             if chosen != ProtocolVersion.TLS13 or chosen not in versions:
                 raise IllegalParameter(
                     f"the server selected {chosen.label} in supported_versions, which the "

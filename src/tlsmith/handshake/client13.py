@@ -16,6 +16,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    member,
 )
 from tlsmith.codec.extensions_base import ExtensionContext as Ctx
 from tlsmith.codec.messages import (
@@ -218,7 +219,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             raise IllegalParameter("the server resumed without a key_share (psk_ke), "
                                    "which we did not offer", check="psk_ke_not_offered")
     else:
-        group = NamedGroup(key_share.server_share.group)
+        group = member(NamedGroup, key_share.server_share.group)
         secret = sent.shares.get(group)
         if secret is None:
             # RFC 8446 §4.2.8: the server's share must be in a group we sent a share for.
@@ -509,7 +510,7 @@ class ExpectFinished(_State13):
                             else "psk_ke" if neg.group is None else "psk_dhe_ke")
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS13,
-            cipher_suite=CipherSuite(suite.suite),
+            cipher_suite=member(CipherSuite, suite.suite),
             group=neg.group,
             signature_scheme=scheme,
             alpn=neg.alpn,

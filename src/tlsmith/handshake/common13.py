@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tlsmith.codec.enums import CipherSuite, HandshakeType, KeyUpdateRequest, ProtocolVersion
+from tlsmith.codec.enums import (
+    CipherSuite,
+    HandshakeType,
+    KeyUpdateRequest,
+    ProtocolVersion,
+    member,
+)
 from tlsmith.codec.extensions import EarlyDataIndication, UnknownExtension, find_extension
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
@@ -221,7 +227,7 @@ class Connected13(State[IO]):
                 psk=schedule13.resumption_psk(self.secrets.suite.hash_name,
                                               self.resumption_master_secret,
                                               ticket.ticket_nonce),
-                cipher_suite=CipherSuite(self.secrets.suite.suite),
+                cipher_suite=member(CipherSuite, self.secrets.suite.suite),
                 ticket_age_add=ticket.ticket_age_add,
                 lifetime=ticket.ticket_lifetime,
                 received_at=io.now(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from tlsmith.codec.enums import AlertDescription, SignatureScheme
+from tlsmith.codec.enums import AlertDescription, SignatureScheme, member
 from tlsmith.crypto import sig
 from tlsmith.errors import (
     BadCertificateStatusResponse,
@@ -429,7 +429,7 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         if isinstance(exc, ProtocolError) and exc.check is None:
             exc.check = "signature_invalid"
         raise
-    scheme = SignatureScheme(scheme)
+    scheme = member(SignatureScheme, scheme)
     if io.observed:
         io.check(what, True, f"{scheme.name} signature is valid")
     return SignatureVerified(chain, scheme, _MINT)
