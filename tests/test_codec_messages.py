@@ -602,3 +602,39 @@ def test_messages_real_openssl_client_hello() -> None:
     assert sv is not None and ProtocolVersion.TLS13 in sv.versions
     assert ch.serialize() == handshake
     assert m.decode_handshake(msg_type, handshake[4:]).serialize() == handshake
+
+
+def _outcome(parse: Any, body: bytes) -> tuple[Any, ...]:
+    try:
+        return ("ok", parse(body))
+    except Exception as exc:  # (the exception itself is what is compared)
+        return ("error", type(exc), str(exc))
+
+
+@pytest.mark.parametrize("cls, sample", [
+    (m.Certificate, m.Certificate(b"", (m.CertificateEntry(b"\x30\x01\x00"),
+                                        m.CertificateEntry(b"\x30\x00")))),
+    (m.Certificate, m.Certificate(b"\x07", (m.CertificateEntry(b"\x30\x00", (
+        x.CertificateStatusExtension(CertificateStatusType.OCSP, b"resp"),)),))),
+])
+def test_messages_fast_path_matches_checked_parse(cls: Any, sample: Any) -> None:
+    """A message's fast path (well-formed bodies) gives what the checked parser gives,
+    value or error, for the sample and for mutations of it (the fallback included)."""
+    import random
+
+    rng = random.Random(8446)
+    body = sample.serialize_body()
+    assert cls.parse_body(body) == cls._parse_checked(body) == sample
+    for _ in range(3000):
+        b = bytearray(body)
+        for _ in range(rng.randrange(1, 3)):
+            i = rng.randrange(len(b) + 1)
+            match rng.randrange(3):
+                case 0 if i < len(b):
+                    b[i] = rng.choice((0, 1, 0xFF, rng.randrange(256)))
+                case 1:
+                    b.insert(i, rng.randrange(256))
+                case _:
+                    del b[i:i + rng.randrange(1, 3)]
+        mutated = bytes(b)
+        assert _outcome(cls.parse_body, mutated) == _outcome(cls._parse_checked, mutated)

@@ -306,6 +306,34 @@ class Certificate(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        # Fast path for a well-formed body whose entries carry no extensions (a server's
+        # chain, usually): lengths checked in place. Anything else -- extensions, or any
+        # length that does not add up -- is read by ``_parse_checked``, which says what
+        # is wrong.
+        n = len(body)
+        if n >= 4:
+            start = 1 + body[0]
+            end = start + 3
+            if end <= n and end + (body[start] << 16 | body[start + 1] << 8
+                                   | body[start + 2]) == n:
+                entries: list[CertificateEntry] = []
+                pos = end
+                while pos + 5 <= n:  # cert_data<1..2^24-1>, then extensions<0..2^16-1>
+                    data_start = pos + 3
+                    data_end = data_start + (body[pos] << 16 | body[pos + 1] << 8
+                                             | body[pos + 2])
+                    if (data_end == data_start or data_end + 2 > n or body[data_end]
+                            or body[data_end + 1]):
+                        break
+                    entries.append(CertificateEntry(bytes(body[data_start:data_end]), ()))
+                    pos = data_end + 2
+                else:
+                    if pos == n:
+                        return cls(bytes(body[1:start]), tuple(entries))
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         entries: list[CertificateEntry] = []
         with Reader(body, "Certificate") as r:
             context = r.opaque(1)
