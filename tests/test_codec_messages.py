@@ -638,3 +638,21 @@ def test_messages_fast_path_matches_checked_parse(cls: Any, sample: Any) -> None
                     del b[i:i + rng.randrange(1, 3)]
         mutated = bytes(b)
         assert _outcome(cls.parse_body, mutated) == _outcome(cls._parse_checked, mutated)
+
+
+def test_messages_client_hello_lists_kept_bytes() -> None:
+    """The cipher_suites and compression bytes a ClientHello keeps between serializations
+    are those of its own lists; a list that does not serialize still raises."""
+    hello = m.ClientHello(ProtocolVersion.TLS12, bytes(32), b"",
+                          (CipherSuite.TLS_AES_128_GCM_SHA256,), (0,), ())
+    first = hello.serialize()
+    assert hello.serialize() == first
+    assert m.ClientHello.parse_body(first[4:]) == replace(hello, has_extensions_block=True)
+    other = replace(hello, cipher_suites=(CipherSuite.TLS_AES_256_GCM_SHA384,
+                                          CipherSuite.TLS_AES_128_GCM_SHA256))
+    assert m.ClientHello.parse_body(other.serialize()[4:]).cipher_suites == \
+        other.cipher_suites
+    import struct
+
+    with pytest.raises(struct.error):
+        replace(hello, cipher_suites=(0x10000,)).serialize()  # type: ignore[arg-type]

@@ -103,6 +103,11 @@ def _check_hello_fields(random: bytes, session_id: bytes) -> None:
         raise ValueError(f"a session id is at most 32 bytes, not {len(session_id)}")
 
 
+# The wire form of a ClientHello's cipher_suites and legacy_compression_methods, by the
+# two tuples (bounded: emptied when full).
+_HELLO_LISTS: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class ClientHello(MessageBase):
     """RFC 8446 §4.1.2 (and RFC 5246 §7.4.1.2): legacy_version; random[32];
@@ -129,8 +134,20 @@ class ClientHello(MessageBase):
         w.u16(self.legacy_version)
         w.raw(self.random)
         w.opaque(1, self.legacy_session_id)
-        write_u16s(w, 2, self.cipher_suites)
-        write_u8s(w, 1, self.legacy_compression_methods)
+        suites, compression = self.cipher_suites, self.legacy_compression_methods
+        # A client sends the same two lists in every hello: their bytes are kept.
+        cacheable = type(suites) is tuple and type(compression) is tuple
+        lists = _HELLO_LISTS.get((suites, compression)) if cacheable else None
+        if lists is None:
+            start = len(w)
+            write_u16s(w, 2, suites)
+            write_u8s(w, 1, compression)
+            if cacheable and len(suites) <= 256:
+                if len(_HELLO_LISTS) >= 64:
+                    _HELLO_LISTS.clear()
+                _HELLO_LISTS[suites, compression] = bytes(w._buf[start:])
+        else:
+            w.raw(lists)
         if self.has_extensions_block:
             serialize_extensions(w, self.extensions)
         elif self.extensions:
