@@ -352,6 +352,19 @@ def verify(
             f"{scheme} cannot be used with a {type(public_key).__name__}"
             + (" in TLS 1.3" if tls13 else "")
         )
+    _verify(scheme, info, public_key, data, signature)
+
+
+def verify_fitting(scheme: SignatureScheme, public_key: PublicKeyTypes, data: bytes,
+                   signature: bytes) -> None:
+    """``verify`` for a scheme that ``scheme_matches_key`` has accepted for this key
+    (with the same ``tls13``): the signature check alone. DecryptError if it is wrong."""
+    info = _SCHEMES[scheme]
+    _verify(scheme, info, public_key, data, signature)
+
+
+def _verify(scheme: SignatureScheme, info: _SchemeInfo, public_key: PublicKeyTypes,
+            data: bytes, signature: bytes) -> None:
     h = info.hash
     try:
         if _is_ec_public(public_key):

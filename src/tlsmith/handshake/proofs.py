@@ -422,14 +422,15 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         raise IllegalParameter(
             f"{SignatureScheme(scheme).name} does not fit the certificate's key",
                                check="cv_scheme_key_mismatch")
+    scheme = member(SignatureScheme, scheme)
     try:
-        sig.verify(scheme, key, content, signature, tls13=tls13)
+        # (scheme_matches_key has made sig.verify's checks: the signature alone.)
+        sig.verify_fitting(scheme, key, content, signature)
     except Exception as exc:
         io.check(what, False, str(exc))
         if isinstance(exc, ProtocolError) and exc.check is None:
             exc.check = "signature_invalid"
         raise
-    scheme = member(SignatureScheme, scheme)
     if io.observed:
         io.check(what, True, f"{scheme.name} signature is valid")
     return SignatureVerified(chain, scheme, _MINT)
