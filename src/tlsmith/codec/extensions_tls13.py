@@ -241,6 +241,15 @@ class KeyShareServerHello(ExtensionBody):
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        n = len(data)
+        if n > 4 and (data[2] << 8 | data[3]) == n - 4:
+            # Well-formed (group, key_exchange<1..2^16-1> filling the body): read in place.
+            return cls(KeyShareEntry(member(NamedGroup, data[0] << 8 | data[1]),
+                                     bytes(data[4:])))
+        return cls._parse_checked(data)
+
+    @classmethod
+    def _parse_checked(cls, data: memoryview | bytes) -> Self:
         with ext_reader(data, cls.extension_type) as r:
             entry = KeyShareEntry.read(r)
         return cls(entry)

@@ -10,6 +10,7 @@ so a parsed message reserializes byte for byte.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Self, TypeAlias
@@ -236,6 +237,27 @@ class ServerHello(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        # Fast path for the fixed fields of a hello that has an extensions block (read in
+        # place, as the checked reads below would); the extensions are parsed the same way.
+        n = len(body)
+        if n > 39:
+            sid_end = 35 + body[34]
+            if body[34] <= 32 and sid_end + 3 < n:
+                random = bytes(body[2:34])
+                r = Reader(body, "ServerHello")
+                r._pos = sid_end + 3
+                extensions = parse_extensions(
+                    r, ExtensionContext.HELLO_RETRY_REQUEST
+                    if random == HELLO_RETRY_REQUEST_RANDOM else ExtensionContext.SERVER_HELLO)
+                r.finish()
+                return cls(member(ProtocolVersion, body[0] << 8 | body[1]), random,
+                           bytes(body[35:sid_end]),
+                           member(CipherSuite, body[sid_end] << 8 | body[sid_end + 1]),
+                           member(CompressionMethod, body[sid_end + 2]), extensions)
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         r = Reader(body, "ServerHello")
         version = member(ProtocolVersion, r.u16())
         random = r.raw(32)
@@ -263,6 +285,8 @@ class EncryptedExtensions(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        if len(body) == 2 and not body[0] and not body[1]:
+            return cls(())  # an empty extensions block (the usual answer)
         with Reader(body, cls.__name__) as r:
             extensions = parse_extensions(r, ExtensionContext.ENCRYPTED_EXTENSIONS)
         return cls(extensions)
@@ -377,6 +401,13 @@ class CertificateVerify(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        n = len(body)
+        if n >= 4 and (body[2] << 8 | body[3]) == n - 4:  # well-formed: read in place
+            return cls(member(SignatureScheme, body[0] << 8 | body[1]), bytes(body[4:]))
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         with Reader(body, "CertificateVerify") as r:
             algorithm = member(SignatureScheme, r.u16())
             signature = r.opaque(2)
@@ -402,6 +433,9 @@ class Finished(MessageBase):
         return cls(bytes(body))
 
 
+_TWO_U32_AT = struct.Struct(">II").unpack_from
+
+
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket(MessageBase):
     """RFC 8446 §4.6.1: uint32 ticket_lifetime; uint32 ticket_age_add;
@@ -423,6 +457,30 @@ class NewSessionTicket(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        # Fast path: the fixed fields and both vectors of a well-formed body read in
+        # place; its extensions parsed the same way (none: no parse at all).
+        n = len(body)
+        if n >= 14:
+            ticket_start = 11 + body[8]  # after the nonce and the ticket's length
+            if ticket_start <= n:
+                ticket_end = ticket_start + (body[ticket_start - 2] << 8
+                                             | body[ticket_start - 1])
+                if ticket_start < ticket_end and ticket_end + 2 <= n:
+                    if (ticket_end + 2 == n and not body[ticket_end]
+                            and not body[ticket_end + 1]):
+                        extensions: tuple[Extension, ...] = ()
+                    else:
+                        r = Reader(body, "NewSessionTicket")
+                        r._pos = ticket_end
+                        extensions = parse_extensions(r, ExtensionContext.NEW_SESSION_TICKET)
+                        r.finish()
+                    lifetime, age_add = _TWO_U32_AT(body, 0)
+                    return cls(lifetime, age_add, bytes(body[9:ticket_start - 2]),
+                               bytes(body[ticket_start:ticket_end]), extensions)
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         with Reader(body, "NewSessionTicket") as r:
             lifetime = r.u32()
             age_add = r.u32()
