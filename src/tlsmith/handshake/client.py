@@ -116,7 +116,9 @@ def session12_to_offer(io: ClientIO) -> Session12 | None:
 
 def begin(io: ClientIO) -> ExpectServerHello:
     """Build and send the first ClientHello."""
-    from tlsmith.handshake import psk13
+    # (psk13 imports this module. ``import a.b.c as c``, not ``from a.b import c``: the
+    # latter runs importlib's Python _handle_fromlist on every call.)
+    import tlsmith.handshake.psk13 as psk13
 
     cfg = io.config
     client_random = io.random(32)
@@ -355,7 +357,8 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ClientIO]:
-        from tlsmith.handshake import client12, client13
+        import tlsmith.handshake.client12 as client12  # (as in begin)
+        import tlsmith.handshake.client13 as client13
 
         sh = ServerHello.parse_body(body)
         io.received(sh, raw)

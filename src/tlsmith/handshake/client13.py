@@ -301,7 +301,7 @@ class ExpectEncryptedExtensions(_State13):
                                             certificate_follows=neg.psk is None)
         h.transcript.update(raw)
         if (alpn != neg.alpn or accepted != neg.early_data_accepted
-                or types != neg.cert_types):
+                or (types is not neg.cert_types and types != neg.cert_types)):
             h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted,
                                        cert_types=types))
         if neg.psk is not None:

@@ -69,7 +69,8 @@ class ChainAccepted:
     by_callback: bool = False
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
     @property
     def trusted(self) -> bool:
@@ -92,7 +93,8 @@ class SignatureVerified:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class KeyTransportServer:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ class FinishedVerified:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ class PskServer:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 def psk_server(identity: bytes) -> PskServer:
