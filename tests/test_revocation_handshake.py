@@ -453,3 +453,12 @@ def test_decide_on_nothing(require: bool) -> None:
                                               revocation.NOT_CHECKED_SENTENCE, fatal=require)
     stapled = revocation.decide([], require=require, must_staple=True, stapled=False)
     assert stapled.fatal and stapled.source == "ocsp-staple"
+
+
+def test_proof_tokens_are_made_by_their_checks_only() -> None:
+    from tlsmith.handshake import proofs
+
+    with pytest.raises(TypeError, match="can only be made by the check"):
+        proofs.ChainAccepted(None, ())
+    with pytest.raises(TypeError, match="can only be made by the check"):
+        proofs.FinishedVerified("server", object())

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
@@ -255,6 +256,9 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
                                                  sent.offered))
 
 
+_CERT_DATA = operator.attrgetter("cert_data")
+
+
 class _State13(Tls13Handshaking[ClientIO]):
     version = ProtocolVersion.TLS13
 
@@ -316,7 +320,7 @@ def _alps_answer(io: ClientIO, ee: EncryptedExtensions, alpn: str | None, neg: N
     must be one we have settings for; none with accepted 0-RTT (the session's apply)."""
     cfg = io.config
     t = alps_mod.extension_type(cfg.alps_new_codepoint)
-    found = next((e for e in ee.extensions if e.extension_type == t), None)
+    found = ext.find_extension_type(ee.extensions, t)
     session = neg.psk.session if neg.psk is not None else None
     if early_accepted:
         if found is not None:
@@ -389,9 +393,10 @@ def _certificate(io: ClientIO, h: Handshake13, body: memoryview, raw: bytes
         # RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
         raise DecodeError("the server sent an empty Certificate message")
     for entry in cert.certificate_list:
-        # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
-        check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
-    chain = tuple(e.cert_data for e in cert.certificate_list)
+        if entry.extensions:
+            # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
+            check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
+    chain = tuple(map(_CERT_DATA, cert.certificate_list))
     if rpk:
         accepted = accept_server_raw_key(io, single_raw_key(chain))
     else:
