@@ -48,6 +48,7 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangeECDHE,
 )
 from tlsmith.errors import DecodeError, IllegalParameter
+from tlsmith.frozen import fast_init
 
 __all__ = [
     "DOWNGRADE_TLS11",
@@ -109,6 +110,7 @@ def _check_hello_fields(random: bytes, session_id: bytes) -> None:
 _HELLO_LISTS: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientHello(MessageBase):
     """RFC 8446 §4.1.2 (and RFC 5246 §7.4.1.2): legacy_version; random[32];
@@ -197,6 +199,7 @@ class ClientHello(MessageBase):
         return replace(self, extensions=(*self.extensions[:-1], new_psk))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServerHello(MessageBase):
     """RFC 8446 §4.1.3 (and RFC 5246 §7.4.1.3): legacy_version; random[32];
@@ -273,6 +276,7 @@ class ServerHello(MessageBase):
         return cls(version, random, session_id, suite, compression, extensions)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EncryptedExtensions(MessageBase):
     """RFC 8446 §4.3.1: Extension extensions<0..2^16-1>."""
@@ -319,6 +323,7 @@ class CertificateRequest(MessageBase):
         return cls(context, extensions)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
     """RFC 8446 §4.4.2: opaque cert_data<1..2^24-1> (X.509 DER, or a raw public key);
@@ -328,6 +333,7 @@ class CertificateEntry:
     extensions: tuple[Extension, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Certificate(MessageBase):
     """RFC 8446 §4.4.2: opaque certificate_request_context<0..2^8-1>;
@@ -386,6 +392,7 @@ class Certificate(MessageBase):
         return cls(context, tuple(entries))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CertificateVerify(MessageBase):
     """RFC 8446 §4.4.3: SignatureScheme algorithm; opaque signature<0..2^16-1>. Also the
@@ -414,6 +421,7 @@ class CertificateVerify(MessageBase):
         return cls(algorithm, signature)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Finished(MessageBase):
     """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: opaque verify_data[Hash.length] (or 12 bytes in
@@ -436,6 +444,7 @@ class Finished(MessageBase):
 _TWO_U32_AT = struct.Struct(">II").unpack_from
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket(MessageBase):
     """RFC 8446 §4.6.1: uint32 ticket_lifetime; uint32 ticket_age_add;
