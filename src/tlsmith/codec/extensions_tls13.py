@@ -163,8 +163,15 @@ class KeyShareEntry:
     key_exchange: bytes
 
     def write(self, w: Writer) -> None:
-        w.u16(self.group)
-        w.opaque(2, self.key_exchange)
+        # (w.u16 and w.opaque(2, ...) in place: a share is written in every hello.)
+        buf = w._buf
+        buf += self.group.to_bytes(2, "big")
+        key_exchange = self.key_exchange
+        n = len(key_exchange)
+        if n > 0xFFFF:
+            raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+        buf += n.to_bytes(2, "big")
+        buf += key_exchange
 
     @classmethod
     def read(cls, r: Reader) -> KeyShareEntry:
@@ -180,9 +187,16 @@ class KeyShareClientHello(ExtensionBody):
     client_shares: tuple[KeyShareEntry, ...]
 
     def write_body(self, w: Writer) -> None:
-        with w.vector(2):
-            for entry in self.client_shares:
-                entry.write(w)
+        # (w.vector(2) in place, as serialize_extensions does.)
+        buf = w._buf
+        start = len(buf)
+        buf += b"\x00\x00"
+        for entry in self.client_shares:
+            entry.write(w)
+        n = len(buf) - start - 2
+        if n > 0xFFFF:
+            raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+        buf[start:start + 2] = n.to_bytes(2, "big")
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
