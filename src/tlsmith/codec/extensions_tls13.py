@@ -193,10 +193,7 @@ class KeyShareClientHello(ExtensionBody):
         buf += b"\x00\x00"
         for entry in self.client_shares:
             entry.write(w)
-        n = len(buf) - start - 2
-        if n > 0xFFFF:
-            raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
-        buf[start:start + 2] = n.to_bytes(2, "big")
+        _fill_u16_length(buf, start)
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
@@ -329,6 +326,15 @@ class EarlyDataIndication(ExtensionBody):
 
 
 # -- pre_shared_key (§4.2.11) -----------------------------------------------------------
+def _fill_u16_length(buf: bytearray, start: int) -> None:
+    """The 2-byte length at ``start`` of the vector written after it (Writer.vector's
+    ending, in place)."""
+    n = len(buf) - start - 2
+    if n > 0xFFFF:
+        raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+    buf[start:start + 2] = n.to_bytes(2, "big")
+
+
 @dataclass(frozen=True, slots=True)
 class PskIdentity:
     """opaque identity<1..2^16-1>; uint32 obfuscated_ticket_age."""
@@ -346,15 +352,34 @@ class PreSharedKeyClientHello(ExtensionBody):
     identities: tuple[PskIdentity, ...]
     binders: tuple[bytes, ...]
 
+    # (Both vectors written in place, as w.vector / w.opaque / w.u32 would, with the same
+    # errors in the same order: a resuming client writes them for every hello.)
     def write_body(self, w: Writer) -> None:
-        with w.vector(2):
-            for ident in self.identities:
-                w.opaque(2, ident.identity)
-                w.u32(ident.obfuscated_ticket_age)
+        buf = w._buf
+        start = len(buf)
+        buf += b"\x00\x00"
+        for ident in self.identities:
+            identity = ident.identity
+            n = len(identity)
+            if n > 0xFFFF:
+                raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+            buf += n.to_bytes(2, "big")
+            buf += identity
+            buf += ident.obfuscated_ticket_age.to_bytes(4, "big")
+        _fill_u16_length(buf, start)
         self.write_binders(w)
 
     def write_binders(self, w: Writer) -> None:
-        write_opaque_list(w, 2, 1, self.binders)
+        buf = w._buf
+        start = len(buf)
+        buf += b"\x00\x00"
+        for binder in self.binders:
+            n = len(binder)
+            if n > 0xFF:
+                raise ValueError(f"{n} bytes do not fit a 1-byte length prefix")
+            buf.append(n)
+            buf += binder
+        _fill_u16_length(buf, start)
 
     def binders_length(self) -> int:
         """Bytes of the serialized binders vector, its 2-byte length included: what
