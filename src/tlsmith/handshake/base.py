@@ -250,6 +250,8 @@ _FORBIDDEN_IN: dict[ExtensionContext, frozenset[ExtensionType]] = {
     | TLS12_ONLY_EXTENSIONS
     for where in ExtensionContext
 }
+# TLS 1.2: the TLS 1.3 extensions a TLS 1.2 ServerHello may not carry.
+_FORBIDDEN_TLS12 = frozenset(ALLOWED_IN) - TLS12_SERVER_HELLO_EXTENSIONS
 
 
 def check_server_extensions(
@@ -259,24 +261,23 @@ def check_server_extensions(
     """RFC 8446 §4.2 / RFC 5246 §7.4.1.4: a recognised extension in a message it is not
     defined for is an illegal_parameter (TLS 1.3) or unsupported_extension (TLS 1.2); a
     response to an extension we never offered is an unsupported_extension."""
-    if not tls12:
-        # The common case first, with no Enum call: every extension may appear here and
-        # answers one we offered (or the message is a server request, where any may).
-        # Anything else is judged by the loop below, which raises the precise error.
-        forbidden = _FORBIDDEN_IN[where]
-        if where is _CR or where is _NST:
-            for ext in extensions:
-                if ext.extension_type in forbidden:
-                    break
-            else:
-                return
+    # The common case first, with no Enum call: every extension may appear here and
+    # answers one we offered (or the message is a server request, where any may).
+    # Anything else is judged by the loop below, which raises the precise error.
+    forbidden = _FORBIDDEN_TLS12 if tls12 else _FORBIDDEN_IN[where]
+    if where is _CR or where is _NST:
+        for ext in extensions:
+            if ext.extension_type in forbidden:
+                break
         else:
-            for ext in extensions:
-                t = ext.extension_type
-                if t in forbidden or t not in offered:
-                    break
-            else:
-                return
+            return
+    else:
+        for ext in extensions:
+            t = ext.extension_type
+            if t in forbidden or t not in offered:
+                break
+        else:
+            return
     for ext in extensions:
         t = ExtensionType(ext.extension_type)
         if tls12:
