@@ -412,7 +412,7 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             raise IllegalParameter("the ServerHello after a HelloRetryRequest has no "
                                    "supported_versions (it must select TLS 1.3)",
                                    check="hrr_version_changed")
-        server_version = ProtocolVersion(sh.legacy_version)
+        server_version = member(ProtocolVersion, sh.legacy_version)
         if ProtocolVersion.TLS13 in versions:
             if sh.random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
                 # RFC 8446 §4.1.3: a TLS 1.3 client MUST abort with illegal_parameter.

@@ -24,6 +24,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    member,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import CertificateVerify, ClientHello, Finished, ServerHello
@@ -397,7 +398,7 @@ class ExpectServerKeyExchange(_State12):
         if h.suite.key_exchange == "ecdhe":
             ske = ServerKeyExchangeECDHE.parse_body(body)
             io.received(ske, raw)
-            group = NamedGroup(ske.named_curve)
+            group = member(NamedGroup, ske.named_curve)
             _check_curve(h, group)
             h = h.but(group=group, server_public=ske.public)
         else:
@@ -672,7 +673,7 @@ class ExpectFinished(_State12):
         scheme = self.auth.scheme if isinstance(self.auth, SignatureVerified) else None
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=h.group,
             signature_scheme=scheme,
             alpn=h.alpn,
@@ -699,7 +700,7 @@ class ExpectFinished(_State12):
             _emit_session(io, Session12(
                 session_id=h.session_id, ticket=h.new_ticket,
                 master_secret=self.keys.master_secret,
-                cipher_suite=CipherSuite(h.suite.suite), extended_master_secret=h.ems,
+                cipher_suite=member(CipherSuite, h.suite.suite), extended_master_secret=h.ems,
                 received_at=io.now(), lifetime=h.ticket_lifetime if h.new_ticket else 0,
                 server_name=sni_name(io.config.server_name), alpn=h.alpn,
                 peer_certificates=chain.chain,
@@ -746,7 +747,7 @@ class ExpectResumedFinished(_State12):
         _send(io, h, finished(self.keys, h.transcript, client=True))
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=None,
             signature_scheme=None,
             alpn=h.alpn,
