@@ -133,7 +133,8 @@ class Session13:
         return _pem(self.to_bytes())
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Session12:
     """A TLS 1.2 session: its session ID and/or RFC 5077 ticket and master secret."""
 
