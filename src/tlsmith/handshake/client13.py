@@ -274,7 +274,8 @@ class ExpectEncryptedExtensions(_State13):
         h = self.hs
         ee = EncryptedExtensions.parse_body(body)
         io.received(ee, raw)
-        check_server_extensions(ee.extensions, Ctx.ENCRYPTED_EXTENSIONS, h.offered)
+        if ee.extensions:
+            check_server_extensions(ee.extensions, Ctx.ENCRYPTED_EXTENSIONS, h.offered)
         alpn = None
         chosen = ext.find_extension(ee.extensions, ext.ApplicationLayerProtocolNegotiation)
         if chosen is not None:

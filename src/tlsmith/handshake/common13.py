@@ -214,10 +214,13 @@ class Connected13(State[IO]):
         if msg_type == HandshakeType.NEW_SESSION_TICKET:
             ticket = NewSessionTicket.parse_body(body)
             io.received(ticket, raw)
-            check_server_extensions(ticket.extensions, ExtensionContext.NEW_SESSION_TICKET,
-                                    frozenset())
-            early = find_extension(ticket.extensions, EarlyDataIndication)
-            flags = ticket_flags(ticket)
+            early: EarlyDataIndication | None = None
+            flags = 0
+            if ticket.extensions:  # (usually none)
+                check_server_extensions(ticket.extensions,
+                                        ExtensionContext.NEW_SESSION_TICKET, frozenset())
+                early = find_extension(ticket.extensions, EarlyDataIndication)
+                flags = ticket_flags(ticket)
             if ticket.ticket_lifetime > 604800:
                 # RFC 8446 §4.6.1: "Servers MUST NOT use any value greater than 604800".
                 raise IllegalParameter("a NewSessionTicket lifetime above 7 days")
