@@ -259,11 +259,13 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
         return _with_revocation(accepted, received, status)
     if cfg.ocsp_unchecked:
         staple = None  # handed over (ocsp_response) for the caller to check
+    # (The clock is read even when nothing below needs it: deterministic traces made
+    # with a ticking test clock depend on the handshake's clock reads.)
+    now = datetime.fromtimestamp(io.now(), tz=UTC)
     leaf = verified.leaf
     statuses: list[RevocationStatus] = []
     if staple is not None or cfg.crls:
         path = verified.chain
-        now = datetime.fromtimestamp(io.now(), tz=UTC)
         # The validated path runs leaf first, anchor last; a trusted self-signed leaf is
         # its own issuer.
         issuer = path[1] if len(path) > 1 else leaf
