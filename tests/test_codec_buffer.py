@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tlsmith.codec.buffer import Reader, Writer
@@ -185,3 +187,40 @@ def test_buffer_writer_reader_round_trip() -> None:
     with r.vector(2) as sub:
         assert sub.u32() == 7
     r.finish()
+
+
+def test_buffer_vector_2_inline_matches_the_length_path() -> None:
+    """vector(2) reads its length inline: the same sub-reader, position and errors as
+    the general path (_length) gives."""
+    import random
+
+    from tlsmith.errors import DecodeError as Err
+
+    def reference(r: Reader, min_len: int) -> Reader:
+        n = r._length(2)
+        if n < min_len:
+            raise Err(f"{r._what}: vector of {n} byte(s), minimum {min_len}")
+        pos = r._pos
+        end = pos + n
+        if end > r._end:
+            raise r._truncated(n, pos)
+        r._pos = end
+        return Reader(r._data[pos:end], r._what)
+
+    def outcome(read: Any, data: bytes, start: int, min_len: int) -> tuple[Any, ...]:
+        r = Reader(data, "thing")
+        r._pos = start
+        try:
+            sub = read(r, min_len)
+        except Err as exc:
+            return ("error", str(exc), r._pos)
+        return ("ok", bytes(sub._data), sub._what, r._pos)
+
+    rng = random.Random(2)
+    for _ in range(3000):
+        data = bytes(rng.randrange(256) if rng.random() < 0.3 else rng.randrange(4)
+                     for _ in range(rng.randrange(0, 8)))
+        start = rng.randrange(len(data) + 1)
+        min_len = rng.randrange(3)
+        assert outcome(lambda r, m: r.vector(2, min_len=m), data, start, min_len) == \
+            outcome(reference, data, start, min_len)

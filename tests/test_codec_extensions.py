@@ -4,6 +4,7 @@ trailing bytes are decode_error, RFC rules on extension blocks, raw keeping of u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -711,3 +712,49 @@ def test_tls12_only_malformed_is_frozen_and_raw() -> None:
         ext.data = b""  # type: ignore[misc]
     with pytest.raises(DecodeError, match="extended_master_secret extension: why"):
         x.require_well_formed([ext])
+
+
+def test_in_place_writers_match_the_writer_forms() -> None:
+    """pre_shared_key and key_share are written straight into the Writer's buffer: the
+    same bytes, and the same error after the same partial output, as Writer.vector /
+    opaque / u16 / u32 give."""
+    from tlsmith.codec.extensions_base import write_opaque_list
+
+    def reference(e: Any, w: Writer) -> None:
+        if isinstance(e, x.PreSharedKeyClientHello):
+            with w.vector(2):
+                for ident in e.identities:
+                    w.opaque(2, ident.identity)
+                    w.u32(ident.obfuscated_ticket_age)
+            write_opaque_list(w, 2, 1, e.binders)
+        else:
+            with w.vector(2):
+                for entry in e.client_shares:
+                    w.u16(entry.group)
+                    w.opaque(2, entry.key_exchange)
+
+    def run(write: Any, e: Any) -> tuple[Any, ...]:
+        w = Writer()
+        try:
+            write(e, w)
+        except Exception as exc:  # (the error and the partial output are compared)
+            return (type(exc), str(exc), w.getvalue())
+        return ("ok", w.getvalue())
+
+    psk, ident = x.PreSharedKeyClientHello, x.PskIdentity
+    share, shares = x.KeyShareEntry, x.KeyShareClientHello
+    cases: list[Any] = [
+        psk((ident(b"id", 5),), (b"b" * 32,)),
+        psk((ident(b"a" * 100, 2**32 - 1), ident(b"b", 0)), (b"x" * 48, b"y" * 32)),
+        psk((ident(b"a" * 70000, 1),), (b"b" * 32,)),
+        psk((ident(b"a", 2**32),), (b"b",)),
+        psk((ident(b"a", 1),), (b"b" * 256,)),
+        psk((ident(b"a" * 30000, 1),) * 3, (b"b",)),
+        psk((ident(b"a", 1),), (b"b" * 255,) * 300),
+        shares((share(NamedGroup.X25519, b"a" * 32), share(NamedGroup.SECP256R1, b"c" * 65))),
+        shares((share(NamedGroup.X25519, b"a" * 70000),)),
+        shares((share(70000, b"a"),)),  # type: ignore[arg-type]
+        shares((share(NamedGroup.X25519, b"a" * 30000),) * 3),
+    ]
+    for e in cases:
+        assert run(lambda e, w: e.write_body(w), e) == run(reference, e), e

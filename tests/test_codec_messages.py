@@ -661,3 +661,70 @@ def test_direct_serialize_refuses_as_the_generic_one(msg: m.MessageBase) -> None
         _generic_serialize(msg)
     with pytest.raises(generic.type, match=str(generic.value)[:20] or None):
         msg.serialize()
+def _outcome(parse: Any, body: bytes) -> tuple[Any, ...]:
+    try:
+        return ("ok", parse(body))
+    except Exception as exc:  # (the exception itself is what is compared)
+        return ("error", type(exc), str(exc))
+
+
+@pytest.mark.parametrize("cls, sample", [
+    (m.Certificate, m.Certificate(b"", (m.CertificateEntry(b"\x30\x01\x00"),
+                                        m.CertificateEntry(b"\x30\x00")))),
+    (m.Certificate, m.Certificate(b"\x07", (m.CertificateEntry(b"\x30\x00", (
+        x.CertificateStatusExtension(CertificateStatusType.OCSP, b"resp"),)),))),
+    (m.ServerHello, SERVER_HELLO),
+    (m.ServerHello, HRR),
+    (m.ServerHello, SERVER_HELLO_12),
+    (m.ServerHello, SERVER_HELLO_NO_EXT),
+    (m.CertificateVerify, m.CertificateVerify(SignatureScheme.ECDSA_SECP256R1_SHA256, b"sig")),
+    (m.NewSessionTicket, m.NewSessionTicket(7200, 0xDEADBEEF, b"\x00", b"ticket", ())),
+    (m.NewSessionTicket, m.NewSessionTicket(0, 1, b"", b"t" * 300, (
+        x.EarlyDataIndication(16384), x.UnknownExtension(ExtensionType(0x8A8A), b"")))),
+    (x.KeyShareServerHello, x.KeyShareServerHello(x.KeyShareEntry(NamedGroup.X25519,
+                                                                  b"\x01" * 32))),
+])
+def test_messages_fast_path_matches_checked_parse(cls: Any, sample: Any) -> None:
+    """A message's fast path (well-formed bodies) gives what the checked parser gives,
+    value or error, for the sample and for mutations of it (the fallback included)."""
+    import random
+
+    rng = random.Random(8446)
+    body = sample.serialize_body()
+    if issubclass(cls, x.ExtensionBody):  # (an extension body parses in its context)
+        ctx = x.ExtensionContext.SERVER_HELLO
+        fast: Any = lambda b: cls.parse_body(b, ctx)  # noqa: E731
+    else:
+        fast = cls.parse_body
+    assert fast(body) == cls._parse_checked(body) == sample
+    for _ in range(3000):
+        b = bytearray(body)
+        for _ in range(rng.randrange(1, 3)):
+            i = rng.randrange(len(b) + 1)
+            match rng.randrange(3):
+                case 0 if i < len(b):
+                    b[i] = rng.choice((0, 1, 0xFF, rng.randrange(256)))
+                case 1:
+                    b.insert(i, rng.randrange(256))
+                case _:
+                    del b[i:i + rng.randrange(1, 3)]
+        mutated = bytes(b)
+        assert _outcome(fast, mutated) == _outcome(cls._parse_checked, mutated)
+
+
+def test_messages_client_hello_lists_kept_bytes() -> None:
+    """The cipher_suites and compression bytes a ClientHello keeps between serializations
+    are those of its own lists; a list that does not serialize still raises."""
+    hello = m.ClientHello(ProtocolVersion.TLS12, bytes(32), b"",
+                          (CipherSuite.TLS_AES_128_GCM_SHA256,), (0,), ())
+    first = hello.serialize()
+    assert hello.serialize() == first
+    assert m.ClientHello.parse_body(first[4:]) == replace(hello, has_extensions_block=True)
+    other = replace(hello, cipher_suites=(CipherSuite.TLS_AES_256_GCM_SHA384,
+                                          CipherSuite.TLS_AES_128_GCM_SHA256))
+    assert m.ClientHello.parse_body(other.serialize()[4:]).cipher_suites == \
+        other.cipher_suites
+    import struct
+
+    with pytest.raises(struct.error):
+        replace(hello, cipher_suites=(0x10000,)).serialize()  # type: ignore[arg-type]

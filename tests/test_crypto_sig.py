@@ -15,6 +15,7 @@ from tlsmith.crypto.sig import (
     schemes_for_private_key,
     sign,
     verify,
+    verify_fitting,
 )
 from tlsmith.errors import DecryptError, IllegalParameter, InternalError
 
@@ -75,6 +76,22 @@ def test_sig_tampered_signature_or_data_is_decrypt_error(scheme: S, keys: dict[s
         verify(scheme, key.public_key(), DATA, signature[:-1])
     with pytest.raises(DecryptError):
         verify(scheme, key.public_key(), DATA, b"")
+
+
+@pytest.mark.parametrize("scheme", list(KEY_FOR_SCHEME), ids=str)
+def test_sig_verify_fitting_is_verify_after_the_checks(scheme: S, keys: dict[str, Any]
+                                                      ) -> None:
+    """verify_fitting (for a scheme scheme_matches_key accepted): the same verdict and
+    error as verify."""
+    key = keys[KEY_FOR_SCHEME[scheme]]
+    signature = sign(scheme, key, DATA)
+    verify_fitting(scheme, key.public_key(), DATA, signature)
+    for data, sig in ((DATA + b"!", signature), (DATA, signature[:-1]), (DATA, b"")):
+        with pytest.raises(DecryptError) as fitting:
+            verify_fitting(scheme, key.public_key(), data, sig)
+        with pytest.raises(DecryptError) as checked:
+            verify(scheme, key.public_key(), data, sig)
+        assert str(fitting.value) == str(checked.value)
 
 
 def test_sig_other_key_of_the_right_type_is_decrypt_error(keys: dict[str, Any]) -> None:

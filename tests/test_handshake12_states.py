@@ -378,3 +378,27 @@ def test_unknown_record_content_type(certs: dict[str, CertFiles], role: str, sta
     r = reach(role, state, certs)
     expect_alert12(r.victim, plaintext_record(content_type, b"\x01\x02\x03"),
                    UnexpectedMessage, r.session)
+
+
+def test_handshake12_but_is_replace() -> None:
+    """Handshake12.but builds the copy field by field: these must be all the fields, and
+    the copy what dataclasses.replace gives."""
+    import dataclasses
+
+    from tlsmith.handshake.client12 import Handshake12
+
+    names = [f.name for f in dataclasses.fields(Handshake12)]
+    assert names == [
+        "hello", "server_random", "suite", "transcript", "ems", "etm", "alpn", "group",
+        "server_public", "dh_params", "cert_requested", "cert_request", "status_requested",
+        "ticket_expected", "session_id", "new_ticket", "ticket_lifetime", "psk_hint",
+        "psk_identity", "next_protocol", "cert_types"]
+    base = Handshake12(*[object() for _ in names])  # type: ignore[arg-type]
+    changes: dict[str, object] = {
+        "group": None, "server_public": b"p", "dh_params": (23, 5), "cert_requested": True,
+        "cert_request": None, "psk_hint": b"h", "psk_identity": None, "new_ticket": b"t",
+        "ticket_lifetime": 7}
+    assert base.but() == base
+    for name, value in changes.items():
+        assert base.but(**{name: value}) == dataclasses.replace(base, **{name: value})  # type: ignore[arg-type]
+    assert base.but(**changes) == dataclasses.replace(base, **changes)  # type: ignore[arg-type]

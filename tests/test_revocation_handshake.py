@@ -421,3 +421,44 @@ def test_strict_is_passed_to_the_verifier(pki: OcspPki) -> None:
         out = run(*configs(pki, ProtocolVersion.TLS13, staple=good_response(pki),
                            strict=strict))
         assert out.client_error is None, (strict, out.client_error)
+
+
+def test_verdict_on_the_accepted_chain_keeps_every_field() -> None:
+    """check_revocation builds the ChainAccepted it returns field by field (not with
+    dataclasses.replace): these must be all its fields, and the result the same."""
+    import dataclasses
+
+    from tlsmith.handshake import proofs
+    from tlsmith.x509 import revocation
+
+    assert [f.name for f in dataclasses.fields(proofs.ChainAccepted)] == [
+        "verified", "chain", "_mint", "revocation", "raw_public_key", "key_trusted",
+        "ocsp_response", "by_callback"]
+    before = proofs.ChainAccepted(None, (b"leaf",), proofs._MINT, None, True, True, None,
+                                  True)
+    status = revocation.decide([], require=False, must_staple=False, stapled=False)
+    after = proofs._with_revocation(before, b"staple", status)
+    assert after == replace(before, ocsp_response=b"staple", revocation=status)
+    assert (after.raw_public_key, after.key_trusted, after.by_callback) == (True, True, True)
+
+
+@pytest.mark.parametrize("require", [False, True])
+def test_decide_on_nothing(require: bool) -> None:
+    """No status at all (no staple, no CRL): the soft-fail verdict (fatal if required);
+    must-staple still fails."""
+    from tlsmith.x509 import revocation
+
+    got = revocation.decide([], require=require, must_staple=False, stapled=False)
+    assert got == revocation.RevocationStatus("not_checked", None,
+                                              revocation.NOT_CHECKED_SENTENCE, fatal=require)
+    stapled = revocation.decide([], require=require, must_staple=True, stapled=False)
+    assert stapled.fatal and stapled.source == "ocsp-staple"
+
+
+def test_proof_tokens_are_made_by_their_checks_only() -> None:
+    from tlsmith.handshake import proofs
+
+    with pytest.raises(TypeError, match="can only be made by the check"):
+        proofs.ChainAccepted(None, ())
+    with pytest.raises(TypeError, match="can only be made by the check"):
+        proofs.FinishedVerified("server", object())

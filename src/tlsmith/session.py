@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from tlsmith.codec.buffer import Reader, Writer
 from tlsmith.codec.enums import CipherSuite
 from tlsmith.errors import DecodeError, UsageError
+from tlsmith.frozen import fast_init
 
 _PEM_BEGIN = "-----BEGIN TLSMITH SESSION-----"
 _PEM_END = "-----END TLSMITH SESSION-----"
@@ -74,7 +75,8 @@ def _read_chain(r: Reader) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Session13:
     """A TLS 1.3 resumption ticket and what the client needs to use it (RFC 8446 §4.6.1).
 
@@ -131,7 +133,8 @@ class Session13:
         return _pem(self.to_bytes())
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Session12:
     """A TLS 1.2 session: its session ID and/or RFC 5077 ticket and master secret."""
 

@@ -131,10 +131,19 @@ class Reader:
     def vector(self, prefix: int, *, min_len: int = 0, what: str | None = None) -> Reader:
         """A sub-reader over a length-prefixed vector; call ``finish()`` on it (or use
         it as a context manager) so unconsumed bytes are caught."""
-        n = self._length(prefix)
+        pos = self._pos
+        if prefix == 2:  # (_length inlined for the usual prefix: every extension block)
+            end = pos + 2
+            if end > self._end:
+                raise self._truncated(2, pos)
+            self._pos = pos = end
+            data = self._data
+            n = data[end - 2] << 8 | data[end - 1]
+        else:
+            n = self._length(prefix)
+            pos = self._pos
         if n < min_len:
             raise DecodeError(f"{what or self._what}: vector of {n} byte(s), minimum {min_len}")
-        pos = self._pos
         end = pos + n
         if end > self._end:
             raise self._truncated(n, pos)

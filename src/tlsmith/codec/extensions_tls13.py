@@ -163,8 +163,15 @@ class KeyShareEntry:
     key_exchange: bytes
 
     def write(self, w: Writer) -> None:
-        w.u16(self.group)
-        w.opaque(2, self.key_exchange)
+        # (w.u16 and w.opaque(2, ...) in place: a share is written in every hello.)
+        buf = w._buf
+        buf += self.group.to_bytes(2, "big")
+        key_exchange = self.key_exchange
+        n = len(key_exchange)
+        if n > 0xFFFF:
+            raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+        buf += n.to_bytes(2, "big")
+        buf += key_exchange
 
     @classmethod
     def read(cls, r: Reader) -> KeyShareEntry:
@@ -180,9 +187,13 @@ class KeyShareClientHello(ExtensionBody):
     client_shares: tuple[KeyShareEntry, ...]
 
     def write_body(self, w: Writer) -> None:
-        with w.vector(2):
-            for entry in self.client_shares:
-                entry.write(w)
+        # (w.vector(2) in place, as serialize_extensions does.)
+        buf = w._buf
+        start = len(buf)
+        buf += b"\x00\x00"
+        for entry in self.client_shares:
+            entry.write(w)
+        _fill_u16_length(buf, start)
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
@@ -241,6 +252,15 @@ class KeyShareServerHello(ExtensionBody):
 
     @classmethod
     def parse_body(cls, data: memoryview | bytes, context: ExtensionContext) -> Self:
+        n = len(data)
+        if n > 4 and (data[2] << 8 | data[3]) == n - 4:
+            # Well-formed (group, key_exchange<1..2^16-1> filling the body): read in place.
+            return cls(KeyShareEntry(member(NamedGroup, data[0] << 8 | data[1]),
+                                     bytes(data[4:])))
+        return cls._parse_checked(data)
+
+    @classmethod
+    def _parse_checked(cls, data: memoryview | bytes) -> Self:
         with ext_reader(data, cls.extension_type) as r:
             entry = KeyShareEntry.read(r)
         return cls(entry)
@@ -306,6 +326,15 @@ class EarlyDataIndication(ExtensionBody):
 
 
 # -- pre_shared_key (§4.2.11) -----------------------------------------------------------
+def _fill_u16_length(buf: bytearray, start: int) -> None:
+    """The 2-byte length at ``start`` of the vector written after it (Writer.vector's
+    ending, in place)."""
+    n = len(buf) - start - 2
+    if n > 0xFFFF:
+        raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+    buf[start:start + 2] = n.to_bytes(2, "big")
+
+
 @dataclass(frozen=True, slots=True)
 class PskIdentity:
     """opaque identity<1..2^16-1>; uint32 obfuscated_ticket_age."""
@@ -323,15 +352,34 @@ class PreSharedKeyClientHello(ExtensionBody):
     identities: tuple[PskIdentity, ...]
     binders: tuple[bytes, ...]
 
+    # (Both vectors written in place, as w.vector / w.opaque / w.u32 would, with the same
+    # errors in the same order: a resuming client writes them for every hello.)
     def write_body(self, w: Writer) -> None:
-        with w.vector(2):
-            for ident in self.identities:
-                w.opaque(2, ident.identity)
-                w.u32(ident.obfuscated_ticket_age)
+        buf = w._buf
+        start = len(buf)
+        buf += b"\x00\x00"
+        for ident in self.identities:
+            identity = ident.identity
+            n = len(identity)
+            if n > 0xFFFF:
+                raise ValueError(f"{n} bytes do not fit a 2-byte length prefix")
+            buf += n.to_bytes(2, "big")
+            buf += identity
+            buf += ident.obfuscated_ticket_age.to_bytes(4, "big")
+        _fill_u16_length(buf, start)
         self.write_binders(w)
 
     def write_binders(self, w: Writer) -> None:
-        write_opaque_list(w, 2, 1, self.binders)
+        buf = w._buf
+        start = len(buf)
+        buf += b"\x00\x00"
+        for binder in self.binders:
+            n = len(binder)
+            if n > 0xFF:
+                raise ValueError(f"{n} bytes do not fit a 1-byte length prefix")
+            buf.append(n)
+            buf += binder
+        _fill_u16_length(buf, start)
 
     def binders_length(self) -> int:
         """Bytes of the serialized binders vector, its 2-byte length included: what

@@ -10,6 +10,7 @@ so a parsed message reserializes byte for byte.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar, Self, TypeAlias
@@ -47,6 +48,7 @@ from tlsmith.codec.messages12 import (
     ServerKeyExchangeECDHE,
 )
 from tlsmith.errors import DecodeError, IllegalParameter
+from tlsmith.frozen import fast_init
 
 __all__ = [
     "DOWNGRADE_TLS11",
@@ -109,6 +111,12 @@ def _check_hello_fields(random: bytes, session_id: bytes) -> None:
         raise ValueError(f"a session id is at most 32 bytes, not {len(session_id)}")
 
 
+# The wire form of a ClientHello's cipher_suites and legacy_compression_methods, by the
+# two tuples (bounded: emptied when full).
+_HELLO_LISTS: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ClientHello(MessageBase):
     """RFC 8446 §4.1.2 (and RFC 5246 §7.4.1.2): legacy_version; random[32];
@@ -135,8 +143,20 @@ class ClientHello(MessageBase):
         w.u16(self.legacy_version)
         w.raw(self.random)
         w.opaque(1, self.legacy_session_id)
-        write_u16s(w, 2, self.cipher_suites)
-        write_u8s(w, 1, self.legacy_compression_methods)
+        suites, compression = self.cipher_suites, self.legacy_compression_methods
+        # A client sends the same two lists in every hello: their bytes are kept.
+        cacheable = type(suites) is tuple and type(compression) is tuple
+        lists = _HELLO_LISTS.get((suites, compression)) if cacheable else None
+        if lists is None:
+            start = len(w)
+            write_u16s(w, 2, suites)
+            write_u8s(w, 1, compression)
+            if cacheable and len(suites) <= 256:
+                if len(_HELLO_LISTS) >= 64:
+                    _HELLO_LISTS.clear()
+                _HELLO_LISTS[suites, compression] = bytes(w._buf[start:])
+        else:
+            w.raw(lists)
         if self.has_extensions_block:
             serialize_extensions(w, self.extensions)
         elif self.extensions:
@@ -185,6 +205,7 @@ class ClientHello(MessageBase):
         return replace(self, extensions=(*self.extensions[:-1], new_psk))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ServerHello(MessageBase):
     """RFC 8446 §4.1.3 (and RFC 5246 §7.4.1.3): legacy_version; random[32];
@@ -241,12 +262,33 @@ class ServerHello(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        # Fast path for the fixed fields of a hello that has an extensions block (read in
+        # place, as the checked reads below would); the extensions are parsed the same way.
+        n = len(body)
+        if n > 39:
+            sid_end = 35 + body[34]
+            if body[34] <= 32 and sid_end + 3 < n:
+                random = bytes(body[2:34])
+                r = Reader(body, "ServerHello")
+                r._pos = sid_end + 3
+                extensions = parse_extensions(
+                    r, ExtensionContext.HELLO_RETRY_REQUEST
+                    if random == HELLO_RETRY_REQUEST_RANDOM else ExtensionContext.SERVER_HELLO)
+                r.finish()
+                return cls(member(ProtocolVersion, body[0] << 8 | body[1]), random,
+                           bytes(body[35:sid_end]),
+                           member(CipherSuite, body[sid_end] << 8 | body[sid_end + 1]),
+                           member(CompressionMethod, body[sid_end + 2]), extensions)
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         r = Reader(body, "ServerHello")
         version = member(ProtocolVersion, r.u16())
         random = r.raw(32)
         session_id = r.opaque(1, max_len=32)
         suite = member(CipherSuite, r.u16())
-        compression = CompressionMethod(r.u8())
+        compression = member(CompressionMethod, r.u8())
         if r.at_end():
             return cls(version, random, session_id, suite, compression, (), False)
         context = (ExtensionContext.HELLO_RETRY_REQUEST if random == HELLO_RETRY_REQUEST_RANDOM
@@ -256,6 +298,7 @@ class ServerHello(MessageBase):
         return cls(version, random, session_id, suite, compression, extensions)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class EncryptedExtensions(MessageBase):
     """RFC 8446 §4.3.1: Extension extensions<0..2^16-1>."""
@@ -268,6 +311,8 @@ class EncryptedExtensions(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        if len(body) == 2 and not body[0] and not body[1]:
+            return cls(())  # an empty extensions block (the usual answer)
         with Reader(body, cls.__name__) as r:
             extensions = parse_extensions(r, ExtensionContext.ENCRYPTED_EXTENSIONS)
         return cls(extensions)
@@ -300,6 +345,7 @@ class CertificateRequest(MessageBase):
         return cls(context, extensions)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CertificateEntry:
     """RFC 8446 §4.4.2: opaque cert_data<1..2^24-1> (X.509 DER, or a raw public key);
@@ -309,6 +355,7 @@ class CertificateEntry:
     extensions: tuple[Extension, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Certificate(MessageBase):
     """RFC 8446 §4.4.2: opaque certificate_request_context<0..2^8-1>;
@@ -328,6 +375,34 @@ class Certificate(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        # Fast path for a well-formed body whose entries carry no extensions (a server's
+        # chain, usually): lengths checked in place. Anything else -- extensions, or any
+        # length that does not add up -- is read by ``_parse_checked``, which says what
+        # is wrong.
+        n = len(body)
+        if n >= 4:
+            start = 1 + body[0]
+            end = start + 3
+            if end <= n and end + (body[start] << 16 | body[start + 1] << 8
+                                   | body[start + 2]) == n:
+                entries: list[CertificateEntry] = []
+                pos = end
+                while pos + 5 <= n:  # cert_data<1..2^24-1>, then extensions<0..2^16-1>
+                    data_start = pos + 3
+                    data_end = data_start + (body[pos] << 16 | body[pos + 1] << 8
+                                             | body[pos + 2])
+                    if (data_end == data_start or data_end + 2 > n or body[data_end]
+                            or body[data_end + 1]):
+                        break
+                    entries.append(CertificateEntry(bytes(body[data_start:data_end]), ()))
+                    pos = data_end + 2
+                else:
+                    if pos == n:
+                        return cls(bytes(body[1:start]), tuple(entries))
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         entries: list[CertificateEntry] = []
         with Reader(body, "Certificate") as r:
             context = r.opaque(1)
@@ -339,6 +414,7 @@ class Certificate(MessageBase):
         return cls(context, tuple(entries))
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CertificateVerify(MessageBase):
     """RFC 8446 §4.4.3: SignatureScheme algorithm; opaque signature<0..2^16-1>. Also the
@@ -364,12 +440,20 @@ class CertificateVerify(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        n = len(body)
+        if n >= 4 and (body[2] << 8 | body[3]) == n - 4:  # well-formed: read in place
+            return cls(member(SignatureScheme, body[0] << 8 | body[1]), bytes(body[4:]))
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         with Reader(body, "CertificateVerify") as r:
             algorithm = member(SignatureScheme, r.u16())
             signature = r.opaque(2)
         return cls(algorithm, signature)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Finished(MessageBase):
     """RFC 8446 §4.4.4 / RFC 5246 §7.4.9: opaque verify_data[Hash.length] (or 12 bytes in
@@ -397,6 +481,10 @@ class Finished(MessageBase):
         return cls(bytes(body))
 
 
+_TWO_U32_AT = struct.Struct(">II").unpack_from
+
+
+@fast_init
 @dataclass(frozen=True, slots=True)
 class NewSessionTicket(MessageBase):
     """RFC 8446 §4.6.1: uint32 ticket_lifetime; uint32 ticket_age_add;
@@ -430,6 +518,30 @@ class NewSessionTicket(MessageBase):
 
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
+        # Fast path: the fixed fields and both vectors of a well-formed body read in
+        # place; its extensions parsed the same way (none: no parse at all).
+        n = len(body)
+        if n >= 14:
+            ticket_start = 11 + body[8]  # after the nonce and the ticket's length
+            if ticket_start <= n:
+                ticket_end = ticket_start + (body[ticket_start - 2] << 8
+                                             | body[ticket_start - 1])
+                if ticket_start < ticket_end and ticket_end + 2 <= n:
+                    if (ticket_end + 2 == n and not body[ticket_end]
+                            and not body[ticket_end + 1]):
+                        extensions: tuple[Extension, ...] = ()
+                    else:
+                        r = Reader(body, "NewSessionTicket")
+                        r._pos = ticket_end
+                        extensions = parse_extensions(r, ExtensionContext.NEW_SESSION_TICKET)
+                        r.finish()
+                    lifetime, age_add = _TWO_U32_AT(body, 0)
+                    return cls(lifetime, age_add, bytes(body[9:ticket_start - 2]),
+                               bytes(body[ticket_start:ticket_end]), extensions)
+        return cls._parse_checked(body)
+
+    @classmethod
+    def _parse_checked(cls, body: bytes | memoryview) -> Self:
         with Reader(body, "NewSessionTicket") as r:
             lifetime = r.u32()
             age_add = r.u32()

@@ -18,6 +18,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.extensions_base import (
     read_opaque_list,
@@ -156,7 +157,7 @@ def _read_signature(r: Reader, signed: bool) -> tuple[SignatureScheme | None, by
     opaque signature<0..2^16-1>. Anonymous key exchange carries no signature."""
     if not signed:
         return None, b""
-    return SignatureScheme(r.u16()), r.opaque(2)
+    return member(SignatureScheme, r.u16()), r.opaque(2)
 
 
 def _write_signature(w: Writer, algorithm: SignatureScheme | None, signature: bytes) -> None:
@@ -211,12 +212,12 @@ class ServerKeyExchangeECDHE(MessageBase):
     @classmethod
     def parse_body(cls, body: bytes | memoryview, *, signed: bool = True) -> Self:
         with Reader(body, "ServerKeyExchange") as r:
-            curve_type = ECCurveType(r.u8())
+            curve_type = member(ECCurveType, r.u8())
             if curve_type != ECCurveType.NAMED_CURVE:
                 # RFC 8422 §5.4: explicit_prime(1) and explicit_char2(2) are deprecated;
                 # only named_curve is defined.
                 raise IllegalParameter(f"ServerKeyExchange: unsupported curve_type {curve_type}")
-            named_curve = NamedGroup(r.u16())
+            named_curve = member(NamedGroup, r.u16())
             public = r.opaque(1, min_len=1)  # opaque point <1..2^8-1>
             algorithm, signature = _read_signature(r, signed)
         return cls(curve_type, named_curve, public, algorithm, signature)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
-from tlsmith.codec.enums import SignatureScheme
+from tlsmith.codec.enums import SignatureScheme, member
 from tlsmith.errors import DecryptError, IllegalParameter, InternalError
 
 SigningKey = PrivateKeyTypes
@@ -365,7 +365,7 @@ def verify(
     ``DecryptError`` if the signature is wrong (RFC 8446 §4.4.3). ``rsa_pss_key=None``
     accepts both PSS variants for RSA keys (the key object cannot tell them apart).
     """
-    scheme = SignatureScheme(scheme)
+    scheme = member(SignatureScheme, scheme)
     info = _info(scheme)
     if info is None:
         raise IllegalParameter(f"unsupported signature scheme {scheme}")
@@ -376,6 +376,19 @@ def verify(
             f"{scheme} cannot be used with a {type(public_key).__name__}"
             + (" in TLS 1.3" if tls13 else "")
         )
+    _verify(scheme, info, public_key, data, signature)
+
+
+def verify_fitting(scheme: SignatureScheme, public_key: PublicKeyTypes, data: bytes,
+                   signature: bytes) -> None:
+    """``verify`` for a scheme that ``scheme_matches_key`` has accepted for this key
+    (with the same ``tls13``): the signature check alone. DecryptError if it is wrong."""
+    info = _SCHEMES[scheme]
+    _verify(scheme, info, public_key, data, signature)
+
+
+def _verify(scheme: SignatureScheme, info: _SchemeInfo, public_key: PublicKeyTypes,
+            data: bytes, signature: bytes) -> None:
     h = info.hash
     try:
         if _is_ec_public(public_key):

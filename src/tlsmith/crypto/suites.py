@@ -199,8 +199,13 @@ UNSUPPORTED_TLS12_SUITES: frozenset[CipherSuite] = frozenset()
 callers can go on asking)."""
 
 _ALL: dict[CipherSuite, SuiteInfo] = {**TLS13_SUITES, **TLS12_SUITES, **TLS12_PSK_SUITES}
+# By number: a member or its plain int finds the entry without an Enum call.
+_BY_NUMBER: dict[int, SuiteInfo] = {int(k): v for k, v in _ALL.items()}
 
 
 def suite_info(s: CipherSuite | int) -> SuiteInfo | None:
     """The parameters of a supported suite, or None (unknown, signalling or unsupported)."""
-    return _ALL.get(s if type(s) is CipherSuite else CipherSuite(s))
+    info = _BY_NUMBER.get(s)
+    if info is None:
+        CipherSuite(s)  # a value that is no code point at all still raises, as it did
+    return info

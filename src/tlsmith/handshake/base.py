@@ -25,7 +25,7 @@ from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.errors import IllegalParameter, UnexpectedMessage, UnsupportedExtension, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Sequence
 
     from tlsmith.codec.extensions import Extension
     from tlsmith.config import ClientConfig, ServerConfig
@@ -243,13 +243,41 @@ TLS12_SERVER_HELLO_EXTENSIONS: frozenset[ExtensionType] = frozenset({
 TLS12_ONLY_EXTENSIONS: frozenset[ExtensionType] = TLS12_SERVER_HELLO_EXTENSIONS - set(ALLOWED_IN)
 
 
+# Per TLS 1.3 message: the extension types the check below refuses there whether offered
+# or not (defined only for other messages, or TLS 1.2-only).
+_FORBIDDEN_IN: dict[ExtensionContext, frozenset[ExtensionType]] = {
+    where: frozenset(t for t, allowed in ALLOWED_IN.items() if where not in allowed)
+    | TLS12_ONLY_EXTENSIONS
+    for where in ExtensionContext
+}
+# TLS 1.2: the TLS 1.3 extensions a TLS 1.2 ServerHello may not carry.
+_FORBIDDEN_TLS12 = frozenset(ALLOWED_IN) - TLS12_SERVER_HELLO_EXTENSIONS
+
+
 def check_server_extensions(
-    extensions: Iterable[Extension], where: ExtensionContext, offered: frozenset[ExtensionType],
+    extensions: Sequence[Extension], where: ExtensionContext, offered: frozenset[ExtensionType],
     *, tls12: bool = False,
 ) -> None:
     """RFC 8446 §4.2 / RFC 5246 §7.4.1.4: a recognised extension in a message it is not
     defined for is an illegal_parameter (TLS 1.3) or unsupported_extension (TLS 1.2); a
     response to an extension we never offered is an unsupported_extension."""
+    # The common case first, with no Enum call: every extension may appear here and
+    # answers one we offered (or the message is a server request, where any may).
+    # Anything else is judged by the loop below, which raises the precise error.
+    forbidden = _FORBIDDEN_TLS12 if tls12 else _FORBIDDEN_IN[where]
+    if where is _CR or where is _NST:
+        for ext in extensions:
+            if ext.extension_type in forbidden:
+                break
+        else:
+            return
+    else:
+        for ext in extensions:
+            t = ext.extension_type
+            if t in forbidden or t not in offered:
+                break
+        else:
+            return
     for ext in extensions:
         t = ExtensionType(ext.extension_type)
         if tls12:

@@ -81,6 +81,8 @@ def client_read_answer(cfg: ClientConfig, extensions: Iterable[ext.Extension], *
         raise UnsupportedCertificate(
             f"the server asks for a {client.name} client certificate, a type we did not "
             "offer (RFC 7250 §4.2)", check="cert_type_not_offered")
+    if picked is None and chosen is None and not offered:
+        return DEFAULT  # X.509 both ways, nothing else offered: the usual answer
     return CertTypes(server, client, offered)
 
 

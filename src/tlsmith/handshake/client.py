@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import operator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +26,14 @@ from tlsmith.codec.enums import (
     ProtocolVersion,
     PskKeyExchangeMode,
     SignatureScheme,
+    member,
 )
 from tlsmith.codec.messages import DOWNGRADE_TLS11, DOWNGRADE_TLS12, ClientHello, ServerHello
 from tlsmith.crypto.kx import TLS13_ONLY_GROUPS, KeyShareSecret, generate_key_share
 from tlsmith.crypto.suites import suite_info
 from tlsmith.crypto.transcript import Transcript
 from tlsmith.errors import IllegalParameter, ProtocolVersionError, UnexpectedMessage
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import alps, certtype, psk12
 from tlsmith.handshake.base import ClientIO, State, Tls13Handshaking
 from tlsmith.observe import Epoch
@@ -54,24 +57,29 @@ def sni_name(name: str | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+_EXTENSION_TYPE = operator.attrgetter("extension_type")
+
+
+def offered_types(hello: ClientHello) -> frozenset[ExtensionType]:
+    """The extension types ``hello`` carries (what the server may answer)."""
+    return frozenset(map(_EXTENSION_TYPE, hello.extensions))
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
 class HelloSent:
     """What the client offered, carried by value into the version-specific states."""
 
     hello: ClientHello
     shares: dict[NamedGroup, KeyShareSecret]
     transcript: Transcript
+    offered: frozenset[ExtensionType]  # offered_types(hello)
     hrr: ServerHello | None = None
     # TLS 1.3 PSKs offered, in the order of the pre_shared_key identities.
     psks: tuple[OfferedPsk, ...] = ()
     early_data: bool = False  # 0-RTT data followed this ClientHello
     ccs_sent: bool = False  # the compatibility CCS already went out (RFC 8446 §D.4)
     session12: Session12 | None = None  # the TLS 1.2 session offered for resumption
-
-    @functools.cached_property
-    def offered(self) -> frozenset[ExtensionType]:
-        """The extension types the ClientHello carried (computed once)."""
-        return frozenset(e.extension_type for e in self.hello.extensions)
 
 
 def offered_suites(io: ClientIO) -> tuple[CipherSuite, ...]:
@@ -108,7 +116,9 @@ def session12_to_offer(io: ClientIO) -> Session12 | None:
 
 def begin(io: ClientIO) -> ExpectServerHello:
     """Build and send the first ClientHello."""
-    from tlsmith.handshake import psk13
+    # (psk13 imports this module. ``import a.b.c as c``, not ``from a.b import c``: the
+    # latter runs importlib's Python _handle_fromlist on every call.)
+    import tlsmith.handshake.psk13 as psk13
 
     cfg = io.config
     client_random = io.random(32)
@@ -147,7 +157,8 @@ def begin(io: ClientIO) -> ExpectServerHello:
             io.send_change_cipher_spec()  # RFC 8446 §D.4: right after the ClientHello
             ccs_sent = True
         psk13.send_early_data(io, psks[0], transcript)
-    return ExpectServerHello(HelloSent(hello, shares, transcript, psks=psks,
+    return ExpectServerHello(HelloSent(hello, shares, transcript, offered_types(hello),
+                                       psks=psks,
                                        early_data=early, ccs_sent=ccs_sent,
                                        session12=session12))
 
@@ -346,7 +357,8 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ClientIO]:
-        from tlsmith.handshake import client12, client13
+        import tlsmith.handshake.client12 as client12  # (as in begin)
+        import tlsmith.handshake.client13 as client13
 
         sh = ServerHello.parse_body(body)
         io.received(sh, raw)
@@ -354,7 +366,7 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
         selected = ext.find_extension(sh.extensions, ext.SupportedVersionsServerHello)
         if selected is not None:
             # RFC 8446 §4.2.1: only a version we offered, and never below TLS 1.3.
-            chosen = ProtocolVersion(selected.selected_version)
+            chosen = member(ProtocolVersion, selected.selected_version)
             if chosen != ProtocolVersion.TLS13 or chosen not in versions:
                 raise IllegalParameter(
                     f"the server selected {chosen.label} in supported_versions, which the "
@@ -390,7 +402,8 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
                     io.send_change_cipher_spec()  # RFC 8446 §D.4: before ClientHello2
                 io.send_handshake(hello2, raw2)
                 # early_data stays True: 0-RTT was sent (and is now rejected).
-                return ExpectServerHello(HelloSent(hello2, shares, transcript, hrr=sh,
+                return ExpectServerHello(HelloSent(hello2, shares, transcript,
+                                                   offered_types(hello2), hrr=sh,
                                                    psks=psks, ccs_sent=True,
                                                    early_data=self.sent.early_data))
             return client13.handle_server_hello(io, self.sent, sh, raw)
@@ -399,7 +412,7 @@ class ExpectServerHello(Tls13Handshaking[ClientIO]):
             raise IllegalParameter("the ServerHello after a HelloRetryRequest has no "
                                    "supported_versions (it must select TLS 1.3)",
                                    check="hrr_version_changed")
-        server_version = ProtocolVersion(sh.legacy_version)
+        server_version = member(ProtocolVersion, sh.legacy_version)
         if ProtocolVersion.TLS13 in versions:
             if sh.random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
                 # RFC 8446 §4.1.3: a TLS 1.3 client MUST abort with illegal_parameter.

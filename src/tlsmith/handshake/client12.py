@@ -13,7 +13,9 @@ offered with a Session12 ─► [ExpectNewSessionTicket] ─► AwaitChangeCiphe
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -22,6 +24,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    member,
 )
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import CertificateVerify, ClientHello, Finished, ServerHello
@@ -53,6 +56,7 @@ from tlsmith.errors import (
     UnsupportedCertificate,
 )
 from tlsmith.events import FalseStart, HandshakeComplete, HandshakeInfo, SessionTicketReceived
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import certtype, psk12
 from tlsmith.handshake.base import ClientIO, State, Tls12State, check_server_extensions
 from tlsmith.handshake.certtype import DEFAULT as CERT_TYPES_DEFAULT
@@ -97,7 +101,17 @@ from tlsmith.session import Session12
 from tlsmith.x509.keys import key_kind
 
 
-@dataclass(frozen=True)
+class _Keep(enum.Enum):
+    """Handshake12.but: the field keeps its value."""
+
+    KEEP = 0
+
+
+_KEEP: Final = _Keep.KEEP
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Handshake12:
     """The client's TLS 1.2 handshake so far, passed by value from state to state."""
 
@@ -126,6 +140,30 @@ class Handshake12:
     psk_identity: bytes | None = None  # PSK suites: the identity we sent
     next_protocol: bytes | None = None  # NPN: what we select (None: not negotiated)
     cert_types: CertTypes = CERT_TYPES_DEFAULT  # RFC 7250 (from the ServerHello)
+
+    def but(self, *, group: NamedGroup | _Keep | None = _KEEP,
+            server_public: bytes | _Keep = _KEEP,
+            dh_params: tuple[int, int] | _Keep | None = _KEEP,
+            cert_requested: bool | _Keep = _KEEP,
+            cert_request: CertificateRequest12 | _Keep | None = _KEEP,
+            psk_hint: bytes | _Keep = _KEEP, psk_identity: bytes | _Keep | None = _KEEP,
+            new_ticket: bytes | _Keep = _KEEP, ticket_lifetime: int | _Keep = _KEEP,
+            ) -> Handshake12:
+        """``dataclasses.replace`` for the fields the later states set, field by field
+        (replace walks every field in Python; a test pins the field list)."""
+        return Handshake12(
+            self.hello, self.server_random, self.suite, self.transcript, self.ems, self.etm,
+            self.alpn, self.group if group is _KEEP else group,
+            self.server_public if server_public is _KEEP else server_public,
+            self.dh_params if dh_params is _KEEP else dh_params,
+            self.cert_requested if cert_requested is _KEEP else cert_requested,
+            self.cert_request if cert_request is _KEEP else cert_request,
+            self.status_requested, self.ticket_expected, self.session_id,
+            self.new_ticket if new_ticket is _KEEP else new_ticket,
+            self.ticket_lifetime if ticket_lifetime is _KEEP else ticket_lifetime,
+            self.psk_hint if psk_hint is _KEEP else psk_hint,
+            self.psk_identity if psk_identity is _KEEP else psk_identity,
+            self.next_protocol, self.cert_types)
 
 
 
@@ -164,7 +202,10 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
                                check="session_not_offered")
     check_server_extensions(sh.extensions, ExtensionContext.SERVER_HELLO, sent.offered,
                             tls12=True)
-    ems = ext.find_extension(sh.extensions, ext.ExtendedMasterSecret) is not None
+    # The answers by class, found in one pass (the first of a class, as find_extension;
+    # parse_extensions has refused a type that comes twice).
+    found: dict[type, Any] = {type(e): e for e in reversed(sh.extensions)}
+    ems = ext.ExtendedMasterSecret in found
     io.check("extended master secret", ems,
              "negotiated (RFC 7627)" if ems else "the server did not negotiate it")
     if not ems and cfg.require_extended_master_secret:
@@ -172,7 +213,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             "the server does not support the extended master secret (RFC 7627), which "
             "protects TLS 1.2 against triple-handshake attacks; allow it with "
             "require_extended_master_secret=False (CLI: --allow-no-ems)", check="ems_required")
-    etm = ext.find_extension(sh.extensions, ext.EncryptThenMac) is not None
+    etm = ext.EncryptThenMac in found
     if etm and suite.cipher != "cbc":
         # RFC 7366 §3: never in answer to an AEAD suite.
         raise IllegalParameter("the server sent encrypt_then_mac for an AEAD suite",
@@ -182,19 +223,20 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             f"the server chose {suite.name} without encrypt_then_mac (RFC 7366); "
             "MAC-then-encrypt CBC is refused by default (allow_mac_then_encrypt=True)",
                                check="mte_refused")
-    reneg = ext.find_extension(sh.extensions, ext.RenegotiationInfo)
+    reneg: ext.RenegotiationInfo | None = found.get(ext.RenegotiationInfo)
     if reneg is not None and reneg.renegotiated_connection:
         # RFC 5746 §3.4: non-empty in an initial handshake -> handshake_failure.
         raise HandshakeFailure("renegotiation_info is not empty in an initial handshake",
                                check="renegotiation_info")
-    formats = ext.find_extension(sh.extensions, ext.ECPointFormats)
+    formats: ext.ECPointFormats | None = found.get(ext.ECPointFormats)
     if formats is not None and ECPointFormat.UNCOMPRESSED not in formats.ec_point_format_list:
         # RFC 8422 §5.2: the uncompressed format MUST be supported.
         raise IllegalParameter("the server's ec_point_formats lacks the uncompressed form")
-    chosen = ext.find_extension(sh.extensions, ext.ApplicationLayerProtocolNegotiation)
+    chosen: ext.ApplicationLayerProtocolNegotiation | None = found.get(
+        ext.ApplicationLayerProtocolNegotiation)
     alpn = checked_alpn(hello, chosen) if chosen is not None else None
     next_protocol = None
-    npn = ext.find_extension(sh.extensions, ext.NextProtocolNegotiation)
+    npn: ext.NextProtocolNegotiation | None = found.get(ext.NextProtocolNegotiation)
     if npn is not None:
         if alpn is not None:
             # BoringSSL: NPN and ALPN may not both be negotiated on one connection.
@@ -211,8 +253,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     transcript.update(raw)
     if io.observed:
         io.note(f"negotiated TLS 1.2 with {suite.name} ({suite.description})")
-    status_requested = ext.find_extension(sh.extensions, ext.StatusRequest) is not None
-    ticket_expected = ext.find_extension(sh.extensions, ext.SessionTicket) is not None
+    status_requested = ext.StatusRequest in found
+    ticket_expected = ext.SessionTicket in found
     types = certtype.client_read_answer(cfg, sh.extensions, certificate_follows=not resuming)
     h = Handshake12(hello, sh.random, suite, transcript, ems, etm, alpn,
                     status_requested=status_requested, ticket_expected=ticket_expected,
@@ -356,9 +398,9 @@ class ExpectServerKeyExchange(_State12):
         if h.suite.key_exchange == "ecdhe":
             ske = ServerKeyExchangeECDHE.parse_body(body)
             io.received(ske, raw)
-            group = NamedGroup(ske.named_curve)
+            group = member(NamedGroup, ske.named_curve)
             _check_curve(h, group)
-            h = replace(h, group=group, server_public=ske.public)
+            h = h.but(group=group, server_public=ske.public)
         else:
             ske = ServerKeyExchangeDHE.parse_body(body)
             io.received(ske, raw)
@@ -382,7 +424,7 @@ class ExpectServerKeyExchange(_State12):
                      f"{p.bit_length()}-bit prime"
                      + (f" = {named.name} (RFC 7919)" if named else
                         " (custom parameters, not a RFC 7919 group)"))
-            h = replace(h, group=named, server_public=ske.dh_Ys, dh_params=(p, g))
+            h = h.but(group=named, server_public=ske.dh_Ys, dh_params=(p, g))
         assert ske.algorithm is not None  # parse_body(signed=True)
         offered_algs = ext.find_extension(h.hello.extensions, ext.SignatureAlgorithms)
         content = signed_params(h.hello.random, h.server_random, ske.params_bytes())
@@ -415,8 +457,8 @@ class ExpectPskServerKeyExchange(_State12):
         io.received(ske, raw)
         if ske.named_curve is not None:
             _check_curve(h, ske.named_curve)
-            h = replace(h, group=ske.named_curve, server_public=ske.public)
-        h = replace(h, psk_hint=ske.psk_identity_hint)
+            h = h.but(group=ske.named_curve, server_public=ske.public)
+        h = h.but(psk_hint=ske.psk_identity_hint)
         h.transcript.update(raw)
         return ExpectServerHelloDone(h, psk_server(ske.psk_identity_hint))
 
@@ -441,7 +483,7 @@ class ExpectServerHelloDone(_State12):
             io.note("the server asks for a client certificate; "
                     + ("we will send ours if one fits" if io.config.may_send_certificate
                        else "we have none to send"))
-            return ExpectServerHelloDone(replace(h, cert_requested=True, cert_request=req),
+            return ExpectServerHelloDone(h.but(cert_requested=True, cert_request=req),
                                          self.auth)
         done = ServerHelloDone.parse_body(body)
         io.received(done, raw)
@@ -477,7 +519,7 @@ def _client_flight(io: ClientIO, h: Handshake12, auth: ServerAuthenticated
             other, public = share.exchange(h.server_public), share.public_bytes
         pms = psk12.premaster_secret(psk.key, other)
         cke = ClientKeyExchangePSK(psk.identity, public)
-        h = replace(h, psk_identity=psk.identity)
+        h = h.but(psk_identity=psk.identity)
     elif suite.key_exchange == "ecdhe":
         assert h.group is not None
         share = kx.generate_key_share(h.group, io.random)
@@ -607,7 +649,7 @@ class ExpectFinished(_State12):
         self.false_start = false_start
 
     def with_ticket(self, ticket: bytes, lifetime: int) -> ExpectFinished:
-        return ExpectFinished(replace(self.hs, new_ticket=ticket, ticket_lifetime=lifetime),
+        return ExpectFinished(self.hs.but(new_ticket=ticket, ticket_lifetime=lifetime),
                               self.auth, self.keys, sent_certificate=self.sent_certificate,
                               false_start=self.false_start)
 
@@ -631,7 +673,7 @@ class ExpectFinished(_State12):
         scheme = self.auth.scheme if isinstance(self.auth, SignatureVerified) else None
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=h.group,
             signature_scheme=scheme,
             alpn=h.alpn,
@@ -658,7 +700,7 @@ class ExpectFinished(_State12):
             _emit_session(io, Session12(
                 session_id=h.session_id, ticket=h.new_ticket,
                 master_secret=self.keys.master_secret,
-                cipher_suite=CipherSuite(h.suite.suite), extended_master_secret=h.ems,
+                cipher_suite=member(CipherSuite, h.suite.suite), extended_master_secret=h.ems,
                 received_at=io.now(), lifetime=h.ticket_lifetime if h.new_ticket else 0,
                 server_name=sni_name(io.config.server_name), alpn=h.alpn,
                 peer_certificates=chain.chain,
@@ -684,7 +726,7 @@ class ExpectResumedFinished(_State12):
 
     def with_ticket(self, ticket: bytes, lifetime: int) -> ExpectResumedFinished:
         return ExpectResumedFinished(
-            replace(self.hs, new_ticket=ticket, ticket_lifetime=lifetime), self.keys,
+            self.hs.but(new_ticket=ticket, ticket_lifetime=lifetime), self.keys,
             self.write, self.session)
 
     def handle(self, io: ClientIO, msg_type: HandshakeType, body: memoryview, raw: bytes
@@ -705,7 +747,7 @@ class ExpectResumedFinished(_State12):
         _send(io, h, finished(self.keys, h.transcript, client=True))
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS12,
-            cipher_suite=CipherSuite(h.suite.suite),
+            cipher_suite=member(CipherSuite, h.suite.suite),
             group=None,
             signature_scheme=None,
             alpn=h.alpn,

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import functools
+import operator
 from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
@@ -17,6 +17,7 @@ from tlsmith.codec.enums import (
     HandshakeType,
     NamedGroup,
     ProtocolVersion,
+    member,
 )
 from tlsmith.codec.extensions_base import ExtensionContext as Ctx
 from tlsmith.codec.messages import (
@@ -107,7 +108,8 @@ class Negotiated:
     cert_types: CertTypes = CERT_TYPES_DEFAULT  # RFC 7250 (from EncryptedExtensions)
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Handshake13:
     """The client's TLS 1.3 handshake so far, passed by value from state to state."""
 
@@ -117,12 +119,8 @@ class Handshake13:
     hs: schedule13.HandshakeSecret
     chts: bytes
     shts: bytes
+    offered: frozenset[ExtensionType]  # the extension types the ClientHello carried
     cert_request: CertificateRequest | None = None
-
-    @functools.cached_property
-    def offered(self) -> frozenset[ExtensionType]:
-        """The extension types the ClientHello carried (computed once)."""
-        return frozenset(e.extension_type for e in self.hello.extensions)
 
     @property
     def hello_psk_identity0(self) -> bytes | None:
@@ -222,7 +220,7 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
             raise IllegalParameter("the server resumed without a key_share (psk_ke), "
                                    "which we did not offer", check="psk_ke_not_offered")
     else:
-        group = NamedGroup(key_share.server_share.group)
+        group = member(NamedGroup, key_share.server_share.group)
         secret = sent.shares.get(group)
         if secret is None:
             # RFC 8446 §4.2.8: the server's share must be in a group we sent a share for.
@@ -254,7 +252,11 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
                    f", resuming with PSK identity {psk_sh.selected_identity if psk_sh else 0}"))
     neg = Negotiated(info, group, sent.hrr is not None, psk=chosen,
                      ccs_sent=sent.ccs_sent, early_data_sent=sent.early_data)
-    return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts))
+    return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts,
+                                                 sent.offered))
+
+
+_CERT_DATA = operator.attrgetter("cert_data")
 
 
 class _State13(Tls13Handshaking[ClientIO]):
@@ -272,7 +274,8 @@ class ExpectEncryptedExtensions(_State13):
         h = self.hs
         ee = EncryptedExtensions.parse_body(body)
         io.received(ee, raw)
-        check_server_extensions(ee.extensions, Ctx.ENCRYPTED_EXTENSIONS, h.offered)
+        if ee.extensions:
+            check_server_extensions(ee.extensions, Ctx.ENCRYPTED_EXTENSIONS, h.offered)
         alpn = None
         chosen = ext.find_extension(ee.extensions, ext.ApplicationLayerProtocolNegotiation)
         if chosen is not None:
@@ -303,7 +306,7 @@ class ExpectEncryptedExtensions(_State13):
                                             certificate_follows=neg.psk is None)
         h.transcript.update(raw)
         if (alpn != neg.alpn or accepted != neg.early_data_accepted
-                or types != neg.cert_types):
+                or (types is not neg.cert_types and types != neg.cert_types)):
             h = replace(h, neg=replace(neg, alpn=alpn, early_data_accepted=accepted,
                                        cert_types=types))
         if neg.psk is not None:
@@ -318,7 +321,7 @@ def _alps_answer(io: ClientIO, ee: EncryptedExtensions, alpn: str | None, neg: N
     must be one we have settings for; none with accepted 0-RTT (the session's apply)."""
     cfg = io.config
     t = alps_mod.extension_type(cfg.alps_new_codepoint)
-    found = next((e for e in ee.extensions if e.extension_type == t), None)
+    found = ext.find_extension_type(ee.extensions, t)
     session = neg.psk.session if neg.psk is not None else None
     if early_accepted:
         if found is not None:
@@ -391,9 +394,10 @@ def _certificate(io: ClientIO, h: Handshake13, body: memoryview, raw: bytes
         # RFC 8446 §4.4.2.4: an empty server Certificate is a decode_error.
         raise DecodeError("the server sent an empty Certificate message")
     for entry in cert.certificate_list:
-        # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
-        check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
-    chain = tuple(e.cert_data for e in cert.certificate_list)
+        if entry.extensions:
+            # RFC 8446 §4.4.2: entry extensions must answer ones from the ClientHello.
+            check_server_extensions(entry.extensions, Ctx.CERTIFICATE, h.offered)
+    chain = tuple(map(_CERT_DATA, cert.certificate_list))
     if rpk:
         accepted = accept_server_raw_key(io, single_raw_key(chain))
     else:
@@ -512,7 +516,7 @@ class ExpectFinished(_State13):
                             else "psk_ke" if neg.group is None else "psk_dhe_ke")
         io.emit(HandshakeComplete(HandshakeInfo(
             version=ProtocolVersion.TLS13,
-            cipher_suite=CipherSuite(suite.suite),
+            cipher_suite=member(CipherSuite, suite.suite),
             group=neg.group,
             signature_scheme=scheme,
             alpn=neg.alpn,

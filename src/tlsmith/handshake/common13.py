@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tlsmith.codec.enums import CipherSuite, HandshakeType, KeyUpdateRequest, ProtocolVersion
+from tlsmith.codec.enums import (
+    CipherSuite,
+    HandshakeType,
+    KeyUpdateRequest,
+    ProtocolVersion,
+    member,
+)
 from tlsmith.codec.extensions import EarlyDataIndication, UnknownExtension, find_extension
 from tlsmith.codec.extensions_base import ExtensionContext
 from tlsmith.codec.messages import Finished, KeyUpdate, NewSessionTicket
@@ -235,10 +241,13 @@ class Connected13(State[IO]):
         if msg_type == HandshakeType.NEW_SESSION_TICKET:
             ticket = NewSessionTicket.parse_body(body)
             io.received(ticket, raw)
-            check_server_extensions(ticket.extensions, ExtensionContext.NEW_SESSION_TICKET,
-                                    frozenset())
-            early = find_extension(ticket.extensions, EarlyDataIndication)
-            flags = ticket_flags(ticket)
+            early: EarlyDataIndication | None = None
+            flags = 0
+            if ticket.extensions:  # (usually none)
+                check_server_extensions(ticket.extensions,
+                                        ExtensionContext.NEW_SESSION_TICKET, frozenset())
+                early = find_extension(ticket.extensions, EarlyDataIndication)
+                flags = ticket_flags(ticket)
             if ticket.ticket_lifetime > 604800:
                 # RFC 8446 §4.6.1: "Servers MUST NOT use any value greater than 604800".
                 raise IllegalParameter("a NewSessionTicket lifetime above 7 days")
@@ -248,7 +257,7 @@ class Connected13(State[IO]):
                 psk=schedule13.resumption_psk(self.secrets.suite.hash_name,
                                               self.resumption_master_secret,
                                               ticket.ticket_nonce),
-                cipher_suite=CipherSuite(self.secrets.suite.suite),
+                cipher_suite=member(CipherSuite, self.secrets.suite.suite),
                 ticket_age_add=ticket.ticket_age_add,
                 lifetime=ticket.ticket_lifetime,
                 received_at=io.now(),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
-from tlsmith.codec.enums import AlertDescription, SignatureScheme
+from tlsmith.codec.enums import AlertDescription, SignatureScheme, member
 from tlsmith.crypto import sig
 from tlsmith.errors import (
     BadCertificateStatusResponse,
@@ -69,7 +69,8 @@ class ChainAccepted:
     by_callback: bool = False
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
     @property
     def trusted(self) -> bool:
@@ -92,7 +93,8 @@ class SignatureVerified:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ class KeyTransportServer:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ class FinishedVerified:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ class PskServer:
     _mint: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        _minted(self)
+        if self._mint is not _MINT:  # (inline: a token is made on every handshake)
+            _minted(self)
 
 
 def psk_server(identity: bytes) -> PskServer:
@@ -232,7 +237,7 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
     BadCertificateStatusResponse or CertificateUnknown; otherwise the verdict is carried on.
     """
     cfg = io.config
-    received = staple  # (ocsp_response of the result; one ``replace`` at each return)
+    received = staple  # (ocsp_response of the result, set at each return)
     if cfg.ocsp_callback is not None and not call_application(
             "the OCSP callback", "ocsp_callback", cfg.ocsp_callback, accepted.chain, staple):
         # RFC 6066 §8: the client may abort on an unacceptable certificate status.
@@ -245,32 +250,35 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
         status = RevocationStatus("not_checked", None, "revocation: not applicable to a "
                                   "raw public key (RFC 7250: no certificate to revoke)")
         io.note(status.detail)
-        return replace(accepted, ocsp_response=received, revocation=status)
+        return _with_revocation(accepted, received, status)
     unchecked = UNCHECKED_STAPLE_SENTENCE if staple is not None and (
         verified is None or cfg.ocsp_unchecked) else ""
     if verified is None:
         status = RevocationStatus("not_checked", None, NOT_VERIFIED_SENTENCE + unchecked)
         io.note(status.detail)
-        return replace(accepted, ocsp_response=received, revocation=status)
+        return _with_revocation(accepted, received, status)
     if cfg.ocsp_unchecked:
         staple = None  # handed over (ocsp_response) for the caller to check
+    # (The clock is read even when nothing below needs it: deterministic traces made
+    # with a ticking test clock depend on the handshake's clock reads.)
     now = datetime.fromtimestamp(io.now(), tz=UTC)
-    path = verified.chain
     leaf = verified.leaf
-    # The validated path runs leaf first, anchor last; a trusted self-signed leaf is its
-    # own issuer.
-    issuer = path[1] if len(path) > 1 else leaf
     statuses: list[RevocationStatus] = []
-    if staple is not None:
-        statuses.append(revocation.check_ocsp_response(staple, leaf, issuer, now=now))
-    if cfg.crls:
-        statuses.append(revocation.check_crls(cfg.crls, leaf, issuer, now=now))
-        # RFC 5280 §6.3: the CAs on the path may be revoked too (only a listed
-        # revocation counts there; missing CRLs for them are not an error).
-        for cert, cert_issuer in itertools.pairwise(path[1:]):
-            ca_status = revocation.check_crls(cfg.crls, cert, cert_issuer, now=now)
-            if ca_status.state == "revoked":
-                statuses.append(ca_status)
+    if staple is not None or cfg.crls:
+        path = verified.chain
+        # The validated path runs leaf first, anchor last; a trusted self-signed leaf is
+        # its own issuer.
+        issuer = path[1] if len(path) > 1 else leaf
+        if staple is not None:
+            statuses.append(revocation.check_ocsp_response(staple, leaf, issuer, now=now))
+        if cfg.crls:
+            statuses.append(revocation.check_crls(cfg.crls, leaf, issuer, now=now))
+            # RFC 5280 §6.3: the CAs on the path may be revoked too (only a listed
+            # revocation counts there; missing CRLs for them are not an error).
+            for cert, cert_issuer in itertools.pairwise(path[1:]):
+                ca_status = revocation.check_crls(cfg.crls, cert, cert_issuer, now=now)
+                if ca_status.state == "revoked":
+                    statuses.append(ca_status)
     status = revocation.decide(statuses, require=cfg.require_revocation,
                                must_staple=_must_staple(leaf),
                                stapled=staple is not None)
@@ -285,7 +293,16 @@ def check_revocation(io: ClientIO, accepted: ChainAccepted, staple: bytes | None
         # Soft-fail: nothing was checked (or nothing conclusive), and the handshake goes
         # on -- neither a tick nor a cross, but the sentence saying so.
         io.note(status.detail)
-    return replace(accepted, ocsp_response=received, revocation=status)
+    return _with_revocation(accepted, received, status)
+
+
+def _with_revocation(accepted: ChainAccepted, staple: bytes | None,
+                     status: RevocationStatus) -> ChainAccepted:
+    """``replace(accepted, ocsp_response=staple, revocation=status)``, field by field
+    (dataclasses.replace walks the fields in Python; a test pins the field list)."""
+    return ChainAccepted(accepted.verified, accepted.chain, _MINT, status,
+                         accepted.raw_public_key, accepted.key_trusted, staple,
+                         accepted.by_callback)
 
 
 def _revocation_error(status: RevocationStatus) -> ProtocolError:
@@ -412,14 +429,15 @@ def verify_signature(io: HandshakeIO, chain: ChainAccepted, scheme: SignatureSch
         raise IllegalParameter(
             f"{SignatureScheme(scheme).name} does not fit the certificate's key",
                                check="cv_scheme_key_mismatch")
+    scheme = member(SignatureScheme, scheme)
     try:
-        sig.verify(scheme, key, content, signature, tls13=tls13)
+        # (scheme_matches_key has made sig.verify's checks: the signature alone.)
+        sig.verify_fitting(scheme, key, content, signature)
     except Exception as exc:
         io.check(what, False, str(exc))
         if isinstance(exc, ProtocolError) and exc.check is None:
             exc.check = "signature_invalid"
         raise
-    scheme = SignatureScheme(scheme)
     if io.observed:
         io.check(what, True, f"{scheme.name} signature is valid")
     return SignatureVerified(chain, scheme, _MINT)

@@ -14,6 +14,7 @@ age, single use via the store); ``send_tickets`` issues NewSessionTickets.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
@@ -84,9 +85,15 @@ class OfferedPsk:
         return self.early
 
 
-def _offered_hashes(io: ClientIO) -> set[str]:
-    return {i.hash_name for s in io.config.cipher_suites
-            if (i := suite_info(s)) is not None and i.tls13}
+def _offered_hashes(io: ClientIO) -> frozenset[str]:
+    suites = io.config.cipher_suites
+    return _tls13_hashes(suites if type(suites) is tuple else tuple(suites))
+
+
+@functools.lru_cache(maxsize=64)
+def _tls13_hashes(suites: tuple[CipherSuite, ...]) -> frozenset[str]:
+    """The hashes of the TLS 1.3 suites among ``suites`` (per configuration: cached)."""
+    return frozenset(i.hash_name for s in suites if (i := suite_info(s)) is not None and i.tls13)
 
 
 def to_offer(io: ClientIO) -> tuple[OfferedPsk, ...]:

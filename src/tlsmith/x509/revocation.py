@@ -592,6 +592,8 @@ def decide(
        saying revocation was not checked, fatal only when ``require`` is set (or, for an
        "unknown" staple, when must-staple asked for proof) -- alert certificate_unknown.
     """
+    if not statuses and not must_staple:
+        return _NOTHING_REQUIRED if require else _NOTHING  # step 5, with nothing at all
     revoked = _first(statuses, "revoked")
     if revoked is not None:
         return replace(revoked, fatal=True)
@@ -627,3 +629,9 @@ def decide(
     if explained:
         return replace(explained[0], fatal=require)
     return RevocationStatus("not_checked", None, NOT_CHECKED_SENTENCE, fatal=require)
+
+
+# decide()'s verdict on no information (a client without staple or CRLs: every
+# handshake), built once; RevocationStatus is frozen.
+_NOTHING = RevocationStatus("not_checked", None, NOT_CHECKED_SENTENCE, fatal=False)
+_NOTHING_REQUIRED = RevocationStatus("not_checked", None, NOT_CHECKED_SENTENCE, fatal=True)

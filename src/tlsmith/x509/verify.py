@@ -500,9 +500,9 @@ def verify_server_chain(
     # result: the verdict is kept per store (what the chain, the anchors, the name and
     # the policy decide does not change; only time does). A client that reconnects to
     # the same server skips path building and signature checks of its chain.
-    key = (tuple(bytes(der) for der in cert_chain_der), server_name, strict)
+    key = (tuple(map(bytes, cert_chain_der)), server_name, strict)
     cached = trust._verified.get(key)
-    utc_now = _utc(now)
+    utc_now = now if now.tzinfo is UTC else _utc(now)
     if cached is not None and cached[1] < utc_now < cached[2]:
         return cached[0]
     try:
