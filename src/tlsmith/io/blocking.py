@@ -20,6 +20,7 @@ from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
 from tlsmith.events import ClientCertificateReceived, HandshakeInfo, SessionTicketReceived
 from tlsmith.io.driver import Step, TLSDriver
+from tlsmith.io.served import ServedSocket
 from tlsmith.keylog import KeyLogWriter
 from tlsmith.observe import combine_observers
 from tlsmith.session import Session
@@ -634,6 +635,7 @@ class TLSServer:
         # wakes every 0.2 s to look at _stop. (A socket with a timeout costs a poll() and,
         # for the accepted socket, an ioctl() per connection: two more GIL releases.)
         self.sock.settimeout(None if _SHUTDOWN_WAKES_ACCEPT else 0.2)
+        accept = self._accept_served if _SHUTDOWN_WAKES_ACCEPT else self.sock.accept
         slots = self._slots
         handshake_slots = self._handshake_slots
         while not self._stop.is_set():
@@ -645,7 +647,7 @@ class TLSServer:
                     slots.release()
                 continue
             try:
-                client_sock, addr = self.sock.accept()
+                client_sock, addr = accept()
             except TimeoutError:
                 self._release()
                 continue
@@ -664,6 +666,17 @@ class TLSServer:
                                    "(%s)", _peer(addr), exc)
                     continue
                 raise
+
+    def _accept_served(self) -> tuple[socket.socket, tuple[Any, ...]]:
+        """Linux: accept a connection as a ServedSocket (its timeouts kept by the
+        kernel: no poll() before each read and write)."""
+        listener = self.sock
+        fd, addr = listener._accept()  # type: ignore[attr-defined]  # (what accept() does)
+        try:
+            return ServedSocket(listener.family, listener.type, listener.proto, fd), addr
+        except BaseException:
+            os.close(fd)
+            raise
 
     def _release(self, *, handshake: bool = True) -> None:
         """Give back the slots taken for one connection (its handshake slot unless it

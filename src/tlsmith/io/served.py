@@ -1,0 +1,133 @@
+"""The sockets TLSServer accepts on Linux: timeouts kept by the kernel, not by poll().
+
+A Python socket with a timeout polls before every read and write, and ``settimeout``
+toggles O_NONBLOCK with an ioctl each time it is called (a TLSSocket's handshake
+deadline calls it before every read): two system calls more per read, each of which
+releases the GIL -- and with other connections' threads waiting for it, each release is
+a hand-over between threads. ``ServedSocket`` is a *blocking* socket that keeps the
+timeout itself and has the kernel enforce it on reads (SO_RCVTIMEO, set only when it
+changed: ``setsockopt`` keeps the GIL), and sends without waiting first (MSG_DONTWAIT),
+falling back to Python's own timed ``sendall`` when the peer's window is full. To its
+user it is a socket with a timeout: ``gettimeout()`` says what was set, a read or write
+that outlasts it raises TimeoutError("timed out"), and ``settimeout(0.0)`` /
+``setblocking(False)`` make it really non-blocking.
+
+(Only ``recv``, ``recv_into``, ``send`` and ``sendall`` honour the timeout: the calls a
+TLSSocket, a handler and ``makefile()`` make.)
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+#: SO_RCVTIMEO / SO_SNDTIMEO take a struct timeval; (0, 0) is "no timeout".
+_TIMEVAL = struct.Struct("@ll")
+_NO_TIMEOUT = _TIMEVAL.pack(0, 0)
+#: A longer timeout is no different in practice, and keeps the struct's fields in range.
+_MAX_TIMEOUT = 10.0**9
+
+
+def _timeval(timeout: float | None) -> bytes:
+    if timeout is None:
+        return _NO_TIMEOUT
+    timeout = min(timeout, _MAX_TIMEOUT)
+    seconds = int(timeout)
+    micros = round((timeout - seconds) * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, 0
+    # At least a microsecond: (0, 0) would mean no timeout at all.
+    return _TIMEVAL.pack(seconds, micros or (0 if seconds else 1))
+
+
+class ServedSocket(socket.socket):
+    """A connected stream socket whose timeout the kernel keeps (see the module)."""
+
+    __slots__ = ("_applied", "_timeout")
+
+    def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:
+        super().__init__(family, type, proto, fileno)
+        self._timeout: float | None = super().gettimeout()
+        if self._timeout:  # (socket.setdefaulttimeout was called): blocking instead
+            super().settimeout(None)
+        self._applied: float | None = None  # the SO_RCVTIMEO in force (None: none)
+
+    def settimeout(self, value: float | None) -> None:
+        if value is not None:
+            value = float(value)
+            if value < 0 or value != value:
+                raise ValueError("Timeout value out of range")
+        if value == 0.0 or self._timeout == 0.0:  # to or from non-blocking: really
+            super().settimeout(0.0 if value == 0.0 else None)
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self.settimeout(None if flag else 0.0)
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    def _read_timeout(self) -> float | None:
+        """Apply the timeout to reads (when it changed); the timeout."""
+        timeout = self._timeout
+        if timeout != self._applied and timeout != 0.0:
+            self.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+            self._applied = timeout
+        return timeout
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        timeout = self._read_timeout()
+        try:
+            return super().recv(bufsize, flags)
+        except BlockingIOError:
+            if timeout:  # SO_RCVTIMEO passed
+                raise TimeoutError("timed out") from None
+            raise
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        timeout = self._read_timeout()
+        try:
+            return super().recv_into(buffer, nbytes, flags)
+        except BlockingIOError:
+            if timeout:
+                raise TimeoutError("timed out") from None
+            raise
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        timeout = self._timeout
+        if not timeout:  # (non-blocking, or blocking for ever)
+            return super().send(data, flags)
+        try:
+            return super().send(data, flags | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
+        # The peer's window is full: wait as a socket with this timeout waits.
+        super().settimeout(timeout)
+        try:
+            return super().send(data, flags)
+        finally:
+            super().settimeout(None)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        timeout = self._timeout
+        if not timeout:  # (non-blocking, or blocking for ever)
+            super().sendall(data, flags)
+            return
+        view = memoryview(data).cast("B")
+        try:
+            sent = super().send(view, flags | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        if sent == len(view):
+            return
+        # The peer's window is full: the rest as a socket with this timeout sends it
+        # (the timeout bounds the whole rest, as it does sendall).
+        super().settimeout(timeout)
+        try:
+            super().sendall(view[sent:], flags)
+        finally:
+            super().settimeout(None)
