@@ -22,23 +22,28 @@ import socket
 import struct
 from typing import Any
 
-#: SO_RCVTIMEO / SO_SNDTIMEO take a struct timeval; (0, 0) is "no timeout".
+#: SO_RCVTIMEO takes a struct timeval; (0, 0) is "no timeout".
 _TIMEVAL = struct.Struct("@ll")
 _NO_TIMEOUT = _TIMEVAL.pack(0, 0)
 #: A longer timeout is no different in practice, and keeps the struct's fields in range.
 _MAX_TIMEOUT = 10.0**9
+_SOL_SOCKET, _SO_RCVTIMEO, _DONTWAIT = socket.SOL_SOCKET, socket.SO_RCVTIMEO, socket.MSG_DONTWAIT
+# (The base class's methods, called directly: cheaper than super() on every call.)
+_base = socket.socket
+_recv, _recv_into, _send = _base.recv, _base.recv_into, _base.send
+_settimeout, _setsockopt = _base.settimeout, _base.setsockopt
 
 
 def _timeval(timeout: float | None) -> bytes:
+    """``timeout`` as SO_RCVTIMEO takes it, rounded up to the next microsecond (never
+    (0, 0), which would mean no timeout at all)."""
     if timeout is None:
         return _NO_TIMEOUT
     timeout = min(timeout, _MAX_TIMEOUT)
     seconds = int(timeout)
-    micros = round((timeout - seconds) * 1e6)
-    if micros >= 1_000_000:
-        seconds, micros = seconds + 1, 0
-    # At least a microsecond: (0, 0) would mean no timeout at all.
-    return _TIMEVAL.pack(seconds, micros or (0 if seconds else 1))
+    micros = int((timeout - seconds) * 1e6) + 1
+    return _TIMEVAL.pack(seconds + 1, 0) if micros == 1_000_000 else _TIMEVAL.pack(
+        seconds, micros)
 
 
 class ServedSocket(socket.socket):
@@ -50,16 +55,20 @@ class ServedSocket(socket.socket):
         super().__init__(family, type, proto, fileno)
         self._timeout: float | None = super().gettimeout()
         if self._timeout:  # (socket.setdefaulttimeout was called): blocking instead
-            super().settimeout(None)
+            _settimeout(self, None)
         self._applied: float | None = None  # the SO_RCVTIMEO in force (None: none)
 
     def settimeout(self, value: float | None) -> None:
         if value is not None:
             value = float(value)
-            if value < 0 or value != value:
-                raise ValueError("Timeout value out of range")
-        if value == 0.0 or self._timeout == 0.0:  # to or from non-blocking: really
-            super().settimeout(0.0 if value == 0.0 else None)
+            if not value > 0.0:
+                if value != 0.0:  # (negative, or NaN)
+                    raise ValueError("Timeout value out of range")
+                _settimeout(self, 0.0)  # non-blocking: really
+                self._timeout = 0.0
+                return
+        if self._timeout == 0.0:
+            _settimeout(self, None)  # back from non-blocking
         self._timeout = value
 
     def gettimeout(self) -> float | None:
@@ -71,27 +80,25 @@ class ServedSocket(socket.socket):
     def getblocking(self) -> bool:
         return self._timeout != 0.0
 
-    def _read_timeout(self) -> float | None:
-        """Apply the timeout to reads (when it changed); the timeout."""
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
         timeout = self._timeout
         if timeout != self._applied and timeout != 0.0:
-            self.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
+            _setsockopt(self, _SOL_SOCKET, _SO_RCVTIMEO, _timeval(timeout))
             self._applied = timeout
-        return timeout
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        timeout = self._read_timeout()
         try:
-            return super().recv(bufsize, flags)
+            return _recv(self, bufsize, flags)
         except BlockingIOError:
             if timeout:  # SO_RCVTIMEO passed
                 raise TimeoutError("timed out") from None
             raise
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        timeout = self._read_timeout()
+        timeout = self._timeout
+        if timeout != self._applied and timeout != 0.0:
+            _setsockopt(self, _SOL_SOCKET, _SO_RCVTIMEO, _timeval(timeout))
+            self._applied = timeout
         try:
-            return super().recv_into(buffer, nbytes, flags)
+            return _recv_into(self, buffer, nbytes, flags)
         except BlockingIOError:
             if timeout:
                 raise TimeoutError("timed out") from None
@@ -100,34 +107,34 @@ class ServedSocket(socket.socket):
     def send(self, data: Any, flags: int = 0) -> int:
         timeout = self._timeout
         if not timeout:  # (non-blocking, or blocking for ever)
-            return super().send(data, flags)
+            return _send(self, data, flags)
         try:
-            return super().send(data, flags | socket.MSG_DONTWAIT)
+            return _send(self, data, flags | _DONTWAIT)
         except BlockingIOError:
             pass
         # The peer's window is full: wait as a socket with this timeout waits.
-        super().settimeout(timeout)
+        _settimeout(self, timeout)
         try:
-            return super().send(data, flags)
+            return _send(self, data, flags)
         finally:
-            super().settimeout(None)
+            _settimeout(self, None)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         timeout = self._timeout
         if not timeout:  # (non-blocking, or blocking for ever)
             super().sendall(data, flags)
             return
-        view = memoryview(data).cast("B")
         try:
-            sent = super().send(view, flags | socket.MSG_DONTWAIT)
+            sent = _send(self, data, flags | _DONTWAIT)
         except BlockingIOError:
             sent = 0
-        if sent == len(view):
+        size = len(data) if type(data) is bytes else memoryview(data).nbytes
+        if sent == size:
             return
         # The peer's window is full: the rest as a socket with this timeout sends it
         # (the timeout bounds the whole rest, as it does sendall).
-        super().settimeout(timeout)
+        _settimeout(self, timeout)
         try:
-            super().sendall(view[sent:], flags)
+            super().sendall(memoryview(data).cast("B")[sent:], flags)
         finally:
-            super().settimeout(None)
+            _settimeout(self, None)
