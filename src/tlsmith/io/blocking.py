@@ -21,6 +21,7 @@ from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
 from tlsmith.events import ClientCertificateReceived, HandshakeInfo, SessionTicketReceived
 from tlsmith.io.driver import Step, TLSDriver
 from tlsmith.io.served import ServedSocket
+from tlsmith.io.slots import Slots
 from tlsmith.keylog import KeyLogWriter
 from tlsmith.observe import combine_observers
 from tlsmith.session import Session
@@ -545,11 +546,8 @@ class TLSServer:
                                            else idle_timeout)
         self.on_error = on_error
         self.max_concurrent = max_concurrent
-        self._slots = (threading.BoundedSemaphore(max_concurrent)
-                       if max_concurrent is not None else None)
         self.max_handshakes = max_handshakes
-        self._handshake_slots = (threading.BoundedSemaphore(max_handshakes)
-                                 if max_handshakes is not None else None)
+        self._slots = Slots(max_concurrent, max_handshakes)
         if sock is None:
             family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -637,14 +635,9 @@ class TLSServer:
         self.sock.settimeout(None if _SHUTDOWN_WAKES_ACCEPT else 0.2)
         accept = self._accept_served if _SHUTDOWN_WAKES_ACCEPT else self.sock.accept
         slots = self._slots
-        handshake_slots = self._handshake_slots
         while not self._stop.is_set():
-            # Bounded: take a slot before accepting (checking _stop every 0.2 s).
-            if slots is not None and not slots.acquire(timeout=0.2):
-                continue
-            if handshake_slots is not None and not handshake_slots.acquire(timeout=0.2):
-                if slots is not None:
-                    slots.release()
+            # Bounded: take the slots before accepting (checking _stop every 0.2 s).
+            if not slots.take(0.2):
                 continue
             try:
                 client_sock, addr = accept()
@@ -681,10 +674,7 @@ class TLSServer:
     def _release(self, *, handshake: bool = True) -> None:
         """Give back the slots taken for one connection (its handshake slot unless it
         was given back when the handshake ended)."""
-        if handshake and self._handshake_slots is not None:
-            self._handshake_slots.release()
-        if self._slots is not None:
-            self._slots.release()
+        self._slots.give_back(handshake=handshake)
 
     def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...], *,
                    ready: Callable[[], None] | None = None) -> None:
@@ -703,8 +693,8 @@ class TLSServer:
             try:
                 tls.do_handshake(self.handshake_timeout)
                 in_handshake = False
-                if self._handshake_slots is not None:
-                    self._handshake_slots.release()
+                if self.max_handshakes is not None:
+                    self._slots.give_back(connection=False)
                 if self.idle_timeout != self.timeout:
                     client_sock.settimeout(self.idle_timeout)
                 self.handler(tls, addr)
