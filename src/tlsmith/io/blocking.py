@@ -559,6 +559,8 @@ class TLSServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_connection = on_connection
+        self._kind: tuple[socket.AddressFamily, socket.SocketKind, int] = (
+            self.sock.family, self.sock.type, self.sock.proto)
         # The worker pool: idle workers wait on _jobs; _idle counts those not yet handed
         # a job (under _pool_lock, with the put, so no job is left without a worker).
         self._jobs: queue.SimpleQueue[tuple[socket.socket, tuple[Any, ...]] | None] = (
@@ -663,10 +665,9 @@ class TLSServer:
     def _accept_served(self) -> tuple[socket.socket, tuple[Any, ...]]:
         """Linux: accept a connection as a ServedSocket (its timeouts kept by the
         kernel: no poll() before each read and write)."""
-        listener = self.sock
-        fd, addr = listener._accept()  # type: ignore[attr-defined]  # (what accept() does)
+        fd, addr = self.sock._accept()  # type: ignore[attr-defined]  # (what accept() does)
         try:
-            return ServedSocket(listener.family, listener.type, listener.proto, fd), addr
+            return ServedSocket(*self._kind, fd), addr
         except BaseException:
             os.close(fd)
             raise

@@ -27,7 +27,9 @@ _TIMEVAL = struct.Struct("@ll")
 _NO_TIMEOUT = _TIMEVAL.pack(0, 0)
 #: A longer timeout is no different in practice, and keeps the struct's fields in range.
 _MAX_TIMEOUT = 10.0**9
-_SOL_SOCKET, _SO_RCVTIMEO, _DONTWAIT = socket.SOL_SOCKET, socket.SO_RCVTIMEO, socket.MSG_DONTWAIT
+# (Plain ints: an IntFlag operand makes "flags | MSG_DONTWAIT" Python code, in enum.)
+_SOL_SOCKET, _SO_RCVTIMEO = int(socket.SOL_SOCKET), int(socket.SO_RCVTIMEO)
+_DONTWAIT = int(socket.MSG_DONTWAIT)
 # (The base class's methods, called directly: cheaper than super() on every call.)
 _base = socket.socket
 _recv, _recv_into, _send = _base.recv, _base.recv_into, _base.send
@@ -49,14 +51,21 @@ def _timeval(timeout: float | None) -> bytes:
 class ServedSocket(socket.socket):
     """A connected stream socket whose timeout the kernel keeps (see the module)."""
 
-    __slots__ = ("_applied", "_timeout")
+    __slots__ = ("_applied", "_family", "_timeout")
 
-    def __init__(self, family: int, type: int, proto: int, fileno: int) -> None:
+    def __init__(self, family: socket.AddressFamily, type: int, proto: int, fileno: int
+                 ) -> None:
         super().__init__(family, type, proto, fileno)
+        self._family = family
         self._timeout: float | None = super().gettimeout()
         if self._timeout:  # (socket.setdefaulttimeout was called): blocking instead
             _settimeout(self, None)
         self._applied: float | None = None  # the SO_RCVTIMEO in force (None: none)
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        """(As given, not converted to an enum member again at every look.)"""
+        return self._family
 
     def settimeout(self, value: float | None) -> None:
         if value is not None:
