@@ -508,6 +508,10 @@ class TLSServer:
     every slot from clients already served. The accept loop waits for a handshake slot
     too. None: only ``max_concurrent`` applies.
 
+    On Linux the accept loop blocks in accept() (``shutdown()`` wakes it) and the
+    connections are ``ServedSocket``s (tlsmith.io.served): blocking sockets whose
+    timeouts the kernel keeps, so reads and writes do not poll first.
+
     Memory per connection is bounded: a TLSSocket reads from the socket only when the
     handler needs bytes, so its plaintext buffer holds at most one read (64 KiB) and one
     record beyond what the handler asked for (``TLSDriver.MAX_BUFFERED`` when a helper
