@@ -49,6 +49,17 @@ def cached_ja4(client_hello: bytes) -> str | None:
     full fingerprint parse per handshake."""
     if not client_hello:
         return None
+    # The hello of this length last fingerprinted, as a template: a hello whose bytes
+    # are the same outside its random, session ID, key shares and PSK has the same
+    # layout (every length that places a field is compared) and the same bytes
+    # wherever JA4 reads: the same JA4, without a walk over its extensions.
+    template = _TEMPLATES.get(len(client_hello))
+    if template is not None:
+        for start, end, same in template[0]:
+            if client_hello[start:end] != same:
+                break
+        else:
+            return template[1]
     key = _ja4_key(client_hello)
     if key is not None:
         found = _JA4_CACHE.get(key)
@@ -62,6 +73,7 @@ def cached_ja4(client_hello: bytes) -> str | None:
         if len(_JA4_CACHE) >= _JA4_CACHE_SIZE:
             _JA4_CACHE.clear()
         _JA4_CACHE[key] = value
+        _remember(client_hello, value)
     return value
 
 
@@ -111,6 +123,42 @@ def _ja4_key(raw: bytes) -> tuple[object, ...] | None:
 
 
 _U16_PAIR = struct.Struct(">HH")
+
+#: cached_ja4's templates, by length: (the (start, end, bytes) of every part outside
+#: the random, session ID, key_share and pre_shared_key bodies, JA4) of the last hello
+#: of that length fingerprinted in full.
+_TEMPLATES: dict[int, tuple[tuple[tuple[int, int, bytes], ...], str]] = {}
+#: Extension bodies that differ from one hello of a client to the next and that JA4
+#: does not read: key_share (51), pre_shared_key (41).
+_VARYING_BODIES = frozenset((51, 41))
+
+
+def _remember(raw: bytes, value: str) -> None:
+    """Make ``raw`` (a hello ``_ja4_key`` walked cleanly and ``ja4`` read: its JA4 is
+    ``value``) cached_ja4's template for its length."""
+    at = 4 + 2 + 32
+    skip = [(4 + 2, at), (at + 1, at + 1 + raw[at])]  # random, legacy_session_id
+    at = skip[-1][1]
+    at += 2 + int.from_bytes(raw[at:at + 2])  # cipher_suites
+    at += 1 + raw[at]  # legacy_compression_methods
+    if at < len(raw):
+        end = len(raw)
+        at += 2
+        while at < end:
+            ext_type, size = _U16_PAIR.unpack_from(raw, at)
+            at += 4 + size
+            if ext_type in _VARYING_BODIES:
+                skip.append((at - size, at))
+    parts: list[tuple[int, int, bytes]] = []
+    start = 0
+    for begin, end in skip:
+        if begin > start:
+            parts.append((start, begin, raw[start:begin]))
+        start = end
+    parts.append((start, len(raw), raw[start:]))
+    if len(_TEMPLATES) >= _JA4_CACHE_SIZE:
+        _TEMPLATES.clear()
+    _TEMPLATES[len(raw)] = (tuple(parts), value)
 
 
 __all__ = [

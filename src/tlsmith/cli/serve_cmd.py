@@ -47,11 +47,19 @@ def _timestamp() -> str:
     return _stamp[1]
 
 
+#: HandshakeInfo.version_label by version, made once (an enum lookup and a property).
+_VERSION_LABELS: dict[int, str] = {}
+
+
 def log_line(info: HandshakeInfo, peer: tuple[Any, ...], early_bytes: int = 0, *,
              ja4: str | None = None) -> str:
     stamp = _timestamp()
-    return (f"{stamp} {peer[0]}:{peer[1]} {info.version_label} {info.cipher_suite.name} "
-            f"group={info.group.name.lower() if info.group else '-'} "
+    version = _VERSION_LABELS.get(info.version)
+    if version is None:
+        version = _VERSION_LABELS[info.version] = info.version_label
+    # (``_name_`` is what enum's ``name`` property returns, without the property.)
+    return (f"{stamp} {peer[0]}:{peer[1]} {version} {info.cipher_suite._name_} "
+            f"group={info.group._name_.lower() if info.group else '-'} "
             f"sni={info.server_name or '-'} alpn={info.alpn or '-'} "
             + (f"ja4={ja4} " if ja4 else "")
             + f"hrr={'yes' if info.hello_retry_request else 'no'}"

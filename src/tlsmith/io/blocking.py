@@ -8,6 +8,7 @@ import logging
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from tlsmith.connection import TLSConnection
 from tlsmith.errors import ConnectionClosedError, TLSError, UsageError
 from tlsmith.events import ClientCertificateReceived, HandshakeInfo, SessionTicketReceived
 from tlsmith.io.driver import Step, TLSDriver
+from tlsmith.io.served import ServedSocket
+from tlsmith.io.slots import Slots
 from tlsmith.keylog import KeyLogWriter
 from tlsmith.observe import combine_observers
 from tlsmith.session import Session
@@ -31,6 +34,10 @@ _TCP_NODELAY = int(socket.TCP_NODELAY)
 _SHUT_RDWR = int(socket.SHUT_RDWR)
 
 logger = logging.getLogger("tlsmith.server")
+
+#: Whether shutting a listening socket down wakes a thread blocked in its accept()
+#: (Linux: accept() fails with EINVAL), so TLSServer can accept without a timeout.
+_SHUTDOWN_WAKES_ACCEPT = sys.platform.startswith("linux")
 
 #: TLSServer's default bound on connections served at once (one thread each).
 DEFAULT_MAX_CONCURRENT = 256
@@ -550,6 +557,10 @@ class TLSServer:
     every slot from clients already served. The accept loop waits for a handshake slot
     too. None: only ``max_concurrent`` applies.
 
+    On Linux the accept loop blocks in accept() (``shutdown()`` wakes it) and the
+    connections are ``ServedSocket``s (tlsmith.io.served): blocking sockets whose
+    timeouts the kernel keeps, so reads and writes do not poll first.
+
     Memory per connection is bounded: a TLSSocket reads from the socket only when the
     handler needs bytes, so its plaintext buffer holds at most one read (64 KiB) and one
     record beyond what the handler asked for (``TLSDriver.MAX_BUFFERED`` when a helper
@@ -588,11 +599,8 @@ class TLSServer:
                                            else idle_timeout)
         self.on_error = on_error
         self.max_concurrent = max_concurrent
-        self._slots = (threading.BoundedSemaphore(max_concurrent)
-                       if max_concurrent is not None else None)
         self.max_handshakes = max_handshakes
-        self._handshake_slots = (threading.BoundedSemaphore(max_handshakes)
-                                 if max_handshakes is not None else None)
+        self._slots = Slots(max_concurrent, max_handshakes)
         if sock is None:
             family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -604,6 +612,8 @@ class TLSServer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.on_connection = on_connection
+        self._kind: tuple[socket.AddressFamily, socket.SocketKind, int] = (
+            self.sock.family, self.sock.type, self.sock.proto)
         # The worker pool: idle workers wait on _jobs; _idle counts those not yet handed
         # a job (under _pool_lock, with the put, so no job is left without a worker).
         self._jobs: queue.SimpleQueue[tuple[socket.socket, tuple[Any, ...]] | None] = (
@@ -673,19 +683,19 @@ class TLSServer:
             threading.Thread(target=self._work, args=job, daemon=True).start()
 
     def serve_forever(self) -> None:
-        self.sock.settimeout(0.2)
+        # Linux: accept() blocks until a connection comes, and shutdown() wakes it by
+        # shutting the listening socket down (accept() then fails at once). Elsewhere it
+        # wakes every 0.2 s to look at _stop. (A socket with a timeout costs a poll() and,
+        # for the accepted socket, an ioctl() per connection: two more GIL releases.)
+        self.sock.settimeout(None if _SHUTDOWN_WAKES_ACCEPT else 0.2)
+        accept = self._accept_served if _SHUTDOWN_WAKES_ACCEPT else self.sock.accept
         slots = self._slots
-        handshake_slots = self._handshake_slots
         while not self._stop.is_set():
-            # Bounded: take a slot before accepting (checking _stop every 0.2 s).
-            if slots is not None and not slots.acquire(timeout=0.2):
-                continue
-            if handshake_slots is not None and not handshake_slots.acquire(timeout=0.2):
-                if slots is not None:
-                    slots.release()
+            # Bounded: take the slots before accepting (checking _stop every 0.2 s).
+            if not slots.take(0.2):
                 continue
             try:
-                client_sock, addr = self.sock.accept()
+                client_sock, addr = accept()
             except TimeoutError:
                 self._release()
                 continue
@@ -705,13 +715,20 @@ class TLSServer:
                     continue
                 raise
 
+    def _accept_served(self) -> tuple[socket.socket, tuple[Any, ...]]:
+        """Linux: accept a connection as a ServedSocket (its timeouts kept by the
+        kernel: no poll() before each read and write)."""
+        fd, addr = self.sock._accept()  # type: ignore[attr-defined]  # (what accept() does)
+        try:
+            return ServedSocket(*self._kind, fd), addr
+        except BaseException:
+            os.close(fd)
+            raise
+
     def _release(self, *, handshake: bool = True) -> None:
         """Give back the slots taken for one connection (its handshake slot unless it
         was given back when the handshake ended)."""
-        if handshake and self._handshake_slots is not None:
-            self._handshake_slots.release()
-        if self._slots is not None:
-            self._slots.release()
+        self._slots.give_back(handshake=handshake)
 
     def _serve_one(self, client_sock: socket.socket, addr: tuple[Any, ...], *,
                    ready: Callable[[], None] | None = None) -> None:
@@ -730,8 +747,8 @@ class TLSServer:
             try:
                 tls.do_handshake(self.handshake_timeout)
                 in_handshake = False
-                if self._handshake_slots is not None:
-                    self._handshake_slots.release()
+                if self.max_handshakes is not None:
+                    self._slots.give_back(connection=False)
                 if self.idle_timeout != self.timeout:
                     client_sock.settimeout(self.idle_timeout)
                 self.handler(tls, addr)
@@ -771,6 +788,9 @@ class TLSServer:
 
     def shutdown(self) -> None:
         self._stop.set()
+        if _SHUTDOWN_WAKES_ACCEPT:
+            with contextlib.suppress(OSError):  # (not listening: nothing to wake)
+                self.sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.sock.close()
