@@ -252,9 +252,10 @@ def test_sig_certificate_verify_content_layout() -> None:
 
 
 @pytest.mark.parametrize("scheme", list(KEY_FOR_SCHEME), ids=str)
-def test_sig_sign_again_with_the_remembered_signer(scheme: S, keys: dict[str, Any]) -> None:
-    """The second signature with a (key, scheme) uses what the first one checked and
-    chose; a scheme that does not fit the same key is still refused."""
+def test_sig_signs_again_and_still_refuses_a_misfit(scheme: S, keys: dict[str, Any]
+                                                    ) -> None:
+    """Signing repeatedly with a (key, scheme), by member and by number, verifies; a
+    scheme that does not fit the same key is refused every time."""
     key = keys[KEY_FOR_SCHEME[scheme]]
     for data in (DATA, DATA + b"again", b""):
         verify(scheme, key.public_key(), data, sign(scheme, key, data))
