@@ -9,6 +9,7 @@ TLS 1.2) run in ``server13`` / ``server12`` on the same view.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +37,7 @@ from tlsmith.errors import (
     UnsupportedCertificate,
     call_application,
 )
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import certtype
 from tlsmith.handshake.base import ALLOWED_IN
 from tlsmith.x509.leaf import name_matches
@@ -47,7 +49,8 @@ _name_matches = functools.lru_cache(maxsize=1024)(name_matches)
 
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Offered:
     """What one ClientHello offers (None: the extension was absent)."""
 
@@ -89,8 +92,9 @@ class Offered:
         return max(self.versions)
 
 
-# The ClientHello extensions ``offer`` reads, each by its type's number: one dict lookup
-# per extension instead of one per class asked for.
+# The ClientHello extensions ``offer`` reads, found by their exact class: the codec
+# parses each type in a ClientHello into its one registered class (these have no
+# subclasses), so one C-level dict maps a hello's extensions to them.
 _OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
     ext.SupportedVersionsClientHello, ext.SupportedGroups, ext.KeyShareClientHello,
     ext.SignatureAlgorithms, ext.ServerName, ext.ApplicationLayerProtocolNegotiation,
@@ -99,9 +103,7 @@ _OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
     ext.EncryptThenMac, ext.StatusRequest, ext.ServerCertificateTypeList,
     ext.ClientCertificateTypeList, ext.CertificateAuthorities, ext.SessionTicket,
 )
-_OFFER_SLOTS: dict[int, tuple[int, type[ext.KnownExtension]]] = {
-    int(cls.extension_type): (i, cls) for i, cls in enumerate(_OFFER_CLASSES)
-}
+_TYPE_OF = operator.attrgetter("extension_type")
 # Types defined, but not for a ClientHello (ExtensionContext hashes in Python: a set of
 # plain ints answers instead).
 _NOT_IN_CLIENT_HELLO: frozenset[int] = frozenset(
@@ -112,17 +114,13 @@ _NOT_IN_CLIENT_HELLO: frozenset[int] = frozenset(
 
 def offer(ch: ClientHello) -> Offered:
     """One pass over the ClientHello's extensions (duplicates were refused by the codec)."""
-    by_type = {e.extension_type: e for e in ch.extensions}
-    if not _NOT_IN_CLIENT_HELLO.isdisjoint(by_type):
-        for t in by_type:
-            if t in _NOT_IN_CLIENT_HELLO:
-                raise IllegalParameter(f"the {t.name} extension is not allowed in ClientHello")
-    found: list[Any] = [None] * len(_OFFER_CLASSES)
-    slots = _OFFER_SLOTS
-    for t, e in by_type.items():
-        slot = slots.get(t)
-        if slot is not None and isinstance(e, slot[1]):
-            found[slot[0]] = e
+    exts = ch.extensions
+    types = frozenset(map(_TYPE_OF, exts))
+    if not _NOT_IN_CLIENT_HELLO.isdisjoint(types):
+        for e in exts:
+            if e.extension_type in _NOT_IN_CLIENT_HELLO:
+                raise IllegalParameter(
+                    f"the {e.extension_type.name} extension is not allowed in ClientHello")
     sv: ext.SupportedVersionsClientHello | None
     groups: ext.SupportedGroups | None
     shares: ext.KeyShareClientHello | None
@@ -135,8 +133,11 @@ def offer(ch: ClientHello) -> Offered:
     psk: ext.PreSharedKeyClientHello | None
     psk_modes: ext.PskKeyExchangeModes | None
     cas: ext.CertificateAuthorities | None
+    # (A MalformedExtension or UnknownExtension of one of these types is not found.)
+    by_class: dict[type, Any] = dict(zip(map(type, exts), exts, strict=True))
     (sv, groups, shares, algs, sni, alpn, cookie, reneg, pf, psk, psk_modes, early, ems, etm,
-     status, server_types, client_types, cas, ticket) = found
+     status, server_types, client_types, cas, ticket) = map(
+        by_class.get, _OFFER_CLASSES)
     suites = ch.cipher_suites
     # The codec already gives enum members (open enums): no conversions needed here.
     return Offered(
@@ -161,7 +162,7 @@ def offer(ch: ClientHello) -> Offered:
         empty_renegotiation_scsv=CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in suites,
         ec_point_formats=tuple(pf.ec_point_format_list) if pf is not None else None,
         fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in suites,
-        types=frozenset(by_type),
+        types=types,
         status_request=status is not None,
         server_certificate_types=certtype.offered_types(server_types),
         client_certificate_types=certtype.offered_types(client_types),
@@ -281,7 +282,8 @@ def choose_alpn(cfg: ServerConfig, offered: Offered) -> str | None:
         + ", ".join(p.decode("ascii", "replace") for p in offered.alpn))
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class CertChoice:
     certified: CertifiedKey
     scheme: SignatureScheme | None  # None: RSA key transport signs nothing

@@ -53,6 +53,7 @@ from tlsmith.errors import (
     UnsupportedExtension,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import alps, certtype, psk13
 from tlsmith.handshake.base import ServerIO, State, Tls13Handshaking
 from tlsmith.handshake.common13 import (
@@ -92,7 +93,8 @@ from tlsmith.observe import Epoch
 _COOKIE_LABEL = b"tlsmith hrr cookie v1"
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class Choice:
     """The server's decisions for one ClientHello."""
 
