@@ -432,6 +432,28 @@ def test_extensions_duplicate_detected_in_every_context() -> None:
             _parse_block(data, context)
 
 
+def test_extensions_duplicate_reported_before_a_later_error() -> None:
+    # Duplicates are found after the walk; an error the walk meets later must not win
+    # over a duplicate before it (or over a malformed body that is itself a duplicate).
+    bad_groups = _raw_ext(0x000A, b"\x00\x03\x00\x17\x00")  # odd list length
+    short = b"\x00\x2b\x00\x09\x04"  # supported_versions, body cut short
+    for tail in (bad_groups, short, b"\x00\x2b\x00"):
+        data = _block_of(_raw_ext(0xFFFE, b""), _raw_ext(0xFFFE, b""), tail)
+        with pytest.raises(IllegalParameter, match="duplicate"):
+            _parse_block(data, CH)
+    sni = x.ServerName("a.example")
+    data = _block([sni, x.ExtendedMasterSecret()])[2:]
+    with pytest.raises(IllegalParameter, match="duplicate server_name") as excinfo:
+        _parse_block(_block_of(data, _raw_ext(0x0000, b"\x00")), CH)
+    assert excinfo.value.__context__ is None
+    # The error first, then the duplicate: the error wins, as before.
+    with pytest.raises(DecodeError):
+        _parse_block(_block_of(bad_groups, _raw_ext(0xFFFE, b""), _raw_ext(0xFFFE, b"")), CH)
+    # A body longer than the block, its type a repeat: the truncation is reported.
+    with pytest.raises(DecodeError, match="truncated"):
+        _parse_block(_block_of(_raw_ext(0xFFFE, b""), b"\xff\xfe\x00\x09\x04"), CH)
+
+
 def _psk() -> x.PreSharedKeyClientHello:
     return x.PreSharedKeyClientHello((x.PskIdentity(b"id", 5),), (bytes(32),))
 
