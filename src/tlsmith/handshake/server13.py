@@ -87,7 +87,7 @@ from tlsmith.handshake.proofs import (
     verify_signature,
 )
 from tlsmith.handshake.psk13 import SelectedPsk
-from tlsmith.handshake.server import cached_message
+from tlsmith.handshake.server import cached_message, read_client_hello
 from tlsmith.observe import Epoch
 
 _COOKIE_LABEL = b"tlsmith hrr cookie v1"
@@ -339,7 +339,7 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
-        ch = ClientHello.parse_body(body)
+        ch = read_client_hello(io, body)
         io.received(ch, raw)
         offered = offer(ch)
         # RFC 8446 §4.1.4: the version cannot change across the HelloRetryRequest.
