@@ -592,3 +592,21 @@ def test_tls12_renegotiation_client_hello_flood(certs: dict[str, CertFiles]) -> 
     exc = expect_alert12(m.server, flood, UnexpectedMessage, session, protected=True)
     names_limit(exc, "max_records_without_progress", limit)
     assert "CLIENT_HELLO" in str(exc)
+
+
+def test_tls12_renegotiation_client_hello_lists_bounded(certs: dict[str, CertFiles]) -> None:
+    """A ClientHello after the handshake (refused renegotiation), small as it is, is
+    bounded on its raw bytes before anything else: illegal_parameter, not the warning."""
+    from mitm12 import expect_alert12
+
+    m = _connected12(certs, LIMITS)
+    session = m.session()
+    ch = session.channel(client=True, seq=1)  # after the client's Finished
+    hello = ClientHello.parse_body(body_of(m.client_hello))
+    extra = tuple(ext.UnknownExtension(ExtensionType(0xFE00 + i), b"") for i in range(
+        LIMITS.max_client_hello_extensions + 1 - len(hello.extensions)))
+    raw = replace(hello, extensions=extra + tuple(hello.extensions)).serialize()
+    assert len(raw) - 4 <= CHECK_AFTER_PARSING_MAX
+    exc = expect_alert12(m.server, ch.record(ContentType.HANDSHAKE, raw), IllegalParameter,
+                         session, protected=True)
+    names_limit(exc, "max_client_hello_extensions", LIMITS.max_client_hello_extensions)
