@@ -327,11 +327,36 @@ def _usable_schemes(ours: Iterable[SignatureScheme], configured: Iterable[Signat
     return frozenset(ours) & frozenset(configured)
 
 
+# choose_certificate's answers, by configuration and the parts of the hello it reads: a
+# server sees the same few offers from every client of one kind. Keyed by id() of the
+# configuration, which is kept alongside so the id cannot be reused while listed; bounded
+# (the peer chooses the hello), emptied when full. Answers only: errors are raised anew.
+_CERT_CHOICES: dict[tuple[object, ...], tuple[ServerConfig, CertChoice | None]] = {}
+_CERT_CHOICES_MAX = 1024
+
+
 def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
                        key_type: str | None = None, signs: bool = True) -> CertChoice | None:
     """A certificate whose key can sign with a scheme the client accepts (and, in TLS 1.2,
     whose key type fits the suite), preferring one whose names match SNI
     (RFC 8446 §4.4.2.2, RFC 5246 §7.4.2). None if there is none."""
+    if offered.certificates is not None:  # the certificate callback's (not cached)
+        return _choose_certificate(cfg, offered, tls13=tls13, key_type=key_type, signs=signs)
+    key = (id(cfg), tls13, key_type, signs, offered.signature_schemes,
+           offered.server_certificate_types, offered.ca_names, offered.server_name,
+           None if tls13 else offered.groups)
+    hit = _CERT_CHOICES.get(key)
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    choice = _choose_certificate(cfg, offered, tls13=tls13, key_type=key_type, signs=signs)
+    if len(_CERT_CHOICES) >= _CERT_CHOICES_MAX:
+        _CERT_CHOICES.clear()
+    _CERT_CHOICES[key] = (cfg, choice)
+    return choice
+
+
+def _choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
+                        key_type: str | None, signs: bool) -> CertChoice | None:
     client_schemes = offered.signature_schemes or ()
     fallback: CertChoice | None = None
     creds = candidates(cfg, offered)
