@@ -540,3 +540,21 @@ def test_no_event_is_delivered_after_a_fatal_error(certs: dict[str, CertFiles],
     record = r.channel.handshake_together(
         NewSessionTicket(7200, 1, b"\x00", b"ticket").serialize(), samples[H.CLIENT_HELLO])
     expect_alert(r.victim, r.spy, record, UnexpectedMessage)
+
+
+def test_offer_gives_every_field(certs: dict[str, CertFiles]) -> None:
+    """negotiate.offer fills Offered's __dict__ itself (no __init__): every field of the
+    dataclass, nothing else, as the constructor would."""
+    from dataclasses import fields, replace
+
+    from tlsmith.codec.enums import ProtocolVersion
+    from tlsmith.codec.messages import ClientHello
+    from tlsmith.handshake.negotiate import Offered, offer
+
+    for version in (ProtocolVersion.TLS13, ProtocolVersion.TLS12):
+        client_cfg, _ = configs(certs["ecdsa-p256"], max_version=version)
+        raw = TLSConnection(client_cfg).data_to_send()
+        offered = offer(ClientHello.parse_body(memoryview(raw)[9:]))
+        assert set(vars(offered)) == {f.name for f in fields(Offered)}
+        assert replace(offered) == offered
+        assert offered.versions[0] == version

@@ -49,10 +49,13 @@ _name_matches = functools.lru_cache(maxsize=1024)(name_matches)
 
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Offered:
-    """What one ClientHello offers (None: the extension was absent)."""
+    """What one ClientHello offers (None: the extension was absent).
+
+    ``offer`` builds it through its ``__dict__`` (one C call instead of a frozen store
+    per field); it gives every field (tests/test_handshake13_states.py holds it to that).
+    """
 
     hello: ClientHello
     versions: tuple[ProtocolVersion, ...]  # supported_versions, or (legacy_version,)
@@ -104,6 +107,7 @@ _OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
     ext.ClientCertificateTypeList, ext.CertificateAuthorities, ext.SessionTicket,
 )
 _TYPE_OF = operator.attrgetter("extension_type")
+_new_object = object.__new__
 # Types defined, but not for a ClientHello (ExtensionContext hashes in Python: a set of
 # plain ints answers instead).
 _NOT_IN_CLIENT_HELLO: frozenset[int] = frozenset(
@@ -140,10 +144,11 @@ def offer(ch: ClientHello) -> Offered:
         by_class.get, _OFFER_CLASSES)
     suites = ch.cipher_suites
     # The codec already gives enum members (open enums): no conversions needed here.
-    return Offered(
+    offered = _new_object(Offered)
+    offered.__dict__.update(
         hello=ch,
         versions=(tuple(sv.versions) if sv is not None
-                  else (ProtocolVersion(ch.legacy_version),)),
+                  else (member(ProtocolVersion, ch.legacy_version),)),
         supported_versions_sent=sv is not None,
         suites=tuple(suites),
         groups=tuple(groups.named_group_list) if groups else None,
@@ -167,8 +172,10 @@ def offer(ch: ClientHello) -> Offered:
         server_certificate_types=certtype.offered_types(server_types),
         client_certificate_types=certtype.offered_types(client_types),
         ca_names=cas.authorities if cas else None,
+        certificates=None,
         session_ticket=ticket,
     )
+    return offered
 
 
 #: JDK 11's ClientHello extensions, in the order it sends them (True: always sent).
