@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hmac
 from dataclasses import dataclass, replace
+from operator import attrgetter
+from typing import Any
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -149,7 +151,23 @@ def check_client_hello(offered: Offered) -> None:
         seen.add(entry.group)
 
 
+# choose_suite's and choose_group's answers, by configuration and the lists of the hello
+# they read: a server sees the same few offers from every client of one kind. Keyed by
+# id() of the configuration, which is kept alongside so the id cannot be reused while
+# listed; bounded (the peer chooses the lists), emptied when full. Errors are raised anew.
+_SUITE_CHOICES: dict[tuple[int, tuple[CipherSuite, ...]], tuple[ServerConfig, SuiteInfo]] = {}
+_GROUP_CHOICES: dict[tuple[int, tuple[NamedGroup, ...], tuple[NamedGroup, ...]],
+                     tuple[ServerConfig, NamedGroup]] = {}
+_CHOICES_MAX = 1024
+_GROUP_OF = attrgetter("group")
+_KEY_EXCHANGE_OF = attrgetter("key_exchange")
+
+
 def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
+    key = (id(cfg), offered.suites)
+    hit = _SUITE_CHOICES.get(key)
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
     client_suites = set(offered.suites)
     order = suite_order(cfg, offered)
     info = next((i for s in order if s in client_suites
@@ -158,6 +176,9 @@ def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
         raise HandshakeFailure(
             "no TLS 1.3 cipher suite in common: the client offers "
             + ", ".join(CipherSuite(s).name for s in offered.suites))
+    if len(_SUITE_CHOICES) >= _CHOICES_MAX:
+        _SUITE_CHOICES.clear()
+    _SUITE_CHOICES[key] = (cfg, info)
     return info
 
 
@@ -172,21 +193,37 @@ def choose_group(cfg: ServerConfig, offered: Offered
     """Our preferred group the client sent a share for; else one it supports (an HRR);
     with ``strict_group_preference`` our preferred one it supports, share or not;
     (None, None) for a ClientHello without key_share (PSK only)."""
-    if offered.groups is None or offered.key_shares is None:
+    groups, shares = offered.groups, offered.key_shares
+    if groups is None or shares is None:
         return None, None
-    by_group = {member(NamedGroup, e.group): e.key_exchange for e in offered.key_shares}
+    share_groups = tuple(map(_GROUP_OF, shares))
+    key = (id(cfg), groups, share_groups)
+    hit = _GROUP_CHOICES.get(key)
+    if hit is not None and hit[0] is cfg:
+        group = hit[1]
+    else:
+        group = _choose_group(cfg, groups, frozenset(share_groups))
+        if len(_GROUP_CHOICES) >= _CHOICES_MAX:
+            _GROUP_CHOICES.clear()
+        _GROUP_CHOICES[key] = (cfg, group)
+    # (The last share of a group, were there two: check_client_hello refuses that.)
+    return group, dict(zip(share_groups, map(_KEY_EXCHANGE_OF, shares), strict=True)).get(group)
+
+
+def _choose_group(cfg: ServerConfig, offered_groups: tuple[NamedGroup, ...],
+                  shared: frozenset[NamedGroup]) -> NamedGroup:
     groups = cfg.groups
     usable = (_usable_groups(groups) if isinstance(groups, tuple)
               else [g for g in groups if group_available(g)])
     group = None if cfg.strict_group_preference else next(
-        (g for g in usable if g in by_group), None)
+        (g for g in usable if g in shared), None)
     if group is None:
-        group = next((g for g in usable if g in offered.groups), None)
+        group = next((g for g in usable if g in offered_groups), None)
         if group is None:
             raise HandshakeFailure(
                 "no key-exchange group in common: the client supports "
-                + ", ".join(NamedGroup(g).name for g in offered.groups))
-    return group, by_group.get(group)
+                + ", ".join(NamedGroup(g).name for g in offered_groups))
+    return group
 
 
 def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = None
@@ -691,10 +728,11 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
 def _can_resume(ch: ClientHello) -> bool:
     """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know
     (or that sent none) cannot resume; servers SHOULD NOT send it tickets."""
-    for e in ch.extensions:
-        if isinstance(e, ext.PskKeyExchangeModes):
-            return not _KNOWN_PSK_MODES.isdisjoint(e.ke_modes)
-    return False
+    # (Found by its class, in C; a hello has one extension of a type, the codec checks.)
+    exts = ch.extensions
+    by_class: dict[type, Any] = dict(zip(map(type, exts), exts, strict=True))
+    modes: ext.PskKeyExchangeModes | None = by_class.get(ext.PskKeyExchangeModes)
+    return modes is not None and not _KNOWN_PSK_MODES.isdisjoint(modes.ke_modes)
 
 
 _KNOWN_PSK_MODES = frozenset({PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE})
