@@ -486,6 +486,9 @@ def serialize_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
 def require_well_formed(extensions: Iterable[Extension]) -> None:
     """``DecodeError`` naming the first ``MalformedExtension``, if any: what a server that
     negotiates TLS 1.2 (and so uses these extensions) sends (RFC 5246 §7.2.2)."""
+    extensions = tuple(extensions)
+    if MalformedExtension not in map(type, extensions):  # (the usual case, found in C)
+        return
     for ext in extensions:
         if isinstance(ext, MalformedExtension):
             name = ext_name(ext.extension_type)
