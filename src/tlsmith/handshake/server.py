@@ -165,8 +165,6 @@ class ExpectClientHello(State[ServerIO]):
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
-        from tlsmith.handshake import server12, server13
-
         ch = read_client_hello(io, body)
         io.received(ch, raw)
         offered = offer(ch)
@@ -175,6 +173,12 @@ class ExpectClientHello(State[ServerIO]):
             io.note(f"the client offers {', '.join(v.label for v in offered.versions)}; "
                     f"chose {version.label}")
         offered = with_callback_certificates(io.config, offered, version)
+        # (Imported here: they import this module. A module, not the package, so the
+        # import is a lookup in sys.modules, without importlib's Python fromlist code.)
         if version == ProtocolVersion.TLS13:
-            return server13.start(io, offered, raw)
-        return server12.start(io, offered, raw)
+            from tlsmith.handshake.server13 import start as start13
+
+            return start13(io, offered, raw)
+        from tlsmith.handshake.server12 import start as start12
+
+        return start12(io, offered, raw)
