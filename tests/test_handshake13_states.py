@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from mitm import (
     run,
     server_first_flight,
 )
-from pair import SecretSpy, configs
+from pair import SecretSpy, configs, pump
 from tlsmith.codec.enums import (
     AlertDescription,
     AlertLevel,
@@ -558,3 +559,36 @@ def test_offer_gives_every_field(certs: dict[str, CertFiles]) -> None:
         assert set(vars(offered)) == {f.name for f in fields(Offered)}
         assert replace(offered) == offered
         assert offered.versions[0] == version
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_choose_gives_every_field(certs: dict[str, CertFiles], resumed: bool,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """server13.choose fills Choice's __dict__ itself (no __init__): every field of the
+    dataclass, as the constructor would, whether it resumes or not."""
+    from dataclasses import fields, replace
+
+    from tlsmith.handshake import server13
+
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"])
+    session = None
+    if resumed:
+        cev, _ = pump(TLSConnection(client_cfg), TLSConnection(server_cfg))
+        session = next(e.session for e in cev if isinstance(e, SessionTicketReceived))
+    seen: list[server13.Choice] = []
+    original = server13.choose
+
+    def spy(*args: Any, **kw: Any) -> server13.Choice:
+        seen.append(original(*args, **kw))
+        return seen[-1]
+
+    monkeypatch.setattr(server13, "choose", spy)
+    client = TLSConnection(client_cfg, session=session)
+    server = TLSConnection(server_cfg)
+    server.receive_data(client.data_to_send())
+    server.events()
+    assert len(seen) == 1
+    choice = seen[0]
+    assert set(vars(choice)) == {f.name for f in fields(server13.Choice)}
+    assert replace(choice) == choice
+    assert (choice.psk is not None) == resumed

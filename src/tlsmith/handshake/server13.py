@@ -55,7 +55,6 @@ from tlsmith.errors import (
     UnsupportedExtension,
 )
 from tlsmith.events import HandshakeComplete, HandshakeInfo
-from tlsmith.frozen import fast_init
 from tlsmith.handshake import alps, certtype, psk13
 from tlsmith.handshake.base import ServerIO, State, Tls13Handshaking
 from tlsmith.handshake.common13 import (
@@ -95,10 +94,13 @@ from tlsmith.observe import Epoch
 _COOKIE_LABEL = b"tlsmith hrr cookie v1"
 
 
-@fast_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Choice:
-    """The server's decisions for one ClientHello."""
+    """The server's decisions for one ClientHello.
+
+    ``choose`` builds it through its ``__dict__`` (one C call instead of a frozen store
+    per field); it gives every field (tests/test_handshake13_states.py holds it to that).
+    """
 
     suite: SuiteInfo
     group: NamedGroup | None  # None: psk_ke
@@ -160,6 +162,7 @@ _GROUP_CHOICES: dict[tuple[int, tuple[NamedGroup, ...], tuple[NamedGroup, ...]],
                      tuple[ServerConfig, NamedGroup]] = {}
 _CHOICES_MAX = 1024
 _GROUP_OF = attrgetter("group")
+_new_object = object.__new__
 _KEY_EXCHANGE_OF = attrgetter("key_exchange")
 
 
@@ -246,9 +249,14 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
             group, share = None, None
         elif group is None:
             raise HandshakeFailure("psk_dhe_ke without a key share")
-        return Choice(info, group, share, None, None, alpn, offered.server_name, False,
-                      psk=psk, alps=settings, server_cert_types=offered.server_certificate_types,
-                      client_cert_types=offered.client_certificate_types)
+        choice = _new_object(Choice)
+        choice.__dict__.update(
+            suite=info, group=group, client_share=share, certified=None, scheme=None,
+            alpn=alpn, server_name=offered.server_name, sni_matched=False, staple=None,
+            psk=psk, early_data=False, alps=settings,
+            server_cert_types=offered.server_certificate_types,
+            client_cert_types=offered.client_certificate_types)
+        return choice
     if not cfg.certificates:
         raise _no_psk(cfg, offered)
     if group is None:
@@ -256,11 +264,15 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
     cert = choose_certificate(cfg, offered, tls13=True)
     if cert is None or cert.scheme is None:
         raise issuer_mismatch(cfg, offered) or no_certificate(offered)
-    return Choice(info, group, share, cert.certified, cert.scheme, alpn,
-                  offered.server_name, cert.sni_matched,
-                  staple_for(cfg, cert.certified, offered),
-                  alps=settings, server_cert_types=offered.server_certificate_types,
-                  client_cert_types=offered.client_certificate_types)
+    choice = _new_object(Choice)
+    choice.__dict__.update(
+        suite=info, group=group, client_share=share, certified=cert.certified,
+        scheme=cert.scheme, alpn=alpn, server_name=offered.server_name,
+        sni_matched=cert.sni_matched, staple=staple_for(cfg, cert.certified, offered),
+        psk=None, early_data=False, alps=settings,
+        server_cert_types=offered.server_certificate_types,
+        client_cert_types=offered.client_certificate_types)
+    return choice
 
 
 def _no_psk(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | MissingExtension:
