@@ -733,3 +733,28 @@ def test_tls12_only_malformed_is_frozen_and_raw() -> None:
         ext.data = b""  # type: ignore[misc]
     with pytest.raises(DecodeError, match="extended_master_secret extension: why"):
         x.require_well_formed([ext])
+
+
+def test_client_hello_leading_run_reused_only_when_identical() -> None:
+    # A ClientHello's leading extensions are kept parsed (with their bytes) and taken
+    # again only for a block that starts with the very same bytes and holds them whole.
+    run = [x.ServerName("run.example"),
+           x.SupportedGroups((NamedGroup.X25519, NamedGroup.SECP256R1)),
+           x.SignatureAlgorithms((SignatureScheme.ECDSA_SECP256R1_SHA256,)),
+           x.ExtendedMasterSecret()]
+    share = x.KeyShareClientHello((x.KeyShareEntry(NamedGroup.X25519, bytes(32)),))
+    data = _block([*run, share])
+    first = _parse_block(data, CH)
+    assert first == (*run, share)
+    assert any(kept == tuple(run) for _, kept in x._RUNS.values())
+    assert _parse_block(data, CH) == first  # (the second time from the kept run)
+    # Same first bytes, another signature_algorithms later in the run: parsed as sent.
+    other = x.SignatureAlgorithms((SignatureScheme.ED25519,))
+    assert _parse_block(_block([*run[:2], other, *run[3:], share]), CH)[2] == other
+    # The block ends inside the kept run: the truncation is reported as before.
+    body = data[2:]
+    with pytest.raises(DecodeError, match="truncated"):
+        _parse_block(_block_of(body[:40]), CH)
+    # A duplicate after the kept run is still found.
+    with pytest.raises(IllegalParameter, match="duplicate extended_master_secret"):
+        _parse_block(_block([*run, x.ExtendedMasterSecret()]), CH)

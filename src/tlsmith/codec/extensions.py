@@ -19,7 +19,7 @@ The classes live in ``extensions_common.py`` (TLS 1.2 and shared) and
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import TypeAlias, TypeVar
@@ -368,6 +368,19 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
     if pos == end:
         return ()  # (Certificate entries, tickets: mostly no extensions)
     out: list[Extension] = []
+    start = run_end = pos
+    run_key = None
+    if context is _CH_CONTEXT:
+        # A ClientHello's leading extensions, bytes and all, as this client sent them
+        # before: taken parsed, without walking them again (see _RUNS).
+        run_key = bytes(data[pos:pos + _RUN_KEY_LEN])
+        run = _RUNS.get(run_key)
+        if run is not None:
+            size = len(run[0])
+            if pos + size <= end and data[pos:pos + size] == run[0]:
+                out = list(run[1])
+                pos += size
+                run_key = None  # (nothing to learn)
     append = out.append
     cacheable = _CACHEABLE_TYPES
     last = end - 4  # the last offset where a 4-byte extension header still fits
@@ -378,8 +391,9 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
             pos += 4 + length
             if pos > end:
                 break
-            if ext_type in cacheable:
-                # Keyed by the whole extension (its header gives the type).
+            if ext_type in cacheable or not length:
+                # Keyed by the whole extension (its header gives the type). (An empty
+                # body is the same on every connection too.)
                 key = bytes(data[at:pos])
                 ext = parsed.get(key)
                 if ext is None:
@@ -389,6 +403,8 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
                         if len(parsed) >= _PARSED_MAX_ENTRIES:
                             parsed.clear()
                         parsed[key] = ext
+                if run_end == at:
+                    run_end = pos  # (still within the leading kept extensions)
             else:
                 ext = _parse_one(ext_type, data[at + 4:pos], context, parsers.get(ext_type))
             append(ext)
@@ -412,6 +428,11 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
         raise (block._truncated(4, pos) if pos < end
                else block._truncated(length, pos - length))
     block._pos = pos
+    if run_key is not None and _RUN_KEY_LEN <= run_end - start <= _RUN_MAX_LEN:
+        if len(_RUNS) >= _RUNS_MAX:
+            _RUNS.clear()
+        count = sum(1 for _ in _walk(data, start, run_end))
+        _RUNS[run_key] = (bytes(data[start:run_end]), tuple(out[:count]))
     if (
         context is ExtensionContext.CLIENT_HELLO
         and ExtensionType.PRE_SHARED_KEY in types
@@ -424,6 +445,24 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
 
 
 _TYPE_OF = attrgetter("extension_type")
+_CH_CONTEXT = ExtensionContext.CLIENT_HELLO
+
+# A ClientHello's leading run of extensions whose parse is kept (the types above, and
+# empty bodies), as one client kind sends it on every connection: its bytes and parsed
+# extensions, keyed by its first _RUN_KEY_LEN bytes (one of several clients starting
+# alike is kept). Learnt from a block whose extensions all parsed; bounded in entries and
+# in bytes.
+_RUN_KEY_LEN = 32
+_RUN_MAX_LEN = 2048  # (longer runs are not kept: the table stays small)
+_RUNS: dict[bytes, tuple[bytes, tuple[Extension, ...]]] = {}
+_RUNS_MAX = 256
+
+
+def _walk(data: memoryview, pos: int, end: int) -> Iterator[int]:
+    """The offsets of the extensions in ``data[pos:end]`` (well formed)."""
+    while pos < end:
+        yield pos
+        pos += 4 + _TYPE_AND_LENGTH_AT(data, pos)[1]
 
 
 def _first_duplicate(exts: Iterable[Extension]) -> ExtensionType | None:
