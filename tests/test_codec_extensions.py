@@ -433,6 +433,28 @@ def test_extensions_duplicate_detected_in_every_context() -> None:
             _parse_block(data, context)
 
 
+def test_extensions_duplicate_reported_before_a_later_error() -> None:
+    # Duplicates are found after the walk; an error the walk meets later must not win
+    # over a duplicate before it (or over a malformed body that is itself a duplicate).
+    bad_groups = _raw_ext(0x000A, b"\x00\x03\x00\x17\x00")  # odd list length
+    short = b"\x00\x2b\x00\x09\x04"  # supported_versions, body cut short
+    for tail in (bad_groups, short, b"\x00\x2b\x00"):
+        data = _block_of(_raw_ext(0xFFFE, b""), _raw_ext(0xFFFE, b""), tail)
+        with pytest.raises(IllegalParameter, match="duplicate"):
+            _parse_block(data, CH)
+    sni = x.ServerName("a.example")
+    data = _block([sni, x.ExtendedMasterSecret()])[2:]
+    with pytest.raises(IllegalParameter, match="duplicate server_name") as excinfo:
+        _parse_block(_block_of(data, _raw_ext(0x0000, b"\x00")), CH)
+    assert excinfo.value.__context__ is None
+    # The error first, then the duplicate: the error wins, as before.
+    with pytest.raises(DecodeError):
+        _parse_block(_block_of(bad_groups, _raw_ext(0xFFFE, b""), _raw_ext(0xFFFE, b"")), CH)
+    # A body longer than the block, its type a repeat: the truncation is reported.
+    with pytest.raises(DecodeError, match="truncated"):
+        _parse_block(_block_of(_raw_ext(0xFFFE, b""), b"\xff\xfe\x00\x09\x04"), CH)
+
+
 def _psk() -> x.PreSharedKeyClientHello:
     return x.PreSharedKeyClientHello((x.PskIdentity(b"id", 5),), (bytes(32),))
 
@@ -758,3 +780,28 @@ def test_in_place_writers_match_the_writer_forms() -> None:
     ]
     for e in cases:
         assert run(lambda e, w: e.write_body(w), e) == run(reference, e), e
+
+
+def test_client_hello_leading_run_reused_only_when_identical() -> None:
+    # A ClientHello's leading extensions are kept parsed (with their bytes) and taken
+    # again only for a block that starts with the very same bytes and holds them whole.
+    run = [x.ServerName("run.example"),
+           x.SupportedGroups((NamedGroup.X25519, NamedGroup.SECP256R1)),
+           x.SignatureAlgorithms((SignatureScheme.ECDSA_SECP256R1_SHA256,)),
+           x.ExtendedMasterSecret()]
+    share = x.KeyShareClientHello((x.KeyShareEntry(NamedGroup.X25519, bytes(32)),))
+    data = _block([*run, share])
+    first = _parse_block(data, CH)
+    assert first == (*run, share)
+    assert any(kept == tuple(run) for _, kept in x._RUNS.values())
+    assert _parse_block(data, CH) == first  # (the second time from the kept run)
+    # Same first bytes, another signature_algorithms later in the run: parsed as sent.
+    other = x.SignatureAlgorithms((SignatureScheme.ED25519,))
+    assert _parse_block(_block([*run[:2], other, *run[3:], share]), CH)[2] == other
+    # The block ends inside the kept run: the truncation is reported as before.
+    body = data[2:]
+    with pytest.raises(DecodeError, match="truncated"):
+        _parse_block(_block_of(body[:40]), CH)
+    # A duplicate after the kept run is still found.
+    with pytest.raises(IllegalParameter, match="duplicate extended_master_secret"):
+        _parse_block(_block([*run, x.ExtendedMasterSecret()]), CH)

@@ -383,6 +383,14 @@ def test_messages_client_hello_bad_vectors() -> None:
     # a single byte where an extensions block would start
     with pytest.raises(DecodeError):
         m.ClientHello.parse_body(good + b"\x00")
+    # (the in-place fast path falls back for these) lengths past the end; cut short
+    with pytest.raises(DecodeError, match="truncated"):
+        m.ClientHello.parse_body(good[:35] + b"\x02\x00" + good[37:])
+    with pytest.raises(DecodeError, match="truncated"):
+        m.ClientHello.parse_body(good[:39] + b"\x09" + good[40:])
+    for cut in (34, 35, 36, 38, 39, 40):
+        with pytest.raises(DecodeError, match="truncated"):
+            m.ClientHello.parse_body(good[:cut])
 
 
 def test_messages_client_hello_without_extensions() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,7 @@ from mitm import (
     run,
     server_first_flight,
 )
-from pair import SecretSpy, configs
+from pair import SecretSpy, configs, pump
 from tlsmith.codec.enums import (
     AlertDescription,
     AlertLevel,
@@ -540,3 +541,54 @@ def test_no_event_is_delivered_after_a_fatal_error(certs: dict[str, CertFiles],
     record = r.channel.handshake_together(
         NewSessionTicket(7200, 1, b"\x00", b"ticket").serialize(), samples[H.CLIENT_HELLO])
     expect_alert(r.victim, r.spy, record, UnexpectedMessage)
+
+
+def test_offer_gives_every_field(certs: dict[str, CertFiles]) -> None:
+    """negotiate.offer fills Offered's __dict__ itself (no __init__): every field of the
+    dataclass, nothing else, as the constructor would."""
+    from dataclasses import fields, replace
+
+    from tlsmith.codec.enums import ProtocolVersion
+    from tlsmith.codec.messages import ClientHello
+    from tlsmith.handshake.negotiate import Offered, offer
+
+    for version in (ProtocolVersion.TLS13, ProtocolVersion.TLS12):
+        client_cfg, _ = configs(certs["ecdsa-p256"], max_version=version)
+        raw = TLSConnection(client_cfg).data_to_send()
+        offered = offer(ClientHello.parse_body(memoryview(raw)[9:]))
+        assert set(vars(offered)) == {f.name for f in fields(Offered)}
+        assert replace(offered) == offered
+        assert offered.versions[0] == version
+
+
+@pytest.mark.parametrize("resumed", [False, True])
+def test_choose_gives_every_field(certs: dict[str, CertFiles], resumed: bool,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """server13.choose fills Choice's __dict__ itself (no __init__): every field of the
+    dataclass, as the constructor would, whether it resumes or not."""
+    from dataclasses import fields, replace
+
+    from tlsmith.handshake import server13
+
+    client_cfg, server_cfg = configs(certs["ecdsa-p256"])
+    session = None
+    if resumed:
+        cev, _ = pump(TLSConnection(client_cfg), TLSConnection(server_cfg))
+        session = next(e.session for e in cev if isinstance(e, SessionTicketReceived))
+    seen: list[server13.Choice] = []
+    original = server13.choose
+
+    def spy(*args: Any, **kw: Any) -> server13.Choice:
+        seen.append(original(*args, **kw))
+        return seen[-1]
+
+    monkeypatch.setattr(server13, "choose", spy)
+    client = TLSConnection(client_cfg, session=session)
+    server = TLSConnection(server_cfg)
+    server.receive_data(client.data_to_send())
+    server.events()
+    assert len(seen) == 1
+    choice = seen[0]
+    assert set(vars(choice)) == {f.name for f in fields(server13.Choice)}
+    assert replace(choice) == choice
+    assert (choice.psk is not None) == resumed

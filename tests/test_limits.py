@@ -55,6 +55,7 @@ from tlsmith.errors import (
     UsageError,
 )
 from tlsmith.events import ApplicationData, KeyUpdated, WarningAlert
+from tlsmith.handshake.server import CHECK_AFTER_PARSING_MAX
 from tlsmith.record.framing import HandshakeReassembler
 from tlsmith.record.protection import TLS13Encrypter
 
@@ -363,10 +364,19 @@ def _parsed(m: Mitm) -> ClientHello:
 HELLO_LIMITS = Limits(max_client_hello_cipher_suites=100)
 
 
+# A hello up to CHECK_AFTER_PARSING_MAX bytes is bounded after parsing, a bigger one on
+# its raw bytes before: this extension pushes one over.
+_PADDING = ext.UnknownExtension(ExtensionType(0xFEFF), bytes(CHECK_AFTER_PARSING_MAX))
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["parsed", "raw"])
 @pytest.mark.parametrize("what", ["suites", "extensions", "groups", "key_shares"])
-def test_client_hello_lists_bounded(certs: dict[str, CertFiles], what: str) -> None:
+def test_client_hello_lists_bounded(certs: dict[str, CertFiles], what: str,
+                                    padded: bool) -> None:
     m = Mitm(*_cfgs(certs, server={"limits": HELLO_LIMITS}))
     hello = _parsed(m)
+    if padded:
+        hello = replace(hello, extensions=(_PADDING, *hello.extensions))
     if what == "suites":
         n = HELLO_LIMITS.max_client_hello_cipher_suites + 1
         changes: dict[str, Any] = {"cipher_suites": tuple(
@@ -394,9 +404,45 @@ def test_client_hello_lists_bounded(certs: dict[str, CertFiles], what: str) -> N
             ) + tuple(e.client_shares)) if isinstance(e, ext.KeyShareClientHello) else e
             for e in hello.extensions)}
         name = "max_client_hello_key_shares"
-    exc = expect_alert(m.server, m.sspy, _hello_with(m, **changes), IllegalParameter,
-                       protected=False)
+    raw = replace(hello, **changes).serialize()
+    assert (len(raw) - 4 > CHECK_AFTER_PARSING_MAX) == padded
+    exc = expect_alert(m.server, m.sspy, plaintext_record(ContentType.HANDSHAKE, raw),
+                       IllegalParameter, protected=False)
     names_limit(exc, name, getattr(HELLO_LIMITS, name))
+
+
+def test_client_hello_limit_before_its_other_errors(certs: dict[str, CertFiles]) -> None:
+    """A small hello is bounded after parsing, but its limit error still comes first:
+    before a body that does not decode, and before an extension a ClientHello may not
+    carry (what the check on the raw bytes, before parsing, gave)."""
+    groups = tuple(NamedGroup(65024 + i) for i in range(LIMITS.max_client_hello_groups + 1))
+    for bad in (ext.UnknownExtension(ExtensionType.SUPPORTED_VERSIONS, b"\x05"),
+                ext.UnknownExtension(ExtensionType.OID_FILTERS, b"\x00\x00")):
+        m = Mitm(*_cfgs(certs))
+        hello = _parsed(m)
+        exts = tuple(ext.SupportedGroups(groups) if isinstance(e, ext.SupportedGroups) else e
+                     for e in hello.extensions if e.extension_type != bad.extension_type)
+        raw = replace(hello, extensions=(bad, *exts)).serialize()
+        assert len(raw) - 4 <= CHECK_AFTER_PARSING_MAX
+        exc = expect_alert(m.server, m.sspy, plaintext_record(ContentType.HANDSHAKE, raw),
+                           IllegalParameter, protected=False)
+        names_limit(exc, "max_client_hello_groups", LIMITS.max_client_hello_groups)
+        assert exc.__context__ is None
+
+
+def test_second_client_hello_lists_bounded(certs: dict[str, CertFiles]) -> None:
+    """The ClientHello after a HelloRetryRequest is bounded too."""
+    m = Mitm(*_cfgs(certs, server={"groups": (NamedGroup.SECP384R1,)}))
+    m.to_server(m.client_first.data)
+    m.to_client(m.from_server().data)
+    hello2 = ClientHello.parse_body(body_of(m.from_client().plaintext_messages[0]))
+    assert m.server.state_name == "ExpectClientHelloAgain"
+    extra = tuple(ext.UnknownExtension(ExtensionType(0xFE00 + i), b"") for i in range(
+        LIMITS.max_client_hello_extensions + 1 - len(hello2.extensions)))
+    raw = replace(hello2, extensions=extra + tuple(hello2.extensions)).serialize()
+    exc = expect_alert(m.server, m.sspy, plaintext_record(ContentType.HANDSHAKE, raw),
+                       IllegalParameter)
+    names_limit(exc, "max_client_hello_extensions", LIMITS.max_client_hello_extensions)
 
 
 def test_client_hello_at_the_limits_accepted(certs: dict[str, CertFiles]) -> None:
@@ -563,3 +609,21 @@ def test_tls12_renegotiation_client_hello_flood(certs: dict[str, CertFiles]) -> 
     exc = expect_alert12(m.server, flood, UnexpectedMessage, session, protected=True)
     names_limit(exc, "max_records_without_progress", limit)
     assert "CLIENT_HELLO" in str(exc)
+
+
+def test_tls12_renegotiation_client_hello_lists_bounded(certs: dict[str, CertFiles]) -> None:
+    """A ClientHello after the handshake (refused renegotiation), small as it is, is
+    bounded on its raw bytes before anything else: illegal_parameter, not the warning."""
+    from mitm12 import expect_alert12
+
+    m = _connected12(certs, LIMITS)
+    session = m.session()
+    ch = session.channel(client=True, seq=1)  # after the client's Finished
+    hello = ClientHello.parse_body(body_of(m.client_hello))
+    extra = tuple(ext.UnknownExtension(ExtensionType(0xFE00 + i), b"") for i in range(
+        LIMITS.max_client_hello_extensions + 1 - len(hello.extensions)))
+    raw = replace(hello, extensions=extra + tuple(hello.extensions)).serialize()
+    assert len(raw) - 4 <= CHECK_AFTER_PARSING_MAX
+    exc = expect_alert12(m.server, ch.record(ContentType.HANDSHAKE, raw), IllegalParameter,
+                         session, protected=True)
+    names_limit(exc, "max_client_hello_extensions", LIMITS.max_client_hello_extensions)

@@ -22,7 +22,6 @@ message, ClientHello list sizes; each hit is a ProtocolError naming the limit.
 from __future__ import annotations
 
 import operator
-import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -43,7 +42,6 @@ from tlsmith.errors import (
     AlertReceived,
     BadRecordMac,
     ConnectionClosedError,
-    IllegalParameter,
     InternalError,
     ProtocolError,
     TLSError,
@@ -62,6 +60,7 @@ from tlsmith.events import (
 )
 from tlsmith.handshake import start
 from tlsmith.handshake.base import State
+from tlsmith.handshake.server import CHECK_AFTER_PARSING_MAX, client_hello_lists_error
 from tlsmith.observe import (
     CheckTrace,
     CompleteTrace,
@@ -546,17 +545,16 @@ class TLSConnection:
                 f"Limits.max_key_updates_without_data={limit})")
 
     def _check_client_hello(self, body: memoryview) -> None:
-        """Server: bound the lists of a ClientHello before it is parsed (parsing 10,000
-        extensions alone costs a third of a second). A malformed body is left to the
-        codec, which answers decode_error."""
-        limits = self._limits
-        for what, n, name in _client_hello_counts(body):
-            limit: int = getattr(limits, name)
-            if n > limit:
-                # A list longer than we accept: illegal_parameter (RFC 8446 §6.2), as
-                # for the framing's size caps; the message itself may be well formed.
-                raise IllegalParameter(f"a ClientHello with {n} {what} (limit "
-                                       f"Limits.{name}={limit})")
+        """Server: bound the lists of a big ClientHello (or one after the handshake)
+        before it is parsed (parsing 10,000 extensions alone costs a third of a second).
+        A small one before the handshake is bounded after parsing, on its parsed lists,
+        by the state that reads it (``handshake.server.read_client_hello``). A malformed
+        body is left to the codec, which answers decode_error."""
+        if len(body) <= CHECK_AFTER_PARSING_MAX and not self.handshake_complete:
+            return
+        err = client_hello_lists_error(body, self._limits)
+        if err is not None:
+            raise err
 
     # ----------------------------------------------------------------- internals
     def _trace(self, record: TraceRecord) -> None:
@@ -656,55 +654,8 @@ def _check_early_data(session: Session | None, data: bytes) -> None:
                          f"max_early_data_size of {session.max_early_data}")
 
 
-_U16 = struct.Struct(">H")
-_U16_PAIR = struct.Struct(">HH")
-_EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
-_EXT_KEY_SHARE = int(ExtensionType.KEY_SHARE)
 _EXT_POST_HANDSHAKE_AUTH = ExtensionType.POST_HANDSHAKE_AUTH
 _extension_type = operator.attrgetter("extension_type")
-
-
-def _client_hello_counts(body: memoryview) -> list[tuple[str, int, str]]:
-    """(what, count, Limits field) for a ClientHello body's lists, read from the raw
-    bytes without parsing (RFC 8446 §4.1.2 layout); stops quietly where it is malformed."""
-    out: list[tuple[str, int, str]] = []
-    n = len(body)
-    pos = 2 + 32  # legacy_version, random
-    if pos >= n:
-        return out
-    pos += 1 + body[pos]  # legacy_session_id
-    if pos + 2 > n:
-        return out
-    size = int.from_bytes(body[pos : pos + 2], "big")
-    out.append(("cipher suites", size // 2, "max_client_hello_cipher_suites"))
-    pos += 2 + size
-    if pos >= n:
-        return out
-    pos += 1 + body[pos]  # legacy_compression_methods
-    if pos + 2 > n:
-        return out
-    end = min(n, pos + 2 + int.from_bytes(body[pos : pos + 2], "big"))
-    pos += 2
-    count = 0
-    # (Every read below lies within ``end`` <= n; struct reads two fields per call.)
-    unpack_pair, unpack_u16 = _U16_PAIR.unpack_from, _U16.unpack_from
-    while pos + 4 <= end:
-        ext_type, size = unpack_pair(body, pos)
-        pos += 4
-        count += 1
-        if ext_type == _EXT_SUPPORTED_GROUPS and pos + 2 <= end:
-            out.append(("supported groups", unpack_u16(body, pos)[0] // 2,
-                        "max_client_hello_groups"))
-        elif ext_type == _EXT_KEY_SHARE and pos + 2 <= end:
-            shares, at = 0, pos + 2
-            stop = min(end, at + unpack_u16(body, pos)[0])
-            while at + 4 <= stop:  # KeyShareEntry: group, key_exchange<1..2^16-1>
-                shares += 1
-                at += 4 + unpack_u16(body, at + 2)[0]
-            out.append(("key shares", shares, "max_client_hello_key_shares"))
-        pos += size
-    out.append(("extensions", count, "max_client_hello_extensions"))
-    return out
 
 
 # The messages whose sending or receipt the connection notes (the Finished for tls-unique,

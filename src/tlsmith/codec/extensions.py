@@ -19,8 +19,9 @@ The classes live in ``extensions_common.py`` (TLS 1.2 and shared) and
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TypeAlias, TypeVar
 
 from tlsmith.codec.buffer import Reader, Writer
@@ -312,13 +313,20 @@ _CACHEABLE_TYPES: frozenset[int] = frozenset(int(t) for t in (
 ))
 _PARSED_MAX_BODY = 512
 _PARSED_MAX_ENTRIES = 1024
-_PARSED: dict[ExtensionContext, dict[tuple[int, bytes], Extension]] = {
+_PARSED: dict[ExtensionContext, dict[bytes, Extension]] = {
     ctx: {} for ctx in ExtensionContext
 }
 
 
 _BLOCK_NAMES: dict[ExtensionContext, str] = {
     ctx: f"{ctx.value} extensions" for ctx in ExtensionContext
+}
+# What ``parse_extensions`` needs of a context, in one lookup: the block's name, the
+# parsers, the table of parsed bodies.
+_TABLES: dict[ExtensionContext,
+              tuple[str, dict[int, _Parser], dict[bytes, Extension]]] = {
+    ctx: (_BLOCK_NAMES[ctx], _PARSERS_BY_CONTEXT[ctx], _PARSED[ctx])
+    for ctx in ExtensionContext
 }
 
 
@@ -352,52 +360,119 @@ def parse_extensions(r: Reader, context: ExtensionContext) -> tuple[Extension, .
     (kept as ``MalformedExtension``); in a ClientHello, pre_shared_key anywhere but last
     -> ``IllegalParameter``.
     """
-    block = r.vector(2, what=_BLOCK_NAMES[context])
-    out: list[Extension] = []
-    seen: set[int] = set()
-    parsers = _PARSERS_BY_CONTEXT[context]
-    parsed = _PARSED[context]
-    cacheable = _CACHEABLE_TYPES
+    what, parsers, parsed = _TABLES[context]
+    block = r.vector(2, what=what)
     # Read in place (the codec's own Reader): the same bounds checks and messages as
     # ``block.view``, without two method calls and a slice per extension.
     data, pos, end = block._data, block._pos, block._end
-    while pos < end:
-        if pos + 4 > end:
-            raise block._truncated(4, pos)
-        ext_type, length = _TYPE_AND_LENGTH_AT(data, pos)
-        pos += 4
-        if pos + length > end:
-            raise block._truncated(length, pos)
-        body = data[pos:pos + length]
-        pos += length
-        if ext_type in seen:
-            # RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type
-            # in a given extension block." (RFC 5246 §7.4.1.4 says the same.)
-            raise IllegalParameter(
-                f"{context.value}: duplicate {ext_name(ExtensionType(ext_type))} extension")
-        seen.add(ext_type)
-        ext: Extension | None
-        if ext_type in cacheable and length <= _PARSED_MAX_BODY:
-            key = (ext_type, bytes(body))
-            ext = parsed.get(key)
-            if ext is None:
-                ext = _parse_one(ext_type, body, context, parsers.get(ext_type))
-                if len(parsed) >= _PARSED_MAX_ENTRIES:
-                    parsed.clear()
-                parsed[key] = ext
-        else:
-            ext = _parse_one(ext_type, body, context, parsers.get(ext_type))
-        out.append(ext)
+    if pos == end:
+        return ()  # (Certificate entries, tickets: mostly no extensions)
+    out: list[Extension] = []
+    start = run_end = pos
+    run_key = None
+    if context is _CH_CONTEXT:
+        # A ClientHello's leading extensions, bytes and all, as this client sent them
+        # before: taken parsed, without walking them again (see _RUNS).
+        run_key = bytes(data[pos:pos + _RUN_KEY_LEN])
+        run = _RUNS.get(run_key)
+        if run is not None:
+            size = len(run[0])
+            if pos + size <= end and data[pos:pos + size] == run[0]:
+                out = list(run[1])
+                pos += size
+                run_key = None  # (nothing to learn)
+    append = out.append
+    cacheable = _CACHEABLE_TYPES
+    last = end - 4  # the last offset where a 4-byte extension header still fits
+    try:
+        while pos <= last:
+            ext_type, length = _TYPE_AND_LENGTH_AT(data, pos)
+            at = pos
+            pos += 4 + length
+            if pos > end:
+                break
+            if ext_type in cacheable or not length:
+                # Keyed by the whole extension (its header gives the type). (An empty
+                # body is the same on every connection too.)
+                key = bytes(data[at:pos])
+                ext = parsed.get(key)
+                if ext is None:
+                    ext = _parse_one(ext_type, data[at + 4:pos], context,
+                                     parsers.get(ext_type))
+                    if length <= _PARSED_MAX_BODY:
+                        if len(parsed) >= _PARSED_MAX_ENTRIES:
+                            parsed.clear()
+                        parsed[key] = ext
+                if run_end == at:
+                    run_end = pos  # (still within the leading kept extensions)
+            else:
+                ext = _parse_one(ext_type, data[at + 4:pos], context, parsers.get(ext_type))
+            append(ext)
+    except Exception:
+        # A body that does not decode: a duplicate up to and including it is reported
+        # instead, as if each type were checked before its body is read.
+        append(UnknownExtension(ExtensionType(ext_type), b""))
+        if _first_duplicate(out) is None:
+            raise
+    n = len(out)
+    types = frozenset(map(_TYPE_OF, out))
+    if len(types) != n:
+        # RFC 8446 §4.2: "There MUST NOT be more than one extension of the same type in a
+        # given extension block." (RFC 5246 §7.4.1.4 says the same.) Checked after the
+        # walk; the first repeated type is the one reported.
+        dup = _first_duplicate(out)
+        assert dup is not None
+        raise IllegalParameter(f"{context.value}: duplicate {ext_name(dup)} extension")
+    if pos != end:
+        # Fewer than 4 bytes left for a header, or a body longer than the block.
+        raise (block._truncated(4, pos) if pos < end
+               else block._truncated(length, pos - length))
     block._pos = pos
+    if run_key is not None and _RUN_KEY_LEN <= run_end - start <= _RUN_MAX_LEN:
+        if len(_RUNS) >= _RUNS_MAX:
+            _RUNS.clear()
+        count = sum(1 for _ in _walk(data, start, run_end))
+        _RUNS[run_key] = (bytes(data[start:run_end]), tuple(out[:count]))
     if (
         context is ExtensionContext.CLIENT_HELLO
-        and ExtensionType.PRE_SHARED_KEY in seen
+        and ExtensionType.PRE_SHARED_KEY in types
         and out[-1].extension_type != ExtensionType.PRE_SHARED_KEY
     ):
         # RFC 8446 §4.2.11: pre_shared_key MUST be the last extension in the ClientHello;
         # servers MUST check and otherwise fail with illegal_parameter.
         raise IllegalParameter("client_hello: pre_shared_key is not the last extension")
     return tuple(out)
+
+
+_TYPE_OF = attrgetter("extension_type")
+_CH_CONTEXT = ExtensionContext.CLIENT_HELLO
+
+# A ClientHello's leading run of extensions whose parse is kept (the types above, and
+# empty bodies), as one client kind sends it on every connection: its bytes and parsed
+# extensions, keyed by its first _RUN_KEY_LEN bytes (one of several clients starting
+# alike is kept). Learnt from a block whose extensions all parsed; bounded in entries and
+# in bytes.
+_RUN_KEY_LEN = 32
+_RUN_MAX_LEN = 2048  # (longer runs are not kept: the table stays small)
+_RUNS: dict[bytes, tuple[bytes, tuple[Extension, ...]]] = {}
+_RUNS_MAX = 256
+
+
+def _walk(data: memoryview, pos: int, end: int) -> Iterator[int]:
+    """The offsets of the extensions in ``data[pos:end]`` (well formed)."""
+    while pos < end:
+        yield pos
+        pos += 4 + _TYPE_AND_LENGTH_AT(data, pos)[1]
+
+
+def _first_duplicate(exts: Iterable[Extension]) -> ExtensionType | None:
+    """The type of the first extension whose type came before, or None."""
+    seen: set[int] = set()
+    for e in exts:
+        if e.extension_type in seen:
+            return e.extension_type
+        seen.add(e.extension_type)
+    return None
 
 
 # Extension objects built once and reused for many messages (a client configuration's
@@ -450,6 +525,9 @@ def serialize_extensions(w: Writer, extensions: Sequence[Extension]) -> None:
 def require_well_formed(extensions: Iterable[Extension]) -> None:
     """``DecodeError`` naming the first ``MalformedExtension``, if any: what a server that
     negotiates TLS 1.2 (and so uses these extensions) sends (RFC 5246 §7.2.2)."""
+    extensions = tuple(extensions)
+    if MalformedExtension not in map(type, extensions):  # (the usual case, found in C)
+        return
     for ext in extensions:
         if isinstance(ext, MalformedExtension):
             name = ext_name(ext.extension_type)

@@ -111,6 +111,13 @@ def read_u16_enums(
         raise DecodeError(f"{what}: odd length {n} for a list of 16-bit values")
     if n < min_len or n > max_len:
         raise DecodeError(f"{what}: list of {n} byte(s) outside the allowed {min_len}..{max_len}")
+    return u16_enum_list(view, enum_cls)
+
+
+def u16_enum_list(view: memoryview, enum_cls: type[E]) -> tuple[E, ...]:
+    """The code points of a list body already checked (even length), as members of
+    ``enum_cls``; short lists are kept for reuse."""
+    n = len(view)
     if n > _ENUM_LISTS_MAX_BODY:
         return enum_tuple(enum_cls, struct.unpack(f">{n >> 1}H", view))
     key = (enum_cls, view.tobytes())

@@ -201,6 +201,10 @@ class KeyShareClientHello(ExtensionBody):
         # else is read again by ``_parse_checked``, which says what is wrong.
         n = len(data)
         if n >= 2 and (data[0] << 8 | data[1]) == n - 2:
+            if n > 6 and (data[4] << 8 | data[5]) == n - 6:
+                # One share filling the body (most clients): the loop below, unrolled.
+                return cls((KeyShareEntry(member(NamedGroup, data[2] << 8 | data[3]),
+                                          bytes(data[6:])),))
             shares: list[KeyShareEntry] = []
             seen: set[int] = set()
             pos = 2

@@ -32,7 +32,14 @@ from tlsmith.codec.extensions import (
     parse_extensions,
     serialize_extensions,
 )
-from tlsmith.codec.extensions_base import read_u8_enums, read_u16_enums, write_u8s, write_u16s
+from tlsmith.codec.extensions_base import (
+    enum_tuple,
+    read_u8_enums,
+    read_u16_enums,
+    u16_enum_list,
+    write_u8s,
+    write_u16s,
+)
 from tlsmith.codec.messages12 import (
     Certificate12,
     CertificateRequest12,
@@ -114,6 +121,7 @@ def _check_hello_fields(random: bytes, session_id: bytes) -> None:
 # The wire form of a ClientHello's cipher_suites and legacy_compression_methods, by the
 # two tuples (bounded: emptied when full).
 _HELLO_LISTS: dict[tuple[tuple[int, ...], tuple[int, ...]], bytes] = {}
+_NULL_COMPRESSION = (CompressionMethod.NULL,)
 
 
 @fast_init
@@ -165,6 +173,29 @@ class ClientHello(MessageBase):
     @classmethod
     def parse_body(cls, body: bytes | memoryview) -> Self:
         r = Reader(body, "ClientHello")
+        # Fast path: the fixed fields read in place when every length fits (the checks
+        # below, made at once); anything else is read field by field, which says what is
+        # wrong. legacy_session_id<0..32>, cipher_suites<2..2^16-2> (16-bit values),
+        # legacy_compression_methods<1..2^8-1>.
+        data, n = r._data, r._end
+        if n > 37 and data[34] <= 32:
+            at = 35 + data[34]  # the cipher_suites length
+            size = data[at] << 8 | data[at + 1] if at + 1 < n else 1
+            comp = at + 2 + size  # the compression methods' length
+            if not size & 1 and size and comp < n and data[comp] and (
+                    comp + 1 + data[comp] <= n):
+                r._pos = comp + 1 + data[comp]
+                compression = (_NULL_COMPRESSION if data[comp] == 1 and not data[comp + 1]
+                               else enum_tuple(CompressionMethod, data[comp + 1:r._pos]))
+                version = member(ProtocolVersion, data[0] << 8 | data[1])
+                random = bytes(data[2:34])
+                session_id = bytes(data[35:at])
+                suites = u16_enum_list(data[at + 2:comp], CipherSuite)
+                if r._pos == n:
+                    return cls(version, random, session_id, suites, compression, (), False)
+                extensions = parse_extensions(r, _CH)
+                r.finish()
+                return cls(version, random, session_id, suites, compression, extensions)
         version = member(ProtocolVersion, r.u16())
         random = r.raw(32)
         session_id = r.opaque(1, max_len=32)

@@ -9,6 +9,7 @@ TLS 1.2) run in ``server13`` / ``server12`` on the same view.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +37,7 @@ from tlsmith.errors import (
     UnsupportedCertificate,
     call_application,
 )
+from tlsmith.frozen import fast_init
 from tlsmith.handshake import certtype
 from tlsmith.handshake.base import ALLOWED_IN
 from tlsmith.x509.leaf import name_matches
@@ -49,7 +51,11 @@ _name_matches = functools.lru_cache(maxsize=1024)(name_matches)
 
 @dataclass(frozen=True)
 class Offered:
-    """What one ClientHello offers (None: the extension was absent)."""
+    """What one ClientHello offers (None: the extension was absent).
+
+    ``offer`` builds it through its ``__dict__`` (one C call instead of a frozen store
+    per field); it gives every field (tests/test_handshake13_states.py holds it to that).
+    """
 
     hello: ClientHello
     versions: tuple[ProtocolVersion, ...]  # supported_versions, or (legacy_version,)
@@ -89,8 +95,9 @@ class Offered:
         return max(self.versions)
 
 
-# The ClientHello extensions ``offer`` reads, each by its type's number: one dict lookup
-# per extension instead of one per class asked for.
+# The ClientHello extensions ``offer`` reads, found by their exact class: the codec
+# parses each type in a ClientHello into its one registered class (these have no
+# subclasses), so one C-level dict maps a hello's extensions to them.
 _OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
     ext.SupportedVersionsClientHello, ext.SupportedGroups, ext.KeyShareClientHello,
     ext.SignatureAlgorithms, ext.ServerName, ext.ApplicationLayerProtocolNegotiation,
@@ -99,9 +106,8 @@ _OFFER_CLASSES: tuple[type[ext.KnownExtension], ...] = (
     ext.EncryptThenMac, ext.StatusRequest, ext.ServerCertificateTypeList,
     ext.ClientCertificateTypeList, ext.CertificateAuthorities, ext.SessionTicket,
 )
-_OFFER_SLOTS: dict[int, tuple[int, type[ext.KnownExtension]]] = {
-    int(cls.extension_type): (i, cls) for i, cls in enumerate(_OFFER_CLASSES)
-}
+_TYPE_OF = operator.attrgetter("extension_type")
+_new_object = object.__new__
 # Types defined, but not for a ClientHello (ExtensionContext hashes in Python: a set of
 # plain ints answers instead).
 _NOT_IN_CLIENT_HELLO: frozenset[int] = frozenset(
@@ -112,17 +118,13 @@ _NOT_IN_CLIENT_HELLO: frozenset[int] = frozenset(
 
 def offer(ch: ClientHello) -> Offered:
     """One pass over the ClientHello's extensions (duplicates were refused by the codec)."""
-    by_type = {e.extension_type: e for e in ch.extensions}
-    if not _NOT_IN_CLIENT_HELLO.isdisjoint(by_type):
-        for t in by_type:
-            if t in _NOT_IN_CLIENT_HELLO:
-                raise IllegalParameter(f"the {t.name} extension is not allowed in ClientHello")
-    found: list[Any] = [None] * len(_OFFER_CLASSES)
-    slots = _OFFER_SLOTS
-    for t, e in by_type.items():
-        slot = slots.get(t)
-        if slot is not None and isinstance(e, slot[1]):
-            found[slot[0]] = e
+    exts = ch.extensions
+    types = frozenset(map(_TYPE_OF, exts))
+    if not _NOT_IN_CLIENT_HELLO.isdisjoint(types):
+        for e in exts:
+            if e.extension_type in _NOT_IN_CLIENT_HELLO:
+                raise IllegalParameter(
+                    f"the {e.extension_type.name} extension is not allowed in ClientHello")
     sv: ext.SupportedVersionsClientHello | None
     groups: ext.SupportedGroups | None
     shares: ext.KeyShareClientHello | None
@@ -135,14 +137,18 @@ def offer(ch: ClientHello) -> Offered:
     psk: ext.PreSharedKeyClientHello | None
     psk_modes: ext.PskKeyExchangeModes | None
     cas: ext.CertificateAuthorities | None
+    # (A MalformedExtension or UnknownExtension of one of these types is not found.)
+    by_class: dict[type, Any] = dict(zip(map(type, exts), exts, strict=True))
     (sv, groups, shares, algs, sni, alpn, cookie, reneg, pf, psk, psk_modes, early, ems, etm,
-     status, server_types, client_types, cas, ticket) = found
+     status, server_types, client_types, cas, ticket) = map(
+        by_class.get, _OFFER_CLASSES)
     suites = ch.cipher_suites
     # The codec already gives enum members (open enums): no conversions needed here.
-    return Offered(
+    offered = _new_object(Offered)
+    offered.__dict__.update(
         hello=ch,
         versions=(tuple(sv.versions) if sv is not None
-                  else (ProtocolVersion(ch.legacy_version),)),
+                  else (member(ProtocolVersion, ch.legacy_version),)),
         supported_versions_sent=sv is not None,
         suites=tuple(suites),
         groups=tuple(groups.named_group_list) if groups else None,
@@ -161,13 +167,15 @@ def offer(ch: ClientHello) -> Offered:
         empty_renegotiation_scsv=CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in suites,
         ec_point_formats=tuple(pf.ec_point_format_list) if pf is not None else None,
         fallback_scsv=CipherSuite.TLS_FALLBACK_SCSV in suites,
-        types=frozenset(by_type),
+        types=types,
         status_request=status is not None,
         server_certificate_types=certtype.offered_types(server_types),
         client_certificate_types=certtype.offered_types(client_types),
         ca_names=cas.authorities if cas else None,
+        certificates=None,
         session_ticket=ticket,
     )
+    return offered
 
 
 #: JDK 11's ClientHello extensions, in the order it sends them (True: always sent).
@@ -281,7 +289,8 @@ def choose_alpn(cfg: ServerConfig, offered: Offered) -> str | None:
         + ", ".join(p.decode("ascii", "replace") for p in offered.alpn))
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class CertChoice:
     certified: CertifiedKey
     scheme: SignatureScheme | None  # None: RSA key transport signs nothing
@@ -325,11 +334,36 @@ def _usable_schemes(ours: Iterable[SignatureScheme], configured: Iterable[Signat
     return frozenset(ours) & frozenset(configured)
 
 
+# choose_certificate's answers, by configuration and the parts of the hello it reads: a
+# server sees the same few offers from every client of one kind. Keyed by id() of the
+# configuration, which is kept alongside so the id cannot be reused while listed; bounded
+# (the peer chooses the hello), emptied when full. Answers only: errors are raised anew.
+_CERT_CHOICES: dict[tuple[object, ...], tuple[ServerConfig, CertChoice | None]] = {}
+_CERT_CHOICES_MAX = 1024
+
+
 def choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
                        key_type: str | None = None, signs: bool = True) -> CertChoice | None:
     """A certificate whose key can sign with a scheme the client accepts (and, in TLS 1.2,
     whose key type fits the suite), preferring one whose names match SNI
     (RFC 8446 §4.4.2.2, RFC 5246 §7.4.2). None if there is none."""
+    if offered.certificates is not None:  # the certificate callback's (not cached)
+        return _choose_certificate(cfg, offered, tls13=tls13, key_type=key_type, signs=signs)
+    key = (id(cfg), tls13, key_type, signs, offered.signature_schemes,
+           offered.server_certificate_types, offered.ca_names, offered.server_name,
+           None if tls13 else offered.groups)
+    hit = _CERT_CHOICES.get(key)
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
+    choice = _choose_certificate(cfg, offered, tls13=tls13, key_type=key_type, signs=signs)
+    if len(_CERT_CHOICES) >= _CERT_CHOICES_MAX:
+        _CERT_CHOICES.clear()
+    _CERT_CHOICES[key] = (cfg, choice)
+    return choice
+
+
+def _choose_certificate(cfg: ServerConfig, offered: Offered, *, tls13: bool,
+                        key_type: str | None, signs: bool) -> CertChoice | None:
     client_schemes = offered.signature_schemes or ()
     fallback: CertChoice | None = None
     creds = candidates(cfg, offered)

@@ -13,6 +13,7 @@ Resumption (RFC 5246 §7.3, RFC 5077 §3.1/§3.4): a usable ticket or cached ses
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from tlsmith.codec import extensions as ext
@@ -112,9 +113,18 @@ class Choice12:
     etm: bool
 
 
+@functools.lru_cache(maxsize=64)
+def _tls12_curves(groups: tuple[NamedGroup, ...]) -> tuple[NamedGroup, ...]:
+    """The configured groups that are TLS 1.2 ECDHE curves this build can use (per
+    configuration, not per handshake)."""
+    return tuple(g for g in groups if g in _TLS12_CURVES and kx.group_available(g))
+
+
 def _group_for(cfg: ServerConfig, offered: Offered, kx_name: str | None) -> NamedGroup | None:
     if kx_name in ("ecdhe", "ecdhe_psk"):
-        curves = [g for g in cfg.groups if g in _TLS12_CURVES and kx.group_available(g)]
+        groups = cfg.groups
+        curves = (_tls12_curves(groups) if isinstance(groups, tuple)
+                  else [g for g in groups if g in _TLS12_CURVES and kx.group_available(g)])
         if offered.groups is None:
             # RFC 8422 §4: no supported_groups -> the client supports any curve.
             return curves[0] if curves else None

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import hmac
 from dataclasses import dataclass, replace
+from operator import attrgetter
+from typing import Any
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -87,7 +89,7 @@ from tlsmith.handshake.proofs import (
     verify_signature,
 )
 from tlsmith.handshake.psk13 import SelectedPsk
-from tlsmith.handshake.server import cached_message
+from tlsmith.handshake.server import cached_message, read_client_hello
 from tlsmith.observe import Epoch
 
 _COOKIE_LABEL = b"tlsmith hrr cookie v1"
@@ -95,7 +97,11 @@ _COOKIE_LABEL = b"tlsmith hrr cookie v1"
 
 @dataclass(frozen=True)
 class Choice:
-    """The server's decisions for one ClientHello."""
+    """The server's decisions for one ClientHello.
+
+    ``choose`` builds it through its ``__dict__`` (one C call instead of a frozen store
+    per field); it gives every field (tests/test_handshake13_states.py holds it to that).
+    """
 
     suite: SuiteInfo
     group: NamedGroup | None  # None: psk_ke
@@ -148,7 +154,24 @@ def check_client_hello(offered: Offered) -> None:
         seen.add(entry.group)
 
 
+# choose_suite's and choose_group's answers, by configuration and the lists of the hello
+# they read: a server sees the same few offers from every client of one kind. Keyed by
+# id() of the configuration, which is kept alongside so the id cannot be reused while
+# listed; bounded (the peer chooses the lists), emptied when full. Errors are raised anew.
+_SUITE_CHOICES: dict[tuple[int, tuple[CipherSuite, ...]], tuple[ServerConfig, SuiteInfo]] = {}
+_GROUP_CHOICES: dict[tuple[int, tuple[NamedGroup, ...], tuple[NamedGroup, ...]],
+                     tuple[ServerConfig, NamedGroup]] = {}
+_CHOICES_MAX = 1024
+_GROUP_OF = attrgetter("group")
+_new_object = object.__new__
+_KEY_EXCHANGE_OF = attrgetter("key_exchange")
+
+
 def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
+    key = (id(cfg), offered.suites)
+    hit = _SUITE_CHOICES.get(key)
+    if hit is not None and hit[0] is cfg:
+        return hit[1]
     client_suites = set(offered.suites)
     order = suite_order(cfg, offered)
     info = next((i for s in order if s in client_suites
@@ -157,6 +180,9 @@ def choose_suite(cfg: ServerConfig, offered: Offered) -> SuiteInfo:
         raise HandshakeFailure(
             "no TLS 1.3 cipher suite in common: the client offers "
             + ", ".join(CipherSuite(s).name for s in offered.suites))
+    if len(_SUITE_CHOICES) >= _CHOICES_MAX:
+        _SUITE_CHOICES.clear()
+    _SUITE_CHOICES[key] = (cfg, info)
     return info
 
 
@@ -171,21 +197,37 @@ def choose_group(cfg: ServerConfig, offered: Offered
     """Our preferred group the client sent a share for; else one it supports (an HRR);
     with ``strict_group_preference`` our preferred one it supports, share or not;
     (None, None) for a ClientHello without key_share (PSK only)."""
-    if offered.groups is None or offered.key_shares is None:
+    groups, shares = offered.groups, offered.key_shares
+    if groups is None or shares is None:
         return None, None
-    by_group = {member(NamedGroup, e.group): e.key_exchange for e in offered.key_shares}
+    share_groups = tuple(map(_GROUP_OF, shares))
+    key = (id(cfg), groups, share_groups)
+    hit = _GROUP_CHOICES.get(key)
+    if hit is not None and hit[0] is cfg:
+        group = hit[1]
+    else:
+        group = _choose_group(cfg, groups, frozenset(share_groups))
+        if len(_GROUP_CHOICES) >= _CHOICES_MAX:
+            _GROUP_CHOICES.clear()
+        _GROUP_CHOICES[key] = (cfg, group)
+    # (The last share of a group, were there two: check_client_hello refuses that.)
+    return group, dict(zip(share_groups, map(_KEY_EXCHANGE_OF, shares), strict=True)).get(group)
+
+
+def _choose_group(cfg: ServerConfig, offered_groups: tuple[NamedGroup, ...],
+                  shared: frozenset[NamedGroup]) -> NamedGroup:
     groups = cfg.groups
     usable = (_usable_groups(groups) if isinstance(groups, tuple)
               else [g for g in groups if group_available(g)])
     group = None if cfg.strict_group_preference else next(
-        (g for g in usable if g in by_group), None)
+        (g for g in usable if g in shared), None)
     if group is None:
-        group = next((g for g in usable if g in offered.groups), None)
+        group = next((g for g in usable if g in offered_groups), None)
         if group is None:
             raise HandshakeFailure(
                 "no key-exchange group in common: the client supports "
-                + ", ".join(NamedGroup(g).name for g in offered.groups))
-    return group, by_group.get(group)
+                + ", ".join(NamedGroup(g).name for g in offered_groups))
+    return group
 
 
 def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = None
@@ -208,9 +250,14 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
             group, share = None, None
         elif group is None:
             raise HandshakeFailure("psk_dhe_ke without a key share")
-        return Choice(info, group, share, None, None, alpn, offered.server_name, False,
-                      psk=psk, alps=settings, server_cert_types=offered.server_certificate_types,
-                      client_cert_types=offered.client_certificate_types)
+        choice = _new_object(Choice)
+        choice.__dict__.update(
+            suite=info, group=group, client_share=share, certified=None, scheme=None,
+            alpn=alpn, server_name=offered.server_name, sni_matched=False, staple=None,
+            psk=psk, early_data=False, alps=settings,
+            server_cert_types=offered.server_certificate_types,
+            client_cert_types=offered.client_certificate_types)
+        return choice
     if not cfg.certificates:
         raise _no_psk(cfg, offered)
     if group is None:
@@ -218,11 +265,15 @@ def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = Non
     cert = choose_certificate(cfg, offered, tls13=True)
     if cert is None or cert.scheme is None:
         raise issuer_mismatch(cfg, offered) or no_certificate(offered)
-    return Choice(info, group, share, cert.certified, cert.scheme, alpn,
-                  offered.server_name, cert.sni_matched,
-                  staple_for(cfg, cert.certified, offered),
-                  alps=settings, server_cert_types=offered.server_certificate_types,
-                  client_cert_types=offered.client_certificate_types)
+    choice = _new_object(Choice)
+    choice.__dict__.update(
+        suite=info, group=group, client_share=share, certified=cert.certified,
+        scheme=cert.scheme, alpn=alpn, server_name=offered.server_name,
+        sni_matched=cert.sni_matched, staple=staple_for(cfg, cert.certified, offered),
+        psk=None, early_data=False, alps=settings,
+        server_cert_types=offered.server_certificate_types,
+        client_cert_types=offered.client_certificate_types)
+    return choice
 
 
 def _no_psk(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | MissingExtension:
@@ -338,7 +389,7 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
 
     def handle(self, io: ServerIO, msg_type: HandshakeType, body: memoryview,
                raw: bytes) -> State[ServerIO]:
-        ch = ClientHello.parse_body(body)
+        ch = read_client_hello(io, body)
         io.received(ch, raw)
         offered = offer(ch)
         # RFC 8446 §4.1.4: the version cannot change across the HelloRetryRequest.
@@ -775,10 +826,11 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
 def _can_resume(ch: ClientHello) -> bool:
     """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know
     (or that sent none) cannot resume; servers SHOULD NOT send it tickets."""
-    for e in ch.extensions:
-        if isinstance(e, ext.PskKeyExchangeModes):
-            return not _KNOWN_PSK_MODES.isdisjoint(e.ke_modes)
-    return False
+    # (Found by its class, in C; a hello has one extension of a type, the codec checks.)
+    exts = ch.extensions
+    by_class: dict[type, Any] = dict(zip(map(type, exts), exts, strict=True))
+    modes: ext.PskKeyExchangeModes | None = by_class.get(ext.PskKeyExchangeModes)
+    return modes is not None and not _KNOWN_PSK_MODES.isdisjoint(modes.ke_modes)
 
 
 _KNOWN_PSK_MODES = frozenset({PskKeyExchangeMode.PSK_KE, PskKeyExchangeMode.PSK_DHE_KE})
