@@ -46,6 +46,19 @@ def _hmac_for(ctor: HashCtor, block: int) -> Callable[[bytes, bytes], bytes]:
     return hmac_hash
 
 
+def _hmac2_for(ctor: HashCtor, block: int
+               ) -> Callable[[bytes, bytes, bytes], tuple[bytes, bytes]]:
+    def hmac2(key: bytes, first: bytes, second: bytes) -> tuple[bytes, bytes]:
+        if len(key) > block:
+            key = ctor(key).digest()
+        key = key.ljust(block, b"\0")
+        inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
+        return (ctor(outer + ctor(inner + first).digest()).digest(),
+                ctor(outer + ctor(inner + second).digest()).digest())
+
+    return hmac2
+
+
 def _hmac3_for(ctor: HashCtor, block: int
                ) -> Callable[[bytes, bytes, bytes, bytes], tuple[bytes, bytes, bytes]]:
     def hmac3(key: bytes, first: bytes, second: bytes, third: bytes
@@ -65,6 +78,11 @@ def _hmac3_for(ctor: HashCtor, block: int
 #: caller that knows its hash and makes many MACs (the key schedules).
 HMAC_BY_HASH: dict[str, Callable[[bytes, bytes], bytes]] = {
     name: _hmac_for(ctor, block) for name, (ctor, block) in _HASHES.items()}
+
+#: hashlib name -> (key, m1, m2) -> the two HMACs under one key, padded once: an Early
+#: Secret's binder key and "derived" salt (RFC 8446 §7.1).
+HMAC2_BY_HASH: dict[str, Callable[[bytes, bytes, bytes], tuple[bytes, bytes]]] = {
+    name: _hmac2_for(ctor, block) for name, (ctor, block) in _HASHES.items()}
 
 #: hashlib name -> (key, m1, m2, m3) -> the three HMACs under one key, padded once: the
 #: three secrets a TLS 1.3 stage derives from one secret (RFC 8446 §7.1).
