@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from tlsmith.crypto.mac import (
-    HMAC2_BY_HASH,
+    BINDER_CHAIN_BY_HASH,
     HMAC3_BY_HASH,
     HMAC_BY_HASH,
     fixed_expander,
@@ -489,13 +489,13 @@ def psk_binder(hash_name: str, psk: bytes, truncated_transcript_hash: bytes, *,
         return early, binder_value(
             hash_name, early.binder_key(external=external, imported=imported),
             truncated_transcript_hash)
-    mac = kit.mac
-    secret = mac(kit.zeros, psk)  # HKDF-Extract(0, PSK)
-    binder_key, derived = kit.mac2(
-        secret, kit.imp_binder_info if imported else kit.ext_binder_info if external
-        else kit.res_binder_info, kit.derived_info)
-    return (EarlySecret(hash_name, secret, derived),
-            mac(mac(binder_key, kit.finished_info), truncated_transcript_hash))
+    # Early Secret = HKDF-Extract(0, PSK); binder_key = Derive-Secret(., "... binder",
+    # ""); the binder = HMAC(finished_key(binder_key), hash) -- and the "derived" salt.
+    secret, derived, binder = kit.binder_chain(
+        psk, kit.imp_binder_info if imported else kit.ext_binder_info if external
+        else kit.res_binder_info, kit.derived_info, kit.finished_info,
+        truncated_transcript_hash)
+    return EarlySecret(hash_name, secret, derived), binder
 
 
 def next_traffic_secret(hash_name: str, secret: bytes) -> bytes:
@@ -555,14 +555,15 @@ class _Kit:
     HKDF-Expand-Label output fits one HMAC block): the HMACs, the label heads, the
     infos with an empty context, the no-PSK Early Secret and its "derived" salt."""
 
-    __slots__ = ("c_ap", "c_hs", "derived_info", "exp", "ext_binder_info", "finished_info",
-                 "imp_binder_info", "mac", "mac2", "mac3", "no_psk_early", "no_psk_salt",
-                 "res_binder_info", "res_master", "resumption", "s_ap", "s_hs", "zeros")
+    __slots__ = ("binder_chain", "c_ap", "c_hs", "derived_info", "exp", "ext_binder_info",
+                 "finished_info", "imp_binder_info", "mac", "mac3", "no_psk_early",
+                 "no_psk_salt", "res_binder_info", "res_master", "resumption", "s_ap",
+                 "s_hs", "zeros")
 
     def __init__(self, hash_name: str) -> None:
         size = hash_length(hash_name)
         self.mac = HMAC_BY_HASH[hash_name]
-        self.mac2 = HMAC2_BY_HASH[hash_name]
+        self.binder_chain = BINDER_CHAIN_BY_HASH[hash_name]
         self.mac3 = HMAC3_BY_HASH[hash_name]
         self.zeros = _zeros(hash_name)
         self.c_hs = _label_head(LABEL_C_HS_TRAFFIC, size)
