@@ -265,8 +265,8 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
     now = io.now()
     keys: TicketKeys | None = None
     keys_tried = False
-    externals = expand_psks(cfg.external_psks)
-    ours = {e.identity for e in externals}
+    externals = expand_psks(cfg.external_psks) if cfg.external_psks else ()
+    ours = {e.identity for e in externals} if externals else _NO_IDENTITIES
     for index, ident in enumerate(psk_ext.identities):
         if ident.identity in ours:
             continue  # an external PSK: chosen below, in our order
@@ -304,9 +304,12 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
     return None
 
 
+_NO_IDENTITIES: frozenset[bytes] = frozenset()
+
+
 def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
                    suite: SuiteInfo, now: float) -> bool:
-    info = suite_info(state.cipher_suite)
+    info = suite if state.cipher_suite == suite.suite else suite_info(state.cipher_suite)
     reason = None
     if state.version != ProtocolVersion.TLS13 or info is None:
         reason = "it is not a TLS 1.3 ticket"
