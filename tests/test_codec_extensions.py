@@ -805,3 +805,36 @@ def test_client_hello_leading_run_reused_only_when_identical() -> None:
     # A duplicate after the kept run is still found.
     with pytest.raises(IllegalParameter, match="duplicate extended_master_secret"):
         _parse_block(_block([*run, x.ExtendedMasterSecret()]), CH)
+
+
+def test_pre_shared_key_fast_paths_agree_with_the_checked_reader() -> None:
+    """pre_shared_key is read in place (one identity and binder: two struct reads; more:
+    a walk); anything else goes to the checked reader. Every body changed, cut or grown
+    gives what the checked reader gives: the same extension, or the same error."""
+    psk, ident = x.PreSharedKeyClientHello, x.PskIdentity
+
+    def outcome(parse: Any, body: bytes) -> object:
+        try:
+            return parse(memoryview(body))
+        except Exception as exc:  # (the comparison is the test)
+            return type(exc), str(exc)
+
+    def checked(body: memoryview) -> object:
+        return psk._parse_checked(body)
+
+    def fast(body: memoryview) -> object:
+        return psk.parse_body(body, CH)
+
+    for e in (psk((ident(b"t" * 120, 0xDEADBEEF),), (b"b" * 32,)),
+              psk((ident(b"i", 0),), (b"b" * 48,)),
+              psk((ident(b"a" * 7, 1), ident(b"b", 2)), (b"x" * 32, b"y" * 48))):
+        w = Writer()
+        e.write_body(w)
+        body = w.getvalue()
+        assert fast(memoryview(body)) == e
+        variants = [body[:cut] for cut in range(len(body))] + [body + b"\x00"]
+        for i in range(len(body)):
+            for value in (0, 1, 6, 7, 0x20, 0x21, 0xFF, body[i] ^ 0x01):
+                variants.append(body[:i] + bytes((value,)) + body[i + 1:])
+        for variant in variants:
+            assert outcome(fast, variant) == outcome(checked, variant), variant.hex()

@@ -218,6 +218,25 @@ def test_finished_verify_data_is_hmac_with_finished_key() -> None:
     assert ks.binder_value("sha256", base_key, th) == expected
 
 
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384", "sha512", "sha3_256"])
+@pytest.mark.parametrize(("external", "imported"), [(False, False), (True, False),
+                                                    (True, True)])
+def test_psk_binder_is_binder_value_of_binder_key(hash_name: str, external: bool,
+                                                  imported: bool) -> None:
+    # RFC 8446 §4.2.11.2 in one step (the server's check), and the Early Secret it keeps
+    # goes on to the same Handshake Secret as one derived afresh.
+    psk = bytes(range(ks.hash_length(hash_name)))
+    th = hashlib.new(hash_name, b"truncated ClientHello").digest()
+    early, binder = ks.psk_binder(hash_name, psk, th, external=external, imported=imported)
+    fresh = ks.EarlySecret.derive(hash_name, psk)
+    assert early == fresh
+    assert binder == ks.binder_value(
+        hash_name, fresh.binder_key(external=external, imported=imported), th)
+    share = bytes(32)
+    assert early.handshake_traffic(share, th) == fresh.handshake_traffic(share, th)
+    assert early.handshake_secret(share) == fresh.handshake_secret(share)
+
+
 # -- KeyUpdate (RFC 8446 §7.2) ---------------------------------------------------------
 
 

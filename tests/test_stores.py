@@ -274,6 +274,36 @@ def test_server_session_state_bytes_direct_and_written_agree(changes: dict[str, 
 
 
 @pytest.mark.parametrize("changes", [
+    dict(client_certificates=()),  # read in place
+    dict(client_certificates=(), server_name=None, alpn=None, secret=b""),
+    dict(),  # a client chain: the checked reader
+    dict(client_certificates=(), server_certificate_type=CertificateType.RAW_PUBLIC_KEY),
+    dict(client_certificates=(), application_settings=(b"ours", b"theirs")),
+    dict(client_certificates=(), version=ProtocolVersion(0x7F1C)),  # unknown: checked
+])
+def test_server_session_state_read_in_place_or_checked_alike(changes: dict[str, object]
+                                                             ) -> None:
+    """``from_bytes`` reads the common state in place and hands anything else to the
+    checked reader: the same state, or the same error, for every byte changed, cut or
+    added."""
+    def outcome(read: Callable[[bytes], ServerSessionState], data: bytes) -> object:
+        try:
+            return read(data)
+        except Exception as exc:  # (the comparison is the test)
+            return type(exc), str(exc)
+
+    data = make_state(**changes).to_bytes()
+    assert ServerSessionState.from_bytes(data) == make_state(**changes)
+    variants = [data[:cut] for cut in range(len(data))] + [data + b"\x00", data + b"\x01"]
+    for i in range(len(data)):
+        for value in (0, 1, 0xFF, data[i] ^ 0x10):
+            variants.append(data[:i] + bytes((value,)) + data[i + 1:])
+    for variant in variants:
+        assert (outcome(ServerSessionState.from_bytes, variant)
+                == outcome(ServerSessionState._from_bytes_checked, variant)), variant
+
+
+@pytest.mark.parametrize("changes", [
     dict(secret=b"s" * 256), dict(server_name="n" * 256), dict(alpn="a" * 256),
     dict(max_early_data=2**32),
 ])

@@ -96,6 +96,11 @@ class MemoryStore:
             return True
 
     def ticket_keys(self, now: float) -> TicketKeys:
+        # Keys in force need no lock (one attribute read, atomic): every handshake asks
+        # for them; only a first use or a rotation writes.
+        keys = self._keys
+        if keys is not None and now < keys.current.created_at + self.rotate_after:
+            return keys
         with self._lock:
             keys = self._keys
             if keys is None:

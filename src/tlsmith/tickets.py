@@ -44,6 +44,9 @@ _VERSION_SUITE = struct.Struct(">HH")
 _ISSUED_LIFETIME_AGE = struct.Struct(">QII")
 _EMS_EARLY_VERDICT = struct.Struct(">BIB")
 _LENGTH8: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(256))
+# Known members by value (``from_bytes``'s fast path; other values: the checked reader).
+_VERSION_BY_VALUE: dict[int, ProtocolVersion] = dict(ProtocolVersion._value2member_map_)
+_SUITE_BY_VALUE: dict[int, CipherSuite] = dict(CipherSuite._value2member_map_)
 #: The smallest ticket ``open_ticket`` will try: name, nonce, tag and a minimal state.
 MIN_TICKET_LEN = KEY_NAME_LEN + _NONCE_LEN + _TAG_LEN + 8
 
@@ -161,6 +164,36 @@ class ServerSessionState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ServerSessionState:
+        # The common state (what ``to_bytes`` joins directly: no client chain, no
+        # trailer) read in place; anything else, and every error, by the checked reader.
+        try:
+            n = len(data)
+            if (type(data) is bytes and data[0] == _STATE_FORMAT
+                    and data[n - 3:] == b"\x00\x00\x00"):
+                p = 6 + data[5]  # after the secret
+                s = p + 16  # the server name's length
+                q = s + 1 + data[s]  # the ALPN protocol's length
+                a = q + 1 + data[q]  # the EMS / early data / verdict run
+                if a + 9 == n:
+                    version_value, suite_value = _VERSION_SUITE.unpack_from(data, 1)
+                    version = _VERSION_BY_VALUE.get(version_value)
+                    suite = _SUITE_BY_VALUE.get(suite_value)
+                    if version is not None and suite is not None:
+                        issued_ms, lifetime, age_add = _ISSUED_LIFETIME_AGE.unpack_from(
+                            data, p)
+                        ems_value, max_early, verdict = _EMS_EARLY_VERDICT.unpack_from(
+                            data, a)
+                        return cls(version, suite, data[6:p], issued_ms / 1000, lifetime,
+                                   age_add, data[s + 1:q].decode() or None,
+                                   data[q + 1:a].decode() or None, bool(ems_value),
+                                   max_early, (), bool(verdict & 1), None,
+                                   CertificateType.X509, bool(verdict & 2))
+        except (IndexError, ValueError):
+            pass
+        return cls._from_bytes_checked(data)
+
+    @classmethod
+    def _from_bytes_checked(cls, data: bytes) -> ServerSessionState:
         with Reader(data, "session state") as r:
             if r.u8() != _STATE_FORMAT:
                 raise DecodeError("unknown session state format")

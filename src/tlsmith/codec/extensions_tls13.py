@@ -339,6 +339,11 @@ def _fill_u16_length(buf: bytearray, start: int) -> None:
     buf[start:start + 2] = n.to_bytes(2, "big")
 
 
+_U16_PAIR = struct.Struct(">HH").unpack_from
+# obfuscated_ticket_age, then the binders vector's length and the first binder's.
+_AGE_AND_BINDER_LENGTHS = struct.Struct(">IHB").unpack_from
+
+
 @dataclass(frozen=True, slots=True)
 class PskIdentity:
     """opaque identity<1..2^16-1>; uint32 obfuscated_ticket_age."""
@@ -400,7 +405,19 @@ class PreSharedKeyClientHello(ExtensionBody):
     @classmethod
     def _parse_well_formed(cls, data: memoryview | bytes) -> Self | None:
         n = len(data)
-        if n < 2:
+        if n >= 11:
+            # One identity and one binder (a resuming client's usual offer), in two
+            # struct reads: identities<7..>, its identity<1..>, binders<33..>, the
+            # binder<32..>, the lengths adding up.
+            ids_len, id_len = _U16_PAIR(data, 0)
+            end = 4 + id_len
+            if ids_len == id_len + 6 and id_len and end + 7 <= n:
+                age, binders_len, binder_len = _AGE_AND_BINDER_LENGTHS(data, end)
+                if binders_len == binder_len + 1 and binder_len >= 32 and (
+                        end + 7 + binder_len == n):
+                    return cls((PskIdentity(bytes(data[4:end]), age),),
+                               (bytes(data[end + 7:]),))
+        elif n < 2:
             return None
         ids_end = 2 + (data[0] << 8 | data[1])
         if ids_end < 9 or ids_end + 2 > n:

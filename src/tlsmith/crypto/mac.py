@@ -66,6 +66,39 @@ def _hmac3_for(ctor: HashCtor, block: int
 HMAC_BY_HASH: dict[str, Callable[[bytes, bytes], bytes]] = {
     name: _hmac_for(ctor, block) for name, (ctor, block) in _HASHES.items()}
 
+def _binder_chain_for(ctor: HashCtor, block: int
+                      ) -> Callable[[bytes, bytes, bytes, bytes, bytes],
+                                    tuple[bytes, bytes, bytes]]:
+    # HKDF-Extract's salt when none is given: HashLen zeros (RFC 5869 §2.2), padded once.
+    zeros = bytes(ctor(b"").digest_size).ljust(block, b"\0")
+    zeros_inner, zeros_outer = zeros.translate(_TRANS_36), zeros.translate(_TRANS_5C)
+
+    def chain(ikm: bytes, info: bytes, info2: bytes, info3: bytes, msg: bytes
+              ) -> tuple[bytes, bytes, bytes]:
+        # (Every key below is a digest: never longer than the block.)
+        prk = ctor(zeros_outer + ctor(zeros_inner + ikm).digest()).digest()
+        key = prk.ljust(block, b"\0")
+        inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
+        first = ctor(outer + ctor(inner + info).digest()).digest()
+        second = ctor(outer + ctor(inner + info2).digest()).digest()
+        key = first.ljust(block, b"\0")
+        third = ctor(key.translate(_TRANS_5C)
+                     + ctor(key.translate(_TRANS_36) + info3).digest()).digest()
+        key = third.ljust(block, b"\0")
+        return prk, second, ctor(key.translate(_TRANS_5C)
+                                 + ctor(key.translate(_TRANS_36) + msg).digest()).digest()
+
+    return chain
+
+
+#: hashlib name -> (ikm, info, info2, info3, msg) -> (prk, HMAC(prk, info2),
+#: HMAC(HMAC(HMAC(prk, info), info3), msg)) with prk = HMAC(HashLen zeros, ikm), each
+#: key padded once, in straight-line code: a TLS 1.3 PSK's Early Secret, its "derived"
+#: salt and its binder (RFC 8446 §7.1, §4.2.11.2), what a resuming server computes first.
+BINDER_CHAIN_BY_HASH: dict[str, Callable[[bytes, bytes, bytes, bytes, bytes],
+                                         tuple[bytes, bytes, bytes]]] = {
+    name: _binder_chain_for(ctor, block) for name, (ctor, block) in _HASHES.items()}
+
 #: hashlib name -> (key, m1, m2, m3) -> the three HMACs under one key, padded once: the
 #: three secrets a TLS 1.3 stage derives from one secret (RFC 8446 §7.1).
 HMAC3_BY_HASH: dict[str, Callable[[bytes, bytes, bytes, bytes], tuple[bytes, bytes, bytes]]] = {

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from tlsmith.crypto.mac import (
+    BINDER_CHAIN_BY_HASH,
     HMAC3_BY_HASH,
     HMAC_BY_HASH,
     fixed_expander,
@@ -228,6 +229,9 @@ class EarlySecret:
 
     hash_name: str
     secret: bytes = field(repr=False)
+    # Derive-Secret(., "derived", "") when computed along with the binder key
+    # (``psk_binder``): the salt of the Handshake Secret, not derived again.
+    derived: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def derive(cls, hash_name: str, psk: bytes | None) -> EarlySecret:
@@ -276,8 +280,8 @@ class EarlySecret:
             chts, shts = hs.traffic_secrets(transcript_hash)
             return hs, chts, shts
         mac = kit.mac
-        salt = kit.no_psk_salt if self is kit.no_psk_early else mac(self.secret,
-                                                                     kit.derived_info)
+        salt = (kit.no_psk_salt if self is kit.no_psk_early
+                else self.derived or mac(self.secret, kit.derived_info))
         secret = mac(salt, kit.zeros if shared_secret is None else shared_secret)
         tail = _LENGTH_BYTES[len(transcript_hash)] + transcript_hash + b"\x01"
         chts, shts, derived = kit.mac3(secret, kit.c_hs + tail, kit.s_hs + tail,
@@ -473,6 +477,27 @@ def binder_value(hash_name: str, binder_key: bytes, truncated_transcript_hash: b
     return finished_verify_data(hash_name, binder_key, truncated_transcript_hash)
 
 
+def psk_binder(hash_name: str, psk: bytes, truncated_transcript_hash: bytes, *,
+               external: bool, imported: bool = False) -> tuple[EarlySecret, bytes]:
+    """(the Early Secret of ``psk``, its binder over ``truncated_transcript_hash``) --
+    RFC 8446 §7.1, §4.2.11.2: ``binder_value(binder_key(EarlySecret.derive(psk)))``,
+    with the Early Secret's HMAC key padded once for the binder key and the "derived"
+    salt of the Handshake Secret (kept in the Early Secret)."""
+    kit = _KITS.get(hash_name)
+    if kit is None:
+        early = EarlySecret.derive(hash_name, psk)
+        return early, binder_value(
+            hash_name, early.binder_key(external=external, imported=imported),
+            truncated_transcript_hash)
+    # Early Secret = HKDF-Extract(0, PSK); binder_key = Derive-Secret(., "... binder",
+    # ""); the binder = HMAC(finished_key(binder_key), hash) -- and the "derived" salt.
+    secret, derived, binder = kit.binder_chain(
+        psk, kit.imp_binder_info if imported else kit.ext_binder_info if external
+        else kit.res_binder_info, kit.derived_info, kit.finished_info,
+        truncated_transcript_hash)
+    return EarlySecret(hash_name, secret, derived), binder
+
+
 def next_traffic_secret(hash_name: str, secret: bytes) -> bytes:
     """application_traffic_secret_N+1 = HKDF-Expand-Label(application_traffic_secret_N,
     "traffic upd", "", Hash.length) -- RFC 8446 §7.2 (KeyUpdate)."""
@@ -530,13 +555,15 @@ class _Kit:
     HKDF-Expand-Label output fits one HMAC block): the HMACs, the label heads, the
     infos with an empty context, the no-PSK Early Secret and its "derived" salt."""
 
-    __slots__ = ("c_ap", "c_hs", "derived_info", "exp", "finished_info", "mac", "mac3",
-                 "no_psk_early", "no_psk_salt", "res_master", "resumption", "s_ap", "s_hs",
-                 "zeros")
+    __slots__ = ("binder_chain", "c_ap", "c_hs", "derived_info", "exp", "ext_binder_info",
+                 "finished_info", "imp_binder_info", "mac", "mac3", "no_psk_early",
+                 "no_psk_salt", "res_binder_info", "res_master", "resumption", "s_ap",
+                 "s_hs", "zeros")
 
     def __init__(self, hash_name: str) -> None:
         size = hash_length(hash_name)
         self.mac = HMAC_BY_HASH[hash_name]
+        self.binder_chain = BINDER_CHAIN_BY_HASH[hash_name]
         self.mac3 = HMAC3_BY_HASH[hash_name]
         self.zeros = _zeros(hash_name)
         self.c_hs = _label_head(LABEL_C_HS_TRAFFIC, size)
@@ -550,6 +577,11 @@ class _Kit:
         empty = empty_hash(hash_name)
         self.derived_info = (_label_head(LABEL_DERIVED, size) + _LENGTH_BYTES[len(empty)]
                              + empty + b"\x01")
+        # The binder keys' HkdfLabels: Derive-Secret(., "... binder", "") (RFC 8446 §7.1,
+        # RFC 9258 §4.2).
+        self.res_binder_info, self.ext_binder_info, self.imp_binder_info = (
+            _label_head(label, size) + _LENGTH_BYTES[len(empty)] + empty + b"\x01"
+            for label in (LABEL_RES_BINDER, LABEL_EXT_BINDER, LABEL_IMP_BINDER))
         self.finished_info = _label_info(LABEL_FINISHED, size)
         self.no_psk_early = _no_psk_early(hash_name)
         self.no_psk_salt = _no_psk_salt(hash_name)
@@ -593,6 +625,7 @@ __all__ = [
     "hkdf_extract",
     "hkdf_label",
     "next_traffic_secret",
+    "psk_binder",
     "resumption_psk",
     "traffic_keys",
     "traffic_keys_and_finished_key",

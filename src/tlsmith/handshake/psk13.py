@@ -265,8 +265,8 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
     now = io.now()
     keys: TicketKeys | None = None
     keys_tried = False
-    externals = expand_psks(cfg.external_psks)
-    ours = {e.identity for e in externals}
+    externals = expand_psks(cfg.external_psks) if cfg.external_psks else ()
+    ours = {e.identity for e in externals} if externals else _NO_IDENTITIES
     for index, ident in enumerate(psk_ext.identities):
         if ident.identity in ours:
             continue  # an external PSK: chosen below, in our order
@@ -304,9 +304,12 @@ def select(io: ServerIO, offered: Offered, suite: SuiteInfo, raw_hello: bytes,
     return None
 
 
+_NO_IDENTITIES: frozenset[bytes] = frozenset()
+
+
 def _ticket_usable(io: ServerIO, state: ServerSessionState, offered: Offered,
                    suite: SuiteInfo, now: float) -> bool:
-    info = suite_info(state.cipher_suite)
+    info = suite if state.cipher_suite == suite.suite else suite_info(state.cipher_suite)
     reason = None
     if state.version != ProtocolVersion.TLS13 or info is None:
         reason = "it is not a TLS 1.3 ticket"
@@ -338,19 +341,22 @@ def _verify_binder(io: ServerIO, psk_ext: ext.PreSharedKeyClientHello, index: in
     """RFC 8446 §4.2.11.2: the server MUST validate the binder of the PSK it selects and
     abort with decrypt_error if it does not verify -- before any key is derived. Returns
     the Early Secret, for the handshake to go on with."""
-    truncated = raw_hello[:-psk_ext.binders_length()]
+    binders = psk_ext.binders
+    # (pre_shared_key is the hello's last extension: its binders vector ends the hello.)
+    truncated = raw_hello[:-(3 + len(binders[0]) if len(binders) == 1
+                             else psk_ext.binders_length())]
+    hash_name = suite.hash_name
     if transcript_before is None:
-        th = hash_factory(suite.hash_name)(truncated).digest()
+        th = hash_factory(hash_name)(truncated).digest()
     else:
         th = transcript_before.digest_with(truncated)
-    early = schedule13.EarlySecret.derive(suite.hash_name, key)
-    imported = external is not None and external.imported_from is not None
-    expected = schedule13.binder_value(
-        suite.hash_name, early.binder_key(external=external is not None, imported=imported),
-        th)
-    ok = hmac.compare_digest(expected, psk_ext.binders[index])
-    io.check("PSK binder", ok, f"binder of PSK identity {index} "
-             + ("matches" if ok else "does not match") + " (RFC 8446 §4.2.11.2)")
+    early, expected = schedule13.psk_binder(
+        hash_name, key, th, external=external is not None,
+        imported=external is not None and external.imported_from is not None)
+    ok = hmac.compare_digest(expected, binders[index])
+    if io.observed:
+        io.check("PSK binder", ok, f"binder of PSK identity {index} "
+                 + ("matches" if ok else "does not match") + " (RFC 8446 §4.2.11.2)")
     if not ok:
         raise DecryptError(f"the binder of PSK identity {index} does not verify "
                            "(RFC 8446 §4.2.11.2)", check="binder_mismatch")

@@ -230,10 +230,17 @@ def _choose_group(cfg: ServerConfig, offered_groups: tuple[NamedGroup, ...],
     return group
 
 
-def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = None
-           ) -> Choice:
-    info = choose_suite(cfg, offered)
-    group, share = choose_group(cfg, offered)
+#: (choose_suite's answer, choose_group's): what ``_resumption`` worked out already.
+Chosen = tuple[SuiteInfo, NamedGroup | None, bytes | None]
+
+
+def choose(cfg: ServerConfig, offered: Offered, *, psk: SelectedPsk | None = None,
+           chosen: Chosen | None = None) -> Choice:
+    if chosen is None:
+        info = choose_suite(cfg, offered)
+        group, share = choose_group(cfg, offered)
+    else:
+        info, group, share = chosen
     alpn = choose_alpn(cfg, offered)
     if psk is not None and psk.external and cfg.prefer_certificates_to_psks:
         cert = choose_certificate(cfg, offered, tls13=True) if group is not None else None
@@ -290,18 +297,22 @@ def _no_psk(cfg: ServerConfig, offered: Offered) -> HandshakeFailure | MissingEx
 
 
 def _resumption(io: ServerIO, offered: Offered, raw: bytes,
-                transcript_before: Transcript | None) -> SelectedPsk | None:
-    """The PSK to resume with (binder verified), or None: a full handshake."""
+                transcript_before: Transcript | None
+                ) -> tuple[SelectedPsk | None, Chosen | None]:
+    """The PSK to resume with (binder verified), or None: a full handshake; and the
+    suite and group chosen on the way (for ``choose``), None if no PSK was offered."""
     if offered.psk is None:
-        return None
-    suite = choose_suite(io.config, offered)
-    group, _share = choose_group(io.config, offered)
-    mode = psk13.psk_mode(io.config, offered, have_share=group is not None)
+        return None, None
+    cfg = io.config
+    suite = choose_suite(cfg, offered)
+    group, share = choose_group(cfg, offered)
+    chosen = suite, group, share
+    mode = psk13.psk_mode(cfg, offered, have_share=group is not None)
     if mode is None:
         io.note("the client's psk_key_exchange_modes leave nothing we accept: full "
                 "handshake")
-        return None
-    return psk13.select(io, offered, suite, raw, transcript_before, mode)
+        return None, chosen
+    return psk13.select(io, offered, suite, raw, transcript_before, mode), chosen
 
 
 def _hrr(session_id: bytes, suite: CipherSuite, group: NamedGroup, cookie: bytes
@@ -341,8 +352,8 @@ def _open_cookie(secret: bytes, cookie: bytes) -> tuple[CipherSuite, NamedGroup,
 def start(io: ServerIO, offered: Offered, raw: bytes) -> State[ServerIO]:
     """The first ClientHello, TLS 1.3 chosen: answer it, or ask again with an HRR."""
     check_client_hello(offered)
-    psk = _resumption(io, offered, raw, None)
-    choice = choose(io.config, offered, psk=psk)
+    psk, chosen = _resumption(io, offered, raw, None)
+    choice = choose(io.config, offered, psk=psk, chosen=chosen)
     transcript = Transcript()
     transcript.set_hash(choice.suite.hash_name)
     transcript.update(raw)
@@ -431,8 +442,8 @@ class ExpectClientHelloAgain(Tls13Handshaking[ServerIO]):
             # suite rules out; the one we chose is compatible.
             raise IllegalParameter("the second ClientHello dropped the PSK the first one "
                                    "offered and we chose", check="psk_identity_not_found")
-        psk = _resumption(io, offered, raw, transcript)
-        choice = choose(io.config, offered, psk=psk)
+        psk, chosen = _resumption(io, offered, raw, transcript)
+        choice = choose(io.config, offered, psk=psk, chosen=chosen)
         if choice.suite.suite != suite:
             raise IllegalParameter("the cipher suite changed across the HelloRetryRequest",
                                    check="hrr_suite_changed")
