@@ -91,6 +91,7 @@ _CT_CCS = ContentType.CHANGE_CIPHER_SPEC
 _CT_ALERT = ContentType.ALERT
 _CT_HANDSHAKE = ContentType.HANDSHAKE
 _CT_APPLICATION_DATA = ContentType.APPLICATION_DATA
+_EPOCH_APPLICATION = Epoch.APPLICATION
 _MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
 # Handshake messages that move nothing forward once the handshake is done: they count
@@ -364,6 +365,27 @@ class TLSConnection:
 
     # ------------------------------------------------------------- record intake
     def _process(self, outer: ContentType, record: Record) -> None:
+        if outer is _CT_APPLICATION_DATA and self._skip_early is None:
+            # The bulk-data case first: a protected record under the application keys
+            # holding application data, nothing traced, no handshake message half-read
+            # (else: the checks and errors of _process_plain, below).
+            content_type, payload = self._read.unprotect(record)
+            if (content_type is _CT_APPLICATION_DATA and payload
+                    and self.read_epoch is _EPOCH_APPLICATION and self._observer is None
+                    and not self.peer_closed and self._state.accepts_application_data
+                    and not self._handshake.has_partial()):
+                self._idle = self._key_updates = 0  # progress
+                self._events.append(ApplicationData(bytes(payload)))
+                return
+            epoch = self.read_epoch
+            if self._observer is not None:
+                self._trace_received(record, content_type, payload, epoch)
+            if content_type == _CT_HANDSHAKE:
+                self._handshake.feed(payload)
+                self._drain_handshake()
+                return
+            self._process_plain(content_type, payload, epoch)
+            return
         if outer == _CT_CCS:
             self._change_cipher_spec(record)
             return
