@@ -207,7 +207,23 @@ class TLSConnection:
                             self.peer_closed = True
                             return ConnectionClosed(clean=False)
                     return NEED_DATA
-                self._process(record.content_type, record)
+                outer = record.content_type
+                if outer is _CT_APPLICATION_DATA and self._skip_early is None:
+                    # The bulk-data case: a record under the application keys holding
+                    # application data, nothing traced, no handshake message half-read
+                    # -- its event is returned as is; anything else takes the checks
+                    # and errors of _process / _process_plain.
+                    content_type, payload = self._read.unprotect(record)
+                    if (content_type is _CT_APPLICATION_DATA and payload
+                            and self.read_epoch is _EPOCH_APPLICATION
+                            and self._observer is None and not self.peer_closed
+                            and self._state.accepts_application_data
+                            and not self._handshake.has_partial()):
+                        self._idle = self._key_updates = 0  # progress
+                        return ApplicationData(bytes(payload))
+                    self._process_unprotected(record, content_type, payload)
+                else:
+                    self._process(outer, record)
         except ProtocolError as exc:
             self._fail(exc)
             raise
@@ -364,28 +380,20 @@ class TLSConnection:
         return self.export_keying_material(label, context, length)
 
     # ------------------------------------------------------------- record intake
-    def _process(self, outer: ContentType, record: Record) -> None:
-        if outer is _CT_APPLICATION_DATA and self._skip_early is None:
-            # The bulk-data case first: a protected record under the application keys
-            # holding application data, nothing traced, no handshake message half-read
-            # (else: the checks and errors of _process_plain, below).
-            content_type, payload = self._read.unprotect(record)
-            if (content_type is _CT_APPLICATION_DATA and payload
-                    and self.read_epoch is _EPOCH_APPLICATION and self._observer is None
-                    and not self.peer_closed and self._state.accepts_application_data
-                    and not self._handshake.has_partial()):
-                self._idle = self._key_updates = 0  # progress
-                self._events.append(ApplicationData(bytes(payload)))
-                return
-            epoch = self.read_epoch
-            if self._observer is not None:
-                self._trace_received(record, content_type, payload, epoch)
-            if content_type == _CT_HANDSHAKE:
-                self._handshake.feed(payload)
-                self._drain_handshake()
-                return
-            self._process_plain(content_type, payload, epoch)
+    def _process_unprotected(self, record: Record, content_type: ContentType,
+                             payload: bytes) -> None:
+        """What ``_process`` does after unprotecting ``record`` (next_event's bulk path
+        unprotects application_data records itself)."""
+        epoch = self.read_epoch
+        if self._observer is not None:
+            self._trace_received(record, content_type, payload, epoch)
+        if content_type == _CT_HANDSHAKE:
+            self._handshake.feed(payload)
+            self._drain_handshake()
             return
+        self._process_plain(content_type, payload, epoch)
+
+    def _process(self, outer: ContentType, record: Record) -> None:
         if outer == _CT_CCS:
             self._change_cipher_spec(record)
             return
