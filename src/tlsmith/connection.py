@@ -251,8 +251,9 @@ class TLSConnection:
                 return out
 
     def send_data(self, data: bytes | bytearray | memoryview) -> None:
-        self._check_alive()
-        if self.write_epoch != Epoch.APPLICATION or not (
+        if self._dead is not None:
+            self._check_alive()  # (raises)
+        if self.write_epoch != _EPOCH_APPLICATION or not (
                 self.handshake_complete or not self.is_client or self.false_started):
             # A TLS 1.3 server may send right after its Finished (RFC 8446 §4.4.4); a
             # TLS 1.2 client waits for the server's Finished unless it False Starts
@@ -261,7 +262,6 @@ class TLSConnection:
         if self.closed:
             raise UsageError("send_data() after close()")
         protect = self._write.protect
-        append = self._out.append
         self._key_update_queued = False  # data follows our KeyUpdate: it is as good as sent
         try:
             if self._pending:  # handshake messages still unframed (our False Start
@@ -269,10 +269,11 @@ class TLSConnection:
             if self._observer is None:
                 max_fragment = self.config.max_fragment
                 if type(data) is bytes and 0 < len(data) <= max_fragment:
-                    append(protect(ContentType.APPLICATION_DATA, data))  # one record
+                    self._out.append(protect(_CT_APPLICATION_DATA, data))  # one record
                     return
+                append = self._out.append
                 for piece in fragment(memoryview(data), max_fragment):
-                    append(protect(ContentType.APPLICATION_DATA, piece))
+                    append(protect(_CT_APPLICATION_DATA, piece))
             else:
                 for piece in fragment(memoryview(data), self.config.max_fragment):
                     self._append_traced(ContentType.APPLICATION_DATA, piece)

@@ -50,6 +50,7 @@ _TLS13_INNER_TYPES: dict[int, ContentType] = {
     t.value: t for t in (ContentType.ALERT, ContentType.HANDSHAKE, ContentType.APPLICATION_DATA)
 }
 _TLS13_INNER_TYPE_BYTES: dict[int, bytes] = {t: _TYPE_BYTES[t] for t in _TLS13_INNER_TYPES}
+_APPLICATION_DATA_BYTE = _TYPE_BYTES[_APPLICATION_DATA]
 
 
 class RecordEncrypter(Protocol):
@@ -229,6 +230,19 @@ class TLS13Encrypter(_Tls13Base):
         self._seal = self._aead.raw_encrypt
 
     def protect(self, content_type: ContentType, data: Bytes) -> bytes:
+        n = len(data)
+        if content_type is _APPLICATION_DATA and n <= self.max_plaintext and not self._padding:
+            # The bulk case (what _protect_checked does for it, without padding).
+            seq = self._seq
+            if seq >= SEQ_LIMIT:
+                _check_seq(seq)
+            self._seq = seq + 1
+            header = _pack_header(23, TLS12, n + 1 + self._tag_len)
+            return header + self._seal((self._iv ^ seq).to_bytes(self._nonce_len),
+                                       b"".join((data, _APPLICATION_DATA_BYTE)), header)
+        return self._protect_checked(content_type, data)
+
+    def _protect_checked(self, content_type: ContentType, data: Bytes) -> bytes:
         n = len(data)
         room = self.max_plaintext - n
         if room < 0:
