@@ -297,11 +297,9 @@ class TLS13Decrypter(_Tls13Base):
         except InvalidTag:
             raise self._aead.auth_failure() from None  # bad_record_mac (RFC 8446 §5.2)
         self._seq = seq + 1
-        if plaintext and len(plaintext) <= self.max_plaintext + 1:
-            # Unpadded application data (the last byte is its type): no padding to strip.
-            content_type = _TLS13_INNER_TYPES.get(plaintext[-1])
-            if content_type is _APPLICATION_DATA:
-                return content_type, plaintext[:-1]
+        if plaintext.endswith(_APPLICATION_DATA_BYTE) and len(plaintext) <= self.max_plaintext + 1:
+            # Unpadded application data (RFC 8446 §5.4: the last byte is the type).
+            return _APPLICATION_DATA, plaintext[:-1]
         return self._inner(plaintext)
 
     def _unprotect_checked(self, record: Record) -> tuple[ContentType, bytes]:
