@@ -118,6 +118,30 @@ def test_empty_application_data_records_flood(certs: dict[str, CertFiles], victi
     assert "empty application_data" in str(exc)
 
 
+def test_application_data_after_close_notify_is_not_delivered(certs: dict[str, CertFiles]
+                                                               ) -> None:
+    """Records after the peer's close_notify take the checked path (not the bulk path of
+    next_event): no ApplicationData, and they count as records without progress."""
+    client_cfg, server_cfg = _cfgs(certs)
+    cspy = SecretSpy()
+    client = TLSConnection(replace(client_cfg, observer=cspy))
+    server = TLSConnection(server_cfg)  # (no observer: next_event's bulk path is on)
+    pump(client, server)
+    assert server.handshake_complete
+    ch = as_client(cspy)
+    server.receive_data(ch.record(ContentType.APPLICATION_DATA, b"before"))
+    assert run(server) == [ApplicationData(b"before")]
+    server.receive_data(ch.record(ContentType.ALERT, bytes((1, 0))))  # close_notify
+    assert [type(e).__name__ for e in run(server)] == ["ConnectionClosed"]
+    limit = LIMITS.max_records_without_progress
+    server.receive_data(b"".join(ch.record(ContentType.APPLICATION_DATA, b"after")
+                                 for _ in range(limit)))
+    assert run(server) == []
+    server.receive_data(ch.record(ContentType.APPLICATION_DATA, b"after"))
+    with pytest.raises(UnexpectedMessage, match="max_records_without_progress"):
+        run(server)
+
+
 def test_warning_alert_flood_tls13(certs: dict[str, CertFiles]) -> None:
     """TLS 1.3: user_canceled is the one warning that is not fatal (RFC 8446 §6.1)."""
     _client, server, cspy, sspy = connected(certs)

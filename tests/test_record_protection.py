@@ -488,3 +488,23 @@ def test_aead_refuses(kind: str, key_len: int, tag_len: int, message: str) -> No
 
     with pytest.raises(ValueError, match=message):
         Aead(kind, bytes(key_len), tag_len)
+
+
+@pytest.mark.parametrize("suite", TLS13, ids=lambda s: s.name)
+def test_protection_tls13_bulk_path_matches_the_checked_path(suite: SuiteInfo) -> None:
+    """protect/unprotect take a short path for unpadded application data; it must give
+    the bytes and results of the general path (taken for a plain int type, padding)."""
+    key, iv = key_iv(suite)
+    fast, checked = TLS13Encrypter(suite, key, iv), TLS13Encrypter(suite, key, iv)
+    dec_fast, dec_checked = TLS13Decrypter(suite, key, iv), TLS13Decrypter(suite, key, iv)
+    for data in (b"", b"x", bytes(MAX_PLAINTEXT), memoryview(b"abc\x00")):
+        wire = fast.protect(CT.APPLICATION_DATA, data)
+        assert wire == checked.protect(23, data)  # type: ignore[arg-type]  # (an int)
+        rec = parse(wire)
+        assert dec_fast.unprotect(rec) == (CT.APPLICATION_DATA, bytes(data))
+        # The same record with the outer type as a plain int takes the checked path.
+        assert dec_checked.unprotect(Record(23, rec.legacy_version, rec.fragment)  # type: ignore[arg-type]
+                                     ) == (CT.APPLICATION_DATA, bytes(data))
+    assert fast.seq == checked.seq == dec_fast.seq == dec_checked.seq == 4
+    with pytest.raises(InternalError):
+        fast.protect(CT.APPLICATION_DATA, bytes(MAX_PLAINTEXT + 1))

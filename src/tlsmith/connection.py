@@ -91,6 +91,7 @@ _CT_CCS = ContentType.CHANGE_CIPHER_SPEC
 _CT_ALERT = ContentType.ALERT
 _CT_HANDSHAKE = ContentType.HANDSHAKE
 _CT_APPLICATION_DATA = ContentType.APPLICATION_DATA
+_EPOCH_APPLICATION = Epoch.APPLICATION
 _MAX_CCS = 2  # one per flight in middlebox-compatibility mode (RFC 8446 §D.4)
 _CCS_RECORD = encode_record_header(ContentType.CHANGE_CIPHER_SPEC, 0x0303, 1) + b"\x01"
 # Handshake messages that move nothing forward once the handshake is done: they count
@@ -206,7 +207,23 @@ class TLSConnection:
                             self.peer_closed = True
                             return ConnectionClosed(clean=False)
                     return NEED_DATA
-                self._process(record.content_type, record)
+                outer = record.content_type
+                if outer is _CT_APPLICATION_DATA and self._skip_early is None:
+                    # The bulk-data case: a record under the application keys holding
+                    # application data, nothing traced, no handshake message half-read
+                    # -- its event is returned as is; anything else takes the checks
+                    # and errors of _process / _process_plain.
+                    content_type, payload = self._read.unprotect(record)
+                    if (content_type is _CT_APPLICATION_DATA and payload
+                            and self.read_epoch is _EPOCH_APPLICATION
+                            and self._observer is None and not self.peer_closed
+                            and self._state.accepts_application_data
+                            and not self._handshake.has_partial()):
+                        self._idle = self._key_updates = 0  # progress
+                        return ApplicationData(bytes(payload))
+                    self._process_unprotected(record, content_type, payload)
+                else:
+                    self._process(outer, record)
         except ProtocolError as exc:
             self._fail(exc)
             raise
@@ -234,8 +251,9 @@ class TLSConnection:
                 return out
 
     def send_data(self, data: bytes | bytearray | memoryview) -> None:
-        self._check_alive()
-        if self.write_epoch != Epoch.APPLICATION or not (
+        if self._dead is not None:
+            self._check_alive()  # (raises)
+        if self.write_epoch != _EPOCH_APPLICATION or not (
                 self.handshake_complete or not self.is_client or self.false_started):
             # A TLS 1.3 server may send right after its Finished (RFC 8446 §4.4.4); a
             # TLS 1.2 client waits for the server's Finished unless it False Starts
@@ -244,7 +262,6 @@ class TLSConnection:
         if self.closed:
             raise UsageError("send_data() after close()")
         protect = self._write.protect
-        append = self._out.append
         self._key_update_queued = False  # data follows our KeyUpdate: it is as good as sent
         try:
             if self._pending:  # handshake messages still unframed (our False Start
@@ -252,10 +269,11 @@ class TLSConnection:
             if self._observer is None:
                 max_fragment = self.config.max_fragment
                 if type(data) is bytes and 0 < len(data) <= max_fragment:
-                    append(protect(ContentType.APPLICATION_DATA, data))  # one record
+                    self._out.append(protect(_CT_APPLICATION_DATA, data))  # one record
                     return
+                append = self._out.append
                 for piece in fragment(memoryview(data), max_fragment):
-                    append(protect(ContentType.APPLICATION_DATA, piece))
+                    append(protect(_CT_APPLICATION_DATA, piece))
             else:
                 for piece in fragment(memoryview(data), self.config.max_fragment):
                     self._append_traced(ContentType.APPLICATION_DATA, piece)
@@ -363,6 +381,19 @@ class TLSConnection:
         return self.export_keying_material(label, context, length)
 
     # ------------------------------------------------------------- record intake
+    def _process_unprotected(self, record: Record, content_type: ContentType,
+                             payload: bytes) -> None:
+        """What ``_process`` does after unprotecting ``record`` (next_event's bulk path
+        unprotects application_data records itself)."""
+        epoch = self.read_epoch
+        if self._observer is not None:
+            self._trace_received(record, content_type, payload, epoch)
+        if content_type == _CT_HANDSHAKE:
+            self._handshake.feed(payload)
+            self._drain_handshake()
+            return
+        self._process_plain(content_type, payload, epoch)
+
     def _process(self, outer: ContentType, record: Record) -> None:
         if outer == _CT_CCS:
             self._change_cipher_spec(record)

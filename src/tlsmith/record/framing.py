@@ -240,15 +240,20 @@ class RecordReader:
         total = RECORD_HEADER_LEN + length
         if size < total:
             return None
-        if length and n >= total:
-            # The whole record lies in the first chunk (the common case): one slice.
+        if n > total and length:
+            # The whole record lies in the first chunk, more follows (the common case).
             self._size = size - total
-            if n == total:
-                self._chunks.popleft()
-            else:
-                self._chunks[0] = first[total:]
+            self._chunks[0] = first[total:]
             return Record(content_type, version, first[RECORD_HEADER_LEN:total])
-        self._take(RECORD_HEADER_LEN)
+        if n == total and length:
+            self._size = size - total
+            self._chunks.popleft()
+            return Record(content_type, version, first[RECORD_HEADER_LEN:])
+        if n > RECORD_HEADER_LEN:  # (the header in the first chunk: _take(5) in short)
+            self._size = size - RECORD_HEADER_LEN
+            self._chunks[0] = first[RECORD_HEADER_LEN:]
+        else:
+            self._take(RECORD_HEADER_LEN)
         return Record(content_type, version, self._take(length))
 
 

@@ -50,6 +50,7 @@ _TLS13_INNER_TYPES: dict[int, ContentType] = {
     t.value: t for t in (ContentType.ALERT, ContentType.HANDSHAKE, ContentType.APPLICATION_DATA)
 }
 _TLS13_INNER_TYPE_BYTES: dict[int, bytes] = {t: _TYPE_BYTES[t] for t in _TLS13_INNER_TYPES}
+_APPLICATION_DATA_BYTE = _TYPE_BYTES[_APPLICATION_DATA]
 
 
 class RecordEncrypter(Protocol):
@@ -230,6 +231,19 @@ class TLS13Encrypter(_Tls13Base):
 
     def protect(self, content_type: ContentType, data: Bytes) -> bytes:
         n = len(data)
+        if content_type is _APPLICATION_DATA and n <= self.max_plaintext and not self._padding:
+            # The bulk case (what _protect_checked does for it, without padding).
+            seq = self._seq
+            if seq >= SEQ_LIMIT:
+                _check_seq(seq)
+            self._seq = seq + 1
+            header = _pack_header(23, TLS12, n + 1 + self._tag_len)
+            return header + self._seal((self._iv ^ seq).to_bytes(self._nonce_len),
+                                       b"".join((data, _APPLICATION_DATA_BYTE)), header)
+        return self._protect_checked(content_type, data)
+
+    def _protect_checked(self, content_type: ContentType, data: Bytes) -> bytes:
+        n = len(data)
         room = self.max_plaintext - n
         if room < 0:
             raise InternalError(
@@ -269,6 +283,26 @@ class TLS13Decrypter(_Tls13Base):
         self._open = self._aead.raw_decrypt
 
     def unprotect(self, record: Record) -> tuple[ContentType, bytes]:
+        fragment = record.fragment
+        n = len(fragment)
+        if record.content_type is not _APPLICATION_DATA or n > MAX_CIPHERTEXT_13:
+            return self._unprotect_checked(record)
+        # The common case, with the checks of _unprotect_checked in the same order.
+        seq = self._seq
+        if seq >= SEQ_LIMIT:
+            _check_seq(seq)
+        try:
+            plaintext = self._open((self._iv ^ seq).to_bytes(self._nonce_len), fragment,
+                                   _pack_header(23, record.legacy_version, n))
+        except InvalidTag:
+            raise self._aead.auth_failure() from None  # bad_record_mac (RFC 8446 §5.2)
+        self._seq = seq + 1
+        if plaintext.endswith(_APPLICATION_DATA_BYTE) and len(plaintext) <= self.max_plaintext + 1:
+            # Unpadded application data (RFC 8446 §5.4: the last byte is the type).
+            return _APPLICATION_DATA, plaintext[:-1]
+        return self._inner(plaintext)
+
+    def _unprotect_checked(self, record: Record) -> tuple[ContentType, bytes]:
         if record.content_type != _APPLICATION_DATA:
             # RFC 8446 §5.2: protected records always have opaque_type application_data.
             raise UnexpectedMessage(
@@ -288,6 +322,10 @@ class TLS13Decrypter(_Tls13Base):
         except InvalidTag:
             raise self._aead.auth_failure() from None  # bad_record_mac (RFC 8446 §5.2)
         self._seq = seq + 1
+        return self._inner(plaintext)
+
+    def _inner(self, plaintext: bytes) -> tuple[ContentType, bytes]:
+        """(content type, content) of a decrypted TLSInnerPlaintext (RFC 8446 §5.4)."""
         if len(plaintext) > self.max_plaintext + 1:
             # RFC 8446 §5.4: TLSInnerPlaintext MUST NOT exceed 2^14 + 1 bytes.
             raise RecordOverflow(
@@ -336,11 +374,6 @@ class _Tls12AeadBase(_AeadRecordBase):
         # RFC 7905 §2: nonce = fixed iv (12) XOR left-padded 64-bit seq.
         self._iv = int.from_bytes(fixed_iv, "big")
 
-    def _nonce(self, seq: int, explicit: bytes) -> bytes:
-        if self._explicit_len:
-            return self._salt + explicit
-        return (self._iv ^ seq).to_bytes(12, "big")
-
 
 class TLS12AeadEncrypter(_Tls12AeadBase):
     """RFC 5246 §6.2.3.3 GenericAEADCipher. AES-GCM sends the 64-bit sequence number as
@@ -360,17 +393,20 @@ class TLS12AeadEncrypter(_Tls12AeadBase):
             raise InternalError(
                 f"fragment of {n} bytes exceeds the limit of {self.max_plaintext}")
         seq = self._seq
-        _check_seq(seq)
+        if seq >= SEQ_LIMIT:
+            _check_seq(seq)
         self._seq = seq + 1
-        seq_bytes = seq.to_bytes(8, "big")
+        seq_bytes = seq.to_bytes(8)
         version = self.legacy_version
         # RFC 5246 §6.2.3.3: additional_data = seq_num + type + version + length
         # (the plaintext length).
         aad = seq_bytes + _pack_header(content_type, version, n)
-        body = self._seal(self._nonce(seq, seq_bytes), data, aad)
         if self._explicit_len:
+            # RFC 5288 §3: salt || nonce_explicit, and nonce_explicit is the seq.
+            body = self._seal(self._salt + seq_bytes, data, aad)
             header = _pack_header(content_type, version, 8 + len(body))
             return b"".join((header, seq_bytes, body))
+        body = self._seal((self._iv ^ seq).to_bytes(12), data, aad)  # RFC 7905 §2
         return _pack_header(content_type, version, len(body)) + body
 
 
@@ -395,16 +431,19 @@ class TLS12AeadDecrypter(_Tls12AeadBase):
             # Too short to hold the explicit nonce and the tag: it cannot authenticate.
             raise BadRecordMac(f"protected record of {n} bytes is too short")
         seq = self._seq
-        _check_seq(seq)
+        if seq >= SEQ_LIMIT:
+            _check_seq(seq)
+        seq_bytes = seq.to_bytes(8)
         if explicit_len:
+            # RFC 5288 §3: salt || nonce_explicit (the first 8 bytes of the fragment).
             view = memoryview(fragment)
-            nonce = self._nonce(seq, bytes(view[:explicit_len]))
+            nonce = self._salt + view[:explicit_len]
             body: Bytes = view[explicit_len:]
         else:
-            nonce = self._nonce(seq, b"")
+            nonce = (self._iv ^ seq).to_bytes(12)  # RFC 7905 §2
             body = fragment
-        aad = seq.to_bytes(8, "big") + _pack_header(
-            record.content_type, record.legacy_version, plain_len)
+        content_type = record.content_type
+        aad = seq_bytes + _pack_header(content_type, record.legacy_version, plain_len)
         try:
             plaintext = self._open(nonce, body, aad)
         except InvalidTag:
@@ -413,4 +452,4 @@ class TLS12AeadDecrypter(_Tls12AeadBase):
         if plain_len > self.max_plaintext:
             # RFC 5246 §6.2.1/§7.2.2: the decrypted fragment is at most 2^14 bytes.
             raise RecordOverflow(f"decrypted record of {plain_len} bytes exceeds 2^14")
-        return record.content_type, plaintext
+        return content_type, plaintext
