@@ -173,17 +173,22 @@ class _AeadRecordBase:
     sequence number, the size limits (``max_plaintext``: content bytes per record; RFC
     8449 record_size_limit lowers it to limit - 1).
 
-    The two bases below set these slots in their own ``__init__`` (with the same key/iv
-    length check) rather than through a chain of ``super().__init__`` calls: four
+    Subclasses call the ``__init__`` they extend by name, not through ``super()``: four
     protectors are built per handshake and side."""
 
     __slots__ = ("_aead", "_seq", "_tag_len", "max_plaintext", "suite")
     _max_ciphertext: ClassVar[int]
-    suite: SuiteInfo
-    max_plaintext: int
-    _aead: Aead
-    _tag_len: int
-    _seq: int
+
+    def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
+        if len(key) != suite.key_len or len(iv) != suite.iv_len:
+            raise ValueError(
+                f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
+                f"{suite.key_len}/{suite.iv_len}")
+        self.suite = suite
+        self._aead = Aead(suite.aead, key, suite.tag_len)
+        self._tag_len = suite.tag_len
+        self._seq = seq
+        self.max_plaintext = MAX_PLAINTEXT
 
     @property
     def seq(self) -> int:
@@ -204,15 +209,7 @@ class _Tls13Base(_AeadRecordBase):
     def __init__(self, suite: SuiteInfo, key: bytes, iv: bytes, seq: int) -> None:
         if not suite.tls13:
             raise ValueError(f"{suite.name} is not a TLS 1.3 suite")
-        if len(key) != suite.key_len or len(iv) != suite.iv_len:
-            raise ValueError(
-                f"{suite.name}: key/iv of {len(key)}/{len(iv)} bytes, expected "
-                f"{suite.key_len}/{suite.iv_len}")
-        self.suite = suite
-        self._aead = Aead(suite.aead, key, suite.tag_len)
-        self._tag_len = suite.tag_len
-        self._seq = seq
-        self.max_plaintext = MAX_PLAINTEXT
+        _AeadRecordBase.__init__(self, suite, key, iv, seq)
         self._iv = int.from_bytes(iv, "big")
         self._nonce_len = len(iv)
 
@@ -359,15 +356,7 @@ class _Tls12AeadBase(_AeadRecordBase):
     def __init__(self, suite: SuiteInfo, key: bytes, fixed_iv: bytes, seq: int) -> None:
         if suite.tls13 or suite.aead not in ("aes-gcm", "chacha20-poly1305"):
             raise ValueError(f"{suite.name} is not a TLS 1.2 AEAD suite")
-        if len(key) != suite.key_len or len(fixed_iv) != suite.iv_len:
-            raise ValueError(
-                f"{suite.name}: key/iv of {len(key)}/{len(fixed_iv)} bytes, expected "
-                f"{suite.key_len}/{suite.iv_len}")
-        self.suite = suite
-        self._aead = Aead(suite.aead, key, suite.tag_len)
-        self._tag_len = suite.tag_len
-        self._seq = seq
-        self.max_plaintext = MAX_PLAINTEXT
+        _AeadRecordBase.__init__(self, suite, key, fixed_iv, seq)
         self._explicit_len = suite.record_iv_len
         # RFC 5288 §3: nonce = salt (implicit, 4) || nonce_explicit (8, on the wire).
         self._salt = fixed_iv
