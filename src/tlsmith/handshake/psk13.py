@@ -20,7 +20,6 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
-from tlsmith.codec.buffer import Writer
 from tlsmith.codec.enums import (
     CertificateType,
     CipherSuite,
@@ -137,9 +136,11 @@ def for_retry(io: ClientIO, psks: tuple[OfferedPsk, ...], hash_name: str
 
 
 def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
-    binder_key = psk.early_secret().binder_key(external=psk.external,
-                                               imported=psk.imported)
-    return schedule13.binder_value(psk.hash_name, binder_key, truncated_hash)
+    """RFC 8446 §4.2.11.2: the binder, a Finished MAC (§4.4.4) with BaseKey = binder_key."""
+    source = psk.source
+    binder_key = psk.early.binder_key(
+        external=psk.external, imported=source is not None and source.imported_from is not None)
+    return schedule13.finished_verify_data(psk.hash_name, binder_key, truncated_hash)
 
 
 def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcript
@@ -152,24 +153,27 @@ def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcrip
     which saves serializing the whole ClientHello a second time."""
     placeholder = hello.extensions[-1]
     assert isinstance(placeholder, ext.PreSharedKeyClientHello)
-    truncated = hello.serialize()[:-placeholder.binders_length()]
+    # The placeholders are the binders' lengths in zero bytes (build_client_hello), each
+    # under 256: the binders vector is written here as PskBinderEntry binders<33..2^16-1>.
+    zeros = placeholder.binders
+    truncated = hello.serialize()[:-(2 + len(zeros) + sum(map(len, zeros)))]
+    unset = transcript.hash_name is None
     binders = []
-    for p in psks:
-        th = (transcript.digest_with(truncated, hash_name=p.hash_name)
-              if transcript.hash_name is None else transcript.digest_with(truncated))
+    for p, zero in zip(psks, zeros, strict=True):
+        th = (transcript.digest_with(truncated, hash_name=p.hash_name) if unset
+              else transcript.digest_with(truncated))
         binder = binder_for(p, th)
-        if len(binder) != p.hash_len:  # the placeholder's length (build_client_hello)
+        if len(binder) != len(zero):
             raise InternalError("a PSK binder of another length than its placeholder")
         binders.append(binder)
+    vector = b"".join([bytes((len(b),)) + b for b in binders])
     bound = ext.PreSharedKeyClientHello(placeholder.identities, tuple(binders))
-    w = Writer()
-    bound.write_binders(w)
     # (Built field by field: dataclasses.replace costs more than the binders' HMACs.
     # tests/test_resume13.py checks that these are all of ClientHello's fields.)
     bound_hello = ClientHello(hello.legacy_version, hello.random, hello.legacy_session_id,
                               hello.cipher_suites, hello.legacy_compression_methods,
                               (*hello.extensions[:-1], bound), hello.has_extensions_block)
-    return bound_hello, truncated + w.getvalue()
+    return bound_hello, truncated + len(vector).to_bytes(2, "big") + vector
 
 
 def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> None:
