@@ -48,7 +48,8 @@ from tlsmith.tickets import ServerSessionState, TicketKeys, open_ticket, seal_ti
 # -- client ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class OfferedPsk:
     """One identity in our pre_shared_key extension and the key behind it."""
 
@@ -72,16 +73,16 @@ class OfferedPsk:
     def allows_early_data(self) -> bool:
         return self.session is not None and self.session.max_early_data > 0
 
-    #: The Early Secret of this PSK, derived once: the binder and the handshake both
-    #: use it (a ``replace`` copy derives its own).
-    early: schedule13.EarlySecret = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "early",
-                           schedule13.EarlySecret.derive(self.hash_name, self.psk))
+    #: The Early Secret of this PSK, derived once (``early_secret``): the binder and the
+    #: handshake both use it; a ``replace`` copy (same PSK and hash) keeps it.
+    early: schedule13.EarlySecret | None = field(default=None, repr=False, compare=False)
 
     def early_secret(self) -> schedule13.EarlySecret:
-        return self.early
+        early = self.early
+        if early is None:
+            early = schedule13.EarlySecret.derive(self.hash_name, self.psk)
+            object.__setattr__(self, "early", early)
+        return early
 
 
 def _offered_hashes(io: ClientIO) -> frozenset[str]:
@@ -138,7 +139,7 @@ def for_retry(io: ClientIO, psks: tuple[OfferedPsk, ...], hash_name: str
 def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
     """RFC 8446 §4.2.11.2: the binder, a Finished MAC (§4.4.4) with BaseKey = binder_key."""
     source = psk.source
-    binder_key = psk.early.binder_key(
+    binder_key = psk.early_secret().binder_key(
         external=psk.external, imported=source is not None and source.imported_from is not None)
     return schedule13.finished_verify_data(psk.hash_name, binder_key, truncated_hash)
 
