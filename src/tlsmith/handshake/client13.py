@@ -479,11 +479,12 @@ class ExpectFinished(_State13):
         else:
             verify_finished(io, suite, h.shts, transcript.digest(), fin, "server")
         master = h.hs.master_secret()
-        io.secret("master_secret", master.secret, None)
         cats, sats, ems = master.application_secrets(transcript.update_and_digest(raw))
-        announce(io, "client_application_traffic_secret_0", cats)
-        announce(io, "server_application_traffic_secret_0", sats)
-        announce(io, "exporter_master_secret", ems)
+        if io.observed:  # (unobserved, io.secret does nothing)
+            io.secret("master_secret", master.secret, None)
+            announce(io, "client_application_traffic_secret_0", cats)
+            announce(io, "server_application_traffic_secret_0", sats)
+            announce(io, "exporter_master_secret", ems)
         io.set_read(decrypter(suite, sats), Epoch.APPLICATION)
         if neg.early_data_accepted:
             # RFC 8446 §4.5: EndOfEarlyData under the early key, then handshake keys.
