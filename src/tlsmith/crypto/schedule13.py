@@ -228,6 +228,9 @@ class EarlySecret:
 
     hash_name: str
     secret: bytes = field(repr=False)
+    # Derive-Secret(., "derived", ""), the Handshake Secret's salt, when ``binder_key``
+    # derived it along with the binder key (one HMAC key padding for both).
+    salt: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def derive(cls, hash_name: str, psk: bytes | None) -> EarlySecret:
@@ -242,7 +245,15 @@ class EarlySecret:
         "imp binder" for a PSK imported per RFC 9258 §4.2."""
         label = (LABEL_IMP_BINDER if imported else LABEL_EXT_BINDER if external
                  else LABEL_RES_BINDER)
-        return derive_secret(self.hash_name, self.secret, label, empty_hash(self.hash_name))
+        kit = _KITS.get(self.hash_name)
+        if kit is None:
+            return derive_secret(self.hash_name, self.secret, label,
+                                 empty_hash(self.hash_name))
+        # The handshake that follows needs the "derived" salt of the same secret: both
+        # HMACs under one padded key, the salt kept for handshake_traffic.
+        key, salt = kit.binder_and_salt[label](self.secret)
+        object.__setattr__(self, "salt", salt)
+        return key
 
     def client_early_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """Derive-Secret(., "c e traffic", ClientHello) -- RFC 8446 §7.1."""
@@ -276,8 +287,8 @@ class EarlySecret:
             chts, shts = hs.traffic_secrets(transcript_hash)
             return hs, chts, shts
         mac = kit.mac
-        salt = kit.no_psk_salt if self is kit.no_psk_early else mac(self.secret,
-                                                                     kit.derived_info)
+        salt = (kit.no_psk_salt if self is kit.no_psk_early
+                else self.salt or mac(self.secret, kit.derived_info))
         secret = mac(salt, kit.zeros if shared_secret is None else shared_secret)
         tail = _LENGTH_BYTES[len(transcript_hash)] + transcript_hash + b"\x01"
         chts, shts, derived = kit.mac3(secret, kit.c_hs + tail, kit.s_hs + tail,
@@ -530,9 +541,9 @@ class _Kit:
     HKDF-Expand-Label output fits one HMAC block): the HMACs, the label heads, the
     infos with an empty context, the no-PSK Early Secret and its "derived" salt."""
 
-    __slots__ = ("c_ap", "c_hs", "derived_info", "exp", "finished_info", "mac", "mac3",
-                 "no_psk_early", "no_psk_salt", "res_master", "resumption", "s_ap", "s_hs",
-                 "zeros")
+    __slots__ = ("binder_and_salt", "c_ap", "c_hs", "derived_info", "exp", "finished_info",
+                 "mac", "mac3", "no_psk_early", "no_psk_salt", "res_master", "resumption",
+                 "s_ap", "s_hs", "zeros")
 
     def __init__(self, hash_name: str) -> None:
         size = hash_length(hash_name)
@@ -551,6 +562,12 @@ class _Kit:
         self.derived_info = (_label_head(LABEL_DERIVED, size) + _LENGTH_BYTES[len(empty)]
                              + empty + b"\x01")
         self.finished_info = _label_info(LABEL_FINISHED, size)
+        # binder label -> (Early Secret -> (binder_key, "derived" salt)), RFC 8446 §7.1.
+        self.binder_and_salt = {
+            label: fixed_expander(hash_name, (
+                _label_head(label, size) + _LENGTH_BYTES[len(empty)] + empty + b"\x01",
+                self.derived_info), (size, size))
+            for label in (LABEL_EXT_BINDER, LABEL_RES_BINDER, LABEL_IMP_BINDER)}
         self.no_psk_early = _no_psk_early(hash_name)
         self.no_psk_salt = _no_psk_salt(hash_name)
 
