@@ -98,10 +98,12 @@ def _tls13_hashes(suites: tuple[CipherSuite, ...]) -> frozenset[str]:
 
 def to_offer(io: ClientIO) -> tuple[OfferedPsk, ...]:
     """The resumption ticket (first, so 0-RTT can use it) and the external PSKs."""
+    session = io.session
+    now = io.now()  # (read even when unused: a test clock's later readings stay the same)
+    if session is None and not io.config.external_psks:
+        return ()  # (a first connection without external PSKs: nothing to look at)
     out: list[OfferedPsk] = []
     hashes = _offered_hashes(io)
-    session = io.session
-    now = io.now()
     if isinstance(session, Session13):
         info = suite_info(session.cipher_suite)
         if session.expired(now):
