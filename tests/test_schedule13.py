@@ -540,3 +540,25 @@ def test_resumption_secrets_equal_hkdf_expand_label(hash_name: str) -> None:
             hash_name, secret, b"resumption", nonce, size)
     with pytest.raises(ValueError):
         ks.resumption_psk(hash_name, secret, b"n" * 256)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+def test_binder_key_keeps_the_derived_salt(hash_name: str) -> None:
+    """binder_key derives the "derived" salt with it (one key padding); the handshake
+    that follows uses that salt and gets the secrets of the plain derivation."""
+    size = ks.hash_length(hash_name)
+    secret = bytes(range(1, size + 1))
+    empty = ks.empty_hash(hash_name)
+    th = hashlib.new(hash_name, b"ClientHello...ServerHello").digest()
+    for external, imported, label in ((False, False, b"res binder"),
+                                      (True, False, b"ext binder"),
+                                      (True, True, b"imp binder")):
+        early = ks.EarlySecret(hash_name, secret)
+        assert early.binder_key(external=external, imported=imported) == (
+            ks.derive_secret(hash_name, secret, label, empty))
+        assert early.derived == ks.derive_secret(hash_name, secret, b"derived", empty)
+        hs, chts, shts = early.handshake_traffic(bytes(size), th)
+        plain = ks.EarlySecret(hash_name, secret).handshake_secret(bytes(size))
+        assert hs.secret == plain.secret
+        assert (chts, shts) == plain.traffic_secrets(th)
+        assert hs.master_secret().secret == plain.master_secret().secret

@@ -206,8 +206,9 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     # parse_extensions has refused a type that comes twice).
     found: dict[type, Any] = {type(e): e for e in reversed(sh.extensions)}
     ems = ext.ExtendedMasterSecret in found
-    io.check("extended master secret", ems,
-             "negotiated (RFC 7627)" if ems else "the server did not negotiate it")
+    if io.observed:  # (the trace record is built only for an observer)
+        io.check("extended master secret", ems,
+                 "negotiated (RFC 7627)" if ems else "the server did not negotiate it")
     if not ems and cfg.require_extended_master_secret:
         raise HandshakeFailure(
             "the server does not support the extended master secret (RFC 7627), which "
@@ -288,9 +289,10 @@ def _resume(io: ClientIO, h: Handshake12, session: Session12) -> State[ClientIO]
         raise HandshakeFailure("the server resumed a session made without the extended "
                                "master secret but now claims it (RFC 7627 §5.3)",
                                check="resumed_ems_added")
-    how = "ticket" if session.ticket else "session_id"
-    io.note(f"the server echoed our session ID: resuming the session by {how} "
-            "(abbreviated handshake)")
+    if io.observed:
+        how = "ticket" if session.ticket else "session_id"
+        io.note(f"the server echoed our session ID: resuming the session by {how} "
+                "(abbreviated handshake)")
     keys = resumed_keys(io, h.suite, session.master_secret, h.hello.random,
                         h.server_random, ems=h.ems, etm=h.etm)
     write, read = record_keys(io, keys, client=True)

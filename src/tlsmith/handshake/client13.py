@@ -74,8 +74,11 @@ from tlsmith.handshake.common13 import (
     decrypter,
     encrypter,
     finished_for,
+    handshake_decrypter,
+    handshake_encrypter,
     handshake_secrets,
     verify_finished,
+    verify_finished_with_key,
 )
 from tlsmith.handshake.proofs import (
     ChainAccepted,
@@ -121,6 +124,10 @@ class Handshake13:
     shts: bytes
     offered: frozenset[ExtensionType]  # the extension types the ClientHello carried
     cert_request: CertificateRequest | None = None
+    # RFC 8446 §4.4.4: the finished_keys of shts and chts, derived with their traffic
+    # keys (handshake_decrypter/handshake_encrypter); None: not derived yet.
+    server_finished_key: bytes | None = None
+    client_finished_key: bytes | None = None
 
     @property
     def hello_psk_identity0(self) -> bytes | None:
@@ -231,11 +238,12 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     transcript = sent.transcript
     if sent.hrr is None:
         transcript.set_hash(info.hash_name)
-    transcript.update(raw)
-    secrets = handshake_secrets(io, info, shared, transcript.digest(),
+    secrets = handshake_secrets(io, info, shared, transcript.update_and_digest(raw),
                                 early=chosen.early_secret() if chosen else None)
     hs, chts, shts = secrets.hs, secrets.chts, secrets.shts
-    io.set_read(decrypter(info, shts), Epoch.HANDSHAKE)
+    read, server_finished_key = handshake_decrypter(info, shts)
+    io.set_read(read, Epoch.HANDSHAKE)
+    client_finished_key: bytes | None = None
     if not sent.early_data or sent.hrr is not None:
         # Alerts from here on are protected with our handshake key, as OpenSSL does.
         # (With 0-RTT in flight the early key stays until EncryptedExtensions says
@@ -244,7 +252,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
         # alert about the server's flight, so a middlebox or peer can read that alert.
         if io.config.middlebox_compat and not sent.ccs_sent:
             io.owe_change_cipher_spec()
-        io.set_write(encrypter(info, chts), Epoch.HANDSHAKE)
+        write, client_finished_key = handshake_encrypter(info, chts)
+        io.set_write(write, Epoch.HANDSHAKE)
     if io.observed:
         how = "no (EC)DHE (psk_ke)" if group is None else group.name
         io.note(f"negotiated TLS 1.3 with {CipherSuite(info.suite).name} over {how}"
@@ -253,7 +262,8 @@ def handle_server_hello(io: ClientIO, sent: HelloSent, sh: ServerHello, raw: byt
     neg = Negotiated(info, group, sent.hrr is not None, psk=chosen,
                      ccs_sent=sent.ccs_sent, early_data_sent=sent.early_data)
     return ExpectEncryptedExtensions(Handshake13(sent.hello, neg, transcript, hs, chts, shts,
-                                                 sent.offered))
+                                                 sent.offered, None, server_finished_key,
+                                                 client_finished_key))
 
 
 _CERT_DATA = operator.attrgetter("cert_data")
@@ -462,15 +472,19 @@ class ExpectFinished(_State13):
         fin = Finished.parse_body(body)
         io.received(fin, raw)
         self.reverify(io)
-        verify_finished(io, suite, h.shts, h.transcript.digest(), fin, "server")
-        h.transcript.update(raw)
+        transcript = h.transcript
+        if h.server_finished_key is not None:
+            verify_finished_with_key(io, suite, h.server_finished_key, transcript.digest(),
+                                     fin, "server")
+        else:
+            verify_finished(io, suite, h.shts, transcript.digest(), fin, "server")
         master = h.hs.master_secret()
-        io.secret("master_secret", master.secret, None)
-        th = h.transcript.digest()
-        cats, sats, ems = master.application_secrets(th)
-        announce(io, "client_application_traffic_secret_0", cats)
-        announce(io, "server_application_traffic_secret_0", sats)
-        announce(io, "exporter_master_secret", ems)
+        cats, sats, ems = master.application_secrets(transcript.update_and_digest(raw))
+        if io.observed:  # (unobserved, io.secret does nothing)
+            io.secret("master_secret", master.secret, None)
+            announce(io, "client_application_traffic_secret_0", cats)
+            announce(io, "server_application_traffic_secret_0", sats)
+            announce(io, "exporter_master_secret", ems)
         io.set_read(decrypter(suite, sats), Epoch.APPLICATION)
         if neg.early_data_accepted:
             # RFC 8446 §4.5: EndOfEarlyData under the early key, then handshake keys.
@@ -493,11 +507,14 @@ class ExpectFinished(_State13):
             sent_certificate = send_client_certificate(
                 io, h.transcript, h.cert_request,
                 neg.cert_types)
-        client_fin = finished_for(suite, h.chts, h.transcript.digest())
+        if h.client_finished_key is not None:
+            client_fin = Finished(schedule13.verify_data_with_key(
+                suite.hash_name, h.client_finished_key, transcript.digest()))
+        else:
+            client_fin = finished_for(suite, h.chts, transcript.digest())
         raw_f = client_fin.serialize()
         io.send_handshake(client_fin, raw_f)
-        h.transcript.update(raw_f)
-        rms = master.resumption_master_secret(h.transcript.digest())
+        rms = master.resumption_master_secret(transcript.update_and_digest(raw_f))
         io.set_write(encrypter(suite, cats), Epoch.APPLICATION)
         proof = self.proof
         if isinstance(proof, SignatureVerified):

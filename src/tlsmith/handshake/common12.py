@@ -45,21 +45,27 @@ def derive_keys(io: HandshakeIO, suite: SuiteInfo, pre_master_secret: bytes,
                 ems: bool, etm: bool) -> Keys12:
     """RFC 5246 §8.1, or RFC 7627 §4 with the session hash (the transcript through
     ClientKeyExchange)."""
-    io.secret("pre_master_secret", pre_master_secret, None)
+    observed = io.observed  # (unobserved, io.secret and io.note do nothing)
+    if observed:
+        io.secret("pre_master_secret", pre_master_secret, None)
     if ems:
         session_hash = transcript.digest()
-        # Not secret, but it pins the master secret: shown with the secrets.
-        io.secret("session_hash", session_hash, None)
         master = prf12.extended_master_secret(suite.hash_name, pre_master_secret,
                                               session_hash)
-        io.note("master secret = PRF(pre_master_secret, \"extended master secret\", "
-                "session_hash) (RFC 7627)")
+        if observed:
+            # Not secret, but it pins the master secret: shown with the secrets.
+            io.secret("session_hash", session_hash, None)
+            io.note("master secret = PRF(pre_master_secret, \"extended master secret\", "
+                    "session_hash) (RFC 7627)")
     else:
         master = prf12.master_secret(suite.hash_name, pre_master_secret, client_random,
                                      server_random)
-        io.note("master secret = PRF(pre_master_secret, \"master secret\", "
-                "client_random + server_random) (RFC 5246 §8.1; no extended master secret)")
-    io.secret("master_secret", master, "CLIENT_RANDOM")
+        if observed:
+            io.note("master secret = PRF(pre_master_secret, \"master secret\", "
+                    "client_random + server_random) (RFC 5246 §8.1; no extended master "
+                    "secret)")
+    if observed:
+        io.secret("master_secret", master, "CLIENT_RANDOM")
     return Keys12(suite, master, client_random, server_random, ems, etm)
 
 
@@ -68,9 +74,10 @@ def resumed_keys(io: HandshakeIO, suite: SuiteInfo, master_secret: bytes,
                  ) -> Keys12:
     """RFC 5246 §7.3 (abbreviated handshake): the session's master secret with the new
     randoms; only the key block (§6.3) changes."""
-    io.note("resuming: the session's master secret, new key block from the new randoms "
-            "(RFC 5246 §7.3)")
-    io.secret("master_secret", master_secret, "CLIENT_RANDOM")
+    if io.observed:  # (unobserved, io.note and io.secret do nothing)
+        io.note("resuming: the session's master secret, new key block from the new "
+                "randoms (RFC 5246 §7.3)")
+        io.secret("master_secret", master_secret, "CLIENT_RANDOM")
     return Keys12(suite, master_secret, client_random, server_random, ems, etm)
 
 

@@ -140,6 +140,9 @@ class TicketContext:
     certificate_accepted_by_callback: bool = False
 
 
+_NO_TICKET_CONTEXT = TicketContext(None, None, (), False)
+
+
 @dataclass
 class TrafficSecrets:
     """The current application traffic secrets (they change on KeyUpdate, §7.2)."""
@@ -251,24 +254,23 @@ class Connected13(State[IO]):
             if ticket.ticket_lifetime > 604800:
                 # RFC 8446 §4.6.1: "Servers MUST NOT use any value greater than 604800".
                 raise IllegalParameter("a NewSessionTicket lifetime above 7 days")
-            ctx = self.ticket_context
+            # (A client always has its context; a bare Connected13 gets the defaults.)
+            ctx = self.ticket_context or _NO_TICKET_CONTEXT
             session = Session13(
-                ticket=ticket.ticket,
-                psk=schedule13.resumption_psk(self.secrets.suite.hash_name,
-                                              self.resumption_master_secret,
-                                              ticket.ticket_nonce),
-                cipher_suite=member(CipherSuite, self.secrets.suite.suite),
-                ticket_age_add=ticket.ticket_age_add,
-                lifetime=ticket.ticket_lifetime,
-                received_at=io.now(),
-                server_name=ctx.server_name if ctx else None,
-                alpn=ctx.alpn if ctx else None,
-                max_early_data=(early.max_early_data_size or 0) if early else 0,
-                peer_certificates=ctx.peer_certificates if ctx else (),
-                certificate_verified=ctx.certificate_verified if ctx else False,
-                application_settings=ctx.application_settings if ctx else None,
-                certificate_accepted_by_callback=(ctx.certificate_accepted_by_callback
-                                                  if ctx else False),
+                ticket.ticket,
+                schedule13.resumption_psk(self.secrets.suite.hash_name,
+                                          self.resumption_master_secret, ticket.ticket_nonce),
+                member(CipherSuite, self.secrets.suite.suite),
+                ticket.ticket_age_add,
+                ticket.ticket_lifetime,
+                io.now(),
+                ctx.server_name,
+                ctx.alpn,
+                (early.max_early_data_size or 0) if early else 0,
+                ctx.peer_certificates,
+                ctx.certificate_verified,
+                ctx.application_settings,
+                ctx.certificate_accepted_by_callback,
             )
             if io.observed:
                 io.note(f"received a session ticket ({len(ticket.ticket)} bytes, lifetime "
@@ -278,7 +280,8 @@ class Connected13(State[IO]):
             io.emit(SessionTicketReceived(
                 session=session, ticket=ticket.ticket, lifetime=ticket.ticket_lifetime,
                 max_early_data_size=early.max_early_data_size if early else None,
-                resumable_across_names=bool(flags >> RESUMPTION_ACROSS_NAMES & 1),
+                resumable_across_names=bool(flags >> RESUMPTION_ACROSS_NAMES & 1) if flags
+                else False,
             ))
             return self
         raise UnexpectedMessage(f"{msg_type.name} after the handshake")

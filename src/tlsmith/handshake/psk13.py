@@ -20,7 +20,6 @@ import hmac
 from dataclasses import dataclass, field, replace
 
 from tlsmith.codec import extensions as ext
-from tlsmith.codec.buffer import Writer
 from tlsmith.codec.enums import (
     CertificateType,
     CipherSuite,
@@ -49,7 +48,8 @@ from tlsmith.tickets import ServerSessionState, TicketKeys, open_ticket, seal_ti
 # -- client ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@fast_init
+@dataclass(frozen=True, slots=True)
 class OfferedPsk:
     """One identity in our pre_shared_key extension and the key behind it."""
 
@@ -73,16 +73,16 @@ class OfferedPsk:
     def allows_early_data(self) -> bool:
         return self.session is not None and self.session.max_early_data > 0
 
-    #: The Early Secret of this PSK, derived once: the binder and the handshake both
-    #: use it (a ``replace`` copy derives its own).
-    early: schedule13.EarlySecret = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "early",
-                           schedule13.EarlySecret.derive(self.hash_name, self.psk))
+    #: The Early Secret of this PSK, derived once (``early_secret``): the binder and the
+    #: handshake both use it; a ``replace`` copy (same PSK and hash) keeps it.
+    early: schedule13.EarlySecret | None = field(default=None, repr=False, compare=False)
 
     def early_secret(self) -> schedule13.EarlySecret:
-        return self.early
+        early = self.early
+        if early is None:
+            early = schedule13.EarlySecret.derive(self.hash_name, self.psk)
+            object.__setattr__(self, "early", early)
+        return early
 
 
 def _offered_hashes(io: ClientIO) -> frozenset[str]:
@@ -98,10 +98,12 @@ def _tls13_hashes(suites: tuple[CipherSuite, ...]) -> frozenset[str]:
 
 def to_offer(io: ClientIO) -> tuple[OfferedPsk, ...]:
     """The resumption ticket (first, so 0-RTT can use it) and the external PSKs."""
+    session = io.session
+    now = io.now()  # (read even when unused: a test clock's later readings stay the same)
+    if session is None and not io.config.external_psks:
+        return ()  # (a first connection without external PSKs: nothing to look at)
     out: list[OfferedPsk] = []
     hashes = _offered_hashes(io)
-    session = io.session
-    now = io.now()
     if isinstance(session, Session13):
         info = suite_info(session.cipher_suite)
         if session.expired(now):
@@ -137,9 +139,11 @@ def for_retry(io: ClientIO, psks: tuple[OfferedPsk, ...], hash_name: str
 
 
 def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
-    binder_key = psk.early_secret().binder_key(external=psk.external,
-                                               imported=psk.imported)
-    return schedule13.binder_value(psk.hash_name, binder_key, truncated_hash)
+    """RFC 8446 §4.2.11.2: the binder, a Finished MAC (§4.4.4) with BaseKey = binder_key."""
+    source = psk.source
+    binder_key = psk.early_secret().binder_key(
+        external=psk.external, imported=source is not None and source.imported_from is not None)
+    return schedule13.finished_verify_data(psk.hash_name, binder_key, truncated_hash)
 
 
 def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcript
@@ -152,24 +156,27 @@ def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcrip
     which saves serializing the whole ClientHello a second time."""
     placeholder = hello.extensions[-1]
     assert isinstance(placeholder, ext.PreSharedKeyClientHello)
-    truncated = hello.serialize()[:-placeholder.binders_length()]
+    # The placeholders are the binders' lengths in zero bytes (build_client_hello), each
+    # under 256: the binders vector is written here as PskBinderEntry binders<33..2^16-1>.
+    zeros = placeholder.binders
+    truncated = hello.serialize()[:-(2 + len(zeros) + sum(map(len, zeros)))]
+    unset = transcript.hash_name is None
     binders = []
-    for p in psks:
-        th = (transcript.digest_with(truncated, hash_name=p.hash_name)
-              if transcript.hash_name is None else transcript.digest_with(truncated))
+    for p, zero in zip(psks, zeros, strict=True):
+        th = (transcript.digest_with(truncated, hash_name=p.hash_name) if unset
+              else transcript.digest_with(truncated))
         binder = binder_for(p, th)
-        if len(binder) != p.hash_len:  # the placeholder's length (build_client_hello)
+        if len(binder) != len(zero):
             raise InternalError("a PSK binder of another length than its placeholder")
         binders.append(binder)
+    vector = b"".join([bytes((len(b),)) + b for b in binders])
     bound = ext.PreSharedKeyClientHello(placeholder.identities, tuple(binders))
-    w = Writer()
-    bound.write_binders(w)
     # (Built field by field: dataclasses.replace costs more than the binders' HMACs.
     # tests/test_resume13.py checks that these are all of ClientHello's fields.)
     bound_hello = ClientHello(hello.legacy_version, hello.random, hello.legacy_session_id,
                               hello.cipher_suites, hello.legacy_compression_methods,
                               (*hello.extensions[:-1], bound), hello.has_extensions_block)
-    return bound_hello, truncated + w.getvalue()
+    return bound_hello, truncated + len(vector).to_bytes(2, "big") + vector
 
 
 def send_early_data(io: ClientIO, psk: OfferedPsk, transcript: Transcript) -> None:
