@@ -23,9 +23,11 @@ Everything is bounded: every subprocess has a timeout, every socket has one, and
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import signal
 import socket
@@ -36,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +319,10 @@ class Served:
     """What one connection to a ``tlsmith_server`` saw."""
 
     peer: tuple[Any, ...]
+    #: Accept order (0, 1, ...): handlers of successive connections may start out of
+    #: order (a resumed handshake can finish before the previous connection's handler
+    #: is scheduled), so ``served`` is kept sorted by it.
+    seq: int = -1
     info: HandshakeInfo | None = None
     received: bytearray = field(default_factory=bytearray)
     key_updates: list[KeyUpdated] = field(default_factory=list)
@@ -384,11 +391,15 @@ class TlsmithServerHandle:
             return len(self.served)
 
     def wait_served(self, index: int, timeout: float = IO_TIMEOUT) -> Served:
-        """The ``index``-th connection, once its handler has finished."""
-        if not wait_until(lambda: self.count() > index, timeout):
+        """The ``index``-th connection accepted, once its handler has finished."""
+        def find() -> Served | None:
+            with self.lock:
+                return next((s for s in self.served if s.seq == index), None)
+
+        if not wait_until(lambda: find() is not None, timeout):
             raise AssertionError(f"connection #{index} never reached the tlsmith server")
-        with self.lock:
-            served = self.served[index]
+        served = find()
+        assert served is not None
         if not served.done.wait(timeout):
             raise AssertionError(f"the handler of connection #{index} did not finish")
         return served
@@ -402,11 +413,16 @@ def tlsmith_server(config: ServerConfig, handler: str = "http", *,
     handle_fn = HANDLERS[handler]
     holder: list[TlsmithServerHandle] = []
     local = threading.local()
+    accepted = itertools.count()
+
+    def numbered() -> None:  # (TLSServer's on_connection: before the handshake)
+        local.seq = next(accepted)
+        local.served = None
 
     def new_served(addr: tuple[Any, ...]) -> Served:
-        served = Served(peer=addr)
+        served = Served(peer=addr, seq=local.seq)
         with holder[0].lock:
-            holder[0].served.append(served)
+            bisect.insort(holder[0].served, served, key=attrgetter("seq"))
         return served
 
     def on_connection(tls: TLSSocket, addr: tuple[Any, ...]) -> None:
@@ -422,14 +438,14 @@ def tlsmith_server(config: ServerConfig, handler: str = "http", *,
             served.done.set()
 
     def on_error(addr: tuple[Any, ...], exc: BaseException) -> None:
-        served = getattr(local, "served", None)
-        if served is None or served.peer != addr:  # the handshake itself failed
+        served = local.served
+        if served is None:  # the handshake itself failed
             served = new_served(addr)
             served.error = exc
             served.done.set()
 
     server = TLSServer(config, ("127.0.0.1", 0), on_connection, timeout=timeout,
-                       on_error=on_error)
+                       on_error=on_error, on_connection=numbered)
     holder.append(TlsmithServerHandle(server))
     server.start()
     try:
