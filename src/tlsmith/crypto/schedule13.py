@@ -229,9 +229,9 @@ class EarlySecret:
 
     hash_name: str
     secret: bytes = field(repr=False)
-    # Derive-Secret(., "derived", ""), the Handshake Secret's salt, when it was computed
-    # along with the binder key (``psk_binder``, ``binder_key``: one HMAC key padding for
-    # both), so that ``handshake_traffic`` does not derive it again.
+    # Derive-Secret(., "derived", ""), the Handshake Secret's salt, when ``psk_binder``
+    # computed it along with the binder (one HMAC key padding for both), so that
+    # ``handshake_traffic`` does not derive it again.
     derived: bytes | None = field(default=None, repr=False, compare=False)
 
     @classmethod
@@ -247,15 +247,7 @@ class EarlySecret:
         "imp binder" for a PSK imported per RFC 9258 §4.2."""
         label = (LABEL_IMP_BINDER if imported else LABEL_EXT_BINDER if external
                  else LABEL_RES_BINDER)
-        kit = _KITS.get(self.hash_name)
-        if kit is None:
-            return derive_secret(self.hash_name, self.secret, label,
-                                 empty_hash(self.hash_name))
-        # The handshake that follows needs the "derived" salt of the same secret: both
-        # HMACs under one padded key, the salt kept for handshake_traffic.
-        key, salt = kit.binder_and_salt[label](self.secret)
-        object.__setattr__(self, "derived", salt)
-        return key
+        return derive_secret(self.hash_name, self.secret, label, empty_hash(self.hash_name))
 
     def client_early_traffic_secret(self, transcript_hash: bytes) -> bytes:
         """Derive-Secret(., "c e traffic", ClientHello) -- RFC 8446 §7.1."""
@@ -564,7 +556,7 @@ class _Kit:
     HKDF-Expand-Label output fits one HMAC block): the HMACs, the label heads, the
     infos with an empty context, the no-PSK Early Secret and its "derived" salt."""
 
-    __slots__ = ("binder_and_salt", "binder_chain", "c_ap", "c_hs", "derived_info", "exp",
+    __slots__ = ("binder_chain", "c_ap", "c_hs", "derived_info", "exp",
                  "ext_binder_info", "finished_info", "imp_binder_info", "mac", "mac3",
                  "no_psk_early", "no_psk_salt", "res_binder_info", "res_master",
                  "resumption", "s_ap", "s_hs", "zeros")
@@ -592,12 +584,6 @@ class _Kit:
             _label_head(label, size) + _LENGTH_BYTES[len(empty)] + empty + b"\x01"
             for label in (LABEL_RES_BINDER, LABEL_EXT_BINDER, LABEL_IMP_BINDER))
         self.finished_info = _label_info(LABEL_FINISHED, size)
-        # binder label -> (Early Secret -> (binder_key, "derived" salt)), RFC 8446 §7.1.
-        self.binder_and_salt = {
-            label: fixed_expander(hash_name, (info, self.derived_info), (size, size))
-            for label, info in ((LABEL_RES_BINDER, self.res_binder_info),
-                                (LABEL_EXT_BINDER, self.ext_binder_info),
-                                (LABEL_IMP_BINDER, self.imp_binder_info))}
         self.no_psk_early = _no_psk_early(hash_name)
         self.no_psk_salt = _no_psk_salt(hash_name)
 

@@ -139,11 +139,18 @@ def for_retry(io: ClientIO, psks: tuple[OfferedPsk, ...], hash_name: str
 
 
 def binder_for(psk: OfferedPsk, truncated_hash: bytes) -> bytes:
-    """RFC 8446 §4.2.11.2: the binder, a Finished MAC (§4.4.4) with BaseKey = binder_key."""
+    """RFC 8446 §4.2.11.2: the binder, a Finished MAC (§4.4.4) with BaseKey = binder_key.
+    The first time, the Early Secret comes with it (``psk_binder``, as the server checks
+    it: the "derived" salt of the handshake that follows is kept in it)."""
     source = psk.source
-    binder_key = psk.early_secret().binder_key(
-        external=psk.external, imported=source is not None and source.imported_from is not None)
-    return schedule13.finished_verify_data(psk.hash_name, binder_key, truncated_hash)
+    imported = source is not None and source.imported_from is not None
+    if psk.early is None:
+        early, binder = schedule13.psk_binder(psk.hash_name, psk.psk, truncated_hash,
+                                              external=psk.external, imported=imported)
+        object.__setattr__(psk, "early", early)
+        return binder
+    binder_key = psk.early.binder_key(external=psk.external, imported=imported)
+    return schedule13.binder_value(psk.hash_name, binder_key, truncated_hash)
 
 
 def bind(hello: ClientHello, psks: tuple[OfferedPsk, ...], transcript: Transcript
