@@ -66,6 +66,7 @@ def _hmac3_for(ctor: HashCtor, block: int
 HMAC_BY_HASH: dict[str, Callable[[bytes, bytes], bytes]] = {
     name: _hmac_for(ctor, block) for name, (ctor, block) in _HASHES.items()}
 
+
 def _binder_chain_for(ctor: HashCtor, block: int
                       ) -> Callable[[bytes, bytes, bytes, bytes, bytes],
                                     tuple[bytes, bytes, bytes]]:
@@ -160,22 +161,6 @@ def hmac_digests(key: bytes, msgs: tuple[bytes, ...], hash_name: str) -> list[by
     key = key.ljust(block, b"\0")
     inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
     return [ctor(outer + ctor(inner + m).digest()).digest() for m in msgs]
-
-
-def hmac_digest_pair(key: bytes, first: bytes, second: bytes, hash_name: str
-                     ) -> tuple[bytes, bytes]:
-    """``(hmac_digest(key, first, hash_name), hmac_digest(key, second, hash_name))``,
-    padding the key once: a traffic secret's write key and IV (RFC 8446 §7.3)."""
-    entry = _HASHES.get(hash_name)
-    if entry is None:
-        return hmac.digest(key, first, hash_name), hmac.digest(key, second, hash_name)
-    ctor, block = entry
-    if len(key) > block:
-        key = ctor(key).digest()
-    key = key.ljust(block, b"\0")
-    inner, outer = key.translate(_TRANS_36), key.translate(_TRANS_5C)
-    return (ctor(outer + ctor(inner + first).digest()).digest(),
-            ctor(outer + ctor(inner + second).digest()).digest())
 
 
 def p_hash(hash_name: str, secret: bytes, seed: bytes, length: int) -> bytes:
