@@ -139,13 +139,14 @@ def test_tls13_server_sends_tickets_only_to_a_client_that_can_resume(
     from tlsmith.codec import extensions as ext
     from tlsmith.codec.enums import CipherSuite
     from tlsmith.codec.messages import ClientHello
+    from tlsmith.handshake.negotiate import offer
     from tlsmith.handshake.server13 import _can_resume
 
     exts = () if modes is None else (ext.PskKeyExchangeModes(modes),)
     hello = ClientHello(legacy_version=0x0303, random=bytes(32), legacy_session_id=b"",
                         cipher_suites=(CipherSuite.TLS_AES_128_GCM_SHA256,),
                         legacy_compression_methods=b"\x00", extensions=exts)
-    assert _can_resume(hello) is tickets
+    assert _can_resume(offer(hello).psk_modes) is tickets
 
 
 def test_server_credential_signing_schemes_apart_from_accepted_schemes(

@@ -12,7 +12,6 @@ import functools
 import hmac
 from dataclasses import dataclass, replace
 from operator import attrgetter
-from typing import Any
 
 from tlsmith.codec import extensions as ext
 from tlsmith.codec.enums import (
@@ -661,13 +660,9 @@ def send_server_flight(io: ServerIO, offered: Offered, choice: Choice, transcrip
             or (cfg.reverify_on_resume and bool(state.client_certificates))),
     )
     pha = ExtensionType.POST_HANDSHAKE_AUTH in ch_types
-    # RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know (or
-    # that sent none) cannot resume; servers SHOULD NOT send it tickets.
-    modes = offered.psk_modes
     then = ExpectClientFinished(suite, transcript, master, chts, cats, sats, ems, info,
                                 post_handshake_auth=pha,
-                                tickets=(modes is not None
-                                         and not _KNOWN_PSK_MODES.isdisjoint(modes.ke_modes)),
+                                tickets=_can_resume(offered.psk_modes),
                                 server_certificate_type=server_type or CertificateType.X509,
                                 client_finished_key=client_finished_key)
     if choice.early_data and state is not None and state.application_settings:
@@ -834,13 +829,9 @@ class ExpectClientCertificateVerify(Tls13Handshaking[ServerIO]):
         return then
 
 
-def _can_resume(ch: ClientHello) -> bool:
-    """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes lists no mode we know
-    (or that sent none) cannot resume; servers SHOULD NOT send it tickets."""
-    # (Found by its class, in C; a hello has one extension of a type, the codec checks.)
-    exts = ch.extensions
-    by_class: dict[type, Any] = dict(zip(map(type, exts), exts, strict=True))
-    modes: ext.PskKeyExchangeModes | None = by_class.get(ext.PskKeyExchangeModes)
+def _can_resume(modes: ext.PskKeyExchangeModes | None) -> bool:
+    """RFC 8446 §4.2.9: a client whose psk_key_exchange_modes (``modes``, None when it
+    sent none) lists no mode we know cannot resume; servers SHOULD NOT send it tickets."""
     return modes is not None and not _KNOWN_PSK_MODES.isdisjoint(modes.ke_modes)
 
 
