@@ -30,9 +30,7 @@ class Slots:
         """A connection slot and a handshake slot, waiting at most ``timeout`` seconds
         for both to be free; False if they were not."""
         with self._lock:
-            connections, handshakes = self.connections, self.handshakes
-            if not ((connections is None or connections > 0)
-                    and (handshakes is None or handshakes > 0)):
+            if not self._free():
                 self._waiting += 1
                 try:
                     if not self._cond.wait_for(self._free, timeout):
